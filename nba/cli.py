@@ -1,0 +1,122 @@
+"""Command line: argument parsing and wiring only."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from nba import __version__
+from nba.errors import RulesInvalid
+from nba.redis_server import RedisNotFound, RedisServer
+from nba.rulebook import Rulebook, load_rulebook
+from nba.settings import Settings, SettingsError
+
+log = logging.getLogger("nba")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nba", description="Real-time next-best-action decisioning server")
+    parser.add_argument("--version", action="version", version=f"nba {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP server (embedded redis-server unless NBA_REDIS_URL is set)")
+    serve.add_argument("--host", help="listen address (NBA_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (NBA_PORT, default 8080)")
+    serve.add_argument("--rules", type=Path, help="rules directory (NBA_RULES_DIR, default ./rules)")
+    serve.add_argument("--demo-customers", type=int, default=0, metavar="N",
+                       help="seed N reproducible demo customers (c-1000 ...) at start-up")
+    rules = sub.add_parser("rules", help="rule set tools")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_sub.add_parser("check", help="validate a rules directory; exit 1 when invalid")
+    check.add_argument("directory", nargs="?", type=Path, default=None)
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"nba: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.command == "rules":
+        return rules_check(args.directory or settings.rules_dir)
+    return run_server(settings, args)
+
+
+def rules_check(directory: Path) -> int:
+    try:
+        rb = load_rulebook(directory)
+    except RulesInvalid as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) in {directory}", file=sys.stderr)
+        return 1
+    print(f"{directory}: ok, version {rb.version}: {len(rb.actions)} actions, {len(rb.segments)} segments, "
+          f"{len(rb.channels)} channels")
+    return 0
+
+
+def run_server(settings: Settings, args: argparse.Namespace) -> int:
+    rules_dir = args.rules or settings.rules_dir
+    try:
+        rulebook = load_rulebook(rules_dir)
+    except RulesInvalid as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"nba: not starting: {len(exc.problems)} problem(s) in {rules_dir}", file=sys.stderr)
+        return 2
+    embedded: RedisServer | None = None
+    url = settings.redis_url
+    if url is None:
+        embedded = RedisServer(settings.data_dir / "redis", persist=True)
+        try:
+            url = embedded.start()
+        except RedisNotFound as exc:
+            print(f"nba: {exc}", file=sys.stderr)
+            return 3
+        log.info("embedded redis-server on %s, data in %s", url, embedded.data_dir)
+    try:
+        _install_uvloop()
+        web.run_app(_build(rulebook, url, settings, args.demo_customers), host=args.host or settings.host,
+                    port=args.port or settings.port, access_log=None, print=lambda msg: log.info("%s", msg))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+async def _build(rulebook: Rulebook, url: str, settings: Settings, demo: int) -> web.Application:
+    from nba.app import create_app, redis_client
+    from nba.http.routes import CUSTOMERS
+
+    app = create_app(rulebook, redis_client(url, settings.redis_timeout))
+    if demo > 0:
+        async def seed(app: web.Application) -> None:
+            from nba.demo import demo_population
+
+            customers = app[CUSTOMERS]
+            sem = asyncio.Semaphore(32)
+
+            async def one(cid: str, attrs: dict[str, object]) -> None:
+                async with sem:
+                    await customers.save(cid, attrs, merge=False)
+
+            await asyncio.gather(*(one(cid, attrs) for cid, attrs in demo_population(demo)))
+            log.info("seeded %d demo customers (c-1000 .. c-%d)", demo, 999 + demo)
+
+        app.on_startup.append(seed)
+    return app
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Contact policy: frequency caps and suppressions over sliding windows, vectorised over actions.
+
+Every limit in the rules, whatever its wording, is one row "at most `max` events of type `event` in the
+last `window` seconds, counted per action / group / channel / in total". `{after: reject, suppress_for:
+30d}` is the row (reject, 30d, max 1); a cooldown after accept is the same with accept. Counting is done
+once per distinct (event, window) pair with `np.bincount`, so 1,000 actions with 2 limits each cost a
+handful of numpy calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nba.domain import EVENT_TYPES, BoolArray, FloatArray, History, IntArray
+
+SCOPES = ("action", "group", "channel", "total")
+ACTION, GROUP, CHANNEL, TOTAL = range(4)
+
+
+@dataclass(frozen=True)
+class CapTable:
+    scope: IntArray  # ACTION | GROUP | CHANNEL | TOTAL
+    target: IntArray  # action, group or channel index; 0 for total
+    event: IntArray  # event type code
+    window: FloatArray  # seconds
+    max: IntArray  # blocked when count >= max
+    source: tuple[str, ...]  # "file: key.path" of each row, for explanations
+
+    @staticmethod
+    def build(rows: list[tuple[int, int, int, float, int, str]]) -> CapTable:
+        return CapTable(
+            scope=np.array([r[0] for r in rows], np.int64), target=np.array([r[1] for r in rows], np.int64),
+            event=np.array([r[2] for r in rows], np.int64), window=np.array([r[3] for r in rows], np.float64),
+            max=np.array([r[4] for r in rows], np.int64), source=tuple(r[5] for r in rows),
+        )
+
+    def __len__(self) -> int:
+        return int(self.scope.shape[0])
+
+
+def counts(caps: CapTable, history: History, now: float, group_of: IntArray, n_actions: int,
+           n_groups: int, n_channels: int) -> IntArray:
+    """The current count of every cap row for this customer."""
+    out = np.zeros(len(caps), np.int64)
+    if len(history) == 0 or len(caps) == 0:
+        return out
+    known = history.action >= 0
+    for event, window in {(int(e), float(w)) for e, w in zip(caps.event, caps.window, strict=True)}:
+        rows = np.flatnonzero((caps.event == event) & (caps.window == window))
+        hit = (history.event == event) & (history.ts > now - window)
+        if not hit.any():
+            continue
+        scope = caps.scope[rows]
+        target = caps.target[rows]
+        acts = history.action[hit & known]
+        per_action = np.bincount(acts, minlength=n_actions)
+        per_group = np.bincount(group_of[acts], minlength=n_groups)
+        chans = history.channel[hit & (history.channel >= 0)]
+        per_channel = np.bincount(chans, minlength=n_channels)
+        total = int(hit.sum())
+        out[rows] = np.select(
+            [scope == ACTION, scope == GROUP, scope == CHANNEL],
+            [per_action[np.minimum(target, n_actions - 1)], per_group[np.minimum(target, n_groups - 1)],
+             per_channel[np.minimum(target, n_channels - 1)]],
+            default=total,
+        )
+    return out
+
+
+def blocked(caps: CapTable, row_counts: IntArray, channel: int, group_of: IntArray, mandatory: BoolArray,
+            n_groups: int) -> BoolArray:
+    """Actions a cap forbids now. Channel caps bind only decisions on that channel; mandatory actions
+    (legal or service messages) bypass every cap."""
+    n_actions = group_of.shape[0]
+    over = row_counts >= caps.max
+    out = np.zeros(n_actions, bool)
+    if not over.any():
+        return out
+    out[caps.target[over & (caps.scope == ACTION)]] = True
+    group_over = np.zeros(n_groups, bool)
+    group_over[caps.target[over & (caps.scope == GROUP)]] = True
+    out |= group_over[group_of]
+    if (over & (((caps.scope == CHANNEL) & (caps.target == channel)) | (caps.scope == TOTAL))).any():
+        out[:] = True
+    out &= ~mandatory
+    return out
+
+
+def describe(caps: CapTable, row: int, count: int) -> str:
+    return (f"{caps.source[row]}: {count} x {EVENT_TYPES[caps.event[row]]} in the last "
+            f"{_window(float(caps.window[row]))} reaches the limit of {int(caps.max[row])}")
+
+
+def reasons(caps: CapTable, row_counts: IntArray, channel: int, group_of: IntArray,
+            mandatory: BoolArray) -> dict[int, str]:
+    """For explanations only (a Python loop, off the hot path): action index -> the first cap that binds."""
+    out: dict[int, str] = {}
+    for row in np.flatnonzero(row_counts >= caps.max):
+        scope, target = int(caps.scope[row]), int(caps.target[row])
+        if scope == ACTION:
+            hit = [target]
+        elif scope == GROUP:
+            hit = list(np.flatnonzero(group_of == target))
+        elif scope == CHANNEL and target != channel:
+            continue
+        else:
+            hit = list(range(group_of.shape[0]))
+        for a in hit:
+            if not mandatory[a]:
+                out.setdefault(int(a), describe(caps, int(row), int(row_counts[row])))
+    return out
+
+
+def _window(seconds: float) -> str:
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"

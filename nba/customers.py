@@ -1,0 +1,84 @@
+"""Customer profiles: replace, merge, read with segments and a contact summary, erase."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from nba import profile, segments
+from nba.errors import InvalidRequest, NotFound, Unavailable
+from nba.live import Live
+from nba.store.keys import HISTORY_TTL
+from nba.store.redis import Store
+
+_CAS_RETRIES = 8
+
+
+class Customers:
+    def __init__(self, live: Live, store: Store, clock: Callable[[], float]):
+        self.live = live
+        self.store = store
+        self.clock = clock
+
+    async def replace(self, customer_id: str, attributes: dict[str, Any]) -> dict[str, Any]:
+        await self.save(customer_id, attributes, merge=False)
+        return await self.read(customer_id)
+
+    async def merge(self, customer_id: str, patch: dict[str, Any]) -> dict[str, Any]:
+        await self.save(customer_id, patch, merge=True)
+        return await self.read(customer_id)
+
+    async def save(self, customer_id: str, attributes: dict[str, Any], *, merge: bool) -> None:
+        """Store attributes with their materialised segments; a merge re-reads and retries when another
+        writer got in between (compare-and-set on the profile revision)."""
+        rb = self.live.snapshot.rulebook
+        errors = profile.check_attributes(rb, attributes, allow_null=merge)
+        if errors:
+            raise InvalidRequest("invalid attributes, nothing was stored", errors=errors)
+        for _ in range(_CAS_RETRIES):
+            now = self.clock()
+            expected = "*"
+            new = attributes
+            if merge:
+                current = await self.store.get_profile(customer_id)
+                expected = current.revision if current else ""
+                new = profile.merge(current.attributes if current else {}, attributes)
+            segs = segments.materialise(rb, new, now)
+            updated = dt.datetime.fromtimestamp(now, dt.UTC).isoformat().replace("+00:00", "Z")
+            rev = await self.store.write_profile(customer_id, expected, new, segs, rb.segments_version, updated)
+            if rev >= 0:
+                return
+        raise Unavailable(f"customer {customer_id} is being changed concurrently; try again")
+
+    async def read(self, customer_id: str) -> dict[str, Any]:
+        stored = await self.store.get_profile(customer_id)
+        if stored is None:
+            raise NotFound(f"no profile for customer {customer_id}", code="customer_not_found")
+        rb = self.live.snapshot.rulebook
+        now = self.clock()
+        member, _ = segments.current(rb, stored.attributes, stored.segments, stored.segments_version, {}, now)
+        hist = await self.store.read_history(customer_id, int((now - HISTORY_TTL) * 1000))
+        by_action: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        last: float | None = None
+        for member_bytes in hist:
+            ts, etype, action, _channel, _eid = member_bytes.decode().split("|", 4)
+            by_action[action][etype] += 1
+            last = max(last or 0.0, int(ts) / 1000)
+        return {
+            "customer_id": customer_id,
+            "attributes": stored.attributes,
+            "segments": [s.name for s in rb.segments if s.name in member],
+            "updated_at": stored.updated_at,
+            "revision": int(stored.revision or 0),
+            "history": {
+                "events": len(hist),
+                "last_contact_at": None if last is None else
+                dt.datetime.fromtimestamp(last, dt.UTC).isoformat().replace("+00:00", "Z"),
+                "by_action": {a: dict(t) for a, t in sorted(by_action.items())},
+            },
+        }
+
+    async def erase(self, customer_id: str) -> None:
+        await self.store.erase(customer_id)

@@ -1,0 +1,192 @@
+"""The decision pipeline, as in DESIGN.md section 5: read customer -> masks -> sample -> rank -> record.
+
+`rank` is pure (snapshot, customer data, request, now, rng in; decision out) and is what the tests
+drive directly; `Decider.decide` adds the one Redis read before it and the one write after it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from nba import arbitration, contact_policy, eligibility, segments
+from nba.conditions import Facts, first_failure
+from nba.domain import EVENT_CODE, BoolArray, DecideRequest, Decision, History, RankedAction
+from nba.live import Live, Snapshot
+from nba.metrics import Metrics
+from nba.rulebook import Rulebook
+from nba.store.keys import HISTORY_MAX
+from nba.store.redis import CustomerSnapshot, Store
+
+_EMPTY_CUSTOMER = CustomerSnapshot(None, None, None, [])
+
+
+def parse_history(raw: list[bytes], rb: Rulebook) -> History:
+    """Stored history members `ts_ms|type|action|channel|event_id` to arrays; unknown ids become -1."""
+    n = len(raw)
+    if n == 0:
+        return History.empty()
+    ts = np.empty(n)
+    event = np.empty(n, np.int64)
+    action = np.empty(n, np.int64)
+    channel = np.empty(n, np.int64)
+    actions, channels = rb.action_index, rb.channel_index
+    for i, member in enumerate(raw):
+        t, e, a, c, _ = member.decode().split("|", 4)
+        ts[i] = int(t) / 1000.0
+        event[i] = EVENT_CODE.get(e, -1)
+        action[i] = actions.get(a, -1)
+        channel[i] = channels.get(c, -1)
+    return History(ts, event, action, channel)
+
+
+def history_horizon(rb: Rulebook) -> float:
+    return float(rb.caps.window.max()) if len(rb.caps) else 0.0
+
+
+@dataclass(frozen=True)
+class Ranked:
+    decision: Decision
+    record: dict[str, Any]  # what the decision log keeps
+    segment_key: str
+
+
+def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: float,
+         rng: np.random.Generator, decision_id: str) -> Ranked:
+    rb, model = snap.rulebook, snap.model
+    attrs = customer.attributes or {}
+    member, seg_mask = segments.current(rb, attrs, customer.segments, customer.segments_version, req.context, now)
+    facts = Facts(attrs, req.context, member, now)
+    ch = rb.channel_index[req.channel]
+    channel = rb.channels[req.channel]
+    mask = eligibility.eligible(rb.program, seg_mask, facts, rb.channel_ok[:, ch], rb.active_from,
+                                rb.active_until, rb.weight)
+    consent_ok = channel.consent is None or _consents(attrs).get(channel.consent) is True
+    if not consent_ok:
+        mask = np.zeros_like(mask)
+    history = parse_history(customer.history, rb)
+    n_actions, n_groups, n_channels = len(rb.actions), len(rb.groups), len(rb.channels)
+    row_counts = contact_policy.counts(rb.caps, history, now, rb.group_of, n_actions, n_groups, n_channels)
+    capped = contact_policy.blocked(rb.caps, row_counts, ch, rb.group_of, rb.mandatory, n_groups)
+    candidates = np.flatnonzero(mask & ~capped)
+    key = segments.segment_key(rb, member)
+    ranking = arbitration.arbitrate(
+        candidates, model.alpha[:, key], model.beta[:, key], model.low[:, key], model.high[:, key], rb.lever,
+        rb.no_action, req.limit, rng, rb.learning.probability_draws)
+    key_name = rb.learning.keys[key]
+    ranked = [
+        RankedAction(
+            action_id=rb.actions[a].id, rank=r + 1, group=rb.groups[rb.group_of[a]],
+            score=float(ranking.score[r]), propensity=float(model.mean[a, key]),
+            probability=float(ranking.probability[r]), value=float(rb.value[a]),
+            content=rb.actions[a].content, reason=rb.actions[a].reason,
+        )
+        for r, a in enumerate(ranking.actions.tolist())
+    ]
+    seg_list = [s.name for s in rb.segments if s.name in member]
+    explain = None
+    if req.explain:
+        explain = _explain(snap, facts, ch, consent_ok, mask, row_counts, capped, ranking, key)
+    decision = Decision(
+        decision_id=decision_id, customer_id=req.customer_id, channel=req.channel, actions=ranked,
+        segments=seg_list, rules_version=rb.version, model_version=model.version, explain=explain,
+        context=req.context, contact_id=req.contact_id, segment_key=key_name, ts=now,
+    )
+    record = {
+        "decision_id": decision_id, "customer_id": req.customer_id, "channel": req.channel,
+        "contact_id": req.contact_id, "ts": now, "context": req.context, "segments": seg_list,
+        "segment_key": key_name, "rules_version": rb.version, "model_version": model.version,
+        "eligible": [rb.actions[a].id for a in candidates.tolist()],
+        "actions": [{"action_id": x.action_id, "rank": x.rank, "score": x.score, "propensity": x.propensity,
+                     "probability": x.probability, "draw": float(d)}
+                    for x, d in zip(ranked, ranking.draw.tolist(), strict=True)],
+        "probability_draws": ranking.draws,
+    }
+    return Ranked(decision, record, key_name)
+
+
+def _consents(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
+    c = attrs.get("consents")
+    return c if isinstance(c, dict) else {}
+
+
+def _explain(snap: Snapshot, facts: Facts, ch: int, consent_ok: bool, mask: BoolArray, row_counts: Any,
+             capped: BoolArray, ranking: arbitration.Ranking, key: int) -> list[dict[str, Any]]:
+    """Per candidate action: the stage that removed it, or its score components. Off the hot path."""
+    rb, model = snap.rulebook, snap.model
+    now = facts.now
+    cap_reasons = contact_policy.reasons(rb.caps, row_counts, ch, rb.group_of, rb.mandatory)
+    shown = {int(a): r for r, a in enumerate(ranking.actions.tolist())}
+    contenders = set(ranking.contenders.tolist())
+    out: list[dict[str, Any]] = []
+    for i, a in enumerate(rb.actions):
+        item: dict[str, Any] = {"action_id": a.id, "rule": a.file, "eligible": bool(mask[i])}
+        if not rb.channel_ok[i, ch]:
+            item |= {"stage": "channel", "reason": f"not offered on {facts_channel(rb, ch)}"}
+        elif not rb.active_from[i] <= now < rb.active_until[i]:
+            item |= {"stage": "validity", "reason": "outside its active dates"}
+        elif rb.weight[i] <= 0:
+            item |= {"stage": "paused", "reason": "weight is 0"}
+        elif not consent_ok:
+            item |= {"stage": "consent", "reason": f"no {rb.channels[facts_channel(rb, ch)].consent} consent"}
+        elif not mask[i]:
+            why = first_failure(a.condition, facts, "eligible_when")
+            item |= {"stage": "eligibility", "reason": why or "not eligible"}
+        elif capped[i]:
+            item |= {"stage": "contact_policy", "reason": cap_reasons.get(i, "capped")}
+        else:
+            components = {"propensity": float(model.mean[i, key]), "value": float(rb.value[i]),
+                          "weight": float(rb.weight[i]), "segment_key": rb.learning.keys[key],
+                          "trials": float(model.trials[i, key]), "rewards": float(model.rewards[i, key])}
+            if i in shown:
+                r = shown[i]
+                components |= {"draw": float(ranking.draw[r]), "score": float(ranking.score[r])}
+                item |= {"stage": "ranked", "rank": r + 1, "components": components}
+            elif a.kind == "no_action":
+                item |= {"stage": "threshold", "reason": "do-nothing threshold, never shown itself",
+                         "components": components}
+            elif i not in contenders:
+                item |= {"stage": "arbitration", "reason": "cannot reach the top with meaningful probability",
+                         "components": components}
+            else:
+                item |= {"stage": "arbitration", "reason": "ranked below the limit or the do-nothing threshold",
+                         "components": components}
+        out.append(item)
+    return out
+
+
+def facts_channel(rb: Rulebook, ch: int) -> str:
+    return list(rb.channels)[ch]
+
+
+def new_decision_id(now: float) -> str:
+    """Time-ordered (sorts by creation) and unguessable."""
+    return f"{int(now * 1000):012x}{secrets.token_hex(10)}"
+
+
+class Decider:
+    def __init__(self, live: Live, store: Store, metrics: Metrics, rng: np.random.Generator,
+                 clock: Callable[[], float]):
+        self.live = live
+        self.store = store
+        self.metrics = metrics
+        self.rng = rng
+        self.clock = clock
+
+    async def decide(self, req: DecideRequest) -> Decision:
+        snap = self.live.snapshot
+        now = self.clock()
+        since_ms = int((now - history_horizon(snap.rulebook)) * 1000)
+        customer = await self.store.read_customer(req.customer_id, since_ms, HISTORY_MAX)
+        ranked = rank(snap, customer, req, now, self.rng, new_decision_id(now))
+        d = ranked.decision
+        await self.store.record_decision(
+            req.customer_id, d.decision_id, int(now * 1000), orjson.dumps(ranked.record),
+            [(a.action_id, ranked.segment_key) for a in d.actions])
+        self.metrics.decisions.labels(req.channel, "actions" if d.actions else "empty").inc()
+        return d

@@ -1,0 +1,85 @@
+"""Plain values shared by the stages: event types, contact history, decision results. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+EVENT_TYPES: tuple[str, ...] = ("impression", "click", "accept", "reject", "later", "interest")
+EVENT_CODE: dict[str, int] = {name: i for i, name in enumerate(EVENT_TYPES)}
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """A customer's recent contact events as parallel arrays (one row per event, unknown ids -> -1)."""
+
+    ts: FloatArray
+    event: IntArray
+    action: IntArray
+    channel: IntArray
+
+    @staticmethod
+    def empty() -> History:
+        return History(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class DecideRequest:
+    customer_id: str
+    channel: str
+    context: dict[str, Any]
+    limit: int
+    explain: bool
+    contact_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventIn:
+    event_id: str
+    type: str
+    customer_id: str
+    action_id: str
+    channel: str
+    decision_id: str | None
+    ts: float
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RankedAction:
+    action_id: str
+    rank: int
+    group: str
+    score: float
+    propensity: float
+    probability: float
+    value: float
+    content: dict[str, Any]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    decision_id: str
+    customer_id: str
+    channel: str
+    actions: list[RankedAction]
+    segments: list[str]
+    rules_version: str
+    model_version: str
+    degraded: bool = False
+    explain: list[dict[str, Any]] | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    contact_id: str | None = None
+    segment_key: str = ""
+    ts: float = 0.0

@@ -1,0 +1,96 @@
+"""The one error hierarchy of nba; HTTP status and problem `code` live here and nowhere else.
+
+    NbaError                      500 internal_error (never raised on purpose)
+    +-- InvalidRequest            400 invalid_request  (field-level `errors`)
+    |   +-- InvalidJson           400 invalid_json
+    +-- NotFound                  404 not_found / customer_not_found / ...
+    +-- MethodNotAllowed          405 method_not_allowed
+    +-- PayloadTooLarge           413 payload_too_large
+    +-- UnsupportedMediaType      415 unsupported_media_type
+    +-- Unavailable               503 unavailable (Redis down, rules not loaded)
+    RulesInvalid                  not an HTTP error: stops start-up / refuses a reload
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class NbaError(Exception):
+    status = 500
+    code = "internal_error"
+    title = "Internal error"
+
+    def __init__(self, detail: str, *, code: str | None = None, errors: list[FieldError] | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        self.errors: list[FieldError] = errors or []
+
+
+class InvalidRequest(NbaError):
+    status = 400
+    code = "invalid_request"
+    title = "Invalid request"
+
+
+class InvalidJson(InvalidRequest):
+    code = "invalid_json"
+    title = "Body is not valid JSON"
+
+
+class NotFound(NbaError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class MethodNotAllowed(NbaError):
+    status = 405
+    code = "method_not_allowed"
+    title = "Method not allowed"
+
+
+class PayloadTooLarge(NbaError):
+    status = 413
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(NbaError):
+    status = 415
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
+
+
+class Unavailable(NbaError):
+    status = 503
+    code = "unavailable"
+    title = "Service unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleProblem:
+    """One problem in the rule files, printed as `file:line: key.path: message`."""
+
+    file: str
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class RulesInvalid(Exception):
+    def __init__(self, problems: list[RuleProblem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))

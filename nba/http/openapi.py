@@ -1,0 +1,210 @@
+"""The OpenAPI 3.1 document of the HTTP API, built from the same limits the wire module enforces.
+
+tests/api/test_openapi.py checks that its paths are exactly the routes and that real responses
+validate against these schemas.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from nba import __version__
+from nba.domain import EVENT_TYPES
+from nba.http import wire
+
+_ID = {"type": "string", "minLength": 1, "maxLength": wire.MAX_ID, "pattern": wire.ID_RE.pattern}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_PROBLEM = {"description": "Problem", "content": {"application/problem+json": {"schema": _ref("Problem")}}}
+
+
+def _problems(*codes: int) -> dict[str, Any]:
+    return {str(c): _PROBLEM for c in codes}
+
+
+_SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object", "required": ["type", "title", "status", "detail", "code", "errors"],
+        "properties": {
+            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+            "detail": {"type": "string"}, "code": {"type": "string", "pattern": "^[a-z_]+$"},
+            "errors": {"type": "array", "items": {
+                "type": "object", "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}},
+        },
+    },
+    "Context": {
+        "type": "object", "maxProperties": wire.MAX_CONTEXT_KEYS,
+        "propertyNames": {"maxLength": wire.MAX_CONTEXT_KEY, "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+        "additionalProperties": {"type": ["string", "number", "boolean", "null"],
+                                 "maxLength": wire.MAX_CONTEXT_STRING},
+    },
+    "DecideRequest": {
+        "type": "object", "required": ["customer_id", "channel"], "additionalProperties": False,
+        "properties": {
+            "customer_id": _ID, "channel": {"type": "string", "description": "a channel of GET /v1/rules"},
+            "context": _ref("Context"),
+            "limit": {"type": "integer", "minimum": 1, "description": "at most the channel's max_limit"},
+            "explain": {"type": "boolean", "default": False}, "contact_id": _ID,
+        },
+    },
+    "RankedAction": {
+        "type": "object",
+        "required": ["action_id", "rank", "group", "score", "propensity", "probability", "value", "content",
+                     "reason"],
+        "properties": {
+            "action_id": {"type": "string"}, "rank": {"type": "integer", "minimum": 1},
+            "group": {"type": "string"},
+            "score": {"type": "number", "description": "Thompson draw x value x weight"},
+            "propensity": {"type": "number", "minimum": 0, "maximum": 1,
+                           "description": "posterior mean acceptance probability"},
+            "probability": {"type": "number", "minimum": 0, "maximum": 1,
+                            "description": "chance the policy puts this action at this rank (Monte Carlo)"},
+            "value": {"type": "number"}, "content": {"type": "object"}, "reason": {"type": "string"},
+        },
+    },
+    "ExplainItem": {
+        "type": "object", "required": ["action_id", "rule", "eligible", "stage"],
+        "properties": {
+            "action_id": {"type": "string"}, "rule": {"type": "string"}, "eligible": {"type": "boolean"},
+            "stage": {"enum": ["channel", "validity", "paused", "consent", "eligibility", "contact_policy",
+                               "arbitration", "threshold", "ranked"]},
+            "reason": {"type": "string"}, "rank": {"type": "integer"}, "components": {"type": "object"},
+        },
+    },
+    "Decision": {
+        "type": "object",
+        "required": ["decision_id", "customer_id", "channel", "actions", "segments", "rules_version",
+                     "model_version", "degraded"],
+        "properties": {
+            "decision_id": {"type": "string"}, "customer_id": {"type": "string"}, "channel": {"type": "string"},
+            "actions": {"type": "array", "items": _ref("RankedAction")},
+            "segments": {"type": "array", "items": {"type": "string"}},
+            "rules_version": {"type": "string"}, "model_version": {"type": "string"},
+            "degraded": {"type": "boolean"}, "explain": {"type": "array", "items": _ref("ExplainItem")},
+        },
+    },
+    "Event": {
+        "type": "object", "required": ["event_id", "type", "customer_id", "action_id", "channel"],
+        "additionalProperties": False,
+        "properties": {
+            "event_id": _ID, "type": {"enum": list(EVENT_TYPES)}, "customer_id": _ID, "action_id": _ID,
+            "decision_id": _ID, "channel": {"type": "string"},
+            "ts": {"type": "string", "format": "date-time", "description": "default: now; at most 30 days old"},
+            "properties": {"type": "object", "description": f"at most {wire.MAX_PROPERTIES_BYTES} bytes as JSON"},
+        },
+    },
+    "EventsRequest": {
+        "type": "object", "required": ["events"], "additionalProperties": False,
+        "properties": {"events": {"type": "array", "minItems": 1, "maxItems": wire.MAX_EVENTS,
+                                  "items": _ref("Event")}},
+    },
+    "EventsAccepted": {
+        "type": "object", "required": ["accepted", "duplicates", "credited", "unattributed"],
+        "properties": {k: {"type": "integer", "minimum": 0}
+                       for k in ("accepted", "duplicates", "credited", "unattributed")},
+    },
+    "CustomerWrite": {
+        "type": "object", "required": ["attributes"], "additionalProperties": False,
+        "properties": {"attributes": {"type": "object",
+                                      "description": "typed by rules/profile.yaml; on PATCH null removes"}},
+    },
+    "Customer": {
+        "type": "object", "required": ["customer_id", "attributes", "segments", "updated_at", "revision", "history"],
+        "properties": {
+            "customer_id": {"type": "string"}, "attributes": {"type": "object"},
+            "segments": {"type": "array", "items": {"type": "string"}}, "updated_at": {"type": "string"},
+            "revision": {"type": "integer"},
+            "history": {"type": "object", "required": ["events", "last_contact_at", "by_action"], "properties": {
+                "events": {"type": "integer"}, "last_contact_at": {"type": ["string", "null"]},
+                "by_action": {"type": "object", "additionalProperties": {
+                    "type": "object", "additionalProperties": {"type": "integer"}}}}},
+        },
+    },
+    "Rules": {
+        "type": "object",
+        "required": ["version", "segments_version", "channels", "groups", "segments", "actions", "learning"],
+        "properties": {
+            "version": {"type": "string"}, "segments_version": {"type": "string"},
+            "channels": {"type": "array", "items": {"type": "object"}},
+            "groups": {"type": "array", "items": {"type": "object"}},
+            "segments": {"type": "array", "items": {"type": "object"}},
+            "actions": {"type": "array", "items": {"type": "object", "required": ["id", "group", "channels"]}},
+            "learning": {"type": "object"},
+        },
+    },
+    "ActionStats": {
+        "type": "object", "required": ["model_version", "rules_version", "actions"],
+        "properties": {
+            "model_version": {"type": "string"}, "rules_version": {"type": "string"},
+            "actions": {"type": "array", "items": {
+                "type": "object", "required": ["action_id", "group", "events", "segments"],
+                "properties": {
+                    "action_id": {"type": "string"}, "group": {"type": "string"},
+                    "events": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "segments": {"type": "array", "items": {
+                        "type": "object", "required": ["segment_key", "trials", "rewards", "mean", "interval_95"],
+                        "properties": {
+                            "segment_key": {"type": "string"}, "trials": {"type": "number"},
+                            "rewards": {"type": "number"}, "mean": {"type": "number"},
+                            "interval_95": {"type": "array", "items": {"type": "number"},
+                                            "minItems": 2, "maxItems": 2}}}}}}},
+        },
+    },
+    "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"},
+                                                                         "rules_version": {"type": "string"}}},
+}
+
+_CUSTOMER_ID = {"name": "customer_id", "in": "path", "required": True, "schema": _ID}
+_BODY_CUSTOMER = {"required": True, "content": {"application/json": {"schema": _ref("CustomerWrite")}}}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "nba", "version": __version__,
+                 "description": "Real-time next-best-action decisioning. Errors are RFC 9457 problem+json "
+                                "with a stable `code` and field paths in `errors`."},
+        "paths": {
+            "/v1/decide": {"post": {
+                "summary": "Rank the best actions for a customer on a channel",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("DecideRequest")}}},
+                "responses": {"200": _json(_ref("Decision")), **_problems(400, 413, 415, 503)}}},
+            "/v1/events": {"post": {
+                "summary": "Report what happened (idempotent on event_id; a batch is validated whole)",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("EventsRequest")}}},
+                "responses": {"202": _json(_ref("EventsAccepted"), "Accepted"), **_problems(400, 413, 415, 503)}}},
+            "/v1/customers/{customer_id}": {
+                "parameters": [_CUSTOMER_ID],
+                "put": {"summary": "Replace a profile's attributes", "requestBody": _BODY_CUSTOMER,
+                        "responses": {"200": _json(_ref("Customer")), **_problems(400, 413, 415, 503)}},
+                "patch": {"summary": "Merge attributes (JSON merge patch: null removes)", "requestBody": _BODY_CUSTOMER,
+                          "responses": {"200": _json(_ref("Customer")), **_problems(400, 413, 415, 503)}},
+                "get": {"summary": "Profile with segments and contact-history summary",
+                        "responses": {"200": _json(_ref("Customer")), **_problems(400, 404, 503)}},
+                "delete": {"summary": "Erase everything nba holds about the customer",
+                           "responses": {"204": {"description": "Erased"}, **_problems(400, 503)}},
+            },
+            "/v1/rules": {"get": {"summary": "The rules in use",
+                                  "responses": {"200": _json(_ref("Rules"))}}},
+            "/v1/actions/stats": {"get": {"summary": "Per action and segment key: events and posterior",
+                                          "responses": {"200": _json(_ref("ActionStats")), **_problems(503)}}},
+            "/healthz": {"get": {"summary": "The process is alive", "responses": {"200": _json(_ref("Status"))}}},
+            "/readyz": {"get": {"summary": "Redis reachable and rules loaded",
+                                "responses": {"200": _json(_ref("Status")), **_problems(503)}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
+                "description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _json({"type": "object"})}}},
+        },
+        "components": {"schemas": _SCHEMAS},
+    }

@@ -1,0 +1,251 @@
+"""HTTP transport: decode -> call -> encode, a few lines per route. No decision logic here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+
+from nba.bandit import ModelState, interval
+from nba.customers import Customers
+from nba.decide import Decider
+from nba.domain import Decision
+from nba.errors import (
+    FieldError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NbaError,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+    UnsupportedMediaType,
+)
+from nba.events import EventIngest
+from nba.http import wire
+from nba.http.openapi import openapi_document
+from nba.http.problem import problem_response
+from nba.live import Live
+from nba.metrics import Metrics
+from nba.store.redis import Store
+
+log = logging.getLogger("nba.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+LIVE = web.AppKey("live", Live)
+DECIDER = web.AppKey("decider", Decider)
+INGEST = web.AppKey("ingest", EventIngest)
+CUSTOMERS = web.AppKey("customers", Customers)
+STORE = web.AppKey("store", Store)
+METRICS = web.AppKey("metrics", Metrics)
+Clock = Callable[[], float]
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
+
+
+async def read_json(request: web.Request, limit: int) -> Any:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"body is {request.content_length} bytes; this endpoint takes at most {limit}")
+    ctype = request.content_type
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise UnsupportedMediaType(f"send JSON with Content-Type: application/json (got {ctype or 'none'})")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise PayloadTooLarge(f"body is over {limit} bytes; this endpoint takes at most {limit}")
+    return wire.parse_json(body)
+
+
+def customer_id(request: web.Request) -> str:
+    errors: list[FieldError] = []
+    cid = wire.check_id(request.match_info["customer_id"], "customer_id", errors)
+    if errors:
+        raise InvalidRequest("invalid customer id in the path", errors=errors)
+    return cid or ""
+
+
+# ------------------------------------------------------------------------------------------- routes
+
+
+async def decide(request: web.Request) -> web.Response:
+    app = request.app
+    body = await read_json(request, wire.MAX_DECIDE_BODY)
+    req = wire.parse_decide(body, app[LIVE].snapshot.rulebook)
+    start = time.perf_counter()
+    decision = await app[DECIDER].decide(req)
+    app[METRICS].decision_ms.labels(req.channel).observe((time.perf_counter() - start) * 1000)
+    return json_response(decision_body(decision))
+
+
+def decision_body(d: Decision) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "decision_id": d.decision_id, "customer_id": d.customer_id, "channel": d.channel,
+        "actions": [
+            {"action_id": a.action_id, "rank": a.rank, "group": a.group, "score": a.score,
+             "propensity": a.propensity, "probability": a.probability, "value": a.value,
+             "content": a.content, "reason": a.reason}
+            for a in d.actions
+        ],
+        "segments": d.segments, "rules_version": d.rules_version, "model_version": d.model_version,
+        "degraded": d.degraded,
+    }
+    if d.explain is not None:
+        body["explain"] = d.explain
+    return body
+
+
+async def events(request: web.Request) -> web.Response:
+    app = request.app
+    body = await read_json(request, wire.MAX_EVENTS_BODY)
+    batch = wire.parse_events(body, app[LIVE].snapshot.rulebook, app[CLOCK]())
+    result = await app[INGEST].ingest(batch)
+    return json_response({"accepted": result.accepted, "duplicates": result.duplicates,
+                          "credited": result.credited, "unattributed": result.unattributed}, status=202)
+
+
+async def put_customer(request: web.Request) -> web.Response:
+    cid = customer_id(request)
+    attrs = wire.parse_attributes(await read_json(request, wire.MAX_CUSTOMER_BODY))
+    return json_response(await request.app[CUSTOMERS].replace(cid, attrs))
+
+
+async def patch_customer(request: web.Request) -> web.Response:
+    cid = customer_id(request)
+    attrs = wire.parse_attributes(await read_json(request, wire.MAX_CUSTOMER_BODY))
+    return json_response(await request.app[CUSTOMERS].merge(cid, attrs))
+
+
+async def get_customer(request: web.Request) -> web.Response:
+    return json_response(await request.app[CUSTOMERS].read(customer_id(request)))
+
+
+async def delete_customer(request: web.Request) -> web.Response:
+    await request.app[CUSTOMERS].erase(customer_id(request))
+    return web.Response(status=204)
+
+
+async def rules(request: web.Request) -> web.Response:
+    rb = request.app[LIVE].snapshot.rulebook
+    return json_response({
+        "version": rb.version,
+        "segments_version": rb.segments_version,
+        "channels": [{"name": c.name, "direction": c.direction, "default_limit": c.default_limit,
+                      "max_limit": c.max_limit, "consent": c.consent} for c in rb.channels.values()],
+        "groups": [{"name": g, "weight": w} for g, w in rb.group_weights.items()],
+        "segments": [{"name": s.name, "kind": s.kind, "description": s.description} for s in rb.segments],
+        "actions": [{"id": a.id, "name": a.name, "group": a.group, "kind": a.kind, "channels": list(a.channels),
+                     "value": a.value, "weight": a.weight, "mandatory": a.mandatory, "file": a.file,
+                     "content": a.content, "reason": a.reason} for a in rb.actions],
+        "learning": {"model": "thompson", "segment_key": list(rb.learning.segment_key),
+                     "rewards": dict(rb.learning.rewards)},
+    })
+
+
+async def action_stats(request: web.Request) -> web.Response:
+    """Read from Redis, not the process's model copy: an operator sees every event at once."""
+    store = request.app[STORE]
+    rb = request.app[LIVE].snapshot.rulebook
+    version, cells = await store.model_counts()
+    model = ModelState.build(version, rb.prior_alpha, rb.prior_beta, [a.id for a in rb.actions],
+                             rb.learning.keys, cells)
+    counts = await store.event_counts()
+    low, high = interval(model.alpha, model.beta)
+    out = []
+    for i, a in enumerate(rb.actions):
+        out.append({
+            "action_id": a.id, "group": a.group,
+            "events": {etype: n for (aid, etype), n in sorted(counts.items()) if aid == a.id},
+            "segments": [
+                {"segment_key": key, "trials": float(model.trials[i, j]), "rewards": float(model.rewards[i, j]),
+                 "mean": float(model.mean[i, j]), "interval_95": [float(low[i, j]), float(high[i, j])]}
+                for j, key in enumerate(rb.learning.keys)
+            ],
+        })
+    return json_response({"model_version": model.version, "rules_version": rb.version, "actions": out})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await asyncio.wait_for(request.app[STORE].ping(), timeout=1.0)
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise Unavailable(f"Redis is not reachable: {exc.__class__.__name__}") from None
+    return json_response({"status": "ready", "rules_version": request.app[LIVE].snapshot.rulebook.version})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    resp = web.Response(body=body)
+    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return resp
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(openapi_document())
+
+
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("POST", "/v1/decide", decide),
+    ("POST", "/v1/events", events),
+    ("PUT", "/v1/customers/{customer_id}", put_customer),
+    ("PATCH", "/v1/customers/{customer_id}", patch_customer),
+    ("GET", "/v1/customers/{customer_id}", get_customer),
+    ("DELETE", "/v1/customers/{customer_id}", delete_customer),
+    ("GET", "/v1/rules", rules),
+    ("GET", "/v1/actions/stats", action_stats),
+    ("GET", "/healthz", healthz),
+    ("GET", "/readyz", readyz),
+    ("GET", "/metrics", metrics),
+    ("GET", "/openapi.json", openapi),
+]
+
+
+# ---------------------------------------------------------------------------------------- middleware
+
+
+@web.middleware
+async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Maps every failure to problem+json; counts and (at debug level) logs every request."""
+    start = time.perf_counter()
+    try:
+        response = await handler(request)
+    except NbaError as err:
+        response = problem_response(err)
+    except web.HTTPException as exc:
+        response = problem_response(_from_http(exc))
+    except (RedisError, OSError, TimeoutError) as exc:
+        log.warning("redis unavailable during %s %s: %r", request.method, request.path, exc)
+        response = problem_response(Unavailable("storage is unavailable; retry shortly", code="storage_unavailable"))
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        response = problem_response(NbaError("unexpected error; it has been logged"))
+    route = request.match_info.route.resource
+    name = route.canonical if route is not None else "unmatched"
+    request.app[METRICS].requests.labels(name, str(response.status)).inc()
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(orjson.dumps({"method": request.method, "path": request.path, "status": response.status,
+                                "ms": round((time.perf_counter() - start) * 1000, 3)}).decode())
+    return response
+
+
+def _from_http(exc: web.HTTPException) -> NbaError:
+    if exc.status == 404:
+        return NotFound("no such endpoint; see /openapi.json")
+    if exc.status == 405:
+        return MethodNotAllowed(f"method not allowed here; allowed: {exc.headers.get('Allow', '')}")
+    if exc.status == 413:
+        return PayloadTooLarge("request body too large")
+    err = NbaError(exc.reason or "HTTP error")
+    err.status, err.code, err.title = exc.status, "http_error", exc.reason or "HTTP error"
+    return err

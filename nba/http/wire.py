@@ -1,0 +1,205 @@
+"""Wire formats: parse and check request bodies into typed requests, every limit explicit.
+
+A body is checked whole and every problem is reported with its field path, so a client fixes a request
+in one round and nothing is half-applied.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from typing import Any
+
+import orjson
+
+from nba.domain import EVENT_TYPES, DecideRequest, EventIn
+from nba.errors import FieldError, InvalidJson, InvalidRequest
+from nba.rulebook import Rulebook
+from nba.store.keys import DEDUPE_WINDOW
+
+MAX_DECIDE_BODY = 64 * 1024
+MAX_CUSTOMER_BODY = 256 * 1024
+MAX_EVENTS_BODY = 4 * 1024 * 1024
+MAX_EVENTS = 1000
+MAX_ID = 128
+MAX_CONTEXT_KEYS = 32
+MAX_CONTEXT_KEY = 64
+MAX_CONTEXT_STRING = 256
+MAX_PROPERTIES_BYTES = 4096
+MAX_FUTURE_SECONDS = 300  # clock skew tolerated on event timestamps
+
+# No glob or hash-tag characters: ids end up inside Redis key names and SCAN patterns.
+ID_RE = re.compile(r"^[A-Za-z0-9._:@+\-]+$")
+_CONTEXT_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJson(f"request body is not valid JSON: {exc}") from None
+
+
+def check_id(value: Any, field: str, errors: list[FieldError], *, required: bool = True) -> str | None:
+    if value is None:
+        if required:
+            errors.append(FieldError(field, "is required"))
+        return None
+    if not isinstance(value, str):
+        errors.append(FieldError(field, "must be a string"))
+        return None
+    if not 1 <= len(value) <= MAX_ID:
+        errors.append(FieldError(field, f"must be 1 to {MAX_ID} characters"))
+        return None
+    if "{" in value or "}" in value:
+        errors.append(FieldError(field, "must not contain { or } (reserved for Redis hash tags)"))
+        return None
+    if not ID_RE.match(value):
+        errors.append(FieldError(field, "may only contain letters, digits and . _ : @ + -"))
+        return None
+    return value
+
+
+def _object(body: Any, what: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidRequest(f"{what} must be a JSON object", errors=[FieldError("", "must be a JSON object")])
+    return body
+
+
+def _unknown(body: dict[str, Any], allowed: tuple[str, ...], prefix: str, errors: list[FieldError]) -> None:
+    for key in body:
+        if key not in allowed:
+            errors.append(FieldError(f"{prefix}{key}", f"unknown field; expected one of {', '.join(allowed)}"))
+
+
+def _raise(errors: list[FieldError], what: str) -> None:
+    if errors:
+        raise InvalidRequest(f"{what}: {len(errors)} problem(s), see errors", errors=errors)
+
+
+def check_context(value: Any, field: str, errors: list[FieldError]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        errors.append(FieldError(field, "must be an object"))
+        return {}
+    if len(value) > MAX_CONTEXT_KEYS:
+        errors.append(FieldError(field, f"at most {MAX_CONTEXT_KEYS} keys"))
+        return {}
+    for key, v in value.items():
+        f = f"{field}.{key}"
+        if len(key) > MAX_CONTEXT_KEY or not _CONTEXT_KEY_RE.match(key):
+            errors.append(FieldError(f, f"key must be an identifier of at most {MAX_CONTEXT_KEY} characters"))
+        elif isinstance(v, str):
+            if len(v) > MAX_CONTEXT_STRING:
+                errors.append(FieldError(f, f"at most {MAX_CONTEXT_STRING} characters"))
+        elif isinstance(v, float) and not math.isfinite(v):
+            errors.append(FieldError(f, "must be a finite number"))
+        elif v is not None and not isinstance(v, bool | int | float):
+            errors.append(FieldError(f, "must be a string, number, boolean or null (no nesting)"))
+    return value
+
+
+def parse_decide(body: Any, rulebook: Rulebook) -> DecideRequest:
+    b = _object(body, "decide request")
+    errors: list[FieldError] = []
+    _unknown(b, ("customer_id", "channel", "context", "limit", "explain", "contact_id"), "", errors)
+    customer_id = check_id(b.get("customer_id"), "customer_id", errors)
+    channel = b.get("channel")
+    limit = 0
+    if channel is None:
+        errors.append(FieldError("channel", "is required"))
+    elif not isinstance(channel, str) or channel not in rulebook.channels:
+        errors.append(FieldError("channel", f"unknown channel; one of {', '.join(rulebook.channels)}"))
+    else:
+        ch = rulebook.channels[channel]
+        raw = b.get("limit", ch.default_limit)
+        if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= ch.max_limit:
+            errors.append(FieldError("limit", f"must be a whole number from 1 to {ch.max_limit} on {channel}"))
+        else:
+            limit = raw
+    context = check_context(b.get("context"), "context", errors)
+    explain = b.get("explain", False)
+    if not isinstance(explain, bool):
+        errors.append(FieldError("explain", "must be true or false"))
+    contact_id = check_id(b.get("contact_id"), "contact_id", errors, required=False)
+    _raise(errors, "invalid decide request")
+    return DecideRequest(customer_id or "", channel, context, limit, explain, contact_id)  # type: ignore[arg-type]
+
+
+_EVENT_FIELDS = ("event_id", "type", "customer_id", "action_id", "decision_id", "channel", "ts", "properties")
+
+
+def parse_events(body: Any, rulebook: Rulebook, now: float) -> list[EventIn]:
+    b = _object(body, "events request")
+    errors: list[FieldError] = []
+    _unknown(b, ("events",), "", errors)
+    items = b.get("events")
+    if not isinstance(items, list) or not items:
+        errors.append(FieldError("events", "must be a non-empty list"))
+        _raise(errors, "invalid events request")
+    assert isinstance(items, list)
+    if len(items) > MAX_EVENTS:
+        errors.append(FieldError("events", f"at most {MAX_EVENTS} events per request, got {len(items)}"))
+        _raise(errors, "invalid events request")
+    out: list[EventIn] = []
+    for i, item in enumerate(items):
+        p = f"events[{i}]"
+        if not isinstance(item, dict):
+            errors.append(FieldError(p, "must be an object"))
+            continue
+        _unknown(item, _EVENT_FIELDS, f"{p}.", errors)
+        event_id = check_id(item.get("event_id"), f"{p}.event_id", errors)
+        customer_id = check_id(item.get("customer_id"), f"{p}.customer_id", errors)
+        action_id = check_id(item.get("action_id"), f"{p}.action_id", errors)
+        decision_id = check_id(item.get("decision_id"), f"{p}.decision_id", errors, required=False)
+        etype = item.get("type")
+        if etype not in EVENT_TYPES:
+            errors.append(FieldError(f"{p}.type", f"must be one of {', '.join(EVENT_TYPES)}"))
+        channel = item.get("channel")
+        if channel not in rulebook.channels:
+            errors.append(FieldError(f"{p}.channel", f"unknown channel; one of {', '.join(rulebook.channels)}"))
+        ts = _timestamp(item.get("ts"), f"{p}.ts", now, errors)
+        props = item.get("properties", {})
+        if not isinstance(props, dict):
+            errors.append(FieldError(f"{p}.properties", "must be an object"))
+        elif len(orjson.dumps(props)) > MAX_PROPERTIES_BYTES:
+            errors.append(FieldError(f"{p}.properties", f"at most {MAX_PROPERTIES_BYTES} bytes as JSON"))
+        if not errors:
+            out.append(EventIn(event_id, etype, customer_id, action_id, channel, decision_id, ts, props))  # type: ignore[arg-type]
+    _raise(errors, "invalid events batch, nothing was applied")
+    return out
+
+
+def _timestamp(value: Any, field: str, now: float, errors: list[FieldError]) -> float:
+    if value is None:
+        return now
+    if not isinstance(value, str) or len(value) > 40:
+        errors.append(FieldError(field, "must be an ISO 8601 timestamp such as 2026-11-23T10:00:00Z"))
+        return now
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        errors.append(FieldError(field, "must be an ISO 8601 timestamp such as 2026-11-23T10:00:00Z"))
+        return now
+    if parsed.tzinfo is None:
+        errors.append(FieldError(field, "needs a time zone, e.g. a trailing Z for UTC"))
+        return now
+    ts = parsed.timestamp()
+    if ts > now + MAX_FUTURE_SECONDS:
+        errors.append(FieldError(field, f"is more than {MAX_FUTURE_SECONDS} s in the future"))
+    elif ts < now - DEDUPE_WINDOW:
+        errors.append(FieldError(field, f"is older than {DEDUPE_WINDOW // 86400} days, the de-duplication window"))
+    return ts
+
+
+def parse_attributes(body: Any) -> dict[str, Any]:
+    b = _object(body, "customer request")
+    errors: list[FieldError] = []
+    _unknown(b, ("attributes",), "", errors)
+    attrs = b.get("attributes")
+    if not isinstance(attrs, dict):
+        errors.append(FieldError("attributes", "is required and must be an object"))
+    _raise(errors, "invalid customer request")
+    return attrs  # type: ignore[return-value]

@@ -1,0 +1,30 @@
+"""Every Prometheus metric of nba, on an injected registry (tests get their own)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+_MS_BUCKETS = (0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 25, 50, 100, 250, 1000)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.decisions = Counter("nba_decisions_total", "Decisions answered", ["channel", "outcome"], registry=r)
+        self.decision_ms = Histogram("nba_decision_duration_ms", "Time to answer a decide request, ms",
+                                     ["channel"], buckets=_MS_BUCKETS, registry=r)
+        self.events = Counter("nba_events_total", "Events received, by type and outcome",
+                              ["type", "outcome"], registry=r)
+        self.redis_ms = Histogram("nba_redis_call_duration_ms", "Redis round trip, ms", ["op"],
+                                  buckets=_MS_BUCKETS, registry=r)
+        self.redis_errors = Counter("nba_redis_errors_total", "Redis calls that failed", ["op"], registry=r)
+        self.rules = Info("nba_rules", "Rules version in use", registry=r)
+        self.model_version = Gauge("nba_model_version", "Model statistics version in use", registry=r)
+        self.model_refresh_errors = Counter("nba_model_refresh_errors_total",
+                                            "Failed refreshes of the in-memory model", registry=r)
+        self.requests = Counter("nba_http_requests_total", "HTTP requests by route and status",
+                                ["route", "status"], registry=r)
+
+    def observe_redis(self, op: str, ms: float) -> None:
+        self.redis_ms.labels(op).observe(ms)

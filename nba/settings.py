@@ -1,0 +1,57 @@
+"""Process settings from the environment: read and validated once at start-up, then frozen."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None  # None: start an embedded redis-server under data_dir
+    rules_dir: Path
+    data_dir: Path
+    host: str
+    port: int
+    log_level: str
+    redis_timeout: float  # seconds a Redis call may take before the request fails
+
+    @staticmethod
+    def from_env(env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        port = _int(e, "NBA_PORT", 8080, 1, 65535)
+        timeout_ms = _int(e, "NBA_REDIS_TIMEOUT_MS", 1000, 1, 60000)
+        level = e.get("NBA_LOG_LEVEL", "INFO").upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise SettingsError(f"NBA_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+        url = e.get("NBA_REDIS_URL") or None
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(f"NBA_REDIS_URL must start with redis://, rediss:// or unix://, got {url!r}")
+        return Settings(
+            redis_url=url,
+            rules_dir=Path(e.get("NBA_RULES_DIR", "rules")),
+            data_dir=Path(e.get("NBA_DATA_DIR", "var")),
+            host=e.get("NBA_HOST", "127.0.0.1"),
+            port=port,
+            log_level=level,
+            redis_timeout=timeout_ms / 1000.0,
+        )
+
+
+def _int(e: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = e.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value

@@ -1,0 +1,79 @@
+"""Every Redis key nba uses, with its type, lifetime and why. Nothing else builds key names.
+
+All keys of one customer share the hash tag `{c:<id>}`, so a Lua script may touch any of them in one
+call, also on Redis Cluster. Global state has tags of its own (`{model}`, `{rules}`) so it can live on
+other shards than the customers.
+
+    nba:{c:<id>}:profile      hash   attrs (JSON), segments (JSON list), segver, updated_at. No TTL:
+                                     the CRM owns its lifetime (erase deletes it).
+    nba:{c:<id>}:hist         zset   contact events "ts_ms|type|action|channel|event_id" scored by ts_ms;
+                                     trimmed to the longest policy window and HISTORY_MAX entries on
+                                     every write, and expires HISTORY_TTL after the last one.
+    nba:{c:<id>}:seen         zset   event_id -> ts_ms of every applied event, for idempotency over
+                                     DEDUPE_WINDOW; events older than that are refused at the door.
+    nba:{c:<id>}:decisions    zset   decision_id -> ts_ms: index of the decision records (erase, export).
+    nba:{c:<id>}:d:<did>      hash   rec (JSON decision record), a:<action> = segment key it was ranked
+                                     under, r:<action> = reward credited so far. Expires after
+                                     DECISION_TTL: the attribution window.
+    nba:{model}:counts        hash   n:<action>:<key> trials, r:<action>:<key> reward sum (floats).
+    nba:{model}:version       string INCR-ed after every change of counts: processes poll it.
+    nba:{model}:events        hash   <action>:<type> -> count of every event received, for stats.
+"""
+
+from __future__ import annotations
+
+PREFIX = "nba"
+
+DAY = 86400
+HISTORY_MAX = 1000  # newest events kept per customer: bounds the decide read
+HISTORY_TTL = 400 * DAY
+DEDUPE_WINDOW = 30 * DAY
+DECISION_TTL = 30 * DAY
+DECISIONS_MAX = 500  # newest decision records kept per customer (a bot cannot grow one without bound)
+
+
+def customer_tag(customer_id: str) -> str:
+    # ids are validated to exclude { and }, which would move the key to another slot
+    return f"{PREFIX}:{{c:{customer_id}}}"
+
+
+def profile(customer_id: str) -> str:
+    return f"{customer_tag(customer_id)}:profile"
+
+
+def history(customer_id: str) -> str:
+    return f"{customer_tag(customer_id)}:hist"
+
+
+def seen(customer_id: str) -> str:
+    return f"{customer_tag(customer_id)}:seen"
+
+
+def decisions(customer_id: str) -> str:
+    return f"{customer_tag(customer_id)}:decisions"
+
+
+def decision(customer_id: str, decision_id: str) -> str:
+    return f"{customer_tag(customer_id)}:d:{decision_id}"
+
+
+def customer_pattern(customer_id: str) -> str:
+    """SCAN pattern for every key of one customer (ids cannot hold glob characters: see wire.py)."""
+    return f"{customer_tag(customer_id)}:*"
+
+
+def all_profiles_pattern() -> str:
+    return f"{PREFIX}:{{c:*}}:profile"
+
+
+MODEL_COUNTS = f"{PREFIX}:{{model}}:counts"
+MODEL_VERSION = f"{PREFIX}:{{model}}:version"
+EVENT_COUNTS = f"{PREFIX}:{{model}}:events"
+
+
+def trials_field(action_id: str, key: str) -> str:
+    return f"n:{action_id}:{key}"
+
+
+def reward_field(action_id: str, key: str) -> str:
+    return f"r:{action_id}:{key}"

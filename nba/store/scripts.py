@@ -1,0 +1,107 @@
+"""Server-side Lua: each script touches the keys of one customer only (one hash tag, one slot), so it
+is atomic and runs unchanged on Redis Cluster. Every write is safe to apply twice: redis-py may resend
+a call after a connection error, and the event ids make the second application a no-op."""
+
+# KEYS: profile, hist. ARGV: oldest ts_ms to read, max entries.
+READ_CUSTOMER = """
+local p = redis.call('HMGET', KEYS[1], 'attrs', 'segments', 'segver')
+local h = redis.call('ZRANGE', KEYS[2], '+inf', ARGV[1], 'BYSCORE', 'REV', 'LIMIT', 0, ARGV[2])
+return {p[1], p[2], p[3], h}
+"""
+
+# KEYS: decisions index, decision record. ARGV: decision_id, ts_ms, record JSON, ttl_s, index cutoff
+# ts_ms, max records kept, key prefix of records, then pairs (action_id, segment key) of the ranked
+# actions. Records pushed out of the index by the count limit are deleted (same slot, see ERASE).
+RECORD_DECISION = """
+redis.call('HSET', KEYS[2], 'rec', ARGV[3])
+for i = 8, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], 'a:' .. ARGV[i], ARGV[i + 1])
+end
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[5])
+local extra = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[6])
+if extra > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[1], extra)
+  for i = 1, #popped, 2 do
+    redis.call('DEL', ARGV[7] .. popped[i])
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+# KEYS: seen, hist, then the decision records the events refer to.
+# ARGV: seen cutoff ts_ms, hist cutoff ts_ms, hist max entries, seen ttl_s, hist ttl_s,
+#       then 7 per event: event_id, ts_ms, type, action_id, channel, decision key index (0: none), reward.
+# Returns per event: {status, trials delta, reward delta, segment key}; status is
+#   'dup' (event id seen before), 'hist' (history only), 'unattributed' (decision gone or action not in
+#   it), 'credited' (decision found: first answer on this action is a trial, reward is the best so far).
+APPLY_EVENTS = """
+local out = {}
+local n = (#ARGV - 5) / 7
+for e = 0, n - 1 do
+  local b = 6 + e * 7
+  local event_id, ts, etype, action, channel = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+  local dk, reward = tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
+  if redis.call('ZADD', KEYS[1], 'NX', ts, event_id) == 0 then
+    out[#out + 1] = {'dup', '0', '0', ''}
+  else
+    redis.call('ZADD', KEYS[2], ts, ts .. '|' .. etype .. '|' .. action .. '|' .. channel .. '|' .. event_id)
+    if dk == 0 then
+      out[#out + 1] = {'hist', '0', '0', ''}
+    else
+      local key = redis.call('HGET', KEYS[dk], 'a:' .. action)
+      if not key then
+        out[#out + 1] = {'unattributed', '0', '0', ''}
+      else
+        local credited = redis.call('HGET', KEYS[dk], 'r:' .. action)
+        local trial = 0
+        if not credited then
+          trial = 1
+          credited = 0
+        else
+          credited = tonumber(credited)
+        end
+        local best = math.max(credited, reward)
+        redis.call('HSET', KEYS[dk], 'r:' .. action, tostring(best))
+        out[#out + 1] = {'credited', tostring(trial), tostring(best - credited), key}
+      end
+    end
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
+local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
+if extra > 0 then
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, extra - 1)
+end
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return out
+"""
+
+# KEYS: profile. ARGV: expected revision ('' when the profile must not exist yet, '*' for any), attrs
+# JSON, segments JSON, segver, updated_at. Compare-and-set: a PATCH merges on what it read, so a
+# concurrent write in between makes it retry instead of losing that write.
+WRITE_PROFILE = """
+local rev = redis.call('HGET', KEYS[1], 'rev')
+if ARGV[1] ~= '*' and (rev or '') ~= ARGV[1] then
+  return -1
+end
+local next_rev = tostring(tonumber(rev or '0') + 1)
+redis.call('HSET', KEYS[1], 'attrs', ARGV[2], 'segments', ARGV[3], 'segver', ARGV[4], 'updated_at', ARGV[5],
+           'rev', next_rev)
+return tonumber(next_rev)
+"""
+
+# KEYS: profile, hist, seen, decisions index. ARGV: key prefix of decision records.
+# The records are not declared in KEYS (their ids are only known inside the script); they share the
+# customer's hash tag, so they live in the same slot and Redis Cluster accepts the access.
+ERASE_CUSTOMER = """
+local deleted = 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+  deleted = deleted + redis.call('DEL', ARGV[1] .. id)
+end
+return deleted + redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+"""

@@ -1,0 +1,94 @@
+"""Test session: one real redis-server on a free loopback port; factories for apps and rulebooks."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio import Redis
+
+from nba.app import create_app, redis_client
+from nba.http.routes import LIVE
+from nba.live import Live
+from nba.redis_server import RedisServer
+from nba.rulebook import Rulebook, load_rulebook
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "rules"
+NOW = 1795435200.0  # 2026-11-23T12:00:00Z: the tests' clock
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"), persist=False)
+    url = server.start()
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def rulebook() -> Rulebook:
+    return load_rulebook(RULES)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = redis_client(redis_url, 5.0)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+class Clock:
+    """A settable clock: tests move time explicitly."""
+
+    def __init__(self, now: float = NOW):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+AppFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def make_client(redis_url: str, redis: Redis, rulebook: Rulebook) -> AsyncIterator[AppFactory]:
+    clients: list[TestClient[web.Request, web.Application]] = []
+
+    async def make(rules: Rulebook | None = None, *, seed: int = 7,
+                   clock: Clock | None = None) -> TestClient[web.Request, web.Application]:
+        app = create_app(rules or rulebook, redis_client(redis_url, 5.0), rng=np.random.default_rng(seed),
+                         clock=clock or Clock(), refresh_model=False)
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        await c.close()
+
+
+@pytest.fixture
+async def client(make_client: AppFactory) -> TestClient[web.Request, web.Application]:
+    c: TestClient[web.Request, web.Application] = await make_client()
+    return c
+
+
+def live(client: TestClient[web.Request, web.Application]) -> Live:
+    return client.server.app[LIVE]  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def rules_copy(tmp_path: Path) -> Path:
+    """A writable copy of the shipped rules, for tests that break or change them."""
+    target = tmp_path / "rules"
+    shutil.copytree(RULES, target)
+    return target
