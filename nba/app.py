@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -45,7 +46,8 @@ def create_app(rulebook: Rulebook, client: Redis, *, metrics: Metrics | None = N
     app[routes.INGEST] = EventIngest(live, store, metrics)
     app[routes.CUSTOMERS] = Customers(live, store, clock)
     for method, path, handler in routes.ROUTES:
-        app.router.add_route(method, path, handler)
+        # aiohttp's default placeholder refuses { and }: match them so the answer explains the 400
+        app.router.add_route(method, re.sub(r"\{(\w+)\}", r"{\1:[^/]+}", path), handler)
 
     async def model_refresher(app: web.Application) -> AsyncIterator[None]:
         await live.refresh_model(force=True)

@@ -268,7 +268,7 @@ def _ordered(op: Op, a: float, b: float) -> bool:
     return a > b if op == "gt" else a >= b if op == "gte" else a < b if op == "lt" else a <= b
 
 
-def test_value(op: Op, value: Any, operand: Any) -> bool:
+def check_value(op: Op, value: Any, operand: Any) -> bool:
     if op == "exists":
         return (value is not None) is bool(operand)
     if value is None:
@@ -304,7 +304,7 @@ def evaluate_leaf(leaf: Leaf, facts: Facts) -> bool:
         return leaf.segment in facts.segments
     if isinstance(leaf, FieldTest):
         source = facts.profile if leaf.source == "profile" else facts.context
-        return test_value(leaf.op, lookup(source, leaf.path), leaf.operand)
+        return check_value(leaf.op, lookup(source, leaf.path), leaf.operand)
     days = days_between(lookup(facts.profile, leaf.path), facts.now)
     return days is not None and _ordered(leaf.op, days, leaf.operand)
 

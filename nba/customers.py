@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from nba import profile, segments
 from nba.errors import InvalidRequest, NotFound, Unavailable
 from nba.live import Live
+from nba.rulebook import Rulebook
 from nba.store.keys import HISTORY_TTL
 from nba.store.redis import Store
 
-_CAS_RETRIES = 8
+_CAS_RETRIES = 20
+
+
+class _KeyedLocks:
+    """One asyncio.Lock per customer while someone holds or waits for it; then forgotten."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 class Customers:
@@ -21,6 +46,7 @@ class Customers:
         self.live = live
         self.store = store
         self.clock = clock
+        self._locks = _KeyedLocks()
 
     async def replace(self, customer_id: str, attributes: dict[str, Any]) -> dict[str, Any]:
         await self.save(customer_id, attributes, merge=False)
@@ -31,13 +57,20 @@ class Customers:
         return await self.read(customer_id)
 
     async def save(self, customer_id: str, attributes: dict[str, Any], *, merge: bool) -> None:
-        """Store attributes with their materialised segments; a merge re-reads and retries when another
-        writer got in between (compare-and-set on the profile revision)."""
+        """Store attributes with their materialised segments. Writers of one customer queue in this
+        process; against other processes a merge is a compare-and-set on the profile revision, retried
+        with jitter when another writer got in between."""
         rb = self.live.snapshot.rulebook
         errors = profile.check_attributes(rb, attributes, allow_null=merge)
         if errors:
             raise InvalidRequest("invalid attributes, nothing was stored", errors=errors)
-        for _ in range(_CAS_RETRIES):
+        async with self._locks.hold(customer_id):
+            await self._save(rb, customer_id, attributes, merge)
+
+    async def _save(self, rb: Rulebook, customer_id: str, attributes: dict[str, Any], merge: bool) -> None:
+        for attempt in range(_CAS_RETRIES):
+            if attempt:
+                await asyncio.sleep(random.uniform(0, 0.002 * attempt))
             now = self.clock()
             expected = "*"
             new = attributes

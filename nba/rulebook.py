@@ -38,6 +38,7 @@ from nba.rulefiles import Node, Reader, load_yaml, plain, suggest
 FOREVER = 4102444800.0  # 2100-01-01, "no end date"
 MAX_ACTIONS = 10_000
 SegmentKind = Literal["profile", "dynamic", "context"]
+_KIND_ORDER: tuple[SegmentKind, ...] = ("profile", "dynamic", "context")
 
 
 @dataclass(frozen=True)
@@ -160,11 +161,13 @@ def load_rulebook(directory: Path) -> Rulebook:
 
     channels = _channels(*read("channels.yaml"))
     attributes, list_values = _attributes(*read("profile.yaml"))
-    segments = _segments(*read("segments.yaml"), attributes)
-    seg_names = frozenset(s.name for s in segments)
+    segments, seg_names = _segments(*read("segments.yaml"), attributes)
     groups, learning, cap_nodes = _policy(*read("policy.yaml"), seg_names)
+    cap_rows: list[tuple[int, int, int, float, int, str]] = []
+    policy_reader = Reader("policy.yaml", problems)
+    for cap_path, cap_node in cap_nodes:
+        cap_rows.extend(_limit(policy_reader, cap_node, cap_path, None, tuple(groups), tuple(channels)))
     actions: list[Action] = []
-    limit_nodes: list[list[tuple[str, Node]]] = []
     seen: dict[str, str] = {}
     action_files = sorted((directory / "actions").glob("*.yaml")) if (directory / "actions").is_dir() else []
     if not action_files:
@@ -185,14 +188,13 @@ def load_rulebook(directory: Path) -> Rulebook:
         if path.stem != action.id:
             reader.problem("id", f"id {action.id!r} differs from the file name {path.stem!r}", node.lines.get("id"))
         seen[action.id] = name
+        cap_rows.extend((scope, len(actions), event, window, most, source)
+                        for scope, _, event, window, most, source in limits)
         actions.append(action)
-        limit_nodes.append(limits)
     if len(actions) > MAX_ACTIONS:
         problems.append(RuleProblem("actions/", "", f"{len(actions)} actions, at most {MAX_ACTIONS}"))
-    group_names = tuple(groups)
     action_index = {a.id: i for i, a in enumerate(actions)}
-    channel_names = tuple(channels)
-    caps = _caps(cap_nodes, list(zip(actions, limit_nodes, strict=True)), group_names, channel_names, problems)
+    caps = CapTable.build(cap_rows)
     if problems:
         raise RulesInvalid(problems)
     return _assemble(directory, files, channels, attributes, list_values, segments, actions, groups,
@@ -298,11 +300,14 @@ def _attributes(r: Reader, root: Node | None) -> tuple[dict[str, AttributeType],
     return types, values
 
 
-def _segments(r: Reader, root: Node | None, attributes: dict[str, AttributeType]) -> list[Segment]:
+def _segments(r: Reader, root: Node | None,
+              attributes: dict[str, AttributeType]) -> tuple[list[Segment], frozenset[str]]:
+    """The valid segments in dependency order, and every declared name (so one broken segment is
+    reported once, not again in every action that uses it)."""
     top = r.mapping(root, "", allowed=["segments"], required=["segments"]) if root else None
     segs = r.mapping(top["segments"], "segments") if top and "segments" in top else None
     if not segs:
-        return []
+        return [], frozenset()
     names = frozenset(segs)
     vocab = Vocabulary(attributes, names)
     raw: dict[str, tuple[Condition, str]] = {}
@@ -319,37 +324,37 @@ def _segments(r: Reader, root: Node | None, attributes: dict[str, AttributeType]
             raw[name] = (cond, desc or "")
     # order by dependencies and derive each segment's kind from what it (transitively) looks at
     ordered: list[Segment] = []
-    state: dict[str, str] = {}
+    done: dict[str, SegmentKind | None] = {}
+    visiting: set[str] = set()
 
     def visit(name: str, trail: tuple[str, ...]) -> SegmentKind | None:
-        if state.get(name) == "done":
-            return next(s.kind for s in ordered if s.name == name)
-        if state.get(name) == "visiting":
-            r.problem(f"segments.{name}", "refers to itself through " + " -> ".join((*trail, name)),
-                      segs[name].line)
+        if name in done:
+            return done[name]
+        if name in visiting:
+            r.problem(f"segments.{trail[0]}", "refers to itself through " + " -> ".join((*trail, name)),
+                      segs[trail[0]].line)
             return None
         if name not in raw:
             return None
-        state[name] = "visiting"
+        visiting.add(name)
         cond, desc = raw[name]
-        kind: SegmentKind = "profile"
+        kind: SegmentKind | None = "profile"
         if any(isinstance(leaf, _DaysSince) for leaf in leaves(cond)):
             kind = "dynamic"
         if uses_context(cond):
             kind = "context"
         for dep in sorted(segment_refs(cond)):
             dep_kind = visit(dep, (*trail, name))
-            if dep_kind is None:
-                state[name] = "done"
-                return None
-            kind = max(kind, dep_kind, key=("profile", "dynamic", "context").index)
-        state[name] = "done"
-        ordered.append(Segment(name, cond, kind, desc))
+            kind = None if dep_kind is None or kind is None else max(kind, dep_kind, key=_KIND_ORDER.index)
+        visiting.discard(name)
+        done[name] = kind
+        if kind is not None:
+            ordered.append(Segment(name, cond, kind, desc))
         return kind
 
     for name in raw:
         visit(name, ())
-    return ordered
+    return ordered, names
 
 
 def _policy(r: Reader, root: Node | None, segments: frozenset[str]) -> tuple[dict[str, float], Learning,
@@ -417,7 +422,7 @@ _ACTION_KEYS = ["id", "name", "group", "kind", "channels", "value", "weight", "a
 
 def _action(r: Reader, node: Node, channels: Mapping[str, Channel], attributes: Mapping[str, AttributeType],
             segments: frozenset[str], groups: Mapping[str, float],
-            default_prior: tuple[float, float]) -> tuple[Action, list[tuple[str, Node]]] | None:
+            default_prior: tuple[float, float]) -> tuple[Action, list[tuple[int, int, int, float, int, str]]] | None:
     m = r.mapping(node, "", allowed=_ACTION_KEYS, required=["id", "group", "channels", "value"])
     if m is None or not all(k in m for k in ("id", "group", "channels", "value")):
         return None
@@ -463,8 +468,9 @@ def _action(r: Reader, node: Node, channels: Mapping[str, Channel], attributes: 
     reason = r.text(m["reason"], "reason", max_len=500) if "reason" in m else ""
     mandatory = r.boolean(m["mandatory"], "mandatory") if "mandatory" in m else False
     prior = _prior(r, m["prior"], "prior") if "prior" in m else default_prior
-    limits = [(f"limits[{i}]", n) for i, n in enumerate(r.sequence(m["limits"], "limits") or [])] \
-        if "limits" in m else []
+    # target -1: the action's index is known once the whole set is read
+    limits = [row for i, n in enumerate(r.sequence(m["limits"], "limits") or [] if "limits" in m else [])
+              for row in _limit(r, n, f"limits[{i}]", -1, tuple(groups), tuple(channels))]
     if len(r.problems) > before or None in (aid, name, group, value, weight, cond, reason, mandatory, prior):
         return None
     return Action(
@@ -477,20 +483,6 @@ def _action(r: Reader, node: Node, channels: Mapping[str, Channel], attributes: 
 def _is_date(node: Node) -> bool:
     return (isinstance(node.value, dt.date) and not isinstance(node.value, dt.datetime)) or (
         isinstance(node.value, str) and len(node.value) == 10)
-
-
-def _caps(policy_caps: list[tuple[str, Node]], actions: list[tuple[Action, list[tuple[str, Node]]]],
-          groups: tuple[str, ...], channels: tuple[str, ...], problems: list[RuleProblem]) -> CapTable:
-    """Action `limits` and policy `caps` as one table of rows (see contact_policy)."""
-    rows: list[tuple[int, int, int, float, int, str]] = []
-    policy = Reader("policy.yaml", problems)
-    for path, node in policy_caps:
-        rows.extend(_limit(policy, node, path, None, groups, channels))
-    for index, (action, limits) in enumerate(actions):
-        r = Reader(action.file, problems)
-        for path, node in limits:
-            rows.extend(_limit(r, node, path, index, groups, channels))
-    return CapTable.build(rows)
 
 
 def _limit(r: Reader, node: Node, path: str, action: int | None, groups: tuple[str, ...],

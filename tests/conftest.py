@@ -83,7 +83,9 @@ async def client(make_client: AppFactory) -> TestClient[web.Request, web.Applica
 
 
 def live(client: TestClient[web.Request, web.Application]) -> Live:
-    return client.server.app[LIVE]  # type: ignore[union-attr]
+    app = client.app
+    assert app is not None
+    return app[LIVE]
 
 
 @pytest.fixture

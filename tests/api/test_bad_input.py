@@ -1,0 +1,86 @@
+"""Every class of bad input gets a 4xx problem+json naming the field; nothing is half-applied."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+
+from nba.http import wire
+from tests.api.helpers import Client, problem
+
+
+async def _decide(client: Client, body: Any) -> dict[str, Any]:
+    return await problem(await client.post("/v1/decide", json=body), 400)
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"channel": "web"}, "customer_id"),
+    ({"customer_id": "", "channel": "web"}, "customer_id"),
+    ({"customer_id": "x" * 129, "channel": "web"}, "customer_id"),
+    ({"customer_id": "c-{1}", "channel": "web"}, "customer_id"),
+    ({"customer_id": "c 1", "channel": "web"}, "customer_id"),
+    ({"customer_id": 1042, "channel": "web"}, "customer_id"),
+    ({"customer_id": "c-1"}, "channel"),
+    ({"customer_id": "c-1", "channel": "fax"}, "channel"),
+    ({"customer_id": "c-1", "channel": "web", "limit": 0}, "limit"),
+    ({"customer_id": "c-1", "channel": "web", "limit": 6}, "limit"),
+    ({"customer_id": "c-1", "channel": "email", "limit": 2}, "limit"),
+    ({"customer_id": "c-1", "channel": "web", "limit": True}, "limit"),
+    ({"customer_id": "c-1", "channel": "web", "limit": "3"}, "limit"),
+    ({"customer_id": "c-1", "channel": "web", "explain": "yes"}, "explain"),
+    ({"customer_id": "c-1", "channel": "web", "context": []}, "context"),
+    ({"customer_id": "c-1", "channel": "web", "context": {"a": {"nested": 1}}}, "context.a"),
+    ({"customer_id": "c-1", "channel": "web", "context": {"a": "x" * 257}}, "context.a"),
+    ({"customer_id": "c-1", "channel": "web", "context": {"bad key": 1}}, "context.bad key"),
+    ({"customer_id": "c-1", "channel": "web", "context": {f"k{i}": i for i in range(33)}}, "context"),
+    ({"customer_id": "c-1", "channel": "web", "contact_id": ["x"]}, "contact_id"),
+    ({"customer_id": "c-1", "channel": "web", "colour": "blue"}, "colour"),
+])
+async def test_decide_field_errors(client: Client, body: dict[str, Any], field: str) -> None:
+    result = await _decide(client, body)
+    assert result["code"] == "invalid_request"
+    assert [e["field"] for e in result["errors"]] == [field]
+
+
+async def test_decide_body_must_be_a_json_object(client: Client) -> None:
+    assert (await _decide(client, [1, 2]))["errors"][0]["field"] == ""
+    resp = await client.post("/v1/decide", data=b"{not json", headers={"Content-Type": "application/json"})
+    assert (await problem(resp, 400))["code"] == "invalid_json"
+
+
+async def test_media_type_and_size_limits(client: Client) -> None:
+    resp = await client.post("/v1/decide", data=b'{"customer_id":"c"}', headers={"Content-Type": "text/plain"})
+    assert (await problem(resp, 415))["code"] == "unsupported_media_type"
+    big = b'{"customer_id":"' + b"x" * wire.MAX_DECIDE_BODY + b'"}'
+    resp = await client.post("/v1/decide", data=big, headers={"Content-Type": "application/json"})
+    assert (await problem(resp, 413))["code"] == "payload_too_large"
+    huge = b"[" + b"0," * (wire.MAX_EVENTS_BODY // 2) + b"0]"
+    resp = await client.post("/v1/events", data=io.BytesIO(huge), headers={"Content-Type": "application/json"})
+    assert (await problem(resp, 413))["code"] == "payload_too_large"
+
+
+async def test_routing_errors_are_problems_too(client: Client) -> None:
+    assert (await problem(await client.get("/v1/nothing"), 404))["code"] == "not_found"
+    assert (await problem(await client.get("/v1/decide"), 405))["code"] == "method_not_allowed"
+    body = await problem(await client.get("/v1/customers/c-{1}"), 400)
+    assert body["errors"][0]["field"] == "customer_id"
+
+
+async def test_customer_body_errors(client: Client) -> None:
+    body = await problem(await client.put("/v1/customers/c-1", json={"attrs": {}}), 400)
+    assert {e["field"] for e in body["errors"]} == {"attrs", "attributes"}
+    body = await problem(await client.put("/v1/customers/c-1", json={"attributes": {"plan": None}}), 400)
+    assert body["errors"][0]["field"] == "attributes.plan"
+
+
+async def test_events_body_errors(client: Client) -> None:
+    for payload, field in (({}, "events"), ({"events": []}, "events"), ({"events": "x"}, "events"),
+                           ({"events": [1]}, "events[0]"),
+                           ({"events": [{"event_id": "e", "type": "accept", "customer_id": "c", "action_id": "a",
+                                         "channel": "web", "properties": {"x": "y" * 5000}}]}, "events[0].properties"),
+                           ({"events": [{"event_id": "e", "type": "accept", "customer_id": "c", "action_id": "a",
+                                         "channel": "web", "extra": 1}]}, "events[0].extra")):
+        body = await problem(await client.post("/v1/events", json=payload), 400)
+        assert [e["field"] for e in body["errors"]] == [field], payload

@@ -1,0 +1,106 @@
+"""Events: idempotent, validated whole, credited to their decision from any channel."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from nba.store import keys
+from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, problem, put_customer, send_events
+
+
+def _event(eid: str, etype: str, cid: str, action: str, decision: str | None = None,
+           channel: str = "web") -> dict[str, object]:
+    e: dict[str, object] = {"event_id": eid, "type": etype, "customer_id": cid, "action_id": action,
+                            "channel": channel}
+    if decision is not None:
+        e["decision_id"] = decision
+    return e
+
+
+async def _stats_cell(client: Client, action: str, key: str) -> dict[str, float]:
+    body = await (await client.get("/v1/actions/stats")).json()
+    a = next(a for a in body["actions"] if a["action_id"] == action)
+    cell: dict[str, float] = next(s for s in a["segments"] if s["segment_key"] == key)
+    return cell
+
+
+async def test_duplicates_are_counted_once_within_and_across_batches(client: Client) -> None:
+    await put_customer(client, "c-1", CROSSSELL_MOBILE)
+    d = await decide(client, "c-1")
+    action = d["actions"][0]["action_id"]
+    batch = [_event("e1", "impression", "c-1", action, d["decision_id"]),
+             _event("e1", "impression", "c-1", action, d["decision_id"]),
+             _event("e2", "accept", "c-1", action, d["decision_id"])]
+    assert await send_events(client, batch) == {"accepted": 2, "duplicates": 1, "credited": 2, "unattributed": 0}
+    assert await send_events(client, batch) == {"accepted": 0, "duplicates": 3, "credited": 0, "unattributed": 0}
+    cell = await _stats_cell(client, action, "mid_value")
+    assert (cell["trials"], cell["rewards"]) == (1.0, 1.0)
+    customer = await (await client.get("/v1/customers/c-1")).json()
+    assert customer["history"]["by_action"][action] == {"impression": 1, "accept": 1}
+
+
+async def test_one_trial_per_shown_action_and_reward_is_the_best_answer(client: Client) -> None:
+    await put_customer(client, "c-1", CROSSSELL_MOBILE)
+    d = await decide(client, "c-1")
+    action = d["actions"][0]["action_id"]
+    did = d["decision_id"]
+    await send_events(client, [_event("a", "click", "c-1", action, did), _event("b", "accept", "c-1", action, did),
+                               _event("c", "click", "c-1", action, did)])
+    cell = await _stats_cell(client, action, "mid_value")
+    assert cell["trials"] == 1.0
+    assert cell["rewards"] == 1.0  # click 0.2, then accept lifts it to 1, a later click adds nothing
+
+
+async def test_answer_on_another_channel_credits_the_decision(client: Client) -> None:
+    await put_customer(client, "c-1", CROSSSELL_MOBILE)
+    d = await decide(client, "c-1", "web")
+    action = d["actions"][0]["action_id"]
+    result = await send_events(client, [_event("x", "accept", "c-1", action, d["decision_id"], "call_center")])
+    assert result["credited"] == 1
+    assert (await _stats_cell(client, action, "mid_value"))["rewards"] == 1.0
+
+
+async def test_events_without_or_with_a_foreign_decision_feed_history_not_the_model(client: Client) -> None:
+    await put_customer(client, "c-1", CROSSSELL_MOBILE)
+    d = await decide(client, "c-1")
+    shown = {a["action_id"] for a in d["actions"]}
+    other = next(a for a in ("loyalty-gift", "tv-addon", "email-capture", "sim-only") if a not in shown)
+    result = await send_events(client, [
+        _event("h", "accept", "c-1", "broadband-bundle"),
+        _event("u1", "accept", "c-1", other, d["decision_id"]),
+        _event("u2", "accept", "c-1", "broadband-bundle", "no-such-decision"),
+    ])
+    assert result == {"accepted": 3, "duplicates": 0, "credited": 0, "unattributed": 2}
+    body = await (await client.get("/v1/actions/stats")).json()
+    assert all(s["trials"] == 0 for a in body["actions"] for s in a["segments"])
+
+
+async def test_a_bad_event_rejects_the_whole_batch_and_names_every_problem(client: Client, redis: Redis) -> None:
+    await put_customer(client, "c-1", CROSSSELL_MOBILE)
+    batch = [_event("ok-1", "impression", "c-1", "broadband-bundle"),
+             _event("bad-1", "purchase", "c-1", "broadband-bundle"),
+             {**_event("bad-2", "accept", "c-{1}", "broadband-bundle"), "ts": "yesterday"},
+             _event("ok-2", "impression", "c-1", "loyalty-gift", channel="fax")]
+    resp = await client.post("/v1/events", json={"events": batch})
+    body = await problem(resp, 400)
+    fields = {e["field"] for e in body["errors"]}
+    assert fields == {"events[1].type", "events[2].customer_id", "events[2].ts", "events[3].channel"}
+    assert await redis.exists(keys.history("c-1"), keys.seen("c-1")) == 0
+
+
+async def test_batch_limit(client: Client) -> None:
+    events = [_event(f"e{i}", "impression", f"c-{i}", "broadband-bundle") for i in range(1001)]
+    body = await problem(await client.post("/v1/events", json={"events": events}), 400)
+    assert body["errors"][0]["field"] == "events"
+    accepted = await send_events(client, events[:1000])
+    assert accepted["accepted"] == 1000
+
+
+async def test_event_timestamps_are_bounded(client: Client) -> None:
+    future = _event("f", "impression", "c-1", "broadband-bundle") | {"ts": "2026-11-23T13:00:00Z"}
+    old = _event("o", "impression", "c-1", "broadband-bundle") | {"ts": "2026-09-01T00:00:00Z"}
+    naive = _event("n", "impression", "c-1", "broadband-bundle") | {"ts": "2026-11-23T11:00:00"}
+    body = await problem(await client.post("/v1/events", json={"events": [future, old, naive]}), 400)
+    assert [e["field"] for e in body["errors"]] == ["events[0].ts", "events[1].ts", "events[2].ts"]
+    ok = _event("k", "impression", "c-1", "broadband-bundle") | {"ts": "2026-11-23T11:00:00+01:00"}
+    assert (await send_events(client, [ok]))["accepted"] == 1

@@ -1,0 +1,76 @@
+"""Arbitration: top-k by sampled priority, the no-action threshold, and the accuracy of probabilities."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import integrate, stats
+
+from nba.arbitration import Ranking, arbitrate, contenders
+from nba.bandit import ModelState
+
+
+def _model(alpha: list[float], beta: list[float]) -> ModelState:
+    n = len(alpha)
+    return ModelState.build("t", np.array(alpha), np.array(beta), [str(i) for i in range(n)], ["k"], {})
+
+
+def _run(alpha: list[float], beta: list[float], lever: list[float], limit: int, seed: int, draws: int = 256,
+         no_action: list[bool] | None = None) -> Ranking:
+    m = _model(alpha, beta)
+    n = len(alpha)
+    na = np.array(no_action or [False] * n)
+    return arbitrate(np.arange(n), m.alpha[:, 0], m.beta[:, 0], m.low[:, 0], m.high[:, 0], np.array(lever), na,
+                     limit, np.random.default_rng(seed), draws)
+
+
+def test_probability_matches_the_exact_chance_of_ranking_first() -> None:
+    a, b = (3.0, 30.0), (5.0, 40.0)
+    # exact P(X > Y) for X ~ Beta(a), Y ~ Beta(b), equal levers
+    exact, _ = integrate.quad(lambda x: stats.beta.pdf(x, *a) * stats.beta.cdf(x, *b), 0, 1)
+    draws = 1024
+    se = math.sqrt(exact * (1 - exact) / draws)
+    for seed in range(20):
+        r = _run([a[0], b[0]], [a[1], b[1]], [1.0, 1.0], 1, seed, draws)
+        p_first = r.probability[0] if r.actions[0] == 0 else 1 - r.probability[0]
+        assert abs(p_first - exact) < 4 * se, (seed, p_first, exact)
+
+
+def test_the_logged_probability_is_never_zero_for_what_was_chosen() -> None:
+    for seed in range(50):
+        r = _run([1, 1, 1], [1, 1, 1], [1, 1, 1], 3, seed, draws=16)
+        assert (r.probability >= 1 / 16).all()
+
+
+def test_seeded_runs_are_deterministic() -> None:
+    one = _run([2, 3, 4], [20, 20, 20], [1, 2, 3], 2, seed=11)
+    two = _run([2, 3, 4], [20, 20, 20], [1, 2, 3], 2, seed=11)
+    assert one.actions.tolist() == two.actions.tolist()
+    assert one.probability.tolist() == two.probability.tolist()
+
+
+def test_no_action_is_a_threshold_and_never_returned() -> None:
+    # action 0 is worth 10 x ~0.5; action 1 worth 1 x ~0.5; "do nothing" scores 2 flat
+    r = _run([50, 50, 1], [50, 50, 1], [10, 1, 2], 3, seed=1, no_action=[False, False, True])
+    assert r.actions.tolist() == [0]
+    assert r.probability[0] == 1.0
+    nothing = _run([50, 1], [50, 1], [1, 2], 3, seed=1, no_action=[False, True])
+    assert nothing.actions.tolist() == []
+
+
+def test_contenders_drop_only_arms_that_cannot_reach_the_top_k() -> None:
+    m = _model([500, 5, 1, 400], [500, 995, 999, 600])  # means 0.5, 0.005, 0.001, 0.4
+    keep = contenders(np.arange(4), np.ones(4), m.low[:, 0], m.high[:, 0], np.zeros(4, bool), 2)
+    assert keep.tolist() == [0, 3]
+    # the pruned arms indeed never win over many draws
+    r = _run([500, 5, 1, 400], [500, 995, 999, 600], [1, 1, 1, 1], 2, seed=3, draws=2048)
+    assert set(r.contenders.tolist()) == {0, 3}
+
+
+def test_top_k_order_and_limits() -> None:
+    r = _run([90, 50, 10], [10, 50, 90], [1, 1, 1], 2, seed=5)
+    assert r.actions.tolist() == [0, 1]
+    assert (np.diff(r.score) <= 0).all()
+    empty = _run([], [], [], 3, seed=5)
+    assert empty.actions.tolist() == []

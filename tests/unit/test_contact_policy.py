@@ -1,0 +1,75 @@
+"""Caps and suppressions at their boundaries: N-1, N, N+1 events; the window's edges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nba import contact_policy as cp
+from nba.domain import EVENT_CODE, History
+
+DAY = 86400.0
+NOW = 1_000_000_000.0
+IMP, REJ = EVENT_CODE["impression"], EVENT_CODE["reject"]
+GROUP_OF = np.array([0, 0, 1])  # actions 0 and 1 in group 0, action 2 in group 1
+NO_MANDATORY = np.zeros(3, bool)
+
+
+def _history(rows: list[tuple[float, int, int, int]]) -> History:
+    if not rows:
+        return History.empty()
+    ts, ev, act, ch = zip(*rows, strict=True)
+    return History(np.array(ts, float), np.array(ev), np.array(act), np.array(ch))
+
+
+def _blocked(caps: cp.CapTable, history: History, channel: int = 0,
+             mandatory: np.ndarray = NO_MANDATORY) -> list[bool]:
+    counts = cp.counts(caps, history, NOW, GROUP_OF, 3, 2, 2)
+    result: list[bool] = cp.blocked(caps, counts, channel, GROUP_OF, mandatory, 2).tolist()
+    return result
+
+
+@pytest.mark.parametrize(("shown", "blocked"), [(2, False), (3, True), (4, True)])
+def test_action_cap_at_n_minus_1_n_n_plus_1(shown: int, blocked: bool) -> None:
+    caps = cp.CapTable.build([(cp.ACTION, 0, IMP, 7 * DAY, 3, "a")])
+    history = _history([(NOW - i * DAY, IMP, 0, 0) for i in range(shown)])
+    assert _blocked(caps, history) == [blocked, False, False]
+
+
+@pytest.mark.parametrize(("age", "blocked"), [(7 * DAY - 1, True), (7 * DAY, False), (7 * DAY + 1, False)])
+def test_window_edges(age: float, blocked: bool) -> None:
+    """An event exactly one window old has left the window."""
+    caps = cp.CapTable.build([(cp.ACTION, 0, IMP, 7 * DAY, 1, "a")])
+    assert _blocked(caps, _history([(NOW - age, IMP, 0, 0)]))[0] is blocked
+
+
+def test_suppression_after_reject_counts_only_rejects() -> None:
+    caps = cp.CapTable.build([(cp.ACTION, 1, REJ, 30 * DAY, 1, "after reject")])
+    assert _blocked(caps, _history([(NOW - DAY, IMP, 1, 0)] * 5)) == [False, False, False]
+    assert _blocked(caps, _history([(NOW - DAY, REJ, 1, 0)])) == [False, True, False]
+
+
+def test_group_channel_and_total_caps() -> None:
+    group = cp.CapTable.build([(cp.GROUP, 0, IMP, DAY, 2, "g")])
+    history = _history([(NOW - 10, IMP, 0, 0), (NOW - 20, IMP, 1, 0)])
+    assert _blocked(group, history) == [True, True, False]
+    channel = cp.CapTable.build([(cp.CHANNEL, 1, IMP, DAY, 1, "email")])
+    on_email = _history([(NOW - 10, IMP, 2, 1)])
+    assert _blocked(channel, on_email, channel=1) == [True, True, True]
+    assert _blocked(channel, on_email, channel=0) == [False, False, False]
+    total = cp.CapTable.build([(cp.TOTAL, 0, IMP, DAY, 2, "t")])
+    assert _blocked(total, history) == [True, True, True]
+
+
+def test_mandatory_actions_bypass_caps_and_unknown_actions_count_only_in_totals() -> None:
+    caps = cp.CapTable.build([(cp.TOTAL, 0, IMP, DAY, 1, "t")])
+    history = _history([(NOW - 10, IMP, -1, -1)])  # an action no longer in the rules
+    assert _blocked(caps, history, mandatory=np.array([False, False, True])) == [True, True, False]
+
+
+def test_reasons_name_the_binding_cap() -> None:
+    caps = cp.CapTable.build([(cp.ACTION, 0, IMP, 7 * DAY, 2, "actions/x.yaml: limits[0]")])
+    history = _history([(NOW - 10, IMP, 0, 0), (NOW - 20, IMP, 0, 0)])
+    counts = cp.counts(caps, history, NOW, GROUP_OF, 3, 2, 2)
+    assert cp.reasons(caps, counts, 0, GROUP_OF, NO_MANDATORY) == {
+        0: "actions/x.yaml: limits[0]: 2 x impression in the last 1w reaches the limit of 2"}
