@@ -70,9 +70,8 @@ def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: fl
     if not consent_ok:
         mask = np.zeros_like(mask)
     history = parse_history(customer.history, rb)
-    n_actions, n_groups, n_channels = len(rb.actions), len(rb.groups), len(rb.channels)
-    row_counts = contact_policy.counts(rb.caps, history, now, rb.group_of, n_actions, n_groups, n_channels)
-    capped = contact_policy.blocked(rb.caps, row_counts, ch, rb.group_of, rb.mandatory, n_groups)
+    row_counts = contact_policy.counts(rb.caps, history, now, rb.group_of)
+    capped = contact_policy.blocked(rb.caps, row_counts, ch, rb.group_of, rb.mandatory, len(rb.groups))
     candidates = np.flatnonzero(mask & ~capped)
     key = segments.segment_key(rb, member)
     ranking = arbitration.arbitrate(

@@ -24,7 +24,7 @@ def _history(rows: list[tuple[float, int, int, int]]) -> History:
 
 def _blocked(caps: cp.CapTable, history: History, channel: int = 0,
              mandatory: np.ndarray = NO_MANDATORY) -> list[bool]:
-    counts = cp.counts(caps, history, NOW, GROUP_OF, 3, 2, 2)
+    counts = cp.counts(caps, history, NOW, GROUP_OF)
     result: list[bool] = cp.blocked(caps, counts, channel, GROUP_OF, mandatory, 2).tolist()
     return result
 
@@ -70,6 +70,6 @@ def test_mandatory_actions_bypass_caps_and_unknown_actions_count_only_in_totals(
 def test_reasons_name_the_binding_cap() -> None:
     caps = cp.CapTable.build([(cp.ACTION, 0, IMP, 7 * DAY, 2, "actions/x.yaml: limits[0]")])
     history = _history([(NOW - 10, IMP, 0, 0), (NOW - 20, IMP, 0, 0)])
-    counts = cp.counts(caps, history, NOW, GROUP_OF, 3, 2, 2)
+    counts = cp.counts(caps, history, NOW, GROUP_OF)
     assert cp.reasons(caps, counts, 0, GROUP_OF, NO_MANDATORY) == {
         0: "actions/x.yaml: limits[0]: 2 x impression in the last 1w reaches the limit of 2"}

@@ -1,0 +1,109 @@
+"""Quick closed-loop benchmark of POST /v1/decide next to an aiohttp hello-world, in the same run.
+
+Starts a private redis-server, one nba server process (seeded with demo customers) and one hello-world
+process, then drives each with wrk (same threads, connections and duration) and prints requests/s
+and latency percentiles side by side. Needs `wrk` (Debian: apt-get install wrk).
+
+    .venv/bin/python -m loadtests.bench_decide --duration 10 --connections 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from nba.redis_server import RedisServer, free_port
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def run_wrk(url: str, script: Path, threads: int, connections: int, duration: int,
+            env: dict[str, str]) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        capture_output=True, text=True, check=True, env=env).stdout
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
+    for pct in ("50", "90", "99"):
+        m = re.search(rf"\s{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)", out)
+        if m:
+            value, unit = float(m.group(1)), m.group(2)
+            result[f"p{pct}_ms"] = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non_2xx"] = float(errors.group(1)) if errors else 0.0
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--customers", type=int, default=10000)
+    parser.add_argument("--rounds", type=int, default=2, help="alternate hello/decide this many times")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk not found: apt-get install wrk", file=sys.stderr)
+        return 2
+    procs: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        redis = RedisServer(Path(tmp) / "redis", persist=False)
+        url = redis.start()
+        try:
+            nba_port, hello_port = free_port(), free_port()
+            env = {**os.environ, "NBA_REDIS_URL": url, "NBA_PORT": str(nba_port), "NBA_LOG_LEVEL": "WARNING",
+                   "NBA_BENCH_CUSTOMERS": str(args.customers)}
+            procs.append(subprocess.Popen([sys.executable, "-m", "nba.cli", "serve", "--rules", str(ROOT / "rules"),
+                                           "--demo-customers", str(args.customers)], env=env, cwd=tmp))
+            procs.append(subprocess.Popen([sys.executable, str(HERE / "hello.py"), "--port", str(hello_port)]))
+            wait_http(f"http://127.0.0.1:{nba_port}/readyz", timeout=300)
+            wait_http(f"http://127.0.0.1:{hello_port}/hello")
+            rows: dict[str, list[dict[str, float]]] = {"hello": [], "decide": []}
+            targets = {"hello": (f"http://127.0.0.1:{hello_port}", HERE / "hello.lua"),
+                       "decide": (f"http://127.0.0.1:{nba_port}", HERE / "decide.lua")}
+            for name, (target, script) in targets.items():  # warm-up
+                run_wrk(target, script, args.threads, args.connections, 2, env)
+            for _ in range(args.rounds):
+                for name, (target, script) in targets.items():
+                    rows[name].append(run_wrk(target, script, args.threads, args.connections, args.duration, env))
+        finally:
+            for p in procs:
+                p.terminate()
+                p.wait(timeout=10)
+            redis.stop()
+    print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} alternating rounds, "
+          f"{args.customers} customers, {os.cpu_count()} cores shared by server, Redis and wrk")
+    print(f"{'endpoint':8} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    best: dict[str, dict[str, float]] = {}
+    for name, results in rows.items():
+        for r in results:
+            print(f"{name:8} {r['rps']:9.0f} {r.get('p50_ms', 0):8.2f} {r.get('p90_ms', 0):8.2f} "
+                  f"{r.get('p99_ms', 0):8.2f} {r['non_2xx']:8.0f}")
+        best[name] = max(results, key=lambda r: r["rps"])
+    ratio = best["decide"]["rps"] / best["hello"]["rps"]
+    print(f"decide/hello throughput (best rounds): {ratio:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

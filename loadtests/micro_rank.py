@@ -1,0 +1,62 @@
+"""Micro-benchmark: server-side compute of one decision (the pure `rank` stage, no I/O, no HTTP),
+for the shipped rules and for generated rule sets of 10 and 1,000 actions.
+
+    python -m loadtests.micro_rank
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from loadtests.gen_rules import generate
+from nba import segments
+from nba.bandit import ModelState
+from nba.decide import rank
+from nba.demo import demo_population
+from nba.domain import DecideRequest
+from nba.live import Snapshot
+from nba.rulebook import Rulebook, load_rulebook
+from nba.store.redis import CustomerSnapshot
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench(rb: Rulebook, n: int = 3000, history: int = 5) -> tuple[float, float]:
+    rng = np.random.default_rng(1)
+    model = ModelState.build("1", rb.prior_alpha, rb.prior_beta, [a.id for a in rb.actions], rb.learning.keys, {})
+    snap = Snapshot(rb, model)
+    now = time.time()
+    ids = [a.id for a in rb.actions]
+    customers = []
+    for k, (_, attrs) in enumerate(demo_population(200)):
+        hist = [f"{int(now * 1000) - j * 3_600_000}|impression|{ids[(k + j) % len(ids)]}|web|e{j}".encode()
+                for j in range(history)]
+        customers.append(CustomerSnapshot(attrs, segments.materialise(rb, attrs, now), rb.segments_version, hist))
+    req = DecideRequest("c-1", "web", {"device": "mobile"}, 3, False, None)
+    for c in customers:
+        rank(snap, c, req, now, rng, "d")
+    times = np.empty(n)
+    for i in range(n):
+        t = time.perf_counter()
+        rank(snap, customers[i % len(customers)], req, now, rng, "d")
+        times[i] = time.perf_counter() - t
+    return float(np.median(times) * 1e6), float(np.percentile(times, 99) * 1e6)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        sets = {"shipped (15)": load_rulebook(ROOT / "rules")}
+        for n in (10, 1000):
+            sets[f"generated {n}"] = load_rulebook(generate(Path(tmp) / f"r{n}", n, seed=1))
+        print(f"{'rule set':16} {'median us':>10} {'p99 us':>10}")
+        for name, rb in sets.items():
+            med, p99 = bench(rb)
+            print(f"{name:16} {med:10.1f} {p99:10.1f}")
+
+
+if __name__ == "__main__":
+    main()

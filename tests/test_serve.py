@@ -1,0 +1,85 @@
+"""`nba serve` end to end as a user runs it: embedded redis-server started, used, stopped cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from nba.redis_server import free_port
+from tests.conftest import RULES
+
+
+def _get(url: str) -> tuple[int, dict[str, object]]:
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return resp.status, json.loads(resp.read())
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        try:
+            if _get(url)[0] == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail("server did not become ready")
+
+
+def _redis_children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=,comm=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if "redis-server" in line]
+
+
+def test_serve_with_embedded_redis_and_demo_customers(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "NBA_REDIS_URL"}
+    env |= {"NBA_PORT": str(port), "NBA_DATA_DIR": str(tmp_path / "var"), "NBA_RULES_DIR": str(RULES)}
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "nba.cli", "serve", "--demo-customers", "20"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log)
+        children = _redis_children(proc.pid)
+        assert len(children) == 1
+        status, customer = _get(f"http://127.0.0.1:{port}/v1/customers/c-1000")
+        assert status == 200
+        assert customer["attributes"]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, log.read_text()
+        time.sleep(0.2)
+        assert not Path(f"/proc/{children[0]}").exists(), "embedded redis-server still running"
+        assert list((tmp_path / "var" / "redis").rglob("*.aof")), "no append-only file written"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_serve_without_redis_server_says_how_to_get_one(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NBA_REDIS_URL"}
+    env |= {"PATH": str(tmp_path), "NBA_DATA_DIR": str(tmp_path / "var"), "NBA_RULES_DIR": str(RULES)}
+    result = subprocess.run([sys.executable, "-m", "nba.cli", "serve"], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 3
+    assert "apt-get install redis-server" in result.stderr
+    assert "NBA_REDIS_URL" in result.stderr
+
+
+def test_serve_refuses_invalid_rules(rules_copy: Path) -> None:
+    (rules_copy / "actions" / "tv-addon.yaml").write_text("id: tv-addon\ngroup: sales\n", encoding="utf-8")
+    env = {**os.environ, "NBA_RULES_DIR": str(rules_copy), "NBA_REDIS_URL": "redis://127.0.0.1:1/0"}
+    result = subprocess.run([sys.executable, "-m", "nba.cli", "serve"], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    assert "actions/tv-addon.yaml" in result.stderr
+    assert "channels: is required" in result.stderr
