@@ -81,7 +81,7 @@ def main() -> int:
             rows: dict[str, list[dict[str, float]]] = {"hello": [], "decide": []}
             targets = {"hello": (f"http://127.0.0.1:{hello_port}", HERE / "hello.lua"),
                        "decide": (f"http://127.0.0.1:{nba_port}", HERE / "decide.lua")}
-            for name, (target, script) in targets.items():  # warm-up
+            for target, script in targets.values():  # warm-up
                 run_wrk(target, script, args.threads, args.connections, 2, env)
             for _ in range(args.rounds):
                 for name, (target, script) in targets.items():

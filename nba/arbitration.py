@@ -7,6 +7,10 @@ is never 0 because sample 0 counts). Arms whose (1 - TAIL) posterior quantile ca
 TAIL quantile are not sampled: such an arm reaches the top-k with probability below (k + 1) x TAIL,
 and leaving it out bounds the work by the contenders, not by all eligible actions.
 
+The work is bounded too: with many contenders (wide posteriors early in an action's life) the number
+of joint samples drops so that samples x contenders stays within DRAW_BUDGET, never below MIN_DRAWS;
+the record of each decision keeps the number used, so offline evaluation knows its precision.
+
 A `no_action` candidate has a fixed propensity of 1, so its priority is its value x weight: it is a
 threshold. Actions ranked below it are not shown, and it is never returned itself (an empty list means
 "do nothing" won).
@@ -21,6 +25,10 @@ import numpy as np
 from nba.domain import BoolArray, FloatArray, IntArray
 
 
+DRAW_BUDGET = 16384
+MIN_DRAWS = 32
+
+
 @dataclass(frozen=True)
 class Ranking:
     actions: IntArray  # action indices, rank order, shown only
@@ -28,7 +36,7 @@ class Ranking:
     score: FloatArray  # its priority
     probability: FloatArray  # estimated P(this action at this rank) under the policy
     contenders: IntArray  # the candidates that were sampled
-    draws: int
+    draws: int  # joint samples behind `probability`
 
 
 def contenders(candidates: IntArray, lever: FloatArray, low: FloatArray, high: FloatArray,
@@ -53,6 +61,7 @@ def arbitrate(candidates: IntArray, alpha: FloatArray, beta: FloatArray, low: Fl
     if m == 0 or limit <= 0:
         empty = np.zeros(0)
         return Ranking(np.zeros(0, np.int64), empty, empty, empty, c, draws)
+    draws = max(MIN_DRAWS, min(draws, DRAW_BUDGET // m))
     theta = rng.beta(alpha[c], beta[c], size=(draws, m))
     fixed = no_action[c]
     theta[:, fixed] = 1.0
