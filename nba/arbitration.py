@@ -24,7 +24,6 @@ import numpy as np
 
 from nba.domain import BoolArray, FloatArray, IntArray
 
-
 DRAW_BUDGET = 16384
 MIN_DRAWS = 32
 
