@@ -7,6 +7,7 @@ import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import numpy as np
 from aiohttp import web
@@ -28,11 +29,12 @@ def redis_client(url: str, timeout: float) -> Redis:
                           health_check_interval=30)
 
 
-def create_app(rulebook: Rulebook, client: Redis, *, metrics: Metrics | None = None,
-               rng: np.random.Generator | None = None, clock: Callable[[], float] = time.time,
-               refresh_model: bool = True) -> web.Application:
-    """`rng` and `clock` are parameters so tests decide deterministically; `refresh_model=False`
-    leaves the model refresh to the caller (tests call `Live.refresh_model` when they want it)."""
+def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = None,
+               metrics: Metrics | None = None, rng: np.random.Generator | None = None,
+               clock: Callable[[], float] = time.time, background: bool = True) -> web.Application:
+    """`rules_dir` is where the rulebook came from: published to every process at start-up, watched
+    for changes and re-read by POST /v1/rules/reload. `rng` and `clock` are parameters so tests decide
+    deterministically; `background=False` leaves model refresh and rules sync to the caller."""
     metrics = metrics or Metrics()
     store = Store(client, metrics.observe_redis)
     live = Live(rulebook, store, metrics)
@@ -45,19 +47,23 @@ def create_app(rulebook: Rulebook, client: Redis, *, metrics: Metrics | None = N
     app[routes.DECIDER] = Decider(live, store, metrics, rng, clock)
     app[routes.INGEST] = EventIngest(live, store, metrics)
     app[routes.CUSTOMERS] = Customers(live, store, clock)
+    app[routes.RULES_DIR] = rules_dir
     for method, path, handler in routes.ROUTES:
         # aiohttp's default placeholder refuses { and }: match them so the answer explains the 400
         app.router.add_route(method, re.sub(r"\{(\w+)\}", r"{\1:[^/]+}", path), handler)
 
-    async def model_refresher(app: web.Application) -> AsyncIterator[None]:
+    async def background_tasks(app: web.Application) -> AsyncIterator[None]:
+        if rules_dir is not None:
+            await live.publish(rules_dir)
         await live.refresh_model(force=True)
-        task = asyncio.create_task(live.run()) if refresh_model else None
+        tasks = [asyncio.create_task(live.run()), asyncio.create_task(live.follow_rules(rules_dir))] \
+            if background else []
         yield
-        if task is not None:
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await store.close()
 
-    app.cleanup_ctx.append(model_refresher)
+    app.cleanup_ctx.append(background_tasks)
     return app

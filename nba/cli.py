@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_sub.add_parser("check", help="validate a rules directory; exit 1 when invalid")
     check.add_argument("directory", nargs="?", type=Path, default=None)
+    rules_sub.add_parser("rollback", help="make the previously published rule set current again (all processes)")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nba: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.command == "rules" and args.rules_command == "rollback":
+        return asyncio.run(rules_rollback(settings))
     if args.command == "rules":
         return rules_check(args.directory or settings.rules_dir)
     return run_server(settings, args)
@@ -55,6 +58,35 @@ def rules_check(directory: Path) -> int:
         return 1
     print(f"{directory}: ok, version {rb.version}: {len(rb.actions)} actions, {len(rb.segments)} segments, "
           f"{len(rb.channels)} channels")
+    return 0
+
+
+def redis_url_of(settings: Settings) -> str | None:
+    """NBA_REDIS_URL, or the embedded server a running `nba serve` started under the data directory."""
+    if settings.redis_url:
+        return settings.redis_url
+    marker = settings.data_dir / "redis" / "url"
+    return marker.read_text(encoding="utf-8").strip() if marker.exists() else None
+
+
+async def rules_rollback(settings: Settings) -> int:
+    from nba.app import redis_client
+    from nba.store.redis import Store
+
+    url = redis_url_of(settings)
+    if url is None:
+        print("nba: no Redis to roll back in: set NBA_REDIS_URL (or run this next to a running `nba serve`)",
+              file=sys.stderr)
+        return 2
+    store = Store(redis_client(url, settings.redis_timeout))
+    try:
+        version = await store.rollback_rules()
+    finally:
+        await store.close()
+    if version is None:
+        print("nba: nothing to roll back to: only one rule set was ever published", file=sys.stderr)
+        return 1
+    print(f"rules version {version} is current again; every process switches within about a second")
     return 0
 
 
@@ -79,7 +111,7 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
         log.info("embedded redis-server on %s, data in %s", url, embedded.data_dir)
     try:
         _install_uvloop()
-        web.run_app(_build(rulebook, url, settings, args.demo_customers), host=args.host or settings.host,
+        web.run_app(_build(rulebook, rules_dir, url, settings, args.demo_customers), host=args.host or settings.host,
                     port=args.port or settings.port, access_log=None, print=lambda msg: log.info("%s", msg))
     finally:
         if embedded is not None:
@@ -87,11 +119,12 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _build(rulebook: Rulebook, url: str, settings: Settings, demo: int) -> web.Application:
+async def _build(rulebook: Rulebook, rules_dir: Path, url: str, settings: Settings,
+                 demo: int) -> web.Application:
     from nba.app import create_app, redis_client
     from nba.http.routes import CUSTOMERS
 
-    app = create_app(rulebook, redis_client(url, settings.redis_timeout))
+    app = create_app(rulebook, redis_client(url, settings.redis_timeout), rules_dir=rules_dir)
     if demo > 0:
         async def seed(app: web.Application) -> None:
             from nba.demo import demo_population

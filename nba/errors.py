@@ -7,6 +7,7 @@
     +-- MethodNotAllowed          405 method_not_allowed
     +-- PayloadTooLarge           413 payload_too_large
     +-- UnsupportedMediaType      415 unsupported_media_type
+    +-- RulesRejected             422 rules_invalid (a reload found problems; the running set stays)
     +-- Unavailable               503 unavailable (Redis down, rules not loaded)
     RulesInvalid                  not an HTTP error: stops start-up / refuses a reload
 """
@@ -68,6 +69,12 @@ class UnsupportedMediaType(NbaError):
     status = 415
     code = "unsupported_media_type"
     title = "Unsupported media type"
+
+
+class RulesRejected(NbaError):
+    status = 422
+    code = "rules_invalid"
+    title = "Rules are invalid"
 
 
 class Unavailable(NbaError):

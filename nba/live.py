@@ -2,20 +2,30 @@
 
 Each process keeps the model statistics in memory and polls their version in Redis every
 `learning.refresh_seconds`; a request never waits for Redis to learn what the model says.
+
+Rule sets are shared through Redis: a process that sees its rules directory change (or is asked to
+reload) validates the new set and publishes it; every process polls the current version every
+RULES_POLL_SECONDS and swaps to it, so all converge within about a second. An invalid set is never
+published, so it never replaces the running one. Model statistics are keyed by action id and survive
+any reload.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from nba.bandit import ModelState
+from nba.errors import RulesInvalid
 from nba.metrics import Metrics
-from nba.rulebook import Rulebook
+from nba.rulebook import Rulebook, load_rulebook, rules_files
 from nba.store.redis import Store
 
 log = logging.getLogger("nba.live")
+RULES_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -24,34 +34,113 @@ class Snapshot:
     model: ModelState
 
 
+@dataclass(frozen=True)
+class Reload:
+    version: str
+    changed: bool
+
+
+def read_rules(directory: Path) -> tuple[Rulebook, dict[str, str]]:
+    """Validate a rules directory and return it with its files' text (what gets published)."""
+    rulebook = load_rulebook(directory)
+    files = {p.relative_to(directory).as_posix(): p.read_text(encoding="utf-8") for p in rules_files(directory)}
+    return rulebook, files
+
+
+def rulebook_from_files(files: dict[str, str]) -> Rulebook:
+    with tempfile.TemporaryDirectory(prefix="nba-rules-") as tmp:
+        root = Path(tmp)
+        for rel, text in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        return load_rulebook(root)
+
+
+def directory_fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    """Cheap change detection: names, sizes and modification times of the rule files."""
+    try:
+        return tuple((p.as_posix(), (st := p.stat()).st_size, st.st_mtime_ns) for p in rules_files(directory))
+    except OSError:
+        return ()
+
+
 class Live:
     def __init__(self, rulebook: Rulebook, store: Store, metrics: Metrics):
         self.store = store
         self.metrics = metrics
         self._snapshot = Snapshot(rulebook, _empty_model(rulebook))
+        self._swap_lock = asyncio.Lock()
         metrics.rules.info({"version": rulebook.version})
 
     @property
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
+    # ------------------------------------------------------------------------------------- model
+
     async def refresh_model(self, *, force: bool = False) -> bool:
         """Reload the statistics when their version moved; True when a new model is in use."""
         current = self._snapshot
         if not force and await self.store.model_version() == current.model.version:
             return False
-        version, counts = await self.store.model_counts()
-        rb = current.rulebook
-        model = ModelState.build(version, rb.prior_alpha, rb.prior_beta, [a.id for a in rb.actions],
-                                 rb.learning.keys, counts)
-        # the rulebook may have been swapped while we read: keep the newest of both
-        if self._snapshot.rulebook is rb:
-            self._snapshot = Snapshot(rb, model)
-            self.metrics.model_version.set(float(version) if version.isdigit() else 0)
+        model = await self._model_for(current.rulebook)
+        # the rulebook may have been swapped while we read: a model only ever goes with its rulebook
+        if self._snapshot.rulebook is current.rulebook:
+            self._snapshot = Snapshot(current.rulebook, model)
+            self.metrics.model_version.set(float(model.version) if model.version.isdigit() else 0)
         return True
 
+    async def _model_for(self, rb: Rulebook) -> ModelState:
+        version, counts = await self.store.model_counts()
+        return ModelState.build(version, rb.prior_alpha, rb.prior_beta, [a.id for a in rb.actions],
+                                rb.learning.keys, counts)
+
+    # ------------------------------------------------------------------------------------- rules
+
+    async def _adopt(self, rb: Rulebook) -> None:
+        async with self._swap_lock:
+            if rb.version == self._snapshot.rulebook.version:
+                return
+            self._snapshot = Snapshot(rb, await self._model_for(rb))
+            self.metrics.rules.info({"version": rb.version})
+            self.metrics.rules_reloads.labels("applied").inc()
+            log.info("rules version %s in use (%d actions)", rb.version, len(rb.actions))
+
+    async def publish(self, directory: Path) -> Reload:
+        """Validate `directory` and make it the rule set of every process. Raises RulesInvalid (and
+        changes nothing) when it is invalid."""
+        try:
+            rb, files = read_rules(directory)
+        except RulesInvalid:
+            self.metrics.rules_reloads.labels("invalid").inc()
+            raise
+        changed = await self.store.publish_rules(rb.version, files)
+        await self._adopt(rb)
+        return Reload(rb.version, changed)
+
+    async def sync_rules(self) -> bool:
+        """Swap to the version published in Redis if it differs from ours; True when swapped."""
+        version = await self.store.current_rules_version()
+        if version is None or version == self._snapshot.rulebook.version:
+            return False
+        files = await self.store.rules_files(version)
+        if files is None:
+            return False
+        try:
+            rb = await asyncio.to_thread(rulebook_from_files, files)
+        except RulesInvalid as exc:  # published by a different nba version with other rules? keep ours
+            self.metrics.rules_reloads.labels("invalid").inc()
+            log.error("published rules %s do not validate here, keeping %s:\n%s", version,
+                      self._snapshot.rulebook.version, exc)
+            return False
+        await self._adopt(rb)
+        return True
+
+    # ------------------------------------------------------------------------------ background
+
     async def run(self) -> None:
-        """Background refresh loop; errors are counted and retried, never fatal."""
+        """Background model refresh; errors are counted and retried, never fatal."""
         while True:
             await asyncio.sleep(self._snapshot.rulebook.learning.refresh_seconds)
             try:
@@ -59,6 +148,24 @@ class Live:
             except Exception:  # a Redis hiccup must not stop learning for the life of the process
                 self.metrics.model_refresh_errors.inc()
                 log.warning("model refresh failed", exc_info=True)
+
+    async def follow_rules(self, directory: Path | None) -> None:
+        """Publish `directory` when its files change; follow what other processes publish."""
+        seen = directory_fingerprint(directory) if directory is not None else ()
+        while True:
+            await asyncio.sleep(RULES_POLL_SECONDS)
+            try:
+                if directory is not None and (now := directory_fingerprint(directory)) != seen:
+                    seen = now
+                    try:
+                        await self.publish(directory)
+                    except RulesInvalid as exc:
+                        log.error("rules in %s are invalid, still running %s:\n%s", directory,
+                                  self._snapshot.rulebook.version, exc)
+                await self.sync_rules()
+            except Exception:
+                self.metrics.rules_reloads.labels("error").inc()
+                log.warning("rules sync failed", exc_info=True)
 
 
 def _empty_model(rb: Rulebook) -> ModelState:

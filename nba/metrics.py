@@ -20,6 +20,8 @@ class Metrics:
                                   buckets=_MS_BUCKETS, registry=r)
         self.redis_errors = Counter("nba_redis_errors_total", "Redis calls that failed", ["op"], registry=r)
         self.rules = Info("nba_rules", "Rules version in use", registry=r)
+        self.rules_reloads = Counter("nba_rules_reloads_total", "Rule set reloads by outcome",
+                                     ["outcome"], registry=r)
         self.model_version = Gauge("nba_model_version", "Model statistics version in use", registry=r)
         self.model_refresh_errors = Counter("nba_model_refresh_errors_total",
                                             "Failed refreshes of the in-memory model", registry=r)

@@ -49,6 +49,8 @@ class RedisServer:
                     "--logfile", str((self.data_dir / "redis.log").resolve()), *self.extra]
             self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if self._wait(timeout):
+                # so that `nba rules rollback` and other commands find the embedded server
+                (self.data_dir / "url").write_text(self.url + "\n", encoding="utf-8")
                 return self.url
             self.stop()
         log = self.data_dir / "redis.log"
@@ -74,6 +76,7 @@ class RedisServer:
         """SIGTERM makes Redis flush the append-only file and exit cleanly."""
         if self.process is None:
             return
+        (self.data_dir / "url").unlink(missing_ok=True)
         if self.process.poll() is None:
             self.process.terminate()
             try:

@@ -62,10 +62,10 @@ AppFactory = Callable[..., Any]
 async def make_client(redis_url: str, redis: Redis, rulebook: Rulebook) -> AsyncIterator[AppFactory]:
     clients: list[TestClient[web.Request, web.Application]] = []
 
-    async def make(rules: Rulebook | None = None, *, seed: int = 7,
-                   clock: Clock | None = None) -> TestClient[web.Request, web.Application]:
+    async def make(rules: Rulebook | None = None, *, seed: int = 7, clock: Clock | None = None,
+                   rules_dir: Path | None = None) -> TestClient[web.Request, web.Application]:
         app = create_app(rules or rulebook, redis_client(redis_url, 5.0), rng=np.random.default_rng(seed),
-                         clock=clock or Clock(), refresh_model=False)
+                         clock=clock or Clock(), background=False, rules_dir=rules_dir)
         client = TestClient(TestServer(app))
         await client.start_server()
         clients.append(client)

@@ -142,6 +142,8 @@ _SCHEMAS: dict[str, Any] = {
             "learning": {"type": "object"},
         },
     },
+    "RulesReloaded": {"type": "object", "required": ["version", "changed"],
+                      "properties": {"version": {"type": "string"}, "changed": {"type": "boolean"}}},
     "ActionStats": {
         "type": "object", "required": ["model_version", "rules_version", "actions"],
         "properties": {
@@ -197,6 +199,9 @@ def openapi_document() -> dict[str, Any]:
             },
             "/v1/rules": {"get": {"summary": "The rules in use",
                                   "responses": {"200": _json(_ref("Rules"))}}},
+            "/v1/rules/reload": {"post": {
+                "summary": "Re-read the rules directory; a valid set becomes every process's within ~1 s",
+                "responses": {"200": _json(_ref("RulesReloaded")), **_problems(422, 500, 503)}}},
             "/v1/actions/stats": {"get": {"summary": "Per action and segment key: events and posterior",
                                           "responses": {"200": _json(_ref("ActionStats")), **_problems(503)}}},
             "/healthz": {"get": {"summary": "The process is alive", "responses": {"200": _json(_ref("Status"))}}},

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,6 +25,8 @@ from nba.errors import (
     NbaError,
     NotFound,
     PayloadTooLarge,
+    RulesInvalid,
+    RulesRejected,
     Unavailable,
     UnsupportedMediaType,
 )
@@ -46,6 +49,7 @@ STORE = web.AppKey("store", Store)
 METRICS = web.AppKey("metrics", Metrics)
 Clock = Callable[[], float]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+RULES_DIR: web.AppKey[Path | None] = web.AppKey("rules_dir")
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -149,6 +153,22 @@ async def rules(request: web.Request) -> web.Response:
     })
 
 
+async def reload_rules(request: web.Request) -> web.Response:
+    """Re-read the rules directory; a valid set becomes every process's, an invalid one changes nothing."""
+    directory = request.app[RULES_DIR]
+    if directory is None:
+        raise NbaError("this server was started without a rules directory", code="no_rules_directory")
+    try:
+        result = await request.app[LIVE].publish(directory)
+    except RulesInvalid as exc:
+        raise RulesRejected(
+            f"{len(exc.problems)} problem(s) in {directory}; still running "
+            f"{request.app[LIVE].snapshot.rulebook.version}",
+            errors=[FieldError(f"{p.file}:{p.line}: {p.path}" if p.line else f"{p.file}: {p.path}", p.message)
+                    for p in exc.problems]) from None
+    return json_response({"version": result.version, "changed": result.changed})
+
+
 async def action_stats(request: web.Request) -> web.Response:
     """Read from Redis, not the process's model copy: an operator sees every event at once."""
     store = request.app[STORE]
@@ -203,6 +223,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/v1/customers/{customer_id}", get_customer),
     ("DELETE", "/v1/customers/{customer_id}", delete_customer),
     ("GET", "/v1/rules", rules),
+    ("POST", "/v1/rules/reload", reload_rules),
     ("GET", "/v1/actions/stats", action_stats),
     ("GET", "/healthz", healthz),
     ("GET", "/readyz", readyz),

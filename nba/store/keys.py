@@ -18,6 +18,10 @@ other shards than the customers.
     nba:{model}:counts        hash   n:<action>:<key> trials, r:<action>:<key> reward sum (floats).
     nba:{model}:version       string INCR-ed after every change of counts: processes poll it.
     nba:{model}:events        hash   <action>:<type> -> count of every event received, for stats.
+    nba:{rules}:current       string version (content hash) of the rule set every process should run.
+    nba:{rules}:set:<version> string JSON {relative path: file text} of a published rule set; kept
+                                     while it is in the history, so a rollback can go back to it.
+    nba:{rules}:history       list   published versions, newest first, at most RULES_HISTORY.
 """
 
 from __future__ import annotations
@@ -69,6 +73,15 @@ def all_profiles_pattern() -> str:
 MODEL_COUNTS = f"{PREFIX}:{{model}}:counts"
 MODEL_VERSION = f"{PREFIX}:{{model}}:version"
 EVENT_COUNTS = f"{PREFIX}:{{model}}:events"
+
+
+RULES_CURRENT = f"{PREFIX}:{{rules}}:current"
+RULES_HISTORY_KEY = f"{PREFIX}:{{rules}}:history"
+RULES_HISTORY = 20
+
+
+def rules_set(version: str) -> str:
+    return f"{PREFIX}:{{rules}}:set:{version}"
 
 
 def trials_field(action_id: str, key: str) -> str:

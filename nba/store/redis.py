@@ -78,6 +78,8 @@ class Store:
         self._apply = _Script(scripts.APPLY_EVENTS)
         self._write_profile = _Script(scripts.WRITE_PROFILE)
         self._erase = _Script(scripts.ERASE_CUSTOMER)
+        self._publish = _Script(scripts.PUBLISH_RULES)
+        self._rollback = _Script(scripts.ROLLBACK_RULES)
 
     async def _timed(self, op: str, call: Callable[[], Awaitable[Any]]) -> Any:
         # Any: with decode_responses=False replies are bytes, which redis-py's types cannot express
@@ -269,3 +271,24 @@ class Store:
             action_id, etype = field.decode().rsplit(":", 1)
             out[(action_id, etype)] = int(value)
         return out
+
+    # ------------------------------------------------------------------------------------- rules
+
+    async def publish_rules(self, version: str, files: Mapping[str, str]) -> bool:
+        """Make a validated rule set the current one for every process; True when it changed."""
+        return bool(await self._eval(
+            "publish_rules", self._publish, [keys.RULES_CURRENT, keys.RULES_HISTORY_KEY],
+            [version, keys.rules_set(""), keys.RULES_HISTORY, orjson.dumps(dict(files))]))
+
+    async def current_rules_version(self) -> str | None:
+        v: bytes | None = await self._timed("rules_version", lambda: self.client.get(keys.RULES_CURRENT))
+        return v.decode() if v else None
+
+    async def rules_files(self, version: str) -> dict[str, str] | None:
+        raw: bytes | None = await self._timed("rules_files", lambda: self.client.get(keys.rules_set(version)))
+        return orjson.loads(raw) if raw else None
+
+    async def rollback_rules(self) -> str | None:
+        v = await self._eval("rollback_rules", self._rollback, [keys.RULES_CURRENT, keys.RULES_HISTORY_KEY],
+                             [keys.rules_set("")])
+        return v.decode() if v else None

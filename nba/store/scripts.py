@@ -105,3 +105,37 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
 end
 return deleted + redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 """
+
+# KEYS: current, history. ARGV: version, set key prefix, max history, rule set JSON.
+# Publishes a validated rule set: stores it, makes it current, and records it in the history (moving
+# it to the front if it was there). Sets that fall off the history are deleted. Returns 1 when the
+# current version changed.
+PUBLISH_RULES = """
+redis.call('SET', ARGV[2] .. ARGV[1], ARGV[4])
+local changed = redis.call('GET', KEYS[1]) ~= ARGV[1]
+if changed then
+  redis.call('LREM', KEYS[2], 0, ARGV[1])
+  redis.call('LPUSH', KEYS[2], ARGV[1])
+  redis.call('SET', KEYS[1], ARGV[1])
+  local old = redis.call('LRANGE', KEYS[2], tonumber(ARGV[3]), -1)
+  for _, v in ipairs(old) do
+    redis.call('DEL', ARGV[2] .. v)
+  end
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+  return 1
+end
+return 0
+"""
+
+# KEYS: current, history. ARGV: set key prefix. Makes the previous version current again and drops
+# the current one from the history. Returns the version now current, or false when there is none.
+ROLLBACK_RULES = """
+local history = redis.call('LRANGE', KEYS[2], 0, 1)
+if #history < 2 then
+  return false
+end
+redis.call('LPOP', KEYS[2])
+redis.call('DEL', ARGV[1] .. history[1])
+redis.call('SET', KEYS[1], history[2])
+return history[2]
+"""

@@ -1,0 +1,124 @@
+"""Hot reload across two real server processes sharing one Redis: convergence, refusal, rollback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nba.redis_server import free_port
+
+CONVERGE_SECONDS = 2.0
+
+
+def _call(url: str, body: dict[str, object] | None = None, method: str | None = None) -> tuple[int, dict[str, Any]]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+@pytest.fixture
+def two_servers(redis_url: str, rules_copy: Path, tmp_path: Path) -> Iterator[list[str]]:
+    subprocess.run(["redis-cli", "-u", redis_url, "flushdb"], check=False, capture_output=True)
+    procs: list[subprocess.Popen[bytes]] = []
+    bases: list[str] = []
+    for i in range(2):
+        port = free_port()
+        env = {**os.environ, "NBA_REDIS_URL": redis_url, "NBA_PORT": str(port), "NBA_RULES_DIR": str(rules_copy),
+               "NBA_LOG_LEVEL": "WARNING"}
+        with (tmp_path / f"server{i}.log").open("wb") as log:
+            procs.append(subprocess.Popen([sys.executable, "-m", "nba.cli", "serve"], env=env, stdout=log,
+                                          stderr=subprocess.STDOUT))
+        bases.append(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 60
+        for base in bases:
+            while True:
+                try:
+                    if _call(f"{base}/readyz")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                assert time.monotonic() < deadline, "servers did not start"
+                time.sleep(0.1)
+        yield bases
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
+
+
+def _versions(bases: list[str]) -> list[str]:
+    return [str(_call(f"{b}/v1/rules")[1]["version"]) for b in bases]
+
+
+def _converge(bases: list[str], predicate: object, timeout: float = CONVERGE_SECONDS) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        versions = _versions(bases)
+        if callable(predicate) and predicate(versions):
+            return time.monotonic() - start
+        time.sleep(0.05)
+    pytest.fail(f"not converged within {timeout} s: {_versions(bases)}")
+
+
+def test_edit_converges_invalid_is_refused_rollback_returns(two_servers: list[str], rules_copy: Path,
+                                                           redis_url: str) -> None:
+    a, b = two_servers
+    v1 = _versions(two_servers)
+    assert v1[0] == v1[1]
+    # some learning before the reload: it must survive
+    attrs = {"products": ["mobile"], "monthly_spend": 45.0, "tenure_months": 40, "consents": {"crosssell": True}}
+    assert _call(f"{a}/v1/customers/c-1", {"attributes": attrs}, "PUT")[0] == 200
+    status, d = _call(f"{a}/v1/decide", {"customer_id": "c-1", "channel": "web"})
+    assert status == 200
+    action = d["actions"][0]["action_id"]
+    status, _ = _call(f"{a}/v1/events", {"events": [{"event_id": "e1", "type": "accept", "customer_id": "c-1",
+                                                     "action_id": action, "decision_id": d["decision_id"],
+                                                     "channel": "web"}]})
+    assert status == 202
+
+    tv = rules_copy / "actions" / "tv-addon.yaml"
+    original = tv.read_text()
+    tv.write_text(original.replace("value: 15", "value: 16"))
+    _converge(two_servers, lambda vs: vs[0] == vs[1] != v1[0])
+    v2 = _versions(two_servers)[0]
+    _, rules = _call(f"{b}/v1/rules")
+    assert next(x for x in rules["actions"] if x["id"] == "tv-addon")["value"] == 16
+    _, stats = _call(f"{b}/v1/actions/stats")
+    cells = next(x for x in stats["actions"] if x["action_id"] == action)["segments"]
+    assert sum(c["rewards"] for c in cells) == 1.0
+
+    tv.write_text(original.replace("value: 15", "value: lots"))
+    time.sleep(CONVERGE_SECONDS)
+    assert _versions(two_servers) == [v2, v2]
+    status, problem = _call(f"{a}/v1/rules/reload", {})
+    assert status == 422
+    assert problem["code"] == "rules_invalid"
+    assert any("actions/tv-addon.yaml:" in e["field"] for e in problem["errors"])
+
+    tv.write_text(original.replace("value: 15", "value: 16"))
+    status, reloaded = _call(f"{a}/v1/rules/reload", {})
+    assert status == 200
+    assert reloaded["version"] == v2
+
+    env = {**os.environ, "NBA_REDIS_URL": redis_url}
+    result = subprocess.run([sys.executable, "-m", "nba.cli", "rules", "rollback"], env=env, capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert v1[0] in result.stdout
+    _converge(two_servers, lambda vs: vs == v1)
