@@ -52,16 +52,21 @@ def contenders(candidates: IntArray, lever: FloatArray, low: FloatArray, high: F
 
 def arbitrate(candidates: IntArray, alpha: FloatArray, beta: FloatArray, low: FloatArray, high: FloatArray,
               lever: FloatArray, no_action: BoolArray, limit: int, rng: np.random.Generator,
-              draws: int) -> Ranking:
+              draws: int, *, explore: bool = True) -> Ranking:
     """`alpha`, `beta`, `low`, `high` are per action for the customer's segment key; `lever` is
-    value x weight; `candidates` are the eligible action indices."""
+    value x weight; `candidates` are the eligible action indices. `explore=False` ranks by the
+    posterior means instead of samples (rule tests: the order the rules alone imply)."""
     c = contenders(candidates, lever, low, high, no_action, limit)
     m = c.shape[0]
     if m == 0 or limit <= 0:
         empty = np.zeros(0)
         return Ranking(np.zeros(0, np.int64), empty, empty, empty, c, draws)
-    draws = max(MIN_DRAWS, min(draws, DRAW_BUDGET // m))
-    theta = rng.beta(alpha[c], beta[c], size=(draws, m))
+    if explore:
+        draws = max(MIN_DRAWS, min(draws, DRAW_BUDGET // m))
+        theta = rng.beta(alpha[c], beta[c], size=(draws, m))
+    else:
+        draws = 1
+        theta = (alpha[c] / (alpha[c] + beta[c]))[None, :]
     fixed = no_action[c]
     theta[:, fixed] = 1.0
     priority = theta * lever[c]

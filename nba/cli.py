@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     check = rules_sub.add_parser("check", help="validate a rules directory; exit 1 when invalid")
     check.add_argument("directory", nargs="?", type=Path, default=None)
     rules_sub.add_parser("rollback", help="make the previously published rule set current again (all processes)")
+    test = rules_sub.add_parser("test", help="run the rule tests in DIR/tests/*.yaml; exit 1 on a failure")
+    test.add_argument("directory", nargs="?", type=Path, default=None)
+    test.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -43,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.command == "rules" and args.rules_command == "rollback":
         return asyncio.run(rules_rollback(settings))
+    if args.command == "rules" and args.rules_command == "test":
+        return rules_test(args.directory or settings.rules_dir, verbose=args.verbose)
     if args.command == "rules":
         return rules_check(args.directory or settings.rules_dir)
     return run_server(settings, args)
@@ -59,6 +64,30 @@ def rules_check(directory: Path) -> int:
     print(f"{directory}: ok, version {rb.version}: {len(rb.actions)} actions, {len(rb.segments)} segments, "
           f"{len(rb.channels)} channels")
     return 0
+
+
+def rules_test(directory: Path, *, verbose: bool = False) -> int:
+    from nba.rule_tests import run_all, uncovered
+
+    try:
+        rb = load_rulebook(directory)
+    except RulesInvalid as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    outcomes, problems = run_all(rb, directory)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    failed = [o for o in outcomes if o.failures]
+    for o in outcomes:
+        if o.failures or verbose:
+            print(o)
+    missing = uncovered(rb, outcomes)
+    if missing:
+        print(f"not named by any case: {', '.join(missing)}")
+    invalid = f", {len(problems)} invalid" if problems else ""
+    print(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed{invalid}")
+    return 1 if failed or problems else 0
 
 
 def redis_url_of(settings: Settings) -> str | None:

@@ -59,6 +59,7 @@ Leaf = InSegment | FieldTest | DaysSince
 class Combine:
     op: Literal["all", "any", "none"]
     children: tuple[Condition, ...]
+    merged: bool = False  # the implicit "and" of several combinators in one mapping (no key of its own)
 
 
 Condition = Leaf | Combine
@@ -119,7 +120,7 @@ def compile_condition(node: Node, path: str, reader: Reader, vocab: Vocabulary) 
             parts.append(_simplify(Combine(k, tuple(c for c in children if c is not None))))  # type: ignore[arg-type]
         if not ok:
             return None
-        return parts[0] if len(parts) == 1 else Combine("all", tuple(parts))
+        return parts[0] if len(parts) == 1 else Combine("all", tuple(parts), merged=True)
     if len(leaves) != 1:
         reader.problem(path, "needs exactly one of " + ", ".join(COMBINATORS + LEAF_KEYS)
                        + (suggest(next(iter(m)), COMBINATORS + LEAF_KEYS) if m else ""), node.line)
@@ -322,6 +323,13 @@ def evaluate(c: Condition, facts: Facts) -> bool:
 def first_failure(c: Condition, facts: Facts, path: str = "") -> str | None:
     """The first sub-condition that makes `c` false, as text for explanations; None when `c` holds."""
     if isinstance(c, Combine):
+        if c.merged:
+            for ch in c.children:
+                op = ch.op if isinstance(ch, Combine) else "all"
+                why = first_failure(ch, facts, path if isinstance(ch, Combine) else f"{path}.{op}")
+                if why is not None:
+                    return why
+            return None
         if c.op == "all":
             for i, ch in enumerate(c.children):
                 why = first_failure(ch, facts, f"{path}.all[{i}]")

@@ -57,7 +57,7 @@ class Ranked:
 
 
 def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: float,
-         rng: np.random.Generator, decision_id: str) -> Ranked:
+         rng: np.random.Generator, decision_id: str, *, explore: bool = True) -> Ranked:
     rb, model = snap.rulebook, snap.model
     attrs = customer.attributes or {}
     member, seg_mask = segments.current(rb, attrs, customer.segments, customer.segments_version, req.context, now)
@@ -76,7 +76,7 @@ def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: fl
     key = segments.segment_key(rb, member)
     ranking = arbitration.arbitrate(
         candidates, model.alpha[:, key], model.beta[:, key], model.low[:, key], model.high[:, key], rb.lever,
-        rb.no_action, req.limit, rng, rb.learning.probability_draws)
+        rb.no_action, req.limit, rng, rb.learning.probability_draws, explore=explore)
     key_name = rb.learning.keys[key]
     ranked = [
         RankedAction(
