@@ -117,7 +117,8 @@ def compile_condition(node: Node, path: str, reader: Reader, vocab: Vocabulary) 
             if any(c is None for c in children):
                 ok = False
                 continue
-            parts.append(_simplify(Combine(k, tuple(c for c in children if c is not None))))  # type: ignore[arg-type]
+            # kept even with one child: explanations then name the exact list position
+            parts.append(Combine(k, tuple(c for c in children if c is not None)))  # type: ignore[arg-type]
         if not ok:
             return None
         return parts[0] if len(parts) == 1 else Combine("all", tuple(parts), merged=True)
@@ -225,12 +226,6 @@ def _bad(reader: Reader, path: str, message: str, node: Node) -> object:
     return _BAD
 
 
-def _simplify(c: Combine) -> Condition:
-    if c.op in ("all", "any") and len(c.children) == 1:
-        return c.children[0]
-    return c
-
-
 def leaves(c: Condition) -> list[Leaf]:
     if isinstance(c, Combine):
         return [leaf for child in c.children for leaf in leaves(child)]
@@ -324,9 +319,8 @@ def first_failure(c: Condition, facts: Facts, path: str = "") -> str | None:
     """The first sub-condition that makes `c` false, as text for explanations; None when `c` holds."""
     if isinstance(c, Combine):
         if c.merged:
-            for ch in c.children:
-                op = ch.op if isinstance(ch, Combine) else "all"
-                why = first_failure(ch, facts, path if isinstance(ch, Combine) else f"{path}.{op}")
+            for ch in c.children:  # each child is the list under one key of the same mapping
+                why = first_failure(ch, facts, path)
                 if why is not None:
                     return why
             return None

@@ -66,17 +66,27 @@ def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: fl
     channel = rb.channels[req.channel]
     mask = eligibility.eligible(rb.program, seg_mask, facts, rb.channel_ok[:, ch], rb.active_from,
                                 rb.active_until, rb.weight)
-    consent_ok = channel.consent is None or _consents(attrs).get(channel.consent) is True
-    if not consent_ok:
+    # channel gates: nothing goes out on a channel without its consent, nor during its quiet hours
+    gate = None
+    if channel.consent is not None and _consents(attrs).get(channel.consent) is not True:
+        gate = ("consent", f"no {channel.consent} consent for the {req.channel} channel")
+    elif channel.quiet_hours is not None and channel.quiet_hours.covers(now):
+        q = channel.quiet_hours
+        gate = ("quiet_hours", f"quiet hours on {req.channel}: {q.start_minute // 60:02d}:{q.start_minute % 60:02d}"
+                               f"-{q.end_minute // 60:02d}:{q.end_minute % 60:02d} {q.timezone}")
+    if gate is not None:
         mask = np.zeros_like(mask)
     history = parse_history(customer.history, rb)
     row_counts = contact_policy.counts(rb.caps, history, now, rb.group_of)
     capped = contact_policy.blocked(rb.caps, row_counts, ch, rb.group_of, rb.mandatory, len(rb.groups))
     candidates = np.flatnonzero(mask & ~capped)
     key = segments.segment_key(rb, member)
+    limit = req.limit
+    if rb.contact is not None and req.contact_id is not None:
+        limit = max(0, min(limit, rb.contact.max_actions - customer.contact_actions))
     ranking = arbitration.arbitrate(
         candidates, model.alpha[:, key], model.beta[:, key], model.low[:, key], model.high[:, key], rb.lever,
-        rb.no_action, req.limit, rng, rb.learning.probability_draws, explore=explore)
+        rb.no_action, limit, rng, rb.learning.probability_draws, explore=explore)
     key_name = rb.learning.keys[key]
     ranked = [
         RankedAction(
@@ -90,7 +100,8 @@ def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: fl
     seg_list = [s.name for s in rb.segments if s.name in member]
     explain = None
     if req.explain:
-        explain = _explain(snap, facts, ch, consent_ok, mask, row_counts, capped, ranking, key)
+        explain = _explain(snap, facts, ch, gate, mask, row_counts, capped, ranking, key,
+                           limit < req.limit and limit == 0)
     decision = Decision(
         decision_id=decision_id, customer_id=req.customer_id, channel=req.channel, actions=ranked,
         segments=seg_list, rules_version=rb.version, model_version=model.version, explain=explain,
@@ -114,8 +125,8 @@ def _consents(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
     return c if isinstance(c, dict) else {}
 
 
-def _explain(snap: Snapshot, facts: Facts, ch: int, consent_ok: bool, mask: BoolArray, row_counts: Any,
-             capped: BoolArray, ranking: arbitration.Ranking, key: int) -> list[dict[str, Any]]:
+def _explain(snap: Snapshot, facts: Facts, ch: int, gate: tuple[str, str] | None, mask: BoolArray, row_counts: Any,
+             capped: BoolArray, ranking: arbitration.Ranking, key: int, contact_full: bool) -> list[dict[str, Any]]:
     """Per candidate action: the stage that removed it, or its score components. Off the hot path."""
     rb, model = snap.rulebook, snap.model
     now = facts.now
@@ -131,13 +142,15 @@ def _explain(snap: Snapshot, facts: Facts, ch: int, consent_ok: bool, mask: Bool
             item |= {"stage": "validity", "reason": "outside its active dates"}
         elif rb.weight[i] <= 0:
             item |= {"stage": "paused", "reason": "weight is 0"}
-        elif not consent_ok:
-            item |= {"stage": "consent", "reason": f"no {rb.channels[facts_channel(rb, ch)].consent} consent"}
+        elif gate is not None:
+            item |= {"stage": gate[0], "reason": gate[1]}
         elif not mask[i]:
-            why = first_failure(a.condition, facts, "eligible_when")
-            item |= {"stage": "eligibility", "reason": why or "not eligible"}
+            item |= _failed_layer(a, facts)
         elif capped[i]:
             item |= {"stage": "contact_policy", "reason": cap_reasons.get(i, "capped")}
+        elif contact_full and rb.contact is not None:
+            item |= {"stage": "contact_limit", "reason": f"policy.yaml: contact: this contact already had "
+                                                        f"{rb.contact.max_actions} actions"}
         else:
             components = {"propensity": float(model.mean[i, key]), "value": float(rb.value[i]),
                           "weight": float(rb.weight[i]), "segment_key": rb.learning.keys[key],
@@ -157,6 +170,15 @@ def _explain(snap: Snapshot, facts: Facts, ch: int, consent_ok: bool, mask: Bool
                          "components": components}
         out.append(item)
     return out
+
+
+def _failed_layer(action: Any, facts: Facts) -> dict[str, str]:
+    for stage, source, cond in action.layers:
+        file, _, key = source.partition(": ")
+        why = first_failure(cond, facts, key)
+        if why is not None:
+            return {"stage": stage, "reason": why, "rule": file}
+    return {"stage": "eligibility", "reason": "not eligible"}
 
 
 def facts_channel(rb: Rulebook, ch: int) -> str:
@@ -181,11 +203,12 @@ class Decider:
         snap = self.live.snapshot
         now = self.clock()
         since_ms = int((now - history_horizon(snap.rulebook)) * 1000)
-        customer = await self.store.read_customer(req.customer_id, since_ms, HISTORY_MAX)
+        customer = await self.store.read_customer(req.customer_id, since_ms, HISTORY_MAX, req.contact_id)
         ranked = rank(snap, customer, req, now, self.rng, new_decision_id(now))
         d = ranked.decision
         await self.store.record_decision(
             req.customer_id, d.decision_id, int(now * 1000), orjson.dumps(ranked.record),
-            [(a.action_id, ranked.segment_key) for a in d.actions])
+            [(a.action_id, ranked.segment_key) for a in d.actions], req.contact_id,
+            snap.rulebook.contact.within if snap.rulebook.contact else 0)
         self.metrics.decisions.labels(req.channel, "actions" if d.actions else "empty").inc()
         return d

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
@@ -21,7 +22,9 @@ from nba.conditions import (
     ALWAYS,
     ATTRIBUTE_TYPES,
     AttributeType,
+    Combine,
     Condition,
+    FieldTest,
     Vocabulary,
     compile_condition,
     leaves,
@@ -42,12 +45,37 @@ _KIND_ORDER: tuple[SegmentKind, ...] = ("profile", "dynamic", "context")
 
 
 @dataclass(frozen=True)
+class QuietHours:
+    """Local times between which an outbound channel sends nothing (may wrap past midnight)."""
+
+    start_minute: int
+    end_minute: int
+    timezone: str
+
+    def covers(self, now: float) -> bool:
+        local = dt.datetime.fromtimestamp(now, ZoneInfo(self.timezone))
+        minute = local.hour * 60 + local.minute
+        if self.start_minute <= self.end_minute:
+            return self.start_minute <= minute < self.end_minute
+        return minute >= self.start_minute or minute < self.end_minute
+
+
+@dataclass(frozen=True)
 class Channel:
     name: str
     direction: Literal["inbound", "outbound"]
     default_limit: int
     max_limit: int
     consent: str | None  # a flag in the `consents` attribute that must be true for this channel
+    quiet_hours: QuietHours | None = None
+
+
+# One layer of an action's rules: (stage, "file: key", condition). Stages, in order: eligibility (who
+# may get it), applicability (does it fit this contact), suitability (is it good for this customer),
+# consent (the customer agreed to its purpose).
+Layer = tuple[str, str, Condition]
+LAYER_KEYS = {"eligible_when": "eligibility", "applicable_when": "applicability",
+              "suitable_when": "suitability"}
 
 
 @dataclass(frozen=True)
@@ -69,12 +97,22 @@ class Action:
     weight: float
     active_from: float
     active_until: float
-    condition: Condition
+    condition: Condition  # all layers and-ed: what the vectorised eligibility program evaluates
+    layers: tuple[Layer, ...]
+    purpose: str | None
     content: dict[str, Any]
     reason: str
     mandatory: bool
     prior: tuple[float, float]
     file: str
+
+
+@dataclass(frozen=True)
+class ContactLimit:
+    """At most `max_actions` actions over all decisions that share a contact_id within `within` s."""
+
+    max_actions: int
+    within: float
 
 
 @dataclass(frozen=True)
@@ -102,6 +140,7 @@ class Rulebook:
     groups: tuple[str, ...]
     group_weights: Mapping[str, float]
     learning: Learning
+    contact: ContactLimit | None
     caps: CapTable
     program: Program
     # arrays over actions (rulebook order)
@@ -162,7 +201,7 @@ def load_rulebook(directory: Path) -> Rulebook:
     channels = _channels(*read("channels.yaml"))
     attributes, list_values = _attributes(*read("profile.yaml"))
     segments, seg_names = _segments(*read("segments.yaml"), attributes)
-    groups, learning, cap_nodes = _policy(*read("policy.yaml"), seg_names)
+    groups, group_layers, learning, contact, cap_nodes = _policy(*read("policy.yaml"), seg_names, attributes)
     cap_rows: list[tuple[int, int, int, float, int, str]] = []
     policy_reader = Reader("policy.yaml", problems)
     for cap_path, cap_node in cap_nodes:
@@ -178,7 +217,7 @@ def load_rulebook(directory: Path) -> Rulebook:
         node = load_yaml(path, name, problems)
         if node is None:
             continue
-        parsed = _action(reader, node, channels, attributes, seg_names, groups, learning.prior)
+        parsed = _action(reader, node, channels, attributes, seg_names, groups, group_layers, learning.prior)
         if parsed is None:
             continue
         action, limits = parsed
@@ -198,13 +237,13 @@ def load_rulebook(directory: Path) -> Rulebook:
     if problems:
         raise RulesInvalid(problems)
     return _assemble(directory, files, channels, attributes, list_values, segments, actions, groups,
-                     learning, caps, action_index)
+                     learning, contact, caps, action_index)
 
 
 def _assemble(directory: Path, files: list[Path], channels: dict[str, Channel],
               attributes: dict[str, AttributeType], list_values: dict[str, tuple[str, ...]],
               segments: list[Segment], actions: list[Action], groups: dict[str, float], learning: Learning,
-              caps: CapTable, action_index: dict[str, int]) -> Rulebook:
+              contact: ContactLimit | None, caps: CapTable, action_index: dict[str, int]) -> Rulebook:
     group_names = tuple(groups)
     channel_names = tuple(channels)
     n = len(actions)
@@ -220,7 +259,8 @@ def _assemble(directory: Path, files: list[Path], channels: dict[str, Channel],
         version=content_hash(directory, files),
         segments_version=content_hash(directory, files, ("profile.yaml", "segments.yaml")),
         channels=channels, attributes=attributes, list_values=list_values, segments=tuple(segments),
-        actions=tuple(actions), groups=group_names, group_weights=dict(groups), learning=learning, caps=caps,
+        actions=tuple(actions), groups=group_names, group_weights=dict(groups), learning=learning,
+        contact=contact, caps=caps,
         program=compile_program([a.condition for a in actions], segment_names),
         group_of=group_of, value=value, weight=weight, lever=value * weight,
         active_from=np.array([a.active_from for a in actions]),
@@ -247,7 +287,7 @@ def _channels(r: Reader, root: Node | None) -> dict[str, Channel]:
         p = f"channels.{name}"
         if r.ident(Node(name, node.line), p) is None:
             continue
-        m = r.mapping(node, p, allowed=["direction", "default_limit", "max_limit", "consent"],
+        m = r.mapping(node, p, allowed=["direction", "default_limit", "max_limit", "consent", "quiet_hours"],
                       required=["direction"])
         if m is None:
             continue
@@ -266,10 +306,39 @@ def _channels(r: Reader, root: Node | None) -> dict[str, Channel]:
         if maximum > 50:
             r.problem(f"{p}.max_limit", "at most 50", m["max_limit"].line)
             continue
-        out[name] = Channel(name, direction, default, maximum, consent)  # type: ignore[arg-type]
+        quiet = _quiet_hours(r, m["quiet_hours"], f"{p}.quiet_hours") if "quiet_hours" in m else None
+        out[name] = Channel(name, direction, default, maximum, consent, quiet)  # type: ignore[arg-type]
     if top is not None and not out and not r.problems:
         r.problem("channels", "declares no channel", root.line if root else None)
     return out
+
+
+def _quiet_hours(r: Reader, node: Node, path: str) -> QuietHours | None:
+    m = r.mapping(node, path, allowed=["from", "until", "timezone"], required=["from", "until", "timezone"])
+    if m is None or not all(k in m for k in ("from", "until", "timezone")):
+        return None
+    minutes = []
+    for key in ("from", "until"):
+        v = m[key].value
+        if isinstance(v, int) and not isinstance(v, bool):  # YAML 1.1 reads 21:00 as sexagesimal 1260
+            v = f"{v // 60:02d}:{v % 60:02d}"
+        parts = v.split(":") if isinstance(v, str) else []
+        if len(parts) != 2 or not all(x.isdigit() for x in parts) or int(parts[0]) > 23 or int(parts[1]) > 59:
+            r.problem(f"{path}.{key}", f"must be a time like \"21:00\", got {m[key].value!r}", m[key].line)
+            return None
+        minutes.append(int(parts[0]) * 60 + int(parts[1]))
+    tz = r.text(m["timezone"], f"{path}.timezone")
+    if tz is None:
+        return None
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        r.problem(f"{path}.timezone", f"unknown time zone {tz!r}, e.g. Europe/Amsterdam", m["timezone"].line)
+        return None
+    if minutes[0] == minutes[1]:
+        r.problem(f"{path}.until", "equals from: the quiet hours would be empty", m["until"].line)
+        return None
+    return QuietHours(minutes[0], minutes[1], tz)
 
 
 def _attributes(r: Reader, root: Node | None) -> tuple[dict[str, AttributeType], dict[str, tuple[str, ...]]]:
@@ -357,24 +426,26 @@ def _segments(r: Reader, root: Node | None,
     return ordered, names
 
 
-def _policy(r: Reader, root: Node | None, segments: frozenset[str]) -> tuple[dict[str, float], Learning,
-                                                                                list[tuple[str, Node]]]:
+def _policy(r: Reader, root: Node | None, segments: frozenset[str], attributes: Mapping[str, AttributeType]
+            ) -> tuple[dict[str, float], dict[str, list[Layer]], Learning, ContactLimit | None, list[tuple[str, Node]]]:
     groups: dict[str, float] = {}
+    group_layers: dict[str, list[Layer]] = {}
     default_learning = Learning((), (1.0, 1.0), {"accept": 1.0}, 1.0, 256)
-    top = r.mapping(root, "", allowed=["groups", "learning", "caps"], required=["groups", "learning"]) \
+    top = r.mapping(root, "", allowed=["groups", "learning", "caps", "contact"], required=["groups", "learning"]) \
         if root else None
     if not top:
-        return groups, default_learning, []
+        return groups, group_layers, default_learning, None, []
     for name, node in (r.mapping(top["groups"], "groups") or {} if "groups" in top else {}).items():
         p = f"groups.{name}"
         if r.ident(Node(name, node.line), p) is None:
             continue
-        m = r.mapping(node, p, allowed=["weight", "description"])
+        m = r.mapping(node, p, allowed=["weight", "description", *LAYER_KEYS])
         if m is None:
             continue
         w = r.number(m["weight"], f"{p}.weight", min_value=0, max_value=1000) if "weight" in m else 1.0
         if w is not None:
             groups[name] = w
+        group_layers[name] = _layers(r, m, p, attributes, segments)
     learning = default_learning
     lm = r.mapping(top["learning"], "learning", allowed=["model", "segment_key", "prior", "rewards",
                                                            "refresh_seconds", "probability_draws"],
@@ -404,7 +475,28 @@ def _policy(r: Reader, root: Node | None, segments: frozenset[str]) -> tuple[dic
             if "probability_draws" in lm else 256
         learning = Learning(tuple(key), prior or (1.0, 1.0), rewards, refresh or 1.0, draws or 256)
     caps = [(f"caps[{i}]", n) for i, n in enumerate(r.sequence(top["caps"], "caps") or [])] if "caps" in top else []
-    return groups, learning, caps
+    contact = None
+    if "contact" in top:
+        cm = r.mapping(top["contact"], "contact", allowed=["max_actions", "within"], required=["max_actions", "within"])
+        if cm and "max_actions" in cm and "within" in cm:
+            most = r.integer(cm["max_actions"], "contact.max_actions", min_value=1)
+            within = r.duration(cm["within"], "contact.within")
+            if most is not None and within is not None:
+                contact = ContactLimit(most, within)
+    return groups, group_layers, learning, contact, caps
+
+
+def _layers(r: Reader, m: Mapping[str, Node], path: str, attributes: Mapping[str, AttributeType],
+            segments: frozenset[str]) -> list[Layer]:
+    out: list[Layer] = []
+    vocab = Vocabulary(attributes, segments)
+    for key, stage in LAYER_KEYS.items():
+        if key in m:
+            where = f"{path}.{key}" if path else key
+            cond = compile_condition(m[key], where, r, vocab)
+            if cond is not None:
+                out.append((stage, f"{r.file}: {where}", cond))
+    return out
 
 
 def _prior(r: Reader, node: Node, path: str) -> tuple[float, float] | None:
@@ -416,12 +508,12 @@ def _prior(r: Reader, node: Node, path: str) -> tuple[float, float] | None:
     return None if a is None or b is None else (a, b)
 
 
-_ACTION_KEYS = ["id", "name", "group", "kind", "channels", "value", "weight", "active", "eligible_when",
+_ACTION_KEYS = ["id", "name", "group", "kind", "channels", "value", "weight", "active", *LAYER_KEYS, "purpose",
                 "limits", "content", "reason", "mandatory", "prior", "description"]
 
 
 def _action(r: Reader, node: Node, channels: Mapping[str, Channel], attributes: Mapping[str, AttributeType],
-            segments: frozenset[str], groups: Mapping[str, float],
+            segments: frozenset[str], groups: Mapping[str, float], group_layers: Mapping[str, list[Layer]],
             default_prior: tuple[float, float]) -> tuple[Action, list[tuple[int, int, int, float, int, str]]] | None:
     m = r.mapping(node, "", allowed=_ACTION_KEYS, required=["id", "group", "channels", "value"])
     if m is None or not all(k in m for k in ("id", "group", "channels", "value")):
@@ -459,9 +551,18 @@ def _action(r: Reader, node: Node, channels: Mapping[str, Channel], attributes: 
                 u.timestamp() if u else FOREVER
             if active_until <= active_from:
                 r.problem("active.until", "is before active.from", am["until"].line if "until" in am else None)
-    cond: Condition | None = ALWAYS
-    if "eligible_when" in m:
-        cond = compile_condition(m["eligible_when"], "eligible_when", r, Vocabulary(attributes, segments))
+    own = _layers(r, m, "", attributes, segments)
+    purpose = r.ident(m["purpose"], "purpose") if "purpose" in m else None
+    layers = [*group_layers.get(group or "", []), *own]
+    if purpose is not None:
+        if attributes.get("consents") != "flags":
+            r.problem("purpose", "needs a flags attribute named consents in profile.yaml", m["purpose"].line)
+        layers.append(("consent", f"{r.file}: purpose",
+                       FieldTest("profile", ("consents", purpose), "eq", True)))
+    order = ("eligibility", "applicability", "suitability", "consent")
+    layers.sort(key=lambda layer: order.index(layer[0]))
+    conds = [c for _, _, c in layers]
+    cond: Condition | None = ALWAYS if not conds else conds[0] if len(conds) == 1 else Combine("all", tuple(conds))
     content = plain(m["content"]) if "content" in m else {}
     if not isinstance(content, dict):
         r.problem("content", "must be a mapping", m["content"].line)
@@ -476,6 +577,7 @@ def _action(r: Reader, node: Node, channels: Mapping[str, Channel], attributes: 
     return Action(
         id=aid, name=name or aid, group=group, kind=kind, channels=tuple(chans), value=value,  # type: ignore[arg-type]
         weight=weight, active_from=active_from, active_until=active_until, condition=cond,  # type: ignore[arg-type]
+        layers=tuple(layers), purpose=purpose,
         content=content, reason=reason or "", mandatory=bool(mandatory), prior=prior, file=r.file,  # type: ignore[arg-type]
     ), limits
 

@@ -76,8 +76,9 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["action_id", "rule", "eligible", "stage"],
         "properties": {
             "action_id": {"type": "string"}, "rule": {"type": "string"}, "eligible": {"type": "boolean"},
-            "stage": {"enum": ["channel", "validity", "paused", "consent", "eligibility", "contact_policy",
-                               "arbitration", "threshold", "ranked"]},
+            "stage": {"enum": ["channel", "validity", "paused", "consent", "quiet_hours", "eligibility",
+                               "applicability", "suitability", "contact_policy", "contact_limit", "arbitration",
+                               "threshold", "ranked"]},
             "reason": {"type": "string"}, "rank": {"type": "integer"}, "components": {"type": "object"},
         },
     },

@@ -15,6 +15,8 @@ other shards than the customers.
     nba:{c:<id>}:d:<did>      hash   rec (JSON decision record), a:<action> = segment key it was ranked
                                      under, r:<action> = reward credited so far. Expires after
                                      DECISION_TTL: the attribution window.
+    nba:{c:<id>}:contacts     hash   contact_id -> actions returned in that contact (call, visit), for
+                                     the per-contact limit; expires `contact.within` after the last.
     nba:{model}:counts        hash   n:<action>:<key> trials, r:<action>:<key> reward sum (floats).
     nba:{model}:version       string INCR-ed after every change of counts: processes poll it.
     nba:{model}:events        hash   <action>:<type> -> count of every event received, for stats.
@@ -55,6 +57,10 @@ def seen(customer_id: str) -> str:
 
 def decisions(customer_id: str) -> str:
     return f"{customer_tag(customer_id)}:decisions"
+
+
+def contacts(customer_id: str) -> str:
+    return f"{customer_tag(customer_id)}:contacts"
 
 
 def decision(customer_id: str, decision_id: str) -> str:

@@ -39,6 +39,7 @@ class CustomerSnapshot:
     segments: list[str] | None
     segments_version: str | None
     history: list[bytes]
+    contact_actions: int = 0  # actions already returned in this contact_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +110,18 @@ class Store:
 
     # --------------------------------------------------------------------------------- customers
 
-    async def read_customer(self, customer_id: str, since_ms: int, max_entries: int) -> CustomerSnapshot:
-        attrs, segs, segver, hist = await self._eval(
-            "read_customer", self._read, [keys.profile(customer_id), keys.history(customer_id)],
-            [since_ms, max_entries])
+    async def read_customer(self, customer_id: str, since_ms: int, max_entries: int,
+                            contact_id: str | None = None) -> CustomerSnapshot:
+        attrs, segs, segver, hist, shown = await self._eval(
+            "read_customer", self._read,
+            [keys.profile(customer_id), keys.history(customer_id), keys.contacts(customer_id)],
+            [since_ms, max_entries, contact_id or ""])
         return CustomerSnapshot(
             attributes=orjson.loads(attrs) if attrs else None,
             segments=orjson.loads(segs) if segs else None,
             segments_version=segver.decode() if segver else None,
             history=hist,
+            contact_actions=int(shown),
         )
 
     async def get_profile(self, customer_id: str) -> StoredProfile | None:
@@ -151,18 +155,19 @@ class Store:
         return int(await self._eval(
             "erase", self._erase,
             [keys.profile(customer_id), keys.history(customer_id), keys.seen(customer_id),
-             keys.decisions(customer_id)], [prefix]))
+             keys.decisions(customer_id), keys.contacts(customer_id)], [prefix]))
 
     # --------------------------------------------------------------------------------- decisions
 
     async def record_decision(self, customer_id: str, decision_id: str, ts_ms: int, record: bytes,
-                              ranked: list[tuple[str, str]]) -> None:
+                              ranked: list[tuple[str, str]], contact_id: str | None = None,
+                              contact_ttl: float = 0) -> None:
         flat = [x for pair in ranked for x in pair]
         await self._eval(
             "record_decision", self._record,
-            [keys.decisions(customer_id), keys.decision(customer_id, decision_id)],
+            [keys.decisions(customer_id), keys.decision(customer_id, decision_id), keys.contacts(customer_id)],
             [decision_id, ts_ms, record, keys.DECISION_TTL, ts_ms - keys.DECISION_TTL * 1000, keys.DECISIONS_MAX,
-             keys.decision(customer_id, ""), *flat])
+             keys.decision(customer_id, ""), contact_id or "", max(1, int(contact_ttl)), *flat])
 
     async def decision_records(self, customer_id: str) -> list[dict[str, Any]]:
         ids: list[bytes] = await self.client.zrange(keys.decisions(customer_id), 0, -1)  # type: ignore[assignment]

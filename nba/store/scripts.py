@@ -2,19 +2,28 @@
 is atomic and runs unchanged on Redis Cluster. Every write is safe to apply twice: redis-py may resend
 a call after a connection error, and the event ids make the second application a no-op."""
 
-# KEYS: profile, hist. ARGV: oldest ts_ms to read, max entries.
+# KEYS: profile, hist, contacts. ARGV: oldest ts_ms to read, max entries, contact_id ('' for none).
 READ_CUSTOMER = """
 local p = redis.call('HMGET', KEYS[1], 'attrs', 'segments', 'segver')
 local h = redis.call('ZRANGE', KEYS[2], '+inf', ARGV[1], 'BYSCORE', 'REV', 'LIMIT', 0, ARGV[2])
-return {p[1], p[2], p[3], h}
+local shown = 0
+if ARGV[3] ~= '' then
+  shown = tonumber(redis.call('HGET', KEYS[3], ARGV[3]) or '0')
+end
+return {p[1], p[2], p[3], h, shown}
 """
 
-# KEYS: decisions index, decision record. ARGV: decision_id, ts_ms, record JSON, ttl_s, index cutoff
-# ts_ms, max records kept, key prefix of records, then pairs (action_id, segment key) of the ranked
-# actions. Records pushed out of the index by the count limit are deleted (same slot, see ERASE).
+# KEYS: decisions index, decision record, contacts. ARGV: decision_id, ts_ms, record JSON, ttl_s, index
+# cutoff ts_ms, max records kept, key prefix of records, contact_id ('' for none), contact ttl_s, then
+# pairs (action_id, segment key) of the ranked actions. Records pushed out of the index by the count
+# limit are deleted (same slot, see ERASE).
 RECORD_DECISION = """
 redis.call('HSET', KEYS[2], 'rec', ARGV[3])
-for i = 8, #ARGV, 2 do
+if ARGV[8] ~= '' and #ARGV > 9 then
+  redis.call('HINCRBY', KEYS[3], ARGV[8], (#ARGV - 9) / 2)
+  redis.call('EXPIRE', KEYS[3], ARGV[9])
+end
+for i = 10, #ARGV, 2 do
   redis.call('HSET', KEYS[2], 'a:' .. ARGV[i], ARGV[i + 1])
 end
 redis.call('EXPIRE', KEYS[2], ARGV[4])
@@ -95,7 +104,7 @@ redis.call('HSET', KEYS[1], 'attrs', ARGV[2], 'segments', ARGV[3], 'segver', ARG
 return tonumber(next_rev)
 """
 
-# KEYS: profile, hist, seen, decisions index. ARGV: key prefix of decision records.
+# KEYS: profile, hist, seen, decisions index, contacts. ARGV: key prefix of decision records.
 # The records are not declared in KEYS (their ids are only known inside the script); they share the
 # customer's hash tag, so they live in the same slot and Redis Cluster accepts the access.
 ERASE_CUSTOMER = """
@@ -103,7 +112,7 @@ local deleted = 0
 for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
   deleted = deleted + redis.call('DEL', ARGV[1] .. id)
 end
-return deleted + redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+return deleted + redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 """
 
 # KEYS: current, history. ARGV: version, set key prefix, max history, rule set JSON.

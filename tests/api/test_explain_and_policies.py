@@ -1,0 +1,62 @@
+"""Explanations name the stage, rule file and key that removed each action; per-contact limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, send_events
+
+
+def _by_action(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["action_id"]: e for e in body["explain"]}
+
+
+async def test_explain_names_the_stage_and_rule(client: Client) -> None:
+    attrs = CROSSSELL_MOBILE | {"consents": {"crosssell": False}, "last_purchase_at": "2026-11-20"}
+    await put_customer(client, "c-1", attrs)
+    body = await decide(client, "c-1", "call_center", explain=True)
+    ex = _by_action(body)
+    assert set(ex) == {a for a in (await (await client.get("/v1/rules")).json())["actions"] for a in [a["id"]]}
+    assert ex["winter-roaming"]["stage"] == "channel"
+    assert ex["tv-addon"] == ex["tv-addon"] | {"stage": "eligibility", "rule": "actions/tv-addon.yaml",
+                                               "reason": "eligible_when.all[0]: in_segment broadband_customer "
+                                                         "does not hold"}
+    # the sales group's suitability layer in policy.yaml: a recent buyer is not sold to
+    assert ex["broadband-bundle"]["stage"] == "suitability"
+    assert ex["broadband-bundle"]["rule"] == "policy.yaml"
+    assert ex["broadband-bundle"]["reason"] == "groups.sales.suitable_when.none[1]: in_segment recent_buyer holds"
+    ranked = sorted((e for e in body["explain"] if e["stage"] == "ranked"), key=lambda e: e["rank"])
+    assert [e["action_id"] for e in ranked] == [a["action_id"] for a in body["actions"]]
+    assert set(ranked[0]["components"]) >= {"propensity", "value", "weight", "draw", "score", "segment_key"}
+
+
+async def test_explain_purpose_consent_and_caps_with_counts(client: Client) -> None:
+    await put_customer(client, "c-2", CROSSSELL_MOBILE | {"consents": {"crosssell": False}})
+    ex = _by_action(await decide(client, "c-2", explain=True))
+    assert ex["broadband-bundle"]["stage"] == "consent"
+    assert ex["broadband-bundle"]["reason"] == "purpose: profile.consents.crosssell eq True does not hold"
+
+    await put_customer(client, "c-3", CROSSSELL_MOBILE)
+    await send_events(client, [{"event_id": f"i{k}", "type": "impression", "customer_id": "c-3",
+                                "action_id": "broadband-bundle", "channel": "web"} for k in range(3)])
+    ex = _by_action(await decide(client, "c-3", explain=True))
+    assert ex["broadband-bundle"]["stage"] == "contact_policy"
+    assert ex["broadband-bundle"]["reason"] == ("actions/broadband-bundle.yaml: limits[0]: 3 x impression in the "
+                                                "last 1w reaches the limit of 3")
+
+
+async def test_actions_per_contact_are_limited_across_decisions(client: Client) -> None:
+    await put_customer(client, "c-4", CROSSSELL_MOBILE | {"products": ["mobile", "broadband"], "tenure_months": 50})
+    total = 0
+    for _ in range(20):  # policy.yaml: contact: max_actions 4; a decision may return fewer than asked
+        d = await decide(client, "c-4", "call_center", contact_id="call-1", limit=3)
+        total += len(d["actions"])
+        assert total <= 4
+        if total == 4:
+            break
+    assert total == 4
+    third = await decide(client, "c-4", "web", contact_id="call-1", limit=3, explain=True)
+    assert third["actions"] == []
+    assert any(e["stage"] == "contact_limit" for e in third["explain"])
+    other_contact = await decide(client, "c-4", "web", contact_id="visit-2", limit=3, explain=True)
+    assert not any(e["stage"] == "contact_limit" for e in other_contact["explain"])
