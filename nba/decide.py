@@ -19,6 +19,7 @@ from nba.conditions import Facts, first_failure
 from nba.domain import EVENT_CODE, BoolArray, DecideRequest, Decision, History, RankedAction
 from nba.live import Live, Snapshot
 from nba.metrics import Metrics
+from nba.reasons import render
 from nba.rulebook import Rulebook
 from nba.store.keys import HISTORY_MAX
 from nba.store.redis import CustomerSnapshot, Store
@@ -93,7 +94,7 @@ def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: fl
             action_id=rb.actions[a].id, rank=r + 1, group=rb.groups[rb.group_of[a]],
             score=float(ranking.score[r]), propensity=float(model.mean[a, key]),
             probability=float(ranking.probability[r]), value=float(rb.value[a]),
-            content=rb.actions[a].content, reason=rb.actions[a].reason,
+            content=rb.actions[a].content, reason=render(rb.actions[a].reason_template, attrs),
         )
         for r, a in enumerate(ranking.actions.tolist())
     ]

@@ -36,6 +36,7 @@ from nba.contact_policy import CapTable
 from nba.domain import EVENT_CODE, EVENT_TYPES, BoolArray, FloatArray, IntArray
 from nba.eligibility import Program, compile_program
 from nba.errors import RuleProblem, RulesInvalid
+from nba.reasons import Template, compile_reason
 from nba.rulefiles import Node, Reader, load_yaml, plain, suggest
 
 FOREVER = 4102444800.0  # 2100-01-01, "no end date"
@@ -102,6 +103,7 @@ class Action:
     purpose: str | None
     content: dict[str, Any]
     reason: str
+    reason_template: Template
     mandatory: bool
     prior: tuple[float, float]
     file: str
@@ -567,6 +569,7 @@ def _action(r: Reader, node: Node, channels: Mapping[str, Channel], attributes: 
     if not isinstance(content, dict):
         r.problem("content", "must be a mapping", m["content"].line)
     reason = r.text(m["reason"], "reason", max_len=500) if "reason" in m else ""
+    template = compile_reason(reason, attributes, r, "reason", m["reason"].line) if reason else ()
     mandatory = r.boolean(m["mandatory"], "mandatory") if "mandatory" in m else False
     prior = _prior(r, m["prior"], "prior") if "prior" in m else default_prior
     # target -1: the action's index is known once the whole set is read
@@ -578,7 +581,8 @@ def _action(r: Reader, node: Node, channels: Mapping[str, Channel], attributes: 
         id=aid, name=name or aid, group=group, kind=kind, channels=tuple(chans), value=value,  # type: ignore[arg-type]
         weight=weight, active_from=active_from, active_until=active_until, condition=cond,  # type: ignore[arg-type]
         layers=tuple(layers), purpose=purpose,
-        content=content, reason=reason or "", mandatory=bool(mandatory), prior=prior, file=r.file,  # type: ignore[arg-type]
+        content=content, reason=reason or "", reason_template=template or (), mandatory=bool(mandatory),
+        prior=prior, file=r.file,  # type: ignore[arg-type]
     ), limits
 
 

@@ -60,3 +60,12 @@ async def test_actions_per_contact_are_limited_across_decisions(client: Client) 
     assert any(e["stage"] == "contact_limit" for e in third["explain"])
     other_contact = await decide(client, "c-4", "web", contact_id="visit-2", limit=3, explain=True)
     assert not any(e["stage"] == "contact_limit" for e in other_contact["explain"])
+
+
+async def test_reasons_are_filled_from_the_profile(client: Client) -> None:
+    await put_customer(client, "c-5", {"products": ["mobile"], "plan": "unlimited", "usage_gb": 2.5,
+                                       "monthly_spend": 55.0, "tenure_months": 20, "email": "x@example.nl"})
+    body = await decide(client, "c-5", "call_center", limit=5)
+    advice = next(a for a in body["actions"] if a["action_id"] == "cheaper-plan-advice")
+    assert advice["reason"] == ("Heeft unlimited maar gebruikt gemiddeld 2.5 GB per maand (betaalt 55 euro): "
+                                "adviseer een kleiner abonnement.")
