@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import random
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from nba import profile, segments
 from nba.errors import InvalidRequest, NotFound, Unavailable
 from nba.live import Live
+from nba.locks import KeyedLocks
 from nba.rulebook import Rulebook
 from nba.store.keys import HISTORY_TTL
 from nba.store.redis import Store
@@ -20,33 +20,12 @@ from nba.store.redis import Store
 _CAS_RETRIES = 20
 
 
-class _KeyedLocks:
-    """One asyncio.Lock per customer while someone holds or waits for it; then forgotten."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
 class Customers:
     def __init__(self, live: Live, store: Store, clock: Callable[[], float]):
         self.live = live
         self.store = store
         self.clock = clock
-        self._locks = _KeyedLocks()
+        self._locks = KeyedLocks()
 
     async def replace(self, customer_id: str, attributes: dict[str, Any]) -> dict[str, Any]:
         await self.save(customer_id, attributes, merge=False)
@@ -95,8 +74,12 @@ class Customers:
         hist = await self.store.read_history(customer_id, int((now - HISTORY_TTL) * 1000))
         by_action: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         last: float | None = None
+        events = 0
         for member_bytes in hist:
             ts, etype, action, _channel, _eid = member_bytes.decode().split("|", 4)
+            if etype == "reserved":  # a decision's placeholder, not something that happened
+                continue
+            events += 1
             by_action[action][etype] += 1
             last = max(last or 0.0, int(ts) / 1000)
         return {
@@ -106,7 +89,7 @@ class Customers:
             "updated_at": stored.updated_at,
             "revision": int(stored.revision or 0),
             "history": {
-                "events": len(hist),
+                "events": events,
                 "last_contact_at": None if last is None else
                 dt.datetime.fromtimestamp(last, dt.UTC).isoformat().replace("+00:00", "Z"),
                 "by_action": {a: dict(t) for a, t in sorted(by_action.items())},

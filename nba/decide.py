@@ -6,6 +6,8 @@ drive directly; `Decider.decide` adds the one Redis read before it and the one w
 
 from __future__ import annotations
 
+import asyncio
+import random
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,18 +19,26 @@ import orjson
 from nba import arbitration, contact_policy, eligibility, segments
 from nba.conditions import Facts, first_failure
 from nba.domain import EVENT_CODE, BoolArray, DecideRequest, Decision, History, RankedAction
+from nba.errors import Unavailable
 from nba.live import Live, Snapshot
+from nba.locks import KeyedLocks
 from nba.metrics import Metrics
 from nba.reasons import render
 from nba.rulebook import Rulebook
 from nba.store.keys import HISTORY_MAX
 from nba.store.redis import CustomerSnapshot, Store
 
-_EMPTY_CUSTOMER = CustomerSnapshot(None, None, None, [])
+RECORD_ATTEMPTS = 10
 
 
-def parse_history(raw: list[bytes], rb: Rulebook) -> History:
-    """Stored history members `ts_ms|type|action|channel|event_id` to arrays; unknown ids become -1."""
+# A returned action counts as an impression (a reservation) until its impression arrives or this long.
+RESERVATION_SECONDS = 1800.0
+_IMPRESSION = EVENT_CODE["impression"]
+
+
+def parse_history(raw: list[bytes], rb: Rulebook, now: float) -> History:
+    """Stored history members `ts_ms|type|action|channel|event_id` to arrays; unknown ids become -1.
+    Live reservations count as impressions, expired ones as nothing."""
     n = len(raw)
     if n == 0:
         return History.empty()
@@ -40,7 +50,10 @@ def parse_history(raw: list[bytes], rb: Rulebook) -> History:
     for i, member in enumerate(raw):
         t, e, a, c, _ = member.decode().split("|", 4)
         ts[i] = int(t) / 1000.0
-        event[i] = EVENT_CODE.get(e, -1)
+        if e == "reserved":
+            event[i] = _IMPRESSION if ts[i] > now - RESERVATION_SECONDS else -1
+        else:
+            event[i] = EVENT_CODE.get(e, -1)
         action[i] = actions.get(a, -1)
         channel[i] = channels.get(c, -1)
     return History(ts, event, action, channel)
@@ -77,7 +90,7 @@ def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: fl
                                f"-{q.end_minute // 60:02d}:{q.end_minute % 60:02d} {q.timezone}")
     if gate is not None:
         mask = np.zeros_like(mask)
-    history = parse_history(customer.history, rb)
+    history = parse_history(customer.history, rb, now)
     row_counts = contact_policy.counts(rb.caps, history, now, rb.group_of)
     capped = contact_policy.blocked(rb.caps, row_counts, ch, rb.group_of, rb.mandatory, len(rb.groups))
     candidates = np.flatnonzero(mask & ~capped)
@@ -199,17 +212,30 @@ class Decider:
         self.metrics = metrics
         self.rng = rng
         self.clock = clock
+        self._locks = KeyedLocks()
 
     async def decide(self, req: DecideRequest) -> Decision:
-        snap = self.live.snapshot
-        now = self.clock()
-        since_ms = int((now - history_horizon(snap.rulebook)) * 1000)
-        customer = await self.store.read_customer(req.customer_id, since_ms, HISTORY_MAX, req.contact_id)
-        ranked = rank(snap, customer, req, now, self.rng, new_decision_id(now))
-        d = ranked.decision
-        await self.store.record_decision(
-            req.customer_id, d.decision_id, int(now * 1000), orjson.dumps(ranked.record),
-            [(a.action_id, ranked.segment_key) for a in d.actions], req.contact_id,
-            snap.rulebook.contact.within if snap.rulebook.contact else 0)
-        self.metrics.decisions.labels(req.channel, "actions" if d.actions else "empty").inc()
-        return d
+        """Read, rank, record-if-unchanged: decisions of one customer are serialised (in this process by
+        a lock, across processes by the history version), so caps hold under concurrent requests."""
+        async with self._locks.hold(req.customer_id):
+            for attempt in range(RECORD_ATTEMPTS):
+                if attempt:  # another process recorded first: back off a little so one of us wins
+                    await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+                snap = self.live.snapshot
+                now = self.clock()
+                since_ms = int((now - history_horizon(snap.rulebook)) * 1000)
+                customer = await self.store.read_customer(req.customer_id, since_ms, HISTORY_MAX, req.contact_id)
+                ranked = rank(snap, customer, req, now, self.rng, new_decision_id(now))
+                d = ranked.decision
+                recorded = await self.store.record_decision(
+                    req.customer_id, d.decision_id, int(now * 1000), orjson.dumps(ranked.record),
+                    [(a.action_id, ranked.segment_key) for a in d.actions], channel=req.channel,
+                    version=customer.version, contact_id=req.contact_id,
+                    contact_ttl=snap.rulebook.contact.within if snap.rulebook.contact else 0)
+                if recorded:
+                    self.metrics.decisions.labels(req.channel, "actions" if d.actions else "empty").inc()
+                    return d
+                self.metrics.decision_conflicts.inc()
+        self.metrics.decisions.labels(req.channel, "conflict").inc()
+        raise Unavailable(f"customer {req.customer_id} changed {RECORD_ATTEMPTS} times while deciding; retry",
+                          code="customer_busy")

@@ -12,6 +12,9 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.decisions = Counter("nba_decisions_total", "Decisions answered", ["channel", "outcome"], registry=r)
+        self.decision_conflicts = Counter("nba_decision_conflicts_total",
+                                          "Decisions ranked again because the customer's history changed",
+                                          registry=r)
         self.decision_ms = Histogram("nba_decision_duration_ms", "Time to answer a decide request, ms",
                                      ["channel"], buckets=_MS_BUCKETS, registry=r)
         self.events = Counter("nba_events_total", "Events received, by type and outcome",

@@ -31,6 +31,7 @@ stamp=.venv/.nba-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing nba and its dependencies into .venv" >&2
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[dev,fast]'
+  # --no-compile: byte-compiling scipy and mypy at install costs minutes; imports compile what they use
+  .venv/bin/python -m pip install -q --no-compile -e '.[dev,fast]'
   touch "$stamp"
 fi

@@ -17,7 +17,10 @@ import pytest
 
 from nba.redis_server import free_port
 
-CONVERGE_SECONDS = 2.0
+# Generous on purpose: the design converges in about a second (RULES_POLL_SECONDS 0.5 to notice the
+# file, 0.5 to follow), but a shared CI machine can pause a process; speed is for benchmarks, the test
+# checks that convergence happens. The measured times are printed (pytest -s).
+CONVERGE_SECONDS = 10.0
 
 
 def _call(url: str, body: dict[str, object] | None = None, method: str | None = None) -> tuple[int, dict[str, Any]]:
@@ -95,7 +98,8 @@ def test_edit_converges_invalid_is_refused_rollback_returns(two_servers: list[st
     tv = rules_copy / "actions" / "tv-addon.yaml"
     original = tv.read_text()
     tv.write_text(original.replace("value: 15", "value: 16"))
-    _converge(two_servers, lambda vs: vs[0] == vs[1] != v1[0])
+    took = _converge(two_servers, lambda vs: vs[0] == vs[1] != v1[0])
+    print(f"edit converged on both servers in {took:.2f} s")
     v2 = _versions(two_servers)[0]
     _, rules = _call(f"{b}/v1/rules")
     assert next(x for x in rules["actions"] if x["id"] == "tv-addon")["value"] == 16
@@ -104,7 +108,7 @@ def test_edit_converges_invalid_is_refused_rollback_returns(two_servers: list[st
     assert sum(c["rewards"] for c in cells) == 1.0
 
     tv.write_text(original.replace("value: 15", "value: lots"))
-    time.sleep(CONVERGE_SECONDS)
+    time.sleep(2.0)  # four polls: an invalid set would have been published by now
     assert _versions(two_servers) == [v2, v2]
     status, problem = _call(f"{a}/v1/rules/reload", {})
     assert status == 422
@@ -121,4 +125,5 @@ def test_edit_converges_invalid_is_refused_rollback_returns(two_servers: list[st
                             text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert v1[0] in result.stdout
-    _converge(two_servers, lambda vs: vs == v1)
+    took = _converge(two_servers, lambda vs: vs == v1)
+    print(f"rollback converged on both servers in {took:.2f} s")

@@ -6,7 +6,9 @@ other shards than the customers.
 
     nba:{c:<id>}:profile      hash   attrs (JSON), segments (JSON list), segver, updated_at. No TTL:
                                      the CRM owns its lifetime (erase deletes it).
-    nba:{c:<id>}:hist         zset   contact events "ts_ms|type|action|channel|event_id" scored by ts_ms;
+    nba:{c:<id>}:hist         zset   contact events "ts_ms|type|action|channel|event_id" scored by ts_ms,
+                                     and "ts_ms|reserved|action|channel|decision_id" for returned actions
+                                     whose impression has not arrived yet (see RECORD_DECISION);
                                      trimmed to the longest policy window and HISTORY_MAX entries on
                                      every write, and expires HISTORY_TTL after the last one.
     nba:{c:<id>}:seen         zset   event_id -> ts_ms of every applied event, for idempotency over
@@ -15,6 +17,8 @@ other shards than the customers.
     nba:{c:<id>}:d:<did>      hash   rec (JSON decision record), a:<action> = segment key it was ranked
                                      under, r:<action> = reward credited so far. Expires after
                                      DECISION_TTL: the attribution window.
+    nba:{c:<id>}:ver          string INCR-ed by every change of the history (events, decisions): a
+                                     decision is recorded only if it was ranked on the latest one.
     nba:{c:<id>}:contacts     hash   contact_id -> actions returned in that contact (call, visit), for
                                      the per-contact limit; expires `contact.within` after the last.
     nba:{model}:counts        hash   n:<action>:<key> trials, r:<action>:<key> reward sum (floats).
@@ -57,6 +61,10 @@ def seen(customer_id: str) -> str:
 
 def decisions(customer_id: str) -> str:
     return f"{customer_tag(customer_id)}:decisions"
+
+
+def version(customer_id: str) -> str:
+    return f"{customer_tag(customer_id)}:ver"
 
 
 def contacts(customer_id: str) -> str:

@@ -40,6 +40,7 @@ class CustomerSnapshot:
     segments_version: str | None
     history: list[bytes]
     contact_actions: int = 0  # actions already returned in this contact_id
+    version: str = "0"  # of the history this snapshot saw; a decision records only on the same one
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +113,10 @@ class Store:
 
     async def read_customer(self, customer_id: str, since_ms: int, max_entries: int,
                             contact_id: str | None = None) -> CustomerSnapshot:
-        attrs, segs, segver, hist, shown = await self._eval(
+        attrs, segs, segver, hist, shown, version = await self._eval(
             "read_customer", self._read,
-            [keys.profile(customer_id), keys.history(customer_id), keys.contacts(customer_id)],
+            [keys.profile(customer_id), keys.history(customer_id), keys.contacts(customer_id),
+             keys.version(customer_id)],
             [since_ms, max_entries, contact_id or ""])
         return CustomerSnapshot(
             attributes=orjson.loads(attrs) if attrs else None,
@@ -122,6 +124,7 @@ class Store:
             segments_version=segver.decode() if segver else None,
             history=hist,
             contact_actions=int(shown),
+            version=version.decode(),
         )
 
     async def get_profile(self, customer_id: str) -> StoredProfile | None:
@@ -155,19 +158,23 @@ class Store:
         return int(await self._eval(
             "erase", self._erase,
             [keys.profile(customer_id), keys.history(customer_id), keys.seen(customer_id),
-             keys.decisions(customer_id), keys.contacts(customer_id)], [prefix]))
+             keys.decisions(customer_id), keys.contacts(customer_id), keys.version(customer_id)], [prefix]))
 
     # --------------------------------------------------------------------------------- decisions
 
     async def record_decision(self, customer_id: str, decision_id: str, ts_ms: int, record: bytes,
-                              ranked: list[tuple[str, str]], contact_id: str | None = None,
-                              contact_ttl: float = 0) -> None:
+                              ranked: list[tuple[str, str]], *, channel: str, version: str,
+                              contact_id: str | None = None, contact_ttl: float = 0) -> bool:
+        """Record the decision and reserve its actions, if the customer's history is still at
+        `version`; False (nothing written) when it moved on: rank again."""
         flat = [x for pair in ranked for x in pair]
-        await self._eval(
+        return bool(await self._eval(
             "record_decision", self._record,
-            [keys.decisions(customer_id), keys.decision(customer_id, decision_id), keys.contacts(customer_id)],
+            [keys.decisions(customer_id), keys.decision(customer_id, decision_id), keys.contacts(customer_id),
+             keys.history(customer_id), keys.version(customer_id)],
             [decision_id, ts_ms, record, keys.DECISION_TTL, ts_ms - keys.DECISION_TTL * 1000, keys.DECISIONS_MAX,
-             keys.decision(customer_id, ""), contact_id or "", max(1, int(contact_ttl)), *flat])
+             keys.decision(customer_id, ""), contact_id or "", max(1, int(contact_ttl)), version, channel,
+             keys.HISTORY_TTL, *flat]))
 
     async def decision_records(self, customer_id: str) -> list[dict[str, Any]]:
         ids: list[bytes] = await self.client.zrange(keys.decisions(customer_id), 0, -1)  # type: ignore[assignment]
@@ -201,10 +208,11 @@ class Store:
                 if e.decision_id is not None:
                     if e.decision_id not in slot:
                         record_keys.append(keys.decision(cid, e.decision_id))
-                        slot[e.decision_id] = len(record_keys) + 2
+                        slot[e.decision_id] = len(record_keys) + 3
                     index = slot[e.decision_id]
                 args += [e.event_id, e.ts_ms, e.type, e.action_id, e.channel, index, e.reward]
-            calls.append((cid, self._apply.args([keys.seen(cid), keys.history(cid), *record_keys], args)))
+            calls.append((cid, self._apply.args([keys.seen(cid), keys.history(cid), keys.version(cid), *record_keys],
+                                                args)))
 
         async def run() -> list[Any]:
             async with self.client.pipeline(transaction=False) as pipe:

@@ -2,29 +2,48 @@
 is atomic and runs unchanged on Redis Cluster. Every write is safe to apply twice: redis-py may resend
 a call after a connection error, and the event ids make the second application a no-op."""
 
-# KEYS: profile, hist, contacts. ARGV: oldest ts_ms to read, max entries, contact_id ('' for none).
+# KEYS: profile, hist, contacts, version. ARGV: oldest ts_ms to read, max entries, contact_id ('' for none).
 READ_CUSTOMER = """
 local p = redis.call('HMGET', KEYS[1], 'attrs', 'segments', 'segver')
+local version = redis.call('GET', KEYS[4]) or '0'
 local h = redis.call('ZRANGE', KEYS[2], '+inf', ARGV[1], 'BYSCORE', 'REV', 'LIMIT', 0, ARGV[2])
 local shown = 0
 if ARGV[3] ~= '' then
   shown = tonumber(redis.call('HGET', KEYS[3], ARGV[3]) or '0')
 end
-return {p[1], p[2], p[3], h, shown}
+return {p[1], p[2], p[3], h, shown, version}
 """
 
-# KEYS: decisions index, decision record, contacts. ARGV: decision_id, ts_ms, record JSON, ttl_s, index
-# cutoff ts_ms, max records kept, key prefix of records, contact_id ('' for none), contact ttl_s, then
-# pairs (action_id, segment key) of the ranked actions. Records pushed out of the index by the count
-# limit are deleted (same slot, see ERASE).
+# KEYS: decisions index, decision record, contacts, hist, version. ARGV: decision_id, ts_ms, record JSON,
+# ttl_s, index cutoff ts_ms, max records kept, key prefix of records, contact_id ('' for none), contact
+# ttl_s, expected version, channel, history ttl_s, then pairs (action_id, segment key) of the ranked
+# actions.
+#
+# Check and record in one step: the decision was ranked on the customer's history at `expected
+# version`; if anything changed it since (another decision, an event), nothing is written and 0 is
+# returned, so the caller ranks again on fresh data. Otherwise every returned action *reserves* an
+# impression in the history (`reserved` entries count as impressions until the real impression of that
+# decision arrives and replaces it, or until they expire), so two decisions racing for the last slot
+# of a cap cannot both take it. Records pushed out of the index by the count limit are deleted (same
+# slot, see ERASE). Returns 1.
 RECORD_DECISION = """
+if (redis.call('GET', KEYS[5]) or '0') ~= ARGV[10] then
+  return 0
+end
+redis.call('INCR', KEYS[5])
 redis.call('HSET', KEYS[2], 'rec', ARGV[3])
-if ARGV[8] ~= '' and #ARGV > 9 then
-  redis.call('HINCRBY', KEYS[3], ARGV[8], (#ARGV - 9) / 2)
+if ARGV[8] ~= '' and #ARGV > 12 then
+  redis.call('HINCRBY', KEYS[3], ARGV[8], (#ARGV - 12) / 2)
   redis.call('EXPIRE', KEYS[3], ARGV[9])
 end
-for i = 10, #ARGV, 2 do
+for i = 13, #ARGV, 2 do
   redis.call('HSET', KEYS[2], 'a:' .. ARGV[i], ARGV[i + 1])
+  local member = ARGV[2] .. '|reserved|' .. ARGV[i] .. '|' .. ARGV[11] .. '|' .. ARGV[1]
+  redis.call('ZADD', KEYS[4], ARGV[2], member)
+  redis.call('HSET', KEYS[2], 'v:' .. ARGV[i], member)
+end
+if #ARGV > 12 then
+  redis.call('EXPIRE', KEYS[4], ARGV[12])
 end
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
@@ -40,14 +59,16 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 
-# KEYS: seen, hist, then the decision records the events refer to.
+# KEYS: seen, hist, version, then the decision records the events refer to.
 # ARGV: seen cutoff ts_ms, hist cutoff ts_ms, hist max entries, seen ttl_s, hist ttl_s,
 #       then 7 per event: event_id, ts_ms, type, action_id, channel, decision key index (0: none), reward.
 # Returns per event: {status, trials delta, reward delta, segment key}; status is
 #   'dup' (event id seen before), 'hist' (history only), 'unattributed' (decision gone or action not in
 #   it), 'credited' (decision found: first answer on this action is a trial, reward is the best so far).
+# An impression that answers a decision replaces the reservation that decision made (RECORD_DECISION).
 APPLY_EVENTS = """
 local out = {}
+local applied = 0
 local n = (#ARGV - 5) / 7
 for e = 0, n - 1 do
   local b = 6 + e * 7
@@ -56,6 +77,7 @@ for e = 0, n - 1 do
   if redis.call('ZADD', KEYS[1], 'NX', ts, event_id) == 0 then
     out[#out + 1] = {'dup', '0', '0', ''}
   else
+    applied = applied + 1
     redis.call('ZADD', KEYS[2], ts, ts .. '|' .. etype .. '|' .. action .. '|' .. channel .. '|' .. event_id)
     if dk == 0 then
       out[#out + 1] = {'hist', '0', '0', ''}
@@ -72,12 +94,23 @@ for e = 0, n - 1 do
         else
           credited = tonumber(credited)
         end
+        if etype == 'impression' then
+          local reservation = redis.call('HGET', KEYS[dk], 'v:' .. action)
+          if reservation then
+            redis.call('ZREM', KEYS[2], reservation)
+            redis.call('HDEL', KEYS[dk], 'v:' .. action)
+          end
+        end
         local best = math.max(credited, reward)
         redis.call('HSET', KEYS[dk], 'r:' .. action, tostring(best))
         out[#out + 1] = {'credited', tostring(trial), tostring(best - credited), key}
       end
     end
   end
+end
+if applied > 0 then
+  redis.call('INCR', KEYS[3])
+  redis.call('EXPIRE', KEYS[3], ARGV[5])
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -104,7 +137,7 @@ redis.call('HSET', KEYS[1], 'attrs', ARGV[2], 'segments', ARGV[3], 'segver', ARG
 return tonumber(next_rev)
 """
 
-# KEYS: profile, hist, seen, decisions index, contacts. ARGV: key prefix of decision records.
+# KEYS: profile, hist, seen, decisions index, contacts, version. ARGV: key prefix of decision records.
 # The records are not declared in KEYS (their ids are only known inside the script); they share the
 # customer's hash tag, so they live in the same slot and Redis Cluster accepts the access.
 ERASE_CUSTOMER = """
@@ -112,7 +145,7 @@ local deleted = 0
 for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
   deleted = deleted + redis.call('DEL', ARGV[1] .. id)
 end
-return deleted + redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+return deleted + redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 """
 
 # KEYS: current, history. ARGV: version, set key prefix, max history, rule set JSON.
