@@ -20,6 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from loadtests.gen_rules import generate
 from nba.redis_server import RedisServer, free_port
 
 HERE = Path(__file__).resolve().parent
@@ -61,19 +62,22 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--customers", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=2, help="alternate hello/decide this many times")
+    parser.add_argument("--actions", type=int, default=0,
+                        help="serve a generated rule set of this many actions instead of the shipped rules/")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install wrk", file=sys.stderr)
         return 2
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as tmp:
+        rules = generate(Path(tmp) / "rules", args.actions, seed=1) if args.actions else ROOT / "rules"
         redis = RedisServer(Path(tmp) / "redis", persist=False)
         url = redis.start()
         try:
             nba_port, hello_port = free_port(), free_port()
             env = {**os.environ, "NBA_REDIS_URL": url, "NBA_PORT": str(nba_port), "NBA_LOG_LEVEL": "WARNING",
                    "NBA_BENCH_CUSTOMERS": str(args.customers)}
-            procs.append(subprocess.Popen([sys.executable, "-m", "nba.cli", "serve", "--rules", str(ROOT / "rules"),
+            procs.append(subprocess.Popen([sys.executable, "-m", "nba.cli", "serve", "--rules", str(rules),
                                            "--demo-customers", str(args.customers)], env=env, cwd=tmp))
             procs.append(subprocess.Popen([sys.executable, str(HERE / "hello.py"), "--port", str(hello_port)]))
             wait_http(f"http://127.0.0.1:{nba_port}/readyz", timeout=300)
@@ -92,7 +96,8 @@ def main() -> int:
                 p.wait(timeout=10)
             redis.stop()
     print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} alternating rounds, "
-          f"{args.customers} customers, {os.cpu_count()} cores shared by server, Redis and wrk")
+          f"{args.customers} customers, rules: {args.actions or 'shipped'} actions, "
+          f"{os.cpu_count()} cores shared by server, Redis and wrk")
     print(f"{'endpoint':8} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
     best: dict[str, dict[str, float]] = {}
     for name, results in rows.items():

@@ -17,8 +17,8 @@ import pytest
 
 from nba.redis_server import free_port
 
-# Generous on purpose: the design converges in about a second (RULES_POLL_SECONDS 0.5 to notice the
-# file, 0.5 to follow), but a shared CI machine can pause a process; speed is for benchmarks, the test
+# Generous on purpose: the design converges in about 1.5 s (WATCH_SECONDS 1 to notice the
+# file, 0.25 to follow), but a shared CI machine can pause a process; speed is for benchmarks, the test
 # checks that convergence happens. The measured times are printed (pytest -s).
 CONVERGE_SECONDS = 10.0
 
