@@ -14,11 +14,10 @@ import numpy as np
 
 from loadtests.gen_rules import generate
 from nba import segments
-from nba.bandit import ModelState
 from nba.decide import rank
 from nba.demo import demo_population
 from nba.domain import DecideRequest
-from nba.live import Snapshot
+from nba.live import Snapshot, model_for
 from nba.rulebook import Rulebook, load_rulebook
 from nba.store.redis import CustomerSnapshot
 
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def bench(rb: Rulebook, n: int = 3000, history: int = 5) -> tuple[float, float]:
     rng = np.random.default_rng(1)
-    model = ModelState.build("1", rb.prior_alpha, rb.prior_beta, [a.id for a in rb.actions], rb.learning.keys, {})
+    model = model_for(rb, "1", {})
     snap = Snapshot(rb, model)
     now = time.time()
     ids = [a.id for a in rb.actions]

@@ -13,7 +13,7 @@ Operators: eq ne gt gte lt lte in not_in contains exists. A missing value fails 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -232,10 +232,6 @@ def leaves(c: Condition) -> list[Leaf]:
     return [c]
 
 
-def uses(c: Condition, kind: type) -> bool:
-    return any(isinstance(leaf, kind) and (not isinstance(leaf, FieldTest) or True) for leaf in leaves(c))
-
-
 def uses_context(c: Condition) -> bool:
     return any(isinstance(leaf, FieldTest) and leaf.source == "context" for leaf in leaves(c))
 
@@ -348,5 +344,3 @@ def describe(c: Condition) -> str:
         return f"days_since {'.'.join(c.path)} {c.op} {c.operand:g}"
     return f"{c.op}({', '.join(describe(ch) for ch in c.children)})"
 
-
-Evaluator = Callable[[Facts], bool]

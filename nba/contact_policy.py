@@ -15,8 +15,7 @@ import numpy as np
 
 from nba.domain import EVENT_TYPES, BoolArray, FloatArray, History, IntArray
 
-SCOPES = ("action", "group", "channel", "total")
-ACTION, GROUP, CHANNEL, TOTAL = range(4)
+ACTION, GROUP, CHANNEL, TOTAL = range(4)  # what a cap row counts per
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +74,7 @@ class Live:
     def __init__(self, rulebook: Rulebook, store: Store, metrics: Metrics):
         self.store = store
         self.metrics = metrics
-        self._snapshot = Snapshot(rulebook, _empty_model(rulebook))
+        self._snapshot = Snapshot(rulebook, model_for(rulebook, "", {}))
         self._swap_lock = asyncio.Lock()
         metrics.rules.info({"version": rulebook.version})
 
@@ -97,8 +98,7 @@ class Live:
 
     async def _model_for(self, rb: Rulebook) -> ModelState:
         version, counts = await self.store.model_counts()
-        return ModelState.build(version, rb.prior_alpha, rb.prior_beta, [a.id for a in rb.actions],
-                                rb.learning.keys, counts)
+        return model_for(rb, version, counts)
 
     # ------------------------------------------------------------------------------------- rules
 
@@ -177,5 +177,7 @@ class Live:
                 log.warning("rules sync failed", exc_info=True)
 
 
-def _empty_model(rb: Rulebook) -> ModelState:
-    return ModelState.build("", rb.prior_alpha, rb.prior_beta, [a.id for a in rb.actions], rb.learning.keys, {})
+def model_for(rb: Rulebook, version: str, counts: Mapping[tuple[str, str], tuple[float, float]]) -> ModelState:
+    """The posterior of every action of `rb` from stored counts (priors only when `counts` is empty)."""
+    return ModelState.build(version, rb.prior_alpha, rb.prior_beta, [a.id for a in rb.actions], rb.learning.keys,
+                            counts)

@@ -30,11 +30,10 @@ import numpy as np
 
 from nba import profile as profile_rules
 from nba import segments
-from nba.bandit import ModelState
 from nba.decide import rank
 from nba.domain import EVENT_TYPES, DecideRequest
 from nba.errors import RuleProblem
-from nba.live import Snapshot
+from nba.live import Snapshot, model_for
 from nba.rulebook import Rulebook
 from nba.rulefiles import Node, Reader, load_yaml, plain, suggest
 from nba.store.redis import CustomerSnapshot
@@ -154,8 +153,7 @@ def _action_id(rb: Rulebook, r: Reader, node: Node, path: str) -> str | None:
 
 def run_case(rb: Rulebook, case: Case, now: float) -> Outcome:
     now = case.now if case.now is not None else now
-    model = ModelState.build("neutral", rb.prior_alpha, rb.prior_beta, [a.id for a in rb.actions],
-                             rb.learning.keys, {})
+    model = model_for(rb, "neutral", {})
     history = [f"{int((now - ago) * 1000)}|{etype}|{action}|{ch}|t{i}".encode()
                for i, (ago, etype, action, ch) in enumerate(case.history)]
     customer = CustomerSnapshot(case.profile, segments.materialise(rb, case.profile, now), rb.segments_version,

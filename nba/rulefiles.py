@@ -68,7 +68,7 @@ def load_yaml(path: Path, display: str, problems: list[RuleProblem]) -> Node | N
         if root is None:
             problems.append(RuleProblem(display, "", "file is empty"))
             return None
-        return Node(None, 0) if root is None else _build(loader, root, display, "", problems)  # type: ignore[no-any-return]
+        return _build(loader, root, display, "", problems)  # type: ignore[no-any-return]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

@@ -14,7 +14,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from nba.bandit import ModelState, interval
+from nba.bandit import interval
 from nba.customers import Customers
 from nba.decide import Decider
 from nba.domain import Decision
@@ -34,7 +34,7 @@ from nba.events import EventIngest
 from nba.http import wire
 from nba.http.openapi import openapi_document
 from nba.http.problem import problem_response
-from nba.live import Live
+from nba.live import Live, model_for
 from nba.metrics import Metrics
 from nba.store.redis import Store
 
@@ -174,8 +174,7 @@ async def action_stats(request: web.Request) -> web.Response:
     store = request.app[STORE]
     rb = request.app[LIVE].snapshot.rulebook
     version, cells = await store.model_counts()
-    model = ModelState.build(version, rb.prior_alpha, rb.prior_beta, [a.id for a in rb.actions],
-                             rb.learning.keys, cells)
+    model = model_for(rb, version, cells)
     counts = await store.event_counts()
     low, high = interval(model.alpha, model.beta)
     out = []
