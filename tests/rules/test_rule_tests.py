@@ -35,7 +35,7 @@ cases:
     assert "expected tv-addon first (eligibility: eligible_when.all[0]: in_segment broadband_customer does not " \
            "hold)" in out
     assert "expected broadband-bundle not in the result, it is at rank 1" in out
-    assert "22 passed, 1 failed" in out
+    assert "24 passed, 1 failed" in out
 
 
 def test_invalid_cases_are_reported_with_lines(rules_copy: Path) -> None:

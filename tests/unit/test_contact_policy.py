@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pytest
 
 from nba import contact_policy as cp
 from nba.domain import EVENT_CODE, History
+from nba.rulebook import QuietHours
 
 DAY = 86400.0
 NOW = 1_000_000_000.0
@@ -73,3 +76,16 @@ def test_reasons_name_the_binding_cap() -> None:
     counts = cp.counts(caps, history, NOW, GROUP_OF)
     assert cp.reasons(caps, counts, 0, GROUP_OF, NO_MANDATORY) == {
         0: "actions/x.yaml: limits[0]: 2 x impression in the last 1w reaches the limit of 2"}
+
+
+def _utc(hour: int, minute: int) -> float:
+    return dt.datetime(2026, 11, 23, hour, minute, tzinfo=dt.UTC).timestamp()
+
+
+def test_quiet_hours_wrap_past_midnight_in_local_time() -> None:
+    quiet = QuietHours(21 * 60, 8 * 60, "Europe/Amsterdam")  # UTC+1 in November
+    at = _utc
+    assert not quiet.covers(at(19, 59))  # 20:59 local
+    assert quiet.covers(at(20, 0))  # 21:00 local: quiet starts
+    assert quiet.covers(at(6, 59))  # 07:59 local
+    assert not quiet.covers(at(7, 0))  # 08:00 local: quiet ends
