@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -34,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     check = rules_sub.add_parser("check", help="validate a rules directory; exit 1 when invalid")
     check.add_argument("directory", nargs="?", type=Path, default=None)
     rules_sub.add_parser("rollback", help="make the previously published rule set current again (all processes)")
+    log_parser = sub.add_parser("log", help="decision logs")
+    log_sub = log_parser.add_subparsers(dest="log_command", required=True)
+    export = log_sub.add_parser("export", help="write every decision record with its rewards as JSON lines")
+    export.add_argument("--out", type=Path, default=None, help="file to write (default: standard output)")
     test = rules_sub.add_parser("test", help="run the rule tests in DIR/tests/*.yaml; exit 1 on a failure")
     test.add_argument("directory", nargs="?", type=Path, default=None)
     test.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
@@ -44,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nba: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.command == "log":
+        return asyncio.run(log_export(settings, args.out))
     if args.command == "rules" and args.rules_command == "rollback":
         return asyncio.run(rules_rollback(settings))
     if args.command == "rules" and args.rules_command == "test":
@@ -116,6 +123,32 @@ async def rules_rollback(settings: Settings) -> int:
         print("nba: nothing to roll back to: only one rule set was ever published", file=sys.stderr)
         return 1
     print(f"rules version {version} is current again; every process switches within about a second")
+    return 0
+
+
+async def log_export(settings: Settings, out: Path | None) -> int:
+    """Decision records for offline evaluation: one JSON object per line, with `rewards` per action."""
+    import orjson
+
+    from nba.app import redis_client
+    from nba.store.redis import Store
+
+    url = redis_url_of(settings)
+    if url is None:
+        print("nba: no Redis to export from: set NBA_REDIS_URL (or run this next to a running `nba serve`)",
+              file=sys.stderr)
+        return 2
+    store = Store(redis_client(url, settings.redis_timeout))
+    count = 0
+    try:
+        with out.open("wb") if out is not None else contextlib.nullcontext(sys.stdout.buffer) as sink:
+            async for customer_id in store.customers_with_decisions():
+                for record in await store.decision_records(customer_id):
+                    sink.write(orjson.dumps(record) + b"\n")
+                    count += 1
+    finally:
+        await store.close()
+    print(f"exported {count} decision records", file=sys.stderr)
     return 0
 
 

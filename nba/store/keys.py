@@ -80,8 +80,13 @@ def customer_pattern(customer_id: str) -> str:
     return f"{customer_tag(customer_id)}:*"
 
 
-def all_profiles_pattern() -> str:
-    return f"{PREFIX}:{{c:*}}:profile"
+def all_decision_indexes_pattern() -> str:
+    return f"{PREFIX}:{{c:*}}:decisions"
+
+
+def customer_of(key: str) -> str:
+    """The customer id inside a customer key (the text between `{c:` and the closing `}`)."""
+    return key[key.index("{c:") + 3:key.index("}")]
 
 
 MODEL_COUNTS = f"{PREFIX}:{{model}}:counts"

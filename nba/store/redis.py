@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,7 +176,13 @@ class Store:
              keys.decision(customer_id, ""), contact_id or "", max(1, int(contact_ttl)), version, channel,
              keys.HISTORY_TTL, *flat]))
 
+    async def customers_with_decisions(self) -> AsyncIterator[str]:
+        """Every customer with decision records (SCAN: incremental, never blocks Redis)."""
+        async for key in self.client.scan_iter(match=keys.all_decision_indexes_pattern(), count=1000):
+            yield keys.customer_of(key.decode())
+
     async def decision_records(self, customer_id: str) -> list[dict[str, Any]]:
+        """The decision log of one customer, each record with the rewards its actions earned."""
         ids: list[bytes] = await self.client.zrange(keys.decisions(customer_id), 0, -1)  # type: ignore[assignment]
         if not ids:
             return []
