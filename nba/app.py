@@ -31,10 +31,12 @@ def redis_client(url: str, timeout: float) -> Redis:
 
 def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = None,
                metrics: Metrics | None = None, rng: np.random.Generator | None = None,
-               clock: Callable[[], float] = time.time, background: bool = True) -> web.Application:
+               clock: Callable[[], float] = time.time, background: bool = True,
+               decide_deadline: float = 0.25) -> web.Application:
     """`rules_dir` is where the rulebook came from: published to every process at start-up, watched
     for changes and re-read by POST /v1/rules/reload. `rng` and `clock` are parameters so tests decide
-    deterministically; `background=False` leaves model refresh and rules sync to the caller."""
+    deterministically; `background=False` leaves model refresh and rules sync to the caller.
+    `decide_deadline`: seconds before decide answers degraded instead of waiting for Redis."""
     metrics = metrics or Metrics()
     store = Store(client, metrics.observe_redis)
     live = Live(rulebook, store, metrics)
@@ -44,7 +46,7 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
     app[routes.STORE] = store
     app[routes.METRICS] = metrics
     app[routes.CLOCK] = clock
-    app[routes.DECIDER] = Decider(live, store, metrics, rng, clock)
+    app[routes.DECIDER] = Decider(live, store, metrics, rng, clock, decide_deadline)
     app[routes.INGEST] = EventIngest(live, store, metrics)
     app[routes.CUSTOMERS] = Customers(live, store, clock)
     app[routes.RULES_DIR] = rules_dir
@@ -55,7 +57,7 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
     async def background_tasks(app: web.Application) -> AsyncIterator[None]:
         if rules_dir is not None:
             await live.publish(rules_dir)
-        await live.refresh_model(force=True)
+        await live.refresh_model(force=True)  # a server starts only with Redis reachable
         tasks = [asyncio.create_task(live.run()), asyncio.create_task(live.follow_rules(rules_dir))] \
             if background else []
         yield

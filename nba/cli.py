@@ -186,7 +186,8 @@ async def _build(rulebook: Rulebook, rules_dir: Path, url: str, settings: Settin
     from nba.app import create_app, redis_client
     from nba.http.routes import CUSTOMERS
 
-    app = create_app(rulebook, redis_client(url, settings.redis_timeout), rules_dir=rules_dir)
+    app = create_app(rulebook, redis_client(url, settings.redis_timeout), rules_dir=rules_dir,
+                     decide_deadline=settings.decide_deadline)
     if demo > 0:
         async def seed(app: web.Application) -> None:
             from nba.demo import demo_population

@@ -7,14 +7,16 @@ drive directly; `Decider.decide` adds the one Redis read before it and the one w
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import orjson
+from redis.exceptions import RedisError
 
 from nba import arbitration, contact_policy, eligibility, segments
 from nba.conditions import Facts, first_failure
@@ -29,6 +31,7 @@ from nba.store.keys import HISTORY_MAX
 from nba.store.redis import CustomerSnapshot, Store
 
 RECORD_ATTEMPTS = 10
+log = logging.getLogger("nba.decide")
 
 
 # A returned action counts as an impression (a reservation) until its impression arrives or this long.
@@ -204,17 +207,58 @@ def new_decision_id(now: float) -> str:
     return f"{int(now * 1000):012x}{secrets.token_hex(10)}"
 
 
+class _Abandoned(Exception):
+    """A decision that missed its deadline stops before recording."""
+
+
 class Decider:
     def __init__(self, live: Live, store: Store, metrics: Metrics, rng: np.random.Generator,
-                 clock: Callable[[], float]):
+                 clock: Callable[[], float], deadline: float = 0.25):
         self.live = live
         self.store = store
         self.metrics = metrics
         self.rng = rng
         self.clock = clock
+        self.deadline = deadline
         self._locks = KeyedLocks()
+        self._late: set[asyncio.Future[Decision]] = set()  # decisions past their deadline, still running
 
     async def decide(self, req: DecideRequest) -> Decision:
+        """Within `deadline` seconds, or a degraded answer: when Redis is slow or down, the channel gets
+        the order the rules alone imply for an unknown customer (no profile, so no offer that needs
+        consent or segments; no history, so nothing recorded), marked `degraded: true`, instead of an
+        error or a wait that slows the page."""
+        # redis-py does not let a command be cancelled half-way (it would leave the connection with an
+        # unread reply), so wait_for cannot bound it: wait for the task instead and, past the deadline,
+        # tell it to stand down before it records anything (it only finishes its current Redis call).
+        abandoned = asyncio.Event()
+        task = asyncio.ensure_future(self._decide(req, abandoned))
+        done, _ = await asyncio.wait({task}, timeout=self.deadline)
+        if task in done:
+            try:
+                return task.result()
+            except (RedisError, OSError) as exc:
+                return self._degraded(req, exc)
+        abandoned.set()
+        self._late.add(task)
+        task.add_done_callback(self._forget)
+        return self._degraded(req, TimeoutError(f"no answer from Redis within {self.deadline * 1000:.0f} ms"))
+
+    def _forget(self, task: asyncio.Future[Decision]) -> None:
+        self._late.discard(task)
+        exc = None if task.cancelled() else task.exception()  # retrieved here, so never "unhandled"
+        if exc is not None and not isinstance(exc, _Abandoned):
+            log.warning("a decision past its deadline failed: %r", exc)
+
+    def _degraded(self, req: DecideRequest, why: BaseException) -> Decision:
+        self.metrics.decisions.labels(req.channel, "degraded").inc()
+        log.warning("degraded decision for %s: %r", req.customer_id, why)
+        now = self.clock()
+        anonymous = CustomerSnapshot(None, None, None, [])
+        ranked = rank(self.live.snapshot, anonymous, req, now, self.rng, new_decision_id(now), explore=False)
+        return replace(ranked.decision, degraded=True)
+
+    async def _decide(self, req: DecideRequest, abandoned: asyncio.Event) -> Decision:
         """Read, rank, record-if-unchanged: decisions of one customer are serialised (in this process by
         a lock, across processes by the history version), so caps hold under concurrent requests."""
         async with self._locks.hold(req.customer_id):
@@ -225,6 +269,8 @@ class Decider:
                 now = self.clock()
                 since_ms = int((now - history_horizon(snap.rulebook)) * 1000)
                 customer = await self.store.read_customer(req.customer_id, since_ms, HISTORY_MAX, req.contact_id)
+                if abandoned.is_set():  # the channel already got a degraded answer: record nothing
+                    raise _Abandoned
                 ranked = rank(snap, customer, req, now, self.rng, new_decision_id(now))
                 d = ranked.decision
                 recorded = await self.store.record_decision(

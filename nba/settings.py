@@ -21,12 +21,16 @@ class Settings:
     port: int
     log_level: str
     redis_timeout: float  # seconds a Redis call may take before the request fails
+    decide_deadline: float = 0.25  # seconds before decide answers degraded (rules only) instead of waiting
+    workers: int = 1  # server processes sharing the port
 
     @staticmethod
     def from_env(env: Mapping[str, str] | None = None) -> Settings:
         e = os.environ if env is None else env
         port = _int(e, "NBA_PORT", 8080, 1, 65535)
         timeout_ms = _int(e, "NBA_REDIS_TIMEOUT_MS", 1000, 1, 60000)
+        deadline_ms = _int(e, "NBA_DECIDE_DEADLINE_MS", 250, 1, 60000)
+        workers = _int(e, "NBA_WORKERS", 1, 1, 64)
         level = e.get("NBA_LOG_LEVEL", "INFO").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError(f"NBA_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
@@ -41,6 +45,8 @@ class Settings:
             port=port,
             log_level=level,
             redis_timeout=timeout_ms / 1000.0,
+            decide_deadline=deadline_ms / 1000.0,
+            workers=workers,
         )
 
 

@@ -31,7 +31,8 @@ stamp=.venv/.nba-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing nba and its dependencies into .venv" >&2
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  # --no-compile: byte-compiling scipy and mypy at install costs minutes; imports compile what they use
-  .venv/bin/python -m pip install -q --no-compile -e '.[dev,fast]'
+  # byte-compiled at install (a few minutes once): with PYTHONDONTWRITEBYTECODE set, as on some machines,
+  # every process would otherwise compile numpy, scipy and aiohttp from source at each start
+  .venv/bin/python -m pip install -q -e '.[dev,fast]'
   touch "$stamp"
 fi

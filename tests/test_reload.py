@@ -48,7 +48,7 @@ def two_servers(redis_url: str, rules_copy: Path, tmp_path: Path) -> Iterator[li
                                           stderr=subprocess.STDOUT))
         bases.append(f"http://127.0.0.1:{port}")
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         for base in bases:
             while True:
                 try:
@@ -122,7 +122,7 @@ def test_edit_converges_invalid_is_refused_rollback_returns(two_servers: list[st
 
     env = {**os.environ, "NBA_REDIS_URL": redis_url}
     result = subprocess.run([sys.executable, "-m", "nba.cli", "rules", "rollback"], env=env, capture_output=True,
-                            text=True, timeout=30)
+                            text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert v1[0] in result.stdout
     took = _converge(two_servers, lambda vs: vs == v1)

@@ -22,7 +22,7 @@ def _get(url: str) -> tuple[int, dict[str, object]]:
         return resp.status, json.loads(resp.read())
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, log.read_text()
@@ -69,7 +69,7 @@ def test_serve_without_redis_server_says_how_to_get_one(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "NBA_REDIS_URL"}
     env |= {"PATH": str(tmp_path), "NBA_DATA_DIR": str(tmp_path / "var"), "NBA_RULES_DIR": str(RULES)}
     result = subprocess.run([sys.executable, "-m", "nba.cli", "serve"], env=env, capture_output=True, text=True,
-                            timeout=60)
+                            timeout=120)
     assert result.returncode == 3
     assert "apt-get install redis-server" in result.stderr
     assert "NBA_REDIS_URL" in result.stderr
@@ -79,7 +79,7 @@ def test_serve_refuses_invalid_rules(rules_copy: Path) -> None:
     (rules_copy / "actions" / "tv-addon.yaml").write_text("id: tv-addon\ngroup: sales\n", encoding="utf-8")
     env = {**os.environ, "NBA_RULES_DIR": str(rules_copy), "NBA_REDIS_URL": "redis://127.0.0.1:1/0"}
     result = subprocess.run([sys.executable, "-m", "nba.cli", "serve"], env=env, capture_output=True, text=True,
-                            timeout=60)
+                            timeout=120)
     assert result.returncode == 2
     assert "actions/tv-addon.yaml" in result.stderr
     assert "channels: is required" in result.stderr

@@ -1,0 +1,78 @@
+"""When Redis is slow or gone, decide still answers (degraded, rules only); writes say 503."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from nba.redis_server import RedisServer
+from tests.api.helpers import CROSSSELL_MOBILE, decide, problem, put_customer
+from tests.conftest import AppFactory
+
+
+class SlowProxy:
+    """A TCP proxy in front of the real Redis that can be told to hold every reply: a slow Redis."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.delay = 0.0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/0"
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, slow: bool) -> None:
+            while data := await src.read(65536):
+                if slow and self.delay:
+                    await asyncio.sleep(self.delay)
+                dst.write(data)
+                await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True),
+                             return_exceptions=True)
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_a_missed_deadline_gives_a_degraded_rules_only_answer(make_client: AppFactory, redis_url: str) -> None:
+    proxy = SlowProxy(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
+    client = await make_client(deadline=0.1, url=await proxy.start())
+    await put_customer(client, "c-1", CROSSSELL_MOBILE)
+    assert (await decide(client, "c-1"))["degraded"] is False
+    proxy.delay = 3.0
+    start = time.perf_counter()
+    body = await decide(client, "c-1", "web")
+    waited = time.perf_counter() - start
+    proxy.delay = 0.0
+    await proxy.close()
+    assert body["degraded"] is True
+    assert waited < 2.0, waited  # did not wait for the 3 s reply (generous: CI machines pause)
+    # an unknown, anonymous customer: nothing that needs consent or a segment, nothing mandatory
+    assert {a["action_id"] for a in body["actions"]} <= {"email-capture", "crosssell-consent-request"}
+    text = await (await client.get("/metrics")).text()
+    assert 'nba_decisions_total{channel="web",outcome="degraded"} 1.0' in text
+
+
+async def test_redis_gone_decide_degrades_and_writes_are_503(make_client: AppFactory, tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis", persist=False)
+    url = server.start()
+    client = await make_client(url=url, deadline=0.5)
+    await put_customer(client, "c-1", CROSSSELL_MOBILE)
+    assert (await decide(client, "c-1"))["degraded"] is False
+    server.stop()
+    body = await decide(client, "c-1")
+    assert body["degraded"] is True
+    resp = await client.post("/v1/events", json={"events": [{"event_id": "e", "type": "impression",
+                                                              "customer_id": "c-1", "action_id": "tv-addon",
+                                                              "channel": "web"}]})
+    assert (await problem(resp, 503))["code"] == "storage_unavailable"
+    assert (await problem(await client.get("/readyz"), 503))["code"] == "unavailable"
+    assert (await client.get("/healthz")).status == 200
