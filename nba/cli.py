@@ -6,6 +6,9 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -28,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="listen address (NBA_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (NBA_PORT, default 8080)")
     serve.add_argument("--rules", type=Path, help="rules directory (NBA_RULES_DIR, default ./rules)")
+    serve.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="server processes sharing the port (SO_REUSEPORT; NBA_WORKERS, default 1)")
     serve.add_argument("--demo-customers", type=int, default=0, metavar="N",
                        help="seed N reproducible demo customers (c-1000 ...) at start-up")
     rules = sub.add_parser("rules", help="rule set tools")
@@ -155,7 +160,7 @@ async def log_export(settings: Settings, out: Path | None) -> int:
 def run_server(settings: Settings, args: argparse.Namespace) -> int:
     rules_dir = args.rules or settings.rules_dir
     try:
-        rulebook = load_rulebook(rules_dir)
+        load_rulebook(rules_dir)  # refuse to start on an invalid set before anything else
     except RulesInvalid as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -171,14 +176,60 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
             print(f"nba: {exc}", file=sys.stderr)
             return 3
         log.info("embedded redis-server on %s, data in %s", url, embedded.data_dir)
+    host, port = args.host or settings.host, args.port or settings.port
+    workers = args.workers or settings.workers
     try:
-        _install_uvloop()
-        web.run_app(_build(rulebook, rules_dir, url, settings, args.demo_customers), host=args.host or settings.host,
-                    port=args.port or settings.port, access_log=None, print=lambda msg: log.info("%s", msg))
+        if workers == 1:
+            _serve(rules_dir, url, settings, args.demo_customers, host, port, reuse_port=False)
+        else:
+            _serve_workers(workers, rules_dir, url, settings, args.demo_customers, host, port)
     finally:
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _serve(rules_dir: Path, url: str, settings: Settings, demo: int, host: str, port: int, *,
+           reuse_port: bool) -> None:
+    """One server process: its own event loop (uvloop when installed), its own Redis pool."""
+    if reuse_port:  # a worker: the parent validated the rules, this process loads its own copy
+        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    rulebook = load_rulebook(rules_dir)
+    _install_uvloop()
+    web.run_app(_build(rulebook, rules_dir, url, settings, demo), host=host, port=port, access_log=None,
+                reuse_port=reuse_port or None, print=lambda msg: log.info("%s", msg))
+
+
+def _serve_workers(workers: int, rules_dir: Path, url: str, settings: Settings, demo: int, host: str,
+                   port: int) -> None:
+    """N processes bound to one port with SO_REUSEPORT: the kernel spreads connections over them.
+    They share rules and model through Redis. Ctrl+C or SIGTERM stops them all gracefully."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_serve, args=(rules_dir, url, settings, demo if i == 0 else 0, host, port),
+                         kwargs={"reuse_port": True}, name=f"nba-worker-{i}") for i in range(workers)]
+    for p in procs:
+        p.start()
+    log.info("%d workers on %s:%d", workers, host, port)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for p in procs:
+            if p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signal.SIGINT)
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+                p.join()
 
 
 async def _build(rulebook: Rulebook, rules_dir: Path, url: str, settings: Settings,

@@ -83,3 +83,33 @@ def test_serve_refuses_invalid_rules(rules_copy: Path) -> None:
     assert result.returncode == 2
     assert "actions/tv-addon.yaml" in result.stderr
     assert "channels: is required" in result.stderr
+
+
+def test_workers_share_one_port_and_stop_together(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "NBA_REDIS_URL"}
+    env |= {"NBA_PORT": str(port), "NBA_DATA_DIR": str(tmp_path / "var"), "NBA_RULES_DIR": str(RULES)}
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "nba.cli", "serve", "--workers", "2"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log)
+        pids = set()
+        deadline = time.monotonic() + 60
+        while len(pids) < 2 and time.monotonic() < deadline:  # each urlopen is a new connection
+            pids.add(_get(f"http://127.0.0.1:{port}/healthz")[1]["pid"])
+        assert len(pids) == 2, log.read_text()
+        listing = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(proc.pid)], capture_output=True,
+                                 text=True).stdout.splitlines()
+        children = [line.split()[0] for line in listing if "redis-server" in line or "multiprocessing.spawn" in line]
+        assert len(children) == 3, listing  # two workers and the embedded redis-server
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0, log.read_text()
+        time.sleep(0.5)
+        survivors = [c for c in children if Path(f"/proc/{c}").exists()]
+        assert not survivors, [line for line in listing if line.split()[0] in survivors]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -163,8 +163,9 @@ _SCHEMAS: dict[str, Any] = {
                                             "minItems": 2, "maxItems": 2}}}}}}},
         },
     },
-    "Status": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"},
-                                                                         "rules_version": {"type": "string"}}},
+    "Status": {"type": "object", "required": ["status"], "properties": {
+        "status": {"type": "string"}, "rules_version": {"type": "string"},
+        "pid": {"type": "integer", "description": "the server process that answered (one of --workers)"}}},
 }
 
 _CUSTOMER_ID = {"name": "customer_id", "in": "path", "required": True, "schema": _ID}
