@@ -95,7 +95,7 @@ def test_workers_share_one_port_and_stop_together(tmp_path: Path) -> None:
                                 stderr=subprocess.STDOUT)
     try:
         _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log)
-        pids = set()
+        pids: set[object] = set()
         deadline = time.monotonic() + 60
         while len(pids) < 2 and time.monotonic() < deadline:  # each urlopen is a new connection
             pids.add(_get(f"http://127.0.0.1:{port}/healthz")[1]["pid"])
