@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from nba.customers import Customers
 from nba.decide import Decider
@@ -22,11 +24,33 @@ from nba.metrics import Metrics
 from nba.rulebook import Rulebook
 from nba.store.redis import Store
 
+log = logging.getLogger("nba.app")
+
 
 def redis_client(url: str, timeout: float) -> Redis:
     # one pool per process; hiredis parses replies when installed (a declared dependency)
     return Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, max_connections=256,
                           health_check_interval=30)
+
+
+STARTUP_PATIENCE = 60.0  # seconds a starting server waits for Redis (it may start at the same time)
+
+
+async def _first_contact(live: Live, rules_dir: Path | None) -> None:
+    """Publish our rules and load the model; a Redis that is starting, or paused, gets retried."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + STARTUP_PATIENCE
+    while True:
+        try:
+            if rules_dir is not None:
+                await live.publish(rules_dir)
+            await live.refresh_model(force=True)
+            return
+        except (RedisError, OSError) as exc:
+            if loop.time() > give_up:
+                raise
+            log.warning("Redis not answering yet (%r); retrying", exc)
+            await asyncio.sleep(0.5)
 
 
 def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = None,
@@ -55,9 +79,7 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
         app.router.add_route(method, re.sub(r"\{(\w+)\}", r"{\1:[^/]+}", path), handler)
 
     async def background_tasks(app: web.Application) -> AsyncIterator[None]:
-        if rules_dir is not None:
-            await live.publish(rules_dir)
-        await live.refresh_model(force=True)  # a server starts only with Redis reachable
+        await _first_contact(live, rules_dir)
         tasks = [asyncio.create_task(live.run()), asyncio.create_task(live.follow_rules(rules_dir))] \
             if background else []
         yield
