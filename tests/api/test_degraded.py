@@ -64,15 +64,18 @@ async def test_a_missed_deadline_gives_a_degraded_rules_only_answer(make_client:
 async def test_redis_gone_decide_degrades_and_writes_are_503(make_client: AppFactory, tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis", persist=False)
     url = server.start()
-    client = await make_client(url=url, deadline=0.5)
-    await put_customer(client, "c-1", CROSSSELL_MOBILE)
-    assert (await decide(client, "c-1"))["degraded"] is False
-    server.stop()
-    body = await decide(client, "c-1")
-    assert body["degraded"] is True
-    resp = await client.post("/v1/events", json={"events": [{"event_id": "e", "type": "impression",
-                                                              "customer_id": "c-1", "action_id": "tv-addon",
-                                                              "channel": "web"}]})
-    assert (await problem(resp, 503))["code"] == "storage_unavailable"
-    assert (await problem(await client.get("/readyz"), 503))["code"] == "unavailable"
-    assert (await client.get("/healthz")).status == 200
+    try:
+        client = await make_client(url=url, deadline=0.5)
+        await put_customer(client, "c-1", CROSSSELL_MOBILE)
+        assert (await decide(client, "c-1"))["degraded"] is False
+        server.stop()
+        body = await decide(client, "c-1")
+        assert body["degraded"] is True
+        resp = await client.post("/v1/events", json={"events": [{"event_id": "e", "type": "impression",
+                                                                  "customer_id": "c-1", "action_id": "tv-addon",
+                                                                  "channel": "web"}]})
+        assert (await problem(resp, 503))["code"] == "storage_unavailable"
+        assert (await problem(await client.get("/readyz"), 503))["code"] == "unavailable"
+        assert (await client.get("/healthz")).status == 200
+    finally:
+        server.stop()  # idempotent; never leave a redis-server behind a failed assertion
