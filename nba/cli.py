@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -19,6 +20,9 @@ from nba.errors import RulesInvalid
 from nba.redis_server import RedisNotFound, RedisServer
 from nba.rulebook import Rulebook, load_rulebook
 from nba.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from nba.store.redis import Store
 
 log = logging.getLogger("nba")
 
@@ -110,16 +114,23 @@ def redis_url_of(settings: Settings) -> str | None:
     return marker.read_text(encoding="utf-8").strip() if marker.exists() else None
 
 
-async def rules_rollback(settings: Settings) -> int:
+def admin_store(settings: Settings, purpose: str) -> Store | None:
+    """The store an admin command works on, or None after saying why there is none."""
     from nba.app import redis_client
     from nba.store.redis import Store
 
     url = redis_url_of(settings)
     if url is None:
-        print("nba: no Redis to roll back in: set NBA_REDIS_URL (or run this next to a running `nba serve`)",
+        print(f"nba: no Redis to {purpose}: set NBA_REDIS_URL (or run this next to a running `nba serve`)",
               file=sys.stderr)
+        return None
+    return Store(redis_client(url, settings.redis_timeout))
+
+
+async def rules_rollback(settings: Settings) -> int:
+    store = admin_store(settings, "roll back in")
+    if store is None:
         return 2
-    store = Store(redis_client(url, settings.redis_timeout))
     try:
         version = await store.rollback_rules()
     finally:
@@ -135,15 +146,9 @@ async def log_export(settings: Settings, out: Path | None) -> int:
     """Decision records for offline evaluation: one JSON object per line, with `rewards` per action."""
     import orjson
 
-    from nba.app import redis_client
-    from nba.store.redis import Store
-
-    url = redis_url_of(settings)
-    if url is None:
-        print("nba: no Redis to export from: set NBA_REDIS_URL (or run this next to a running `nba serve`)",
-              file=sys.stderr)
+    store = admin_store(settings, "export from")
+    if store is None:
         return 2
-    store = Store(redis_client(url, settings.redis_timeout))
     count = 0
     try:
         with out.open("wb") if out is not None else contextlib.nullcontext(sys.stdout.buffer) as sink:

@@ -65,11 +65,16 @@ def test_serve_with_embedded_redis_and_demo_customers(tmp_path: Path) -> None:
             proc.wait()
 
 
+def _nba_serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`nba serve` that is expected to refuse to start: its exit code and messages."""
+    return subprocess.run([sys.executable, "-m", "nba.cli", "serve"], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
 def test_serve_without_redis_server_says_how_to_get_one(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "NBA_REDIS_URL"}
     env |= {"PATH": str(tmp_path), "NBA_DATA_DIR": str(tmp_path / "var"), "NBA_RULES_DIR": str(RULES)}
-    result = subprocess.run([sys.executable, "-m", "nba.cli", "serve"], env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = _nba_serve(env)
     assert result.returncode == 3
     assert "apt-get install redis-server" in result.stderr
     assert "NBA_REDIS_URL" in result.stderr
@@ -78,8 +83,7 @@ def test_serve_without_redis_server_says_how_to_get_one(tmp_path: Path) -> None:
 def test_serve_refuses_invalid_rules(rules_copy: Path) -> None:
     (rules_copy / "actions" / "tv-addon.yaml").write_text("id: tv-addon\ngroup: sales\n", encoding="utf-8")
     env = {**os.environ, "NBA_RULES_DIR": str(rules_copy), "NBA_REDIS_URL": "redis://127.0.0.1:1/0"}
-    result = subprocess.run([sys.executable, "-m", "nba.cli", "serve"], env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = _nba_serve(env)
     assert result.returncode == 2
     assert "actions/tv-addon.yaml" in result.stderr
     assert "channels: is required" in result.stderr
