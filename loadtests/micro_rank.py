@@ -17,7 +17,7 @@ from nba import segments
 from nba.decide import rank
 from nba.demo import demo_population
 from nba.domain import DecideRequest
-from nba.live import Snapshot, model_for
+from nba.live import build_snapshot
 from nba.rulebook import Rulebook, load_rulebook
 from nba.store.redis import CustomerSnapshot
 
@@ -26,8 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def bench(rb: Rulebook, n: int = 3000, history: int = 5) -> tuple[float, float]:
     rng = np.random.default_rng(1)
-    model = model_for(rb, "1", {})
-    snap = Snapshot(rb, model)
+    snap = build_snapshot(rb, None)
     now = time.time()
     ids = [a.id for a in rb.actions]
     customers = []

@@ -19,6 +19,7 @@ from nba.customers import Customers
 from nba.decide import Decider
 from nba.events import EventIngest
 from nba.http import routes, wire
+from nba.learner import Learner
 from nba.live import Live
 from nba.metrics import Metrics
 from nba.rulebook import Rulebook
@@ -59,7 +60,7 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
                decide_deadline: float = 0.25) -> web.Application:
     """`rules_dir` is where the rulebook came from: published to every process at start-up, watched
     for changes and re-read by POST /v1/rules/reload. `rng` and `clock` are parameters so tests decide
-    deterministically; `background=False` leaves model refresh and rules sync to the caller.
+    deterministically; `background=False` leaves model refresh, rules sync and the learner to the caller.
     `decide_deadline`: seconds before decide answers degraded instead of waiting for Redis."""
     metrics = metrics or Metrics()
     store = Store(client, metrics.observe_redis)
@@ -71,7 +72,9 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
     app[routes.METRICS] = metrics
     app[routes.CLOCK] = clock
     app[routes.DECIDER] = Decider(live, store, metrics, rng, clock, decide_deadline)
-    app[routes.INGEST] = EventIngest(live, store, metrics)
+    app[routes.INGEST] = EventIngest(store, metrics)
+    learner = Learner(live, store, metrics)
+    app[routes.LEARNER] = learner
     app[routes.CUSTOMERS] = Customers(live, store, clock)
     app[routes.RULES_DIR] = rules_dir
     for method, path, handler in routes.ROUTES:
@@ -80,13 +83,15 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
 
     async def background_tasks(app: web.Application) -> AsyncIterator[None]:
         await _first_contact(live, rules_dir)
-        tasks = [asyncio.create_task(live.run()), asyncio.create_task(live.follow_rules(rules_dir))] \
-            if background else []
+        tasks = [asyncio.create_task(live.run()), asyncio.create_task(live.follow_rules(rules_dir)),
+                 asyncio.create_task(learner.run())] if background else []
         yield
         for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        with contextlib.suppress(RedisError, OSError):
+            await learner.stop()  # hand the lease over now rather than after it expires
         await store.close()
 
     app.cleanup_ctx.append(background_tasks)

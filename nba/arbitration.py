@@ -29,44 +29,97 @@ MIN_DRAWS = 32
 
 
 @dataclass(frozen=True)
+class Beliefs:
+    """What the model believes about the propensity of each candidate (arrays aligned with them).
+
+    `kind` "beta": Beta(a, b) per candidate (per-segment Thompson sampling); "normal": N(a, b^2) (the
+    contextual model's score distribution). `exploration` scales every draw's distance from the mean:
+    1 is Thompson sampling as is, 0 always the mean, 0.3 a call-center agent's cautious 30%. `low` and
+    `high` are the TAIL quantiles of the scaled draws (see contenders)."""
+
+    kind: str
+    a: FloatArray
+    b: FloatArray
+    mean: FloatArray
+    low: FloatArray
+    high: FloatArray
+    exploration: float = 1.0
+
+    @staticmethod
+    def beta(alpha: FloatArray, beta: FloatArray, low: FloatArray, high: FloatArray,
+             exploration: float = 1.0) -> Beliefs:
+        mean = alpha / (alpha + beta)
+        return Beliefs("beta", alpha, beta, mean, mean + exploration * (low - mean), mean + exploration * (high - mean),
+                       exploration)
+
+    @staticmethod
+    def normal(mean: FloatArray, sd: FloatArray, exploration: float = 1.0) -> Beliefs:
+        z = TAIL_Z * exploration * sd
+        return Beliefs("normal", mean, sd, np.clip(mean, 0.0, 1.0), np.clip(mean - z, 0.0, 1.0),
+                       np.clip(mean + z, 0.0, 1.0), exploration)
+
+    def take(self, idx: IntArray) -> Beliefs:
+        return Beliefs(self.kind, self.a[idx], self.b[idx], self.mean[idx], self.low[idx], self.high[idx],
+                       self.exploration)
+
+    def sample(self, rng: np.random.Generator, draws: int) -> FloatArray:
+        """(draws, candidates) propensity draws."""
+        m = self.a.shape[0]
+        if self.kind == "beta":
+            theta: FloatArray = rng.beta(self.a, self.b, size=(draws, m))
+            if self.exploration != 1.0:
+                theta = self.mean + self.exploration * (theta - self.mean)
+        else:
+            theta = self.a + (self.exploration * self.b) * rng.standard_normal((draws, m))
+        return np.clip(theta, 0.0, 1.0)
+
+
+# z of the 1 - TAIL normal quantile (bandit.TAIL = 1e-4): the contextual model's pruning bound
+TAIL_Z = 3.719016485455709
+
+
+@dataclass(frozen=True)
 class Ranking:
     actions: IntArray  # action indices, rank order, shown only
     draw: FloatArray  # the propensity sample each was ranked with
     score: FloatArray  # its priority
     probability: FloatArray  # estimated P(this action at this rank) under the policy
+    propensity: FloatArray  # the model's mean belief for each shown action
     contenders: IntArray  # the candidates that were sampled
     draws: int  # joint samples behind `probability`
 
 
-def contenders(candidates: IntArray, lever: FloatArray, low: FloatArray, high: FloatArray,
-               no_action: BoolArray, limit: int) -> IntArray:
+def contenders(candidates: IntArray, lever: FloatArray, beliefs: Beliefs, no_action: BoolArray,
+               limit: int) -> IntArray:
+    """Positions (into `candidates`) of the ones that can reach the top-k."""
     if candidates.shape[0] <= limit:
-        return candidates
+        return np.arange(candidates.shape[0])
     fixed = no_action[candidates]
-    upper = np.where(fixed, 1.0, high[candidates]) * lever[candidates]
-    lower = np.where(fixed, 1.0, low[candidates]) * lever[candidates]
+    upper = np.where(fixed, 1.0, beliefs.high) * lever[candidates]
+    lower = np.where(fixed, 1.0, beliefs.low) * lever[candidates]
     kth = np.partition(lower, -limit)[-limit]
-    keep: IntArray = candidates[upper >= kth]
+    keep: IntArray = np.flatnonzero(upper >= kth)
     return keep
 
 
-def arbitrate(candidates: IntArray, alpha: FloatArray, beta: FloatArray, low: FloatArray, high: FloatArray,
-              lever: FloatArray, no_action: BoolArray, limit: int, rng: np.random.Generator,
-              draws: int, *, explore: bool = True) -> Ranking:
-    """`alpha`, `beta`, `low`, `high` are per action for the customer's segment key; `lever` is
-    value x weight; `candidates` are the eligible action indices. `explore=False` ranks by the
-    posterior means instead of samples (rule tests: the order the rules alone imply)."""
-    c = contenders(candidates, lever, low, high, no_action, limit)
+def arbitrate(candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_action: BoolArray, limit: int,
+              rng: np.random.Generator, draws: int, *, explore: bool = True) -> Ranking:
+    """`beliefs` are aligned with `candidates` (the eligible action indices); `lever` is value x weight
+    per action. `explore=False` ranks by the posterior means instead of samples (rule tests, degraded
+    answers: the order the rules alone imply)."""
+    keep = contenders(candidates, lever, beliefs, no_action, limit)
+    c = candidates[keep]
     m = c.shape[0]
     if m == 0 or limit <= 0:
         empty = np.zeros(0)
-        return Ranking(np.zeros(0, np.int64), empty, empty, empty, c, draws)
+        return Ranking(np.zeros(0, np.int64), empty, empty, empty, empty, c, draws)
+    own = beliefs.take(keep)
     if explore:
         draws = max(MIN_DRAWS, min(draws, DRAW_BUDGET // m))
-        theta = rng.beta(alpha[c], beta[c], size=(draws, m))
+        theta = own.sample(rng, draws)
     else:
         draws = 1
-        theta = (alpha[c] / (alpha[c] + beta[c]))[None, :]
+        theta = own.mean[None, :].copy()
     fixed = no_action[c]
     theta[:, fixed] = 1.0
     priority = theta * lever[c]
@@ -84,5 +137,21 @@ def arbitrate(candidates: IntArray, alpha: FloatArray, beta: FloatArray, low: Fl
     probability = ((order[:, :n_shown] == chosen) & shown[:, :n_shown]).mean(axis=0)
     return Ranking(
         actions=c[chosen], draw=theta[0, chosen], score=priority[0, chosen], probability=probability,
-        contenders=c, draws=draws,
+        propensity=own.mean[chosen], contenders=c, draws=draws,
+    )
+
+
+def random_order(candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_action: BoolArray, limit: int,
+                 rng: np.random.Generator) -> Ranking:
+    """The control group's ordering: a uniformly random permutation of the eligible actions (the
+    do-nothing threshold does not apply: control measures what showing *something* earns). Each
+    action lands at each rank with probability exactly 1/m."""
+    pool = np.flatnonzero(~no_action[candidates])
+    m = pool.shape[0]
+    k = min(limit, m)
+    pick = pool[rng.permutation(m)[:k]] if k > 0 else np.zeros(0, np.int64)
+    return Ranking(
+        actions=candidates[pick], draw=beliefs.mean[pick], score=beliefs.mean[pick] * lever[candidates[pick]],
+        probability=np.full(k, 1.0 / m if m else 0.0), propensity=beliefs.mean[pick], contenders=candidates[pool],
+        draws=0,
     )

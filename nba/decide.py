@@ -7,6 +7,7 @@ drive directly; `Decider.decide` adds the one Redis read before it and the one w
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import secrets
@@ -18,9 +19,9 @@ import numpy as np
 import orjson
 from redis.exceptions import RedisError
 
-from nba import arbitration, contact_policy, eligibility, segments
+from nba import arbitration, contact_policy, eligibility, features, segments
 from nba.conditions import Facts, first_failure
-from nba.domain import EVENT_CODE, BoolArray, DecideRequest, Decision, History, RankedAction
+from nba.domain import EVENT_CODE, BoolArray, DecideRequest, Decision, FloatArray, History, IntArray, RankedAction
 from nba.errors import Unavailable
 from nba.live import Live, Snapshot
 from nba.locks import KeyedLocks
@@ -71,6 +72,7 @@ class Ranked:
     decision: Decision
     record: dict[str, Any]  # what the decision log keeps
     segment_key: str
+    meta: str  # what the learner needs to credit answers to this decision's actions (learner.Meta)
 
 
 def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: float,
@@ -101,14 +103,29 @@ def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: fl
     limit = req.limit
     if rb.contact is not None and req.contact_id is not None:
         limit = max(0, min(limit, rb.contact.max_actions - customer.contact_actions))
-    ranking = arbitration.arbitrate(
-        candidates, model.alpha[:, key], model.beta[:, key], model.low[:, key], model.high[:, key], rb.lever,
-        rb.no_action, limit, rng, rb.learning.probability_draws, explore=explore)
-    key_name = rb.learning.keys[key]
+    learning = rb.learning
+    cl = learning.for_channel(req.channel)
+    space = learning.features
+    x = features.encode(space, attrs, req.context, member) if space.features else None
+    arm = "control" if learning.control is not None and learning.control.includes(control_bucket(req.customer_id)) \
+        else "model"
+    if arm == "control" and learning.control is not None and learning.control.ordering == "rules":
+        # what the rules alone imply: the priors' means, no pruning
+        beliefs = arbitration.Beliefs.beta(rb.prior_alpha[candidates], rb.prior_beta[candidates],
+                                           np.zeros(candidates.shape[0]), np.ones(candidates.shape[0]))
+        ranking = arbitration.arbitrate(candidates, beliefs, rb.lever, rb.no_action, limit, rng, 1, explore=False)
+    else:
+        beliefs = _beliefs(snap, cl.model, cl.exploration, candidates, key, x)
+        if arm == "control":
+            ranking = arbitration.random_order(candidates, beliefs, rb.lever, rb.no_action, limit, rng)
+        else:
+            ranking = arbitration.arbitrate(candidates, beliefs, rb.lever, rb.no_action, limit, rng,
+                                            learning.probability_draws, explore=explore)
+    key_name = learning.keys[key]
     ranked = [
         RankedAction(
             action_id=rb.actions[a].id, rank=r + 1, group=rb.groups[rb.group_of[a]],
-            score=float(ranking.score[r]), propensity=float(model.mean[a, key]),
+            score=float(ranking.score[r]), propensity=float(ranking.propensity[r]),
             probability=float(ranking.probability[r]), value=float(rb.value[a]),
             content=rb.actions[a].content, reason=render(rb.actions[a].reason_template, attrs),
         )
@@ -117,8 +134,10 @@ def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: fl
     seg_list = [s.name for s in rb.segments if s.name in member]
     explain = None
     if req.explain:
+        everyone = np.arange(len(rb.actions))
+        means = _beliefs(snap, cl.model, 0.0, everyone, key, x).mean
         explain = _explain(snap, facts, ch, gate, mask, row_counts, capped, ranking, key,
-                           limit < req.limit and limit == 0)
+                           limit < req.limit and limit == 0, means, cl.model)
     decision = Decision(
         decision_id=decision_id, customer_id=req.customer_id, channel=req.channel, actions=ranked,
         segments=seg_list, rules_version=rb.version, model_version=model.version, explain=explain,
@@ -132,9 +151,27 @@ def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: fl
         "actions": [{"action_id": x.action_id, "rank": x.rank, "score": x.score, "propensity": x.propensity,
                      "probability": x.probability, "draw": float(d)}
                     for x, d in zip(ranked, ranking.draw.tolist(), strict=True)],
-        "probability_draws": ranking.draws,
+        "probability_draws": ranking.draws, "arm": arm, "model": cl.model,
     }
-    return Ranked(decision, record, key_name)
+    deadline_ms = int((now + cl.attribution_window) * 1000)
+    meta = f"{req.channel}|{key_name}|{arm}|{deadline_ms}|{space.signature}|{features.pack(x) if x is not None else ''}"
+    return Ranked(decision, record, key_name, meta)
+
+
+def _beliefs(snap: Snapshot, model: str, exploration: float, candidates: IntArray, key: int,
+             x: FloatArray | None) -> arbitration.Beliefs:
+    if model == "contextual" and x is not None:
+        mean, sd = snap.contextual.score(x, candidates)
+        return arbitration.Beliefs.normal(mean, sd, exploration)
+    m = snap.model
+    return arbitration.Beliefs.beta(m.alpha[candidates, key], m.beta[candidates, key], m.low[candidates, key],
+                                    m.high[candidates, key], exploration)
+
+
+def control_bucket(customer_id: str) -> float:
+    """A customer's stable place in [0, 1): the control group is the bottom `share` of it."""
+    digest = hashlib.blake2b(customer_id.encode(), digest_size=8, person=b"nba-ctrl").digest()
+    return int.from_bytes(digest, "big") / 2.0 ** 64
 
 
 def _consents(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -143,7 +180,8 @@ def _consents(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _explain(snap: Snapshot, facts: Facts, ch: int, gate: tuple[str, str] | None, mask: BoolArray, row_counts: Any,
-             capped: BoolArray, ranking: arbitration.Ranking, key: int, contact_full: bool) -> list[dict[str, Any]]:
+             capped: BoolArray, ranking: arbitration.Ranking, key: int, contact_full: bool, means: FloatArray,
+             model_name: str) -> list[dict[str, Any]]:
     """Per candidate action: the stage that removed it, or its score components. Off the hot path."""
     rb, model = snap.rulebook, snap.model
     now = facts.now
@@ -169,7 +207,7 @@ def _explain(snap: Snapshot, facts: Facts, ch: int, gate: tuple[str, str] | None
             item |= {"stage": "contact_limit", "reason": f"policy.yaml: contact: this contact already had "
                                                         f"{rb.contact.max_actions} actions"}
         else:
-            components = {"propensity": float(model.mean[i, key]), "value": float(rb.value[i]),
+            components = {"propensity": float(means[i]), "model": model_name, "value": float(rb.value[i]),
                           "weight": float(rb.weight[i]), "segment_key": rb.learning.keys[key],
                           "trials": float(model.trials[i, key]), "rewards": float(model.rewards[i, key])}
             if i in shown:
@@ -275,7 +313,7 @@ class Decider:
                 d = ranked.decision
                 recorded = await self.store.record_decision(
                     req.customer_id, d.decision_id, int(now * 1000), orjson.dumps(ranked.record),
-                    [(a.action_id, ranked.segment_key) for a in d.actions], channel=req.channel,
+                    [(a.action_id, ranked.meta) for a in d.actions], channel=req.channel,
                     version=customer.version, contact_id=req.contact_id,
                     contact_ttl=snap.rulebook.contact.within if snap.rulebook.contact else 0)
                 if recorded:

@@ -97,3 +97,27 @@ def bootstrap_check(p: FloatArray, pi: FloatArray, r: FloatArray, rng: np.random
     idx = rng.integers(0, n, size=(rounds, n))
     values = (w[idx] * r[idx]).mean(axis=1)
     return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+
+
+def lift(model: tuple[float, float], control: tuple[float, float]) -> dict[str, object]:
+    """Model vs control from (shown, rewards) of each arm: both rates with 95% intervals, their difference
+    and the relative lift (model / control - 1) with delta-method intervals. Rewards lie in [0, 1], so
+    p(1 - p) / n bounds each rate's variance."""
+    (n_m, r_m), (n_c, r_c) = model, control
+    if n_m <= 0 or n_c <= 0:
+        return {"difference": None, "relative": None}
+    p_m, p_c = r_m / n_m, r_c / n_c
+    var_m, var_c = p_m * (1 - p_m) / n_m, p_c * (1 - p_c) / n_c
+    diff = p_m - p_c
+    se = math.sqrt(var_m + var_c)
+    out: dict[str, object] = {
+        "model_rate_95": [p_m - Z95 * math.sqrt(var_m), p_m + Z95 * math.sqrt(var_m)],
+        "control_rate_95": [p_c - Z95 * math.sqrt(var_c), p_c + Z95 * math.sqrt(var_c)],
+        "difference": diff, "difference_95": [diff - Z95 * se, diff + Z95 * se], "relative": None,
+    }
+    if p_m > 0 and p_c > 0:
+        se_log = math.sqrt(var_m / p_m ** 2 + var_c / p_c ** 2)
+        log_ratio = math.log(p_m / p_c)
+        out["relative"] = p_m / p_c - 1
+        out["relative_95"] = [math.exp(log_ratio - Z95 * se_log) - 1, math.exp(log_ratio + Z95 * se_log) - 1]
+    return out

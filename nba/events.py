@@ -1,5 +1,5 @@
-"""Event ingestion: one path for HTTP and replay. Validated batches go to the customers' histories
-and decision records atomically per customer; credited answers then move the model statistics."""
+"""Event ingestion: one path for HTTP and replay. A validated batch goes to the learner's inbox and to
+the customers' histories (atomically per customer); the learner (nba/learner.py) moves the model."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from nba.domain import EventIn
-from nba.live import Live
 from nba.metrics import Metrics
 from nba.store.redis import EventArgs, Store
 
@@ -16,40 +15,29 @@ from nba.store.redis import EventArgs, Store
 class IngestResult:
     accepted: int
     duplicates: int
-    credited: int  # answered a logged decision: learned from
-    unattributed: int  # referred to a decision that expired or did not rank that action
+    credited: int  # answers a decision within its attribution window: the learner learns from it
+    unattributed: int  # no decision showed this action, or its attribution window had closed
 
 
 class EventIngest:
-    def __init__(self, live: Live, store: Store, metrics: Metrics):
-        self.live = live
+    def __init__(self, store: Store, metrics: Metrics):
         self.store = store
         self.metrics = metrics
 
     async def ingest(self, events: list[EventIn]) -> IngestResult:
-        rewards = self.live.snapshot.rulebook.learning.rewards
         by_customer: dict[str, list[EventArgs]] = defaultdict(list)
         for e in events:
             by_customer[e.customer_id].append(EventArgs(
-                e.event_id, int(e.ts * 1000), e.type, e.action_id, e.channel, e.decision_id,
-                rewards.get(e.type, 0.0)))
+                e.customer_id, e.event_id, int(e.ts * 1000), e.type, e.action_id, e.channel, e.decision_id))
         outcomes = await self.store.apply_events(by_customer)
-        deltas: dict[tuple[str, str], tuple[float, float]] = {}
-        counts: dict[tuple[str, str], int] = defaultdict(int)
         tally: dict[str, int] = defaultdict(int)
-        for cid, results in outcomes.items():
-            for args, out in zip(by_customer[cid], results, strict=True):
-                tally[out.status] += 1
-                self.metrics.events.labels(args.type, out.status).inc()
-                if out.status == "dup":
-                    continue
-                counts[(args.action_id, args.type)] += 1
-                if out.status == "credited" and (out.trials or out.reward):
-                    n, r = deltas.get((args.action_id, out.segment_key), (0.0, 0.0))
-                    deltas[(args.action_id, out.segment_key)] = (n + out.trials, r + out.reward)
-        # Between the customer scripts above and this call a crash would lose these increments (never
-        # double them: a retried batch is all duplicates). The learner of the roadmap closes the gap.
-        await self.store.add_to_model(deltas, counts)
+        for cid, statuses in outcomes.items():
+            for args, status in zip(by_customer[cid], statuses, strict=True):
+                tally[status] += 1
+                # an answer naming a decision that did not show it (or expired) could not be learned from
+                if status == "late" or (status == "hist" and args.decision_id is not None):
+                    tally["unattributed"] += 1
+                self.metrics.events.labels(args.type, status).inc()
         return IngestResult(
             accepted=len(events) - tally["dup"], duplicates=tally["dup"], credited=tally["credited"],
             unattributed=tally["unattributed"],

@@ -20,11 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from nba.bandit import ModelState
+from nba.contextual import ContextualModel, ContextualStats
 from nba.errors import RulesInvalid
 from nba.metrics import Metrics
 from nba.rulebook import Rulebook, load_rulebook, rules_files
-from nba.store.redis import Store
+from nba.store.redis import ModelData, Store
 
 log = logging.getLogger("nba.live")
 RULES_POLL_SECONDS = 0.25  # Redis: a GET of the current version
@@ -36,7 +39,9 @@ WATCH_SECONDS = 1.0
 @dataclass(frozen=True)
 class Snapshot:
     rulebook: Rulebook
-    model: ModelState
+    model: ModelState  # per segment key
+    contextual: ContextualModel
+    arms: Mapping[str, tuple[float, float]]  # model/control: (shown, rewards) credited
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ class Live:
     def __init__(self, rulebook: Rulebook, store: Store, metrics: Metrics):
         self.store = store
         self.metrics = metrics
-        self._snapshot = Snapshot(rulebook, model_for(rulebook, "", {}))
+        self._snapshot = build_snapshot(rulebook, None)
         self._swap_lock = asyncio.Lock()
         metrics.rules.info({"version": rulebook.version})
 
@@ -89,16 +94,22 @@ class Live:
         current = self._snapshot
         if not force and await self.store.model_version() == current.model.version:
             return False
-        model = await self._model_for(current.rulebook)
+        snap = await self._snapshot_for(current.rulebook)
         # the rulebook may have been swapped while we read: a model only ever goes with its rulebook
         if self._snapshot.rulebook is current.rulebook:
-            self._snapshot = Snapshot(current.rulebook, model)
-            self.metrics.model_version.set(float(model.version) if model.version.isdigit() else 0)
+            self._snapshot = snap
+            version = snap.model.version
+            self.metrics.model_version.set(float(version) if version.isdigit() else 0)
+            for arm, (shown, reward) in snap.arms.items():
+                self.metrics.arm_shown.labels(arm).set(shown)
+                self.metrics.arm_reward.labels(arm).set(reward)
         return True
 
-    async def _model_for(self, rb: Rulebook) -> ModelState:
-        version, counts = await self.store.model_counts()
-        return model_for(rb, version, counts)
+    async def _snapshot_for(self, rb: Rulebook) -> Snapshot:
+        data = await self.store.model_data()
+        # inverting one d x d matrix per action takes milliseconds with many actions: off the event loop,
+        # so requests keep being answered on the old snapshot meanwhile
+        return await asyncio.to_thread(build_snapshot, rb, data)
 
     # ------------------------------------------------------------------------------------- rules
 
@@ -106,7 +117,7 @@ class Live:
         async with self._swap_lock:
             if rb.version == self._snapshot.rulebook.version:
                 return
-            self._snapshot = Snapshot(rb, await self._model_for(rb))
+            self._snapshot = await self._snapshot_for(rb)
             self.metrics.rules.info({"version": rb.version})
             self.metrics.rules_reloads.labels("applied").inc()
             log.info("rules version %s in use (%d actions)", rb.version, len(rb.actions))
@@ -177,7 +188,16 @@ class Live:
                 log.warning("rules sync failed", exc_info=True)
 
 
-def model_for(rb: Rulebook, version: str, counts: Mapping[tuple[str, str], tuple[float, float]]) -> ModelState:
-    """The posterior of every action of `rb` from stored counts (priors only when `counts` is empty)."""
-    return ModelState.build(version, rb.prior_alpha, rb.prior_beta, [a.id for a in rb.actions], rb.learning.keys,
-                            counts)
+def build_snapshot(rb: Rulebook, data: ModelData | None) -> Snapshot:
+    """The models of every action of `rb` from stored statistics (priors only when `data` is None)."""
+    action_ids = [a.id for a in rb.actions]
+    model = ModelState.build(data.version if data else "", rb.prior_alpha, rb.prior_beta, action_ids,
+                             rb.learning.keys, data.counts if data else {})
+    space = rb.learning.features
+    rows = data.contextual if data and data.signature == space.signature else {}
+    stats = ContextualStats.from_rows(action_ids, space.dim,
+                                      {a: np.frombuffer(r, np.float64) for a, r in rows.items()})
+    contextual = ContextualModel.build(stats, rb.group_of, len(rb.groups),
+                                       rb.prior_alpha / (rb.prior_alpha + rb.prior_beta), rb.learning.prior_variance,
+                                       rb.learning.noise_variance)
+    return Snapshot(rb, model, contextual, data.arms if data else {})

@@ -28,6 +28,16 @@ class Metrics:
         self.model_version = Gauge("nba_model_version", "Model statistics version in use", registry=r)
         self.model_refresh_errors = Counter("nba_model_refresh_errors_total",
                                             "Failed refreshes of the in-memory model", registry=r)
+        self.learner_events = Counter("nba_learner_events_total", "Inbox events applied by this process's learner",
+                                      registry=r)
+        self.learner_errors = Counter("nba_learner_errors_total", "Learner batches that failed (retried)",
+                                      registry=r)
+        self.learner_lag = Gauge("nba_learner_lag_seconds",
+                                 "Age of the newest event in the last committed learner batch", registry=r)
+        self.arm_shown = Gauge("nba_arm_shown", "Shown actions credited, by arm (model or control)", ["arm"],
+                               registry=r)
+        self.arm_reward = Gauge("nba_arm_reward", "Rewards credited, by arm (model or control)", ["arm"],
+                                registry=r)
         self.requests = Counter("nba_http_requests_total", "HTTP requests by route and status",
                                 ["route", "status"], registry=r)
 

@@ -33,7 +33,7 @@ from nba import segments
 from nba.decide import rank
 from nba.domain import EVENT_TYPES, DecideRequest
 from nba.errors import RuleProblem
-from nba.live import Snapshot, model_for
+from nba.live import build_snapshot
 from nba.rulebook import Rulebook
 from nba.rulefiles import Node, Reader, load_yaml, plain, suggest
 from nba.store.redis import CustomerSnapshot
@@ -153,13 +153,13 @@ def _action_id(rb: Rulebook, r: Reader, node: Node, path: str) -> str | None:
 
 def run_case(rb: Rulebook, case: Case, now: float) -> Outcome:
     now = case.now if case.now is not None else now
-    model = model_for(rb, "neutral", {})
+    snap = build_snapshot(rb, None)
     history = [f"{int((now - ago) * 1000)}|{etype}|{action}|{ch}|t{i}".encode()
                for i, (ago, etype, action, ch) in enumerate(case.history)]
     customer = CustomerSnapshot(case.profile, segments.materialise(rb, case.profile, now), rb.segments_version,
                                 history)
     req = DecideRequest("rule-test", case.channel, case.context, case.limit, True, None)
-    ranked = rank(Snapshot(rb, model), customer, req, now, np.random.default_rng(0), "test", explore=False)
+    ranked = rank(snap, customer, req, now, np.random.default_rng(0), "test", explore=False)
     ids = [a.action_id for a in ranked.decision.actions]
     why = {e["action_id"]: f"{e['stage']}: {e.get('reason', '')}" for e in ranked.decision.explain or []}
     out = Outcome(case, ids)

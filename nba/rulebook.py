@@ -36,6 +36,7 @@ from nba.contact_policy import CapTable
 from nba.domain import EVENT_CODE, EVENT_TYPES, BoolArray, FloatArray, IntArray
 from nba.eligibility import Program, compile_program
 from nba.errors import RuleProblem, RulesInvalid
+from nba.learning import Learning, parse_learning
 from nba.reasons import Template, compile_reason
 from nba.rulefiles import Node, Reader, load_yaml, plain, suggest
 
@@ -118,19 +119,6 @@ class ContactLimit:
 
 
 @dataclass(frozen=True)
-class Learning:
-    segment_key: tuple[str, ...]  # the first of these segments a customer is in is the model's key
-    prior: tuple[float, float]
-    rewards: Mapping[str, float]  # event type -> reward in [0, 1]; missing types carry no reward
-    refresh_seconds: float
-    probability_draws: int
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return (*self.segment_key, "other")
-
-
-@dataclass(frozen=True)
 class Rulebook:
     version: str
     segments_version: str  # changes only with profile.yaml / segments.yaml: materialised segments stay valid
@@ -203,7 +191,8 @@ def load_rulebook(directory: Path) -> Rulebook:
     channels = _channels(*read("channels.yaml"))
     attributes, list_values = _attributes(*read("profile.yaml"))
     segments, seg_names = _segments(*read("segments.yaml"), attributes)
-    groups, group_layers, learning, contact, cap_nodes = _policy(*read("policy.yaml"), seg_names, attributes)
+    groups, group_layers, learning, contact, cap_nodes = _policy(*read("policy.yaml"), seg_names, attributes,
+                                                                 list_values, tuple(channels))
     cap_rows: list[tuple[int, int, int, float, int, str]] = []
     policy_reader = Reader("policy.yaml", problems)
     for cap_path, cap_node in cap_nodes:
@@ -428,11 +417,12 @@ def _segments(r: Reader, root: Node | None,
     return ordered, names
 
 
-def _policy(r: Reader, root: Node | None, segments: frozenset[str], attributes: Mapping[str, AttributeType]
+def _policy(r: Reader, root: Node | None, segments: frozenset[str], attributes: Mapping[str, AttributeType],
+            list_values: Mapping[str, tuple[str, ...]], channels: tuple[str, ...]
             ) -> tuple[dict[str, float], dict[str, list[Layer]], Learning, ContactLimit | None, list[tuple[str, Node]]]:
     groups: dict[str, float] = {}
     group_layers: dict[str, list[Layer]] = {}
-    default_learning = Learning((), (1.0, 1.0), {"accept": 1.0}, 1.0, 256)
+    default_learning = Learning()
     top = r.mapping(root, "", allowed=["groups", "learning", "caps", "contact"], required=["groups", "learning"]) \
         if root else None
     if not top:
@@ -449,33 +439,10 @@ def _policy(r: Reader, root: Node | None, segments: frozenset[str], attributes: 
             groups[name] = w
         group_layers[name] = _layers(r, m, p, attributes, segments)
     learning = default_learning
-    lm = r.mapping(top["learning"], "learning", allowed=["model", "segment_key", "prior", "rewards",
-                                                           "refresh_seconds", "probability_draws"],
-                   required=["rewards"]) if "learning" in top else None
-    if lm is not None:
-        if "model" in lm and lm["model"].value != "thompson":
-            r.problem("learning.model", f"unknown model {lm['model'].value!r}; available: thompson",
-                      lm["model"].line)
-        key: list[str] = []
-        for i, n in enumerate(r.sequence(lm["segment_key"], "learning.segment_key") or []
-                              if "segment_key" in lm else []):
-            s = r.text(n, f"learning.segment_key[{i}]")
-            if s is not None and s not in segments:
-                r.problem(f"learning.segment_key[{i}]", f"unknown segment {s!r}" + suggest(s, segments), n.line)
-            elif s is not None:
-                key.append(s)
-        prior = _prior(r, lm["prior"], "learning.prior") if "prior" in lm else (1.0, 1.0)
-        rewards: dict[str, float] = {}
-        for ev, n in (r.mapping(lm["rewards"], "learning.rewards", allowed=EVENT_TYPES) or {}
-                      if "rewards" in lm else {}).items():
-            v = r.number(n, f"learning.rewards.{ev}", min_value=0, max_value=1)
-            if v is not None and ev in EVENT_CODE:
-                rewards[ev] = v
-        refresh = r.number(lm["refresh_seconds"], "learning.refresh_seconds", min_value=0.05, max_value=60) \
-            if "refresh_seconds" in lm else 1.0
-        draws = r.integer(lm["probability_draws"], "learning.probability_draws", min_value=16) \
-            if "probability_draws" in lm else 256
-        learning = Learning(tuple(key), prior or (1.0, 1.0), rewards, refresh or 1.0, draws or 256)
+    if "learning" in top:
+        prior = _prior(r, top["learning"].value["prior"], "learning.prior") \
+            if isinstance(top["learning"].value, dict) and "prior" in top["learning"].value else None
+        learning = parse_learning(r, top["learning"], segments, attributes, list_values, channels, prior)
     caps = [(f"caps[{i}]", n) for i, n in enumerate(r.sequence(top["caps"], "caps") or [])] if "caps" in top else []
     contact = None
     if "contact" in top:

@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from nba.app import create_app, redis_client
-from nba.http.routes import LIVE
+from nba.http.routes import LEARNER, LIVE
+from nba.learner import Learner
 from nba.live import Live
 from nba.redis_server import RedisServer
 from nba.rulebook import Rulebook, load_rulebook
@@ -87,6 +88,18 @@ def live(client: TestClient[web.Request, web.Application]) -> Live:
     app = client.app
     assert app is not None
     return app[LIVE]
+
+
+def learner(client: TestClient[web.Request, web.Application]) -> Learner:
+    app = client.app
+    assert app is not None
+    return app[LEARNER]
+
+
+async def learn(client: TestClient[web.Request, web.Application]) -> bool:
+    """Apply every event received so far, then refresh the model: what the background tasks do."""
+    await learner(client).drain()
+    return await live(client).refresh_model()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from nba.bandit import interval
+from nba.bandit import ModelState, interval
 from nba.customers import Customers
 from nba.decide import Decider
 from nba.domain import Decision
@@ -31,11 +31,13 @@ from nba.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
+from nba.evaluation import lift
 from nba.events import EventIngest
 from nba.http import wire
 from nba.http.openapi import openapi_document
 from nba.http.problem import problem_response
-from nba.live import Live, model_for
+from nba.learner import Learner
+from nba.live import Live
 from nba.metrics import Metrics
 from nba.store.redis import Store
 
@@ -45,6 +47,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LIVE = web.AppKey("live", Live)
 DECIDER = web.AppKey("decider", Decider)
 INGEST = web.AppKey("ingest", EventIngest)
+LEARNER = web.AppKey("learner", Learner)
 CUSTOMERS = web.AppKey("customers", Customers)
 STORE = web.AppKey("store", Store)
 METRICS = web.AppKey("metrics", Metrics)
@@ -171,11 +174,13 @@ async def reload_rules(request: web.Request) -> web.Response:
 
 
 async def action_stats(request: web.Request) -> web.Response:
-    """Read from Redis, not the process's model copy: an operator sees every event at once."""
+    """Read from Redis, not the process's model copy: an operator sees what the learner committed.
+    `control` compares the accept rates of model-ranked and control-group decisions (the lift)."""
     store = request.app[STORE]
     rb = request.app[LIVE].snapshot.rulebook
-    version, cells = await store.model_counts()
-    model = model_for(rb, version, cells)
+    data = await store.model_data()
+    model = ModelState.build(data.version, rb.prior_alpha, rb.prior_beta, [a.id for a in rb.actions], rb.learning.keys,
+                             data.counts)
     counts = await store.event_counts()
     low, high = interval(model.alpha, model.beta)
     out = []
@@ -189,7 +194,15 @@ async def action_stats(request: web.Request) -> web.Response:
                 for j, key in enumerate(rb.learning.keys)
             ],
         })
-    return json_response({"model_version": model.version, "rules_version": rb.version, "actions": out})
+    control = rb.learning.control
+    arms = {arm: {"shown": n, "rewards": r, "rate": r / n if n else None}
+            for arm, (n, r) in sorted(data.arms.items())}
+    comparison: dict[str, Any] = {"share": control.share if control else 0.0,
+                                  "ordering": control.ordering if control else None, "arms": arms}
+    if "model" in data.arms and "control" in data.arms:
+        comparison["lift"] = lift(data.arms["model"], data.arms["control"])
+    return json_response({"model_version": model.version, "rules_version": rb.version, "actions": out,
+                          "control": comparison})
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -14,15 +14,26 @@ other shards than the customers.
     nba:{c:<id>}:seen         zset   event_id -> ts_ms of every applied event, for idempotency over
                                      DEDUPE_WINDOW; events older than that are refused at the door.
     nba:{c:<id>}:decisions    zset   decision_id -> ts_ms: index of the decision records (erase, export).
-    nba:{c:<id>}:d:<did>      hash   rec (JSON decision record), a:<action> = segment key it was ranked
-                                     under, r:<action> = reward credited so far. Expires after
-                                     DECISION_TTL: the attribution window.
+    nba:{c:<id>}:d:<did>      hash   rec (JSON decision record), a:<action> = learning meta of the
+                                     action (channel|segment key|arm|attribution deadline|feature
+                                     signature|features), r:<action> = reward credited so far,
+                                     g:<event_id> = the learner's grant for that event (exactly once),
+                                     v:<action> = its reservation. Expires after DECISION_TTL.
+    nba:{c:<id>}:shown        hash   action -> newest decision that returned it: answers without a
+                                     decision_id (or from another channel) are credited to it.
     nba:{c:<id>}:ver          string INCR-ed by every change of the history (events, decisions): a
                                      decision is recorded only if it was ranked on the latest one.
     nba:{c:<id>}:contacts     hash   contact_id -> actions returned in that contact (call, visit), for
                                      the per-contact limit; expires `contact.within` after the last.
+    nba:{model}:inbox         stream every accepted event, written before the customer's history: what the
+                                     learner consumes (nba/learner.py); trimmed as it is applied.
+    nba:{model}:lease         string token of the one learner allowed to commit (expires LEASE_MS).
+    nba:{model}:position      string id of the last inbox entry whose statistics are committed.
     nba:{model}:counts        hash   n:<action>:<key> trials, r:<action>:<key> reward sum (floats).
-    nba:{model}:version       string INCR-ed after every change of counts: processes poll it.
+    nba:{model}:contextual    hash   <action> -> float64 bytes [n, b (d), G (d x d)] of the contextual
+                                     model; `signature` -> the feature columns they were learned on.
+    nba:{model}:arms          hash   n:<arm>, r:<arm>: shown actions and rewards of model vs control.
+    nba:{model}:version       string INCR-ed by every learner commit: serving processes poll it.
     nba:{model}:events        hash   <action>:<type> -> count of every event received, for stats.
     nba:{rules}:current       string version (content hash) of the rule set every process should run.
     nba:{rules}:set:<version> string JSON {relative path: file text} of a published rule set; kept
@@ -71,6 +82,10 @@ def contacts(customer_id: str) -> str:
     return f"{customer_tag(customer_id)}:contacts"
 
 
+def shown(customer_id: str) -> str:
+    return f"{customer_tag(customer_id)}:shown"
+
+
 def decision(customer_id: str, decision_id: str) -> str:
     return f"{customer_tag(customer_id)}:d:{decision_id}"
 
@@ -92,6 +107,11 @@ def customer_of(key: str) -> str:
 MODEL_COUNTS = f"{PREFIX}:{{model}}:counts"
 MODEL_VERSION = f"{PREFIX}:{{model}}:version"
 EVENT_COUNTS = f"{PREFIX}:{{model}}:events"
+MODEL_CONTEXTUAL = f"{PREFIX}:{{model}}:contextual"
+MODEL_ARMS = f"{PREFIX}:{{model}}:arms"
+LEARN_INBOX = f"{PREFIX}:{{model}}:inbox"
+LEARN_LEASE = f"{PREFIX}:{{model}}:lease"
+LEARN_POSITION = f"{PREFIX}:{{model}}:position"
 
 
 RULES_CURRENT = f"{PREFIX}:{{rules}}:current"

@@ -54,21 +54,43 @@ class StoredProfile:
 
 @dataclass(frozen=True, slots=True)
 class EventArgs:
+    customer_id: str
     event_id: str
     ts_ms: int
     type: str
     action_id: str
     channel: str
     decision_id: str | None
-    reward: float
+
+    def inbox_entry(self) -> bytes:
+        return orjson.dumps([self.customer_id, self.event_id, self.ts_ms, self.type, self.action_id, self.channel,
+                             self.decision_id or ""])
+
+    @staticmethod
+    def from_inbox(raw: bytes) -> EventArgs:
+        c, e, ts, t, a, ch, d = orjson.loads(raw)
+        return EventArgs(c, e, int(ts), t, a, ch, d or None)
 
 
 @dataclass(frozen=True, slots=True)
-class EventOutcome:
-    status: str  # dup | hist | unattributed | credited
-    trials: float
+class Grant:
+    """The learner's credit for one inbox entry (see CREDIT_EVENTS)."""
+
+    status: str  # none | late | granted | dup
+    trial: float
     reward: float
-    segment_key: str
+    meta: str  # the decision's learning meta for this action ('' when none)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelData:
+    """Everything the serving model is built from, read at one version."""
+
+    version: str
+    counts: dict[tuple[str, str], tuple[float, float]]
+    contextual: dict[str, bytes]  # action -> row bytes
+    signature: str  # feature columns the contextual rows were learned on
+    arms: dict[str, tuple[float, float]]  # arm -> (shown, rewards)
 
 
 class Store:
@@ -78,6 +100,9 @@ class Store:
         self._read = _Script(scripts.READ_CUSTOMER)
         self._record = _Script(scripts.RECORD_DECISION)
         self._apply = _Script(scripts.APPLY_EVENTS)
+        self._credit = _Script(scripts.CREDIT_EVENTS)
+        self._commit = _Script(scripts.COMMIT_LEARNING)
+        self._take_lease = _Script(scripts.TAKE_LEASE)
         self._write_profile = _Script(scripts.WRITE_PROFILE)
         self._erase = _Script(scripts.ERASE_CUSTOMER)
         self._publish = _Script(scripts.PUBLISH_RULES)
@@ -158,7 +183,8 @@ class Store:
         return int(await self._eval(
             "erase", self._erase,
             [keys.profile(customer_id), keys.history(customer_id), keys.seen(customer_id),
-             keys.decisions(customer_id), keys.contacts(customer_id), keys.version(customer_id)], [prefix]))
+             keys.decisions(customer_id), keys.contacts(customer_id), keys.version(customer_id),
+             keys.shown(customer_id)], [prefix]))
 
     # --------------------------------------------------------------------------------- decisions
 
@@ -166,12 +192,13 @@ class Store:
                               ranked: list[tuple[str, str]], *, channel: str, version: str,
                               contact_id: str | None = None, contact_ttl: float = 0) -> bool:
         """Record the decision and reserve its actions, if the customer's history is still at
-        `version`; False (nothing written) when it moved on: rank again."""
+        `version`; False (nothing written) when it moved on: rank again. `ranked`: (action_id, learning
+        meta) per returned action."""
         flat = [x for pair in ranked for x in pair]
         return bool(await self._eval(
             "record_decision", self._record,
             [keys.decisions(customer_id), keys.decision(customer_id, decision_id), keys.contacts(customer_id),
-             keys.history(customer_id), keys.version(customer_id)],
+             keys.history(customer_id), keys.version(customer_id), keys.shown(customer_id)],
             [decision_id, ts_ms, record, keys.DECISION_TTL, ts_ms - keys.DECISION_TTL * 1000, keys.DECISIONS_MAX,
              keys.decision(customer_id, ""), contact_id or "", max(1, int(contact_ttl)), version, channel,
              keys.HISTORY_TTL, *flat]))
@@ -200,87 +227,139 @@ class Store:
 
     # ------------------------------------------------------------------------------------ events
 
-    async def apply_events(self, by_customer: Mapping[str, list[EventArgs]]) -> dict[str, list[EventOutcome]]:
-        """One script call per customer, all in one pipelined round trip."""
+    async def apply_events(self, by_customer: Mapping[str, list[EventArgs]]) -> dict[str, list[str]]:
+        """Put the events in the learner's inbox, then apply them to the histories: one pipelined round
+        trip each. In that order, because a crash in between then leaves events the learner will still
+        credit (re-sending the batch applies the histories; the learner credits each event once), never
+        history without learning. Returns a status per event (see APPLY_EVENTS)."""
         calls: list[tuple[str, tuple[Any, ...]]] = []
         now_ms = int(time.time() * 1000)
+        entries: list[bytes] = []
         for cid, events in by_customer.items():
-            record_keys: list[str] = []
-            slot: dict[str, int] = {}
             args: list[Any] = [now_ms - keys.DEDUPE_WINDOW * 1000, now_ms - keys.HISTORY_TTL * 1000,
-                               keys.HISTORY_MAX, keys.DEDUPE_WINDOW, keys.HISTORY_TTL]
+                               keys.HISTORY_MAX, keys.DEDUPE_WINDOW, keys.HISTORY_TTL, keys.decision(cid, "")]
             for e in events:
-                index = 0
-                if e.decision_id is not None:
-                    if e.decision_id not in slot:
-                        record_keys.append(keys.decision(cid, e.decision_id))
-                        slot[e.decision_id] = len(record_keys) + 3
-                    index = slot[e.decision_id]
-                args += [e.event_id, e.ts_ms, e.type, e.action_id, e.channel, index, e.reward]
-            calls.append((cid, self._apply.args([keys.seen(cid), keys.history(cid), keys.version(cid), *record_keys],
-                                                args)))
+                args += [e.event_id, e.ts_ms, e.type, e.action_id, e.channel, e.decision_id or ""]
+                entries.append(e.inbox_entry())
+            calls.append((cid, self._apply.args(
+                [keys.seen(cid), keys.history(cid), keys.version(cid), keys.shown(cid)], args)))
 
-        async def run() -> list[Any]:
+        async def enqueue() -> None:
             async with self.client.pipeline(transaction=False) as pipe:
-                for _, argv in calls:
-                    pipe.evalsha(*argv)
-                results: list[Any] = await pipe.execute(raise_on_error=False)
-            # a script flushed from Redis ran nowhere: load it and run only those calls again
-            for i, res in enumerate(results):
-                if isinstance(res, NoScriptError):
-                    await self.client.script_load(self._apply.text)
-                    results[i] = await self.client.evalsha(*calls[i][1])
-                elif isinstance(res, Exception):
-                    raise res
-            return results
-
-        results = await self._timed("apply_events", run)
-        return {
-            cid: [EventOutcome(s.decode(), float(n), float(r), k.decode()) for s, n, r, k in res]
-            for (cid, _), res in zip(calls, results, strict=True)
-        }
-
-    # ------------------------------------------------------------------------------------- model
-
-    async def add_to_model(self, deltas: Mapping[tuple[str, str], tuple[float, float]],
-                           event_counts: Mapping[tuple[str, str], int]) -> None:
-        if not deltas and not event_counts:
-            return
-
-        async def run() -> None:
-            async with self.client.pipeline(transaction=True) as pipe:
-                for (action_id, key), (n, r) in deltas.items():
-                    if n:
-                        pipe.hincrbyfloat(keys.MODEL_COUNTS, keys.trials_field(action_id, key), n)
-                    if r:
-                        pipe.hincrbyfloat(keys.MODEL_COUNTS, keys.reward_field(action_id, key), r)
-                for (action_id, etype), count in event_counts.items():
-                    pipe.hincrby(keys.EVENT_COUNTS, f"{action_id}:{etype}", count)
-                if deltas:
-                    pipe.incr(keys.MODEL_VERSION)
+                for entry in entries:
+                    pipe.xadd(keys.LEARN_INBOX, {"e": entry})
                 await pipe.execute()
 
-        await self._timed("add_to_model", run)
+        await self._timed("enqueue_events", enqueue)
+        results = await self._timed("apply_events", lambda: self._eval_many(self._apply, [c[1] for c in calls]))
+        return {cid: [s.decode() for s in res] for (cid, _), res in zip(calls, results, strict=True)}
+
+    async def _eval_many(self, script: _Script, calls: list[tuple[Any, ...]]) -> list[Any]:
+        """Many calls of one script in one pipelined round trip."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for argv in calls:
+                pipe.evalsha(*argv)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        # a script flushed from Redis ran nowhere: load it and run only those calls again
+        for i, res in enumerate(results):
+            if isinstance(res, NoScriptError):
+                await self.client.script_load(script.text)
+                results[i] = await self.client.evalsha(*calls[i])
+            elif isinstance(res, Exception):
+                raise res
+        return results
+
+    # ----------------------------------------------------------------------------------- learner
+
+    async def read_inbox(self, after: str, count: int) -> list[tuple[str, EventArgs]]:
+        rows = await self._timed("read_inbox", lambda: self.client.xrange(
+            keys.LEARN_INBOX, min=f"({after}" if after != "0" else "-", max="+", count=count))
+        return [(rid.decode(), EventArgs.from_inbox(fields[b"e"])) for rid, fields in rows]
+
+    async def inbox_length(self) -> int:
+        return int(await self._timed("inbox_length", lambda: self.client.xlen(keys.LEARN_INBOX)))
+
+    async def learner_position(self) -> str:
+        v = await self.client.get(keys.LEARN_POSITION)
+        return v.decode() if isinstance(v, bytes) else "0"
+
+    async def take_lease(self, token: str, lease_ms: int) -> bool:
+        return bool(await self._eval("take_lease", self._take_lease, [keys.LEARN_LEASE], [token, lease_ms]))
+
+    async def release_lease(self, token: str) -> None:
+        if await self.client.get(keys.LEARN_LEASE) == token.encode():
+            await self.client.delete(keys.LEARN_LEASE)
+
+    async def credit_events(self, entries: list[tuple[str, EventArgs]],
+                            rewards: Mapping[tuple[str, str], float]) -> list[Grant]:
+        """Credit inbox entries to their decisions: one script call per customer, one round trip."""
+        table = [x for (ch, etype), r in rewards.items() for x in (ch, etype, r)]
+        by_customer: dict[str, list[int]] = {}
+        for i, (_, e) in enumerate(entries):
+            by_customer.setdefault(e.customer_id, []).append(i)
+        calls = []
+        for cid, idx in by_customer.items():
+            args: list[Any] = [keys.decision(cid, ""), len(rewards), *table]
+            for i in idx:
+                rid, e = entries[i]
+                args += [rid, e.event_id, e.ts_ms, e.type, e.action_id, e.decision_id or ""]
+            calls.append(self._credit.args([keys.shown(cid)], args))
+        results = await self._timed("credit_events", lambda: self._eval_many(self._credit, calls))
+        out: list[Grant | None] = [None] * len(entries)
+        for idx, res in zip(by_customer.values(), results, strict=True):
+            for i, (status, trial, delta, meta) in zip(idx, res, strict=True):
+                out[i] = Grant(status.decode(), float(trial), float(delta), meta.decode())
+        return [g for g in out if g is not None]
+
+    async def commit_learning(self, token: str, lease_ms: int, position: str,
+                              increments: list[tuple[int, str, float]], contextual: Mapping[str, bytes],
+                              signature: str, *, reset: bool = False) -> bool:
+        """Apply one batch's statistics and move the position, atomically, if we hold the lease.
+        `increments`: (1 counts | 2 event counts | 3 arm counts, field, amount)."""
+        args: list[Any] = [token, lease_ms, position, "1" if reset else "0", len(increments)]
+        for h, f, v in increments:
+            args += [h, f, repr(float(v))]
+        rows = {**contextual, "signature": signature.encode()} if contextual or reset else {}
+        for a, row in rows.items():
+            args += [a, row]
+        return bool(await self._eval(
+            "commit_learning", self._commit,
+            [keys.LEARN_LEASE, keys.LEARN_INBOX, keys.LEARN_POSITION, keys.MODEL_COUNTS, keys.MODEL_CONTEXTUAL,
+             keys.EVENT_COUNTS, keys.MODEL_ARMS, keys.MODEL_VERSION], args))
+
+    # ------------------------------------------------------------------------------------- model
 
     async def model_version(self) -> str:
         v: bytes | None = await self._timed("model_version", lambda: self.client.get(keys.MODEL_VERSION))
         return v.decode() if v else "0"
 
-    async def model_counts(self) -> tuple[str, dict[tuple[str, str], tuple[float, float]]]:
-        """The version and counts, read together so the version names exactly these counts."""
+    async def model_data(self) -> ModelData:
+        """The version and every statistic, read together so the version names exactly these."""
         async def run() -> list[Any]:
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.get(keys.MODEL_VERSION)
                 pipe.hgetall(keys.MODEL_COUNTS)
+                pipe.hgetall(keys.MODEL_CONTEXTUAL)
+                pipe.hgetall(keys.MODEL_ARMS)
                 return await pipe.execute()
 
-        version, raw = await self._timed("model_counts", run)
+        version, raw, ctx, arms_raw = await self._timed("model_data", run)
         counts: dict[tuple[str, str], list[float]] = {}
         for field, value in raw.items():
             kind, action_id, key = field.decode().split(":", 2)
             cell = counts.setdefault((action_id, key), [0.0, 0.0])
             cell[0 if kind == "n" else 1] = float(value)
-        return (version.decode() if version else "0"), {k: (v[0], v[1]) for k, v in counts.items()}
+        arms: dict[str, list[float]] = {}
+        for field, value in arms_raw.items():
+            kind, arm = field.decode().split(":", 1)
+            arms.setdefault(arm, [0.0, 0.0])[0 if kind == "n" else 1] = float(value)
+        signature = ctx.pop(b"signature", b"").decode()
+        return ModelData(
+            version=version.decode() if version else "0",
+            counts={k: (v[0], v[1]) for k, v in counts.items()},
+            contextual={k.decode(): v for k, v in ctx.items()}, signature=signature,
+            arms={k: (v[0], v[1]) for k, v in arms.items()},
+        )
 
     async def event_counts(self) -> dict[tuple[str, str], int]:
         raw: dict[bytes, bytes] = await self._timed(
@@ -288,7 +367,7 @@ class Store:
         out: dict[tuple[str, str], int] = {}
         for field, value in raw.items():
             action_id, etype = field.decode().rsplit(":", 1)
-            out[(action_id, etype)] = int(value)
+            out[(action_id, etype)] = int(float(value))
         return out
 
     # ------------------------------------------------------------------------------------- rules

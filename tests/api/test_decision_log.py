@@ -10,6 +10,7 @@ import pytest
 from nba.cli import log_export
 from nba.settings import Settings
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, send_events
+from tests.conftest import learn
 
 
 async def test_export_has_every_decision_with_probabilities_and_rewards(client: Client, redis_url: str,
@@ -23,6 +24,7 @@ async def test_export_has_every_decision_with_probabilities_and_rewards(client: 
     first = d["actions"][0]["action_id"]
     await send_events(client, [{"event_id": "x", "type": "accept", "customer_id": "c-1", "action_id": first,
                                 "decision_id": d["decision_id"], "channel": "call_center"}])
+    await learn(client)
     monkeypatch.setenv("NBA_REDIS_URL", redis_url)
     out = tmp_path / "log.jsonl"
     assert await log_export(Settings.from_env(), out) == 0

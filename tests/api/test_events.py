@@ -6,6 +6,7 @@ from redis.asyncio import Redis
 
 from nba.store import keys
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, problem, put_customer, send_events
+from tests.conftest import Clock, learn, learner
 
 
 def _event(eid: str, etype: str, cid: str, action: str, decision: str | None = None,
@@ -18,6 +19,7 @@ def _event(eid: str, etype: str, cid: str, action: str, decision: str | None = N
 
 
 async def _stats_cell(client: Client, action: str, key: str) -> dict[str, float]:
+    await learn(client)
     body = await (await client.get("/v1/actions/stats")).json()
     a = next(a for a in body["actions"] if a["action_id"] == action)
     cell: dict[str, float] = next(s for s in a["segments"] if s["segment_key"] == key)
@@ -60,19 +62,82 @@ async def test_answer_on_another_channel_credits_the_decision(client: Client) ->
     assert (await _stats_cell(client, action, "mid_value"))["rewards"] == 1.0
 
 
-async def test_events_without_or_with_a_foreign_decision_feed_history_not_the_model(client: Client) -> None:
+async def test_events_for_actions_no_decision_showed_feed_history_not_the_model(client: Client) -> None:
     await put_customer(client, "c-1", CROSSSELL_MOBILE)
     d = await decide(client, "c-1")
     shown = {a["action_id"] for a in d["actions"]}
-    other = next(a for a in ("loyalty-gift", "tv-addon", "email-capture", "sim-only") if a not in shown)
+    others = [a for a in ("loyalty-gift", "tv-addon", "email-capture", "sim-only", "broadband-bundle")
+              if a not in shown]
     result = await send_events(client, [
-        _event("h", "accept", "c-1", "broadband-bundle"),
-        _event("u1", "accept", "c-1", other, d["decision_id"]),
-        _event("u2", "accept", "c-1", "broadband-bundle", "no-such-decision"),
+        _event("h", "accept", "c-1", others[0]),
+        _event("u1", "accept", "c-1", others[1], d["decision_id"]),
+        _event("u2", "accept", "c-1", others[0], "no-such-decision"),
     ])
     assert result == {"accepted": 3, "duplicates": 0, "credited": 0, "unattributed": 2}
+    await learn(client)
     body = await (await client.get("/v1/actions/stats")).json()
     assert all(s["trials"] == 0 for a in body["actions"] for s in a["segments"])
+    assert body["actions"][0]["events"] or any(a["events"] for a in body["actions"])  # counted as received
+
+
+async def test_an_answer_without_decision_id_is_credited_to_the_decision_that_showed_it(client: Client) -> None:
+    """The e-mail showed the offer; the customer accepts it on the phone, where the agent's screen has
+    no decision_id: the e-mail's decision gets the credit."""
+    await put_customer(client, "c-1", CROSSSELL_MOBILE)
+    d = await decide(client, "c-1", "web")
+    action = d["actions"][0]["action_id"]
+    result = await send_events(client, [_event("p", "accept", "c-1", action, None, "call_center")])
+    assert result["credited"] == 1
+    cell = await _stats_cell(client, action, "mid_value")
+    assert (cell["trials"], cell["rewards"]) == (1.0, 1.0)
+    log = (await (await client.get("/v1/customers/c-1")).json())
+    assert log["customer_id"] == "c-1"
+
+
+async def test_answers_after_the_attribution_window_do_not_train(make_client: object, rules_copy: object) -> None:
+    from pathlib import Path
+
+    from nba.rulebook import load_rulebook
+
+    policy = Path(str(rules_copy)) / "policy.yaml"
+    text = policy.read_text().replace("  refresh_seconds: 1.0", "  refresh_seconds: 1.0\n  attribution_window: 2h")
+    policy.write_text(text)
+    clock = Clock()
+    client: Client = await make_client(load_rulebook(Path(str(rules_copy))), clock=clock)  # type: ignore[operator]
+    await put_customer(client, "c-1", CROSSSELL_MOBILE)
+    d = await decide(client, "c-1")
+    action = d["actions"][0]["action_id"]
+    clock.now += 2 * 3600 - 1
+    assert (await send_events(client, [_event("in", "impression", "c-1", action, d["decision_id"])]))["credited"] == 1
+    clock.now += 2
+    late = await send_events(client, [_event("late", "accept", "c-1", action, d["decision_id"])])
+    assert late == {"accepted": 1, "duplicates": 0, "credited": 0, "unattributed": 1}
+    cell = await _stats_cell(client, action, "mid_value")
+    assert (cell["trials"], cell["rewards"]) == (1.0, 0.0)
+
+
+async def test_the_learner_credits_each_event_once_even_when_replayed(client: Client, redis: Redis) -> None:
+    """A learner that dies after crediting but before committing: the next one replays the same inbox
+    entries and gets the same grants; a re-sent batch (new inbox entries, same event ids) gets none."""
+    await put_customer(client, "c-1", CROSSSELL_MOBILE)
+    d = await decide(client, "c-1")
+    action = d["actions"][0]["action_id"]
+    batch = [_event("i", "impression", "c-1", action, d["decision_id"]),
+             _event("a", "accept", "c-1", action, d["decision_id"])]
+    await send_events(client, batch)
+    lr = learner(client)
+    # credit without committing: what a learner does before it dies
+    entries = await lr.store.read_inbox("0", 100)
+    rewards = {("web", "accept"): 1.0}
+    first = await lr.store.credit_events(entries, rewards)
+    assert [(g.status, g.trial, g.reward) for g in first] == [("granted", 1.0, 0.0), ("granted", 0.0, 1.0)]
+    again = await lr.store.credit_events(entries, rewards)
+    assert [(g.status, g.trial, g.reward) for g in again] == [(g.status, g.trial, g.reward) for g in first]
+    await send_events(client, batch)  # the channel re-sends: duplicates at the door, new inbox entries
+    await lr.drain()
+    assert await redis.xlen(keys.LEARN_INBOX) <= 1
+    cell = await _stats_cell(client, action, "mid_value")
+    assert (cell["trials"], cell["rewards"]) == (1.0, 1.0)
 
 
 async def test_a_bad_event_rejects_the_whole_batch_and_names_every_problem(client: Client, redis: Redis) -> None:

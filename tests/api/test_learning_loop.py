@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, send_events
-from tests.conftest import live
+from tests.conftest import learn
 
 TARGET = "broadband-bundle"
 
@@ -43,6 +43,7 @@ async def test_accepts_shift_later_decisions_toward_the_accepted_action(client: 
             await send_events(client, events)
     assert shown_target > 10
 
+    assert await learn(client)
     resp = await client.get("/v1/actions/stats")
     stats = {a["action_id"]: a for a in (await resp.json())["actions"]}
     assert stats[TARGET]["events"]["accept"] == shown_target
@@ -50,7 +51,6 @@ async def test_accepts_shift_later_decisions_toward_the_accepted_action(client: 
     assert cell["rewards"] == shown_target
     assert cell["trials"] == shown_target
 
-    assert await live(client).refresh_model()
     after = await _first_share(client, "after", n)
     # two independent shares of n decisions: 4 standard errors of their difference at p = 0.5
     margin = 4 * math.sqrt(2 * 0.25 / n)
@@ -64,6 +64,6 @@ async def test_model_version_moves_with_events(client: Client) -> None:
     first = body["actions"][0]["action_id"]
     await send_events(client, [{"event_id": "e1", "type": "accept", "customer_id": "c-1", "action_id": first,
                                 "decision_id": body["decision_id"], "channel": "call_center"}])
-    assert await live(client).refresh_model()
+    assert await learn(client)
     again = await decide(client, "c-2")
     assert again["model_version"] != body["model_version"]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 from scipy import integrate, stats
 
-from nba.arbitration import Ranking, arbitrate, contenders
+from nba.arbitration import Beliefs, Ranking, arbitrate, contenders, random_order
 from nba.bandit import ModelState
 
 
@@ -21,8 +21,8 @@ def _run(alpha: list[float], beta: list[float], lever: list[float], limit: int, 
     m = _model(alpha, beta)
     n = len(alpha)
     na = np.array(no_action or [False] * n)
-    return arbitrate(np.arange(n), m.alpha[:, 0], m.beta[:, 0], m.low[:, 0], m.high[:, 0], np.array(lever), na,
-                     limit, np.random.default_rng(seed), draws)
+    beliefs = Beliefs.beta(m.alpha[:, 0], m.beta[:, 0], m.low[:, 0], m.high[:, 0])
+    return arbitrate(np.arange(n), beliefs, np.array(lever), na, limit, np.random.default_rng(seed), draws)
 
 
 def test_probability_matches_the_exact_chance_of_ranking_first() -> None:
@@ -61,7 +61,8 @@ def test_no_action_is_a_threshold_and_never_returned() -> None:
 
 def test_contenders_drop_only_arms_that_cannot_reach_the_top_k() -> None:
     m = _model([500, 5, 1, 400], [500, 995, 999, 600])  # means 0.5, 0.005, 0.001, 0.4
-    keep = contenders(np.arange(4), np.ones(4), m.low[:, 0], m.high[:, 0], np.zeros(4, bool), 2)
+    beliefs = Beliefs.beta(m.alpha[:, 0], m.beta[:, 0], m.low[:, 0], m.high[:, 0])
+    keep = contenders(np.arange(4), np.ones(4), beliefs, np.zeros(4, bool), 2)
     assert keep.tolist() == [0, 3]
     # the pruned arms indeed never win over many draws
     r = _run([500, 5, 1, 400], [500, 995, 999, 600], [1, 1, 1, 1], 2, seed=3, draws=2048)
@@ -74,3 +75,47 @@ def test_top_k_order_and_limits() -> None:
     assert (np.diff(r.score) <= 0).all()
     empty = _run([], [], [], 3, seed=5)
     assert empty.actions.tolist() == []
+
+
+def test_normal_beliefs_probability_matches_the_exact_chance() -> None:
+    # X ~ N(0.30, 0.05^2), Y ~ N(0.25, 0.08^2): P(X > Y) = Phi(0.05 / sqrt(0.05^2 + 0.08^2))
+    exact = float(stats.norm.cdf(0.05 / math.sqrt(0.05 ** 2 + 0.08 ** 2)))
+    draws = 1024
+    se = math.sqrt(exact * (1 - exact) / draws)
+    beliefs = Beliefs.normal(np.array([0.30, 0.25]), np.array([0.05, 0.08]))
+    for seed in range(20):
+        r = arbitrate(np.arange(2), beliefs, np.ones(2), np.zeros(2, bool), 1, np.random.default_rng(seed), draws)
+        p_first = r.probability[0] if r.actions[0] == 0 else 1 - r.probability[0]
+        assert abs(p_first - exact) < 4 * se, (seed, p_first, exact)
+
+
+def test_exploration_zero_is_greedy_and_narrows_the_bounds() -> None:
+    wide = Beliefs.normal(np.array([0.30, 0.25]), np.array([0.05, 0.08]), exploration=1.0)
+    none = Beliefs.normal(np.array([0.30, 0.25]), np.array([0.05, 0.08]), exploration=0.0)
+    assert (none.low == none.mean).all()
+    assert (none.high == none.mean).all()
+    assert (wide.high > none.high).all()
+    for seed in range(10):
+        r = arbitrate(np.arange(2), none, np.ones(2), np.zeros(2, bool), 1, np.random.default_rng(seed), 64)
+        assert r.actions.tolist() == [0]
+        assert r.probability[0] == 1.0
+    beta = Beliefs.beta(np.array([3.0]), np.array([30.0]), np.array([0.01]), np.array([0.3]), exploration=0.5)
+    mean = 3 / 33
+    assert math.isclose(beta.high[0], mean + 0.5 * (0.3 - mean))
+    theta = beta.sample(np.random.default_rng(1), 4000)
+    full = Beliefs.beta(np.array([3.0]), np.array([30.0]), np.array([0.01]), np.array([0.3])).sample(
+        np.random.default_rng(1), 4000)
+    assert math.isclose(float(theta.std()), 0.5 * float(full.std()), rel_tol=0.05)
+
+
+def test_random_order_is_uniform_and_logs_one_over_m() -> None:
+    beliefs = Beliefs.normal(np.array([0.9, 0.1, 0.1, 0.5]), np.zeros(4))
+    na = np.array([False, False, False, True])
+    firsts = np.zeros(4)
+    for seed in range(3000):
+        r = random_order(np.arange(4), beliefs, np.ones(4), na, 2, np.random.default_rng(seed))
+        assert r.probability.tolist() == [1 / 3, 1 / 3]
+        assert 3 not in r.actions.tolist()  # the do-nothing threshold is never shown
+        firsts[r.actions[0]] += 1
+    # each of the three actions comes first a third of the time (4 standard errors)
+    assert (abs(firsts[:3] / 3000 - 1 / 3) < 4 * math.sqrt(2 / 9 / 3000)).all()

@@ -1,0 +1,176 @@
+"""The learner: the one writer of the model. Ranking reads a model snapshot, the learner moves it.
+
+Events reach the learner through a Redis stream (the inbox, written before the customers' histories:
+see Store.apply_events). One learner at a time holds a lease; every `nba serve` process runs one in
+the background (whoever holds the lease works, the others wait to take over), and `nba learn` runs one
+alone. Per batch it credits each event to the decision that caused it (CREDIT_EVENTS: exactly once per
+event id, cross-channel answers included, nothing after the channel's attribution window), adds the
+resulting trials and rewards to the per-segment counts, the contextual model's sufficient statistics
+and the model/control tallies, and commits them together with its inbox position and a new model
+version in one script that checks the lease. A learner that dies between crediting and committing
+leaves the position where it was: the next holder replays those entries and gets the same grants.
+
+How far behind: an event is in the model `idle` seconds (at most) after it is accepted plus one batch,
+and in every serving process's ranking at most `learning.refresh_seconds` after that (they poll the
+model version); measured in tests/api/test_learner.py and reported by `nba_learner_lag_seconds`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from nba.contextual import ContextualStats, accumulate
+from nba.features import unpack
+from nba.live import Live
+from nba.metrics import Metrics
+from nba.store.redis import Store
+
+log = logging.getLogger("nba.learner")
+
+LEASE_MS = 10_000
+BATCH = 2000
+IDLE_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class Meta:
+    """What a decision record says about one returned action (written by decide.learning_meta)."""
+
+    channel: str
+    segment_key: str
+    arm: str
+    deadline_ms: int
+    signature: str
+    features: str
+
+    @staticmethod
+    def parse(text: str) -> Meta:
+        channel, key, arm, deadline, signature, features = text.split("|", 5)
+        return Meta(channel, key, arm, int(deadline), signature, features)
+
+
+class Learner:
+    def __init__(self, live: Live, store: Store, metrics: Metrics, *, batch: int = BATCH,
+                 lease_ms: int = LEASE_MS, idle: float = IDLE_SECONDS):
+        self.live = live
+        self.store = store
+        self.metrics = metrics
+        self.batch = batch
+        self.lease_ms = lease_ms
+        self.idle = idle
+        self.token = secrets.token_hex(8)
+        self._held = False
+        self._position = "0"
+        self._rows: dict[str, np.ndarray] = {}  # contextual statistics as committed, by action id
+        self._signature = ""
+
+    async def _hold(self) -> bool:
+        """Take or renew the lease; on taking it, start from what is committed in Redis."""
+        held = await self.store.take_lease(self.token, self.lease_ms)
+        if held and not self._held:
+            data = await self.store.model_data()
+            self._position = await self.store.learner_position()
+            self._signature = data.signature
+            self._rows = {a: np.frombuffer(row, np.float64).copy() for a, row in data.contextual.items()}
+            log.info("learner %s holds the lease from inbox position %s", self.token, self._position)
+        self._held = held
+        return held
+
+    async def step(self) -> int:
+        """Apply one batch of the inbox if we hold the lease; the number of entries applied."""
+        if not await self._hold():
+            return 0
+        entries = await self.store.read_inbox(self._position, self.batch)
+        if not entries:
+            return 0
+        rb = self.live.snapshot.rulebook
+        learning = rb.learning
+        space = learning.features
+        rewards = {(ch, etype): r for ch in rb.channels for etype, r in learning.for_channel(ch).rewards.items()}
+        grants = await self.store.credit_events(entries, rewards)
+
+        counts: dict[tuple[int, str], float] = defaultdict(float)
+        ctx_actions: list[int] = []
+        ctx_x: list[np.ndarray] = []
+        ctx_trial: list[float] = []
+        ctx_reward: list[float] = []
+        signature = space.signature
+        reset = signature != self._signature
+        for (_, event), grant in zip(entries, grants, strict=True):
+            if grant.status != "dup":
+                counts[(2, f"{event.action_id}:{event.type}")] += 1
+            if grant.status != "granted" or not (grant.trial or grant.reward):
+                continue
+            meta = Meta.parse(grant.meta)
+            if grant.trial:
+                counts[(1, f"n:{event.action_id}:{meta.segment_key}")] += grant.trial
+                counts[(3, f"n:{meta.arm}")] += grant.trial
+            if grant.reward:
+                counts[(1, f"r:{event.action_id}:{meta.segment_key}")] += grant.reward
+                counts[(3, f"r:{meta.arm}")] += grant.reward
+            index = rb.action_index.get(event.action_id)
+            if meta.signature == signature and index is not None and space.features:
+                ctx_actions.append(index)
+                ctx_x.append(unpack(meta.features, space.dim))
+                ctx_trial.append(grant.trial)
+                ctx_reward.append(grant.reward)
+        rows = {} if reset else dict(self._rows)
+        touched: dict[str, bytes] = {}
+        if ctx_actions:
+            batch = accumulate(space.dim, np.array(ctx_actions, np.int64), np.array(ctx_x),
+                               np.array(ctx_trial), np.array(ctx_reward), len(rb.actions))
+            width = 1 + space.dim + space.dim * space.dim
+            for i in sorted(set(ctx_actions)):
+                action_id = rb.actions[i].id
+                old = rows.get(action_id)
+                row = batch.row(i) + (old if old is not None and old.shape[0] == width else 0.0)
+                rows[action_id] = row
+                touched[action_id] = row.tobytes()
+        last = entries[-1][0]
+        increments = [(h, f, v) for (h, f), v in counts.items() if v]
+        if not await self.store.commit_learning(self.token, self.lease_ms, last, increments, touched, signature,
+                                                reset=reset):
+            self._held = False  # someone else took over: our view is stale, reload when we get it back
+            log.warning("learner %s lost the lease; batch left to the holder", self.token)
+            return 0
+        self._position, self._rows, self._signature = last, rows, signature
+        self.metrics.learner_events.inc(len(entries))
+        self.metrics.learner_lag.set(max(0.0, time.time() - int(last.split("-")[0]) / 1000.0))
+        return len(entries)
+
+    async def drain(self) -> int:
+        """Apply everything in the inbox now (tests, `nba learn --once`)."""
+        total = 0
+        while n := await self.step():
+            total += n
+        return total
+
+    async def run(self) -> None:
+        """Forever: apply batches while there are any, otherwise wait a little; errors are counted and
+        retried (a Redis hiccup must not stop learning for the life of the process)."""
+        while True:
+            try:
+                n = await self.step()
+            except Exception:
+                self.metrics.learner_errors.inc()
+                log.warning("learner step failed", exc_info=True)
+                self._held = False
+                n = 0
+            if n == 0:
+                await asyncio.sleep(self.idle if self._held else self.lease_ms / 3000.0)
+
+    async def stop(self) -> None:
+        if self._held:
+            await self.store.release_lease(self.token)
+            self._held = False
+
+
+def contextual_stats(action_ids: list[str], dim: int, rows: dict[str, bytes]) -> ContextualStats:
+    return ContextualStats.from_rows(action_ids, dim, {a: np.frombuffer(r, np.float64) for a, r in rows.items()})
