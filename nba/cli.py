@@ -48,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     log_sub = log_parser.add_subparsers(dest="log_command", required=True)
     export = log_sub.add_parser("export", help="write every decision record with its rewards as JSON lines")
     export.add_argument("--out", type=Path, default=None, help="file to write (default: standard output)")
+    evaluate = sub.add_parser("evaluate", help="off-policy estimate of a candidate configuration on exported logs")
+    evaluate.add_argument("log", type=Path, help="decision records from `nba log export`")
+    evaluate.add_argument("--rules", type=Path, default=None, help="the candidate's rules (default: NBA_RULES_DIR)")
+    evaluate.add_argument("--model", choices=["priors", "redis"], default="redis",
+                          help="the candidate's model: the current statistics in Redis, or the priors alone")
+    evaluate.add_argument("--draws", type=int, default=512, help="Monte-Carlo draws per decision")
+    evaluate.add_argument("--seed", type=int, default=0)
     test = rules_sub.add_parser("test", help="run the rule tests in DIR/tests/*.yaml; exit 1 on a failure")
     test.add_argument("directory", nargs="?", type=Path, default=None)
     test.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
@@ -60,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.command == "log":
         return asyncio.run(log_export(settings, args.out))
+    if args.command == "evaluate":
+        return asyncio.run(evaluate_logs(settings, args))
     if args.command == "rules" and args.rules_command == "rollback":
         return asyncio.run(rules_rollback(settings))
     if args.command == "rules" and args.rules_command == "test":
@@ -159,6 +168,37 @@ async def log_export(settings: Settings, out: Path | None) -> int:
     finally:
         await store.close()
     print(f"exported {count} decision records", file=sys.stderr)
+    return 0
+
+
+async def evaluate_logs(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the IPS / SNIPS / doubly robust estimates of the candidate as JSON."""
+    import numpy as np
+    import orjson
+
+    from nba.live import build_snapshot
+    from nba.offline import replay, report
+
+    rules_dir = args.rules or settings.rules_dir
+    try:
+        rb = load_rulebook(rules_dir)
+    except RulesInvalid as exc:
+        print(f"nba: the candidate rules are invalid:\n{exc}", file=sys.stderr)
+        return 2
+    data = None
+    if args.model == "redis":
+        store = admin_store(settings, "read the model from")
+        if store is None:
+            return 2
+        try:
+            data = await store.model_data()
+        finally:
+            await store.close()
+    snap = build_snapshot(rb, data)
+    with args.log.open("rb") as f:
+        records = [orjson.loads(line) for line in f if line.strip()]
+    result = report(replay(snap, records, np.random.default_rng(args.seed), args.draws))
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     return 0
 
 

@@ -115,7 +115,7 @@ def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: fl
                                            np.zeros(candidates.shape[0]), np.ones(candidates.shape[0]))
         ranking = arbitration.arbitrate(candidates, beliefs, rb.lever, rb.no_action, limit, rng, 1, explore=False)
     else:
-        beliefs = _beliefs(snap, cl.model, cl.exploration, candidates, key, x)
+        beliefs = beliefs_for(snap, cl.model, cl.exploration, candidates, key, x)
         if arm == "control":
             ranking = arbitration.random_order(candidates, beliefs, rb.lever, rb.no_action, limit, rng)
         else:
@@ -135,7 +135,7 @@ def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: fl
     explain = None
     if req.explain:
         everyone = np.arange(len(rb.actions))
-        means = _beliefs(snap, cl.model, 0.0, everyone, key, x).mean
+        means = beliefs_for(snap, cl.model, 0.0, everyone, key, x).mean
         explain = _explain(snap, facts, ch, gate, mask, row_counts, capped, ranking, key,
                            limit < req.limit and limit == 0, means, cl.model)
     decision = Decision(
@@ -152,14 +152,16 @@ def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: fl
                      "probability": x.probability, "draw": float(d)}
                     for x, d in zip(ranked, ranking.draw.tolist(), strict=True)],
         "probability_draws": ranking.draws, "arm": arm, "model": cl.model,
+        "features": features.pack(x) if x is not None else "", "feature_signature": space.signature,
     }
     deadline_ms = int((now + cl.attribution_window) * 1000)
     meta = f"{req.channel}|{key_name}|{arm}|{deadline_ms}|{space.signature}|{features.pack(x) if x is not None else ''}"
     return Ranked(decision, record, key_name, meta)
 
 
-def _beliefs(snap: Snapshot, model: str, exploration: float, candidates: IntArray, key: int,
+def beliefs_for(snap: Snapshot, model: str, exploration: float, candidates: IntArray, key: int,
              x: FloatArray | None) -> arbitration.Beliefs:
+    """The model's beliefs about `candidates` for this customer: the channel's model and exploration."""
     if model == "contextual" and x is not None:
         mean, sd = snap.contextual.score(x, candidates)
         return arbitration.Beliefs.normal(mean, sd, exploration)

@@ -17,6 +17,7 @@ import hashlib
 import itertools
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -65,7 +66,7 @@ class FeatureSpace:
     def column_names(self) -> list[str]:
         return ["intercept", *(c for f in self.features for c in f.column_names())]
 
-    @property
+    @cached_property
     def signature(self) -> str:
         """Names every column: learned statistics are only reused by a space with the same columns."""
         return hashlib.sha256("\n".join(self.column_names()).encode()).hexdigest()[:12]

@@ -1,0 +1,102 @@
+"""The learner and what it feeds: the contextual model, the control group and its lift, over real Redis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import orjson
+from redis.asyncio import Redis
+
+from nba.decide import control_bucket
+from nba.features import encode
+from nba.rulebook import load_rulebook
+from nba.store import keys
+from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, send_events
+from tests.conftest import AppFactory, learn, live
+
+CONTEXTUAL = """  channels:
+    web: {model: contextual}
+    call_center: {exploration: 0}
+  contextual:
+    features:
+      - {attribute: plan, one_hot: [basic, medium, large, unlimited]}
+      - {attribute: monthly_spend, buckets: [30, 60]}
+      - {context: device, one_hot: [mobile, desktop]}
+"""
+
+
+def _with_learning(rules: Path, extra: str) -> Path:
+    policy = rules / "policy.yaml"
+    policy.write_text(policy.read_text().replace("  probability_draws: 256", "  probability_draws: 256\n" + extra))
+    return rules
+
+
+async def test_contextual_decisions_train_the_contextual_model(make_client: AppFactory, rules_copy: Path,
+                                                               redis: Redis) -> None:
+    client: Client = await make_client(load_rulebook(_with_learning(rules_copy, CONTEXTUAL)))
+    target = "broadband-bundle"
+    shown_target = 0
+    for i in range(60):
+        cid = f"c-{i}"
+        await put_customer(client, cid, CROSSSELL_MOBILE)
+        d = await decide(client, cid, "web", context={"device": "mobile"})
+        events = [{"event_id": f"{cid}-i-{a['action_id']}", "type": "impression", "customer_id": cid,
+                   "action_id": a["action_id"], "decision_id": d["decision_id"], "channel": "web"}
+                  for a in d["actions"]]
+        if any(a["action_id"] == target for a in d["actions"]):
+            shown_target += 1
+            events.append({"event_id": f"{cid}-a", "type": "accept", "customer_id": cid, "action_id": target,
+                           "decision_id": d["decision_id"], "channel": "web"})
+        if events:
+            await send_events(client, events)
+    assert shown_target > 5
+    assert await learn(client)
+    rows = await redis.hgetall(keys.MODEL_CONTEXTUAL)
+    space = live(client).snapshot.rulebook.learning.features
+    assert rows[b"signature"] == space.signature.encode()
+    snap = live(client).snapshot
+    i = snap.rulebook.action_index[target]
+    x = encode(space, CROSSSELL_MOBILE, {"device": "mobile"}, set())
+    mean, sd = snap.contextual.score(x, np.array([i]))
+    assert mean[0] > 0.5, mean  # always accepted by such customers (prior: 5%)
+    assert sd[0] < 0.2, sd
+    # the exploration-free call-center channel logs probability 1 for what it shows
+    await put_customer(client, "cc-1", CROSSSELL_MOBILE)
+    cc = await decide(client, "cc-1", "call_center")
+    assert all(a["probability"] == 1.0 for a in cc["actions"])
+
+
+async def test_control_group_gets_random_orders_and_stats_show_the_lift(make_client: AppFactory, rules_copy: Path,
+                                                                        redis: Redis) -> None:
+    client: Client = await make_client(load_rulebook(_with_learning(rules_copy, "  control: {share: 0.5}\n")))
+    arms: dict[str, int] = {"model": 0, "control": 0}
+    for i in range(40):
+        cid = f"c-{i}"
+        await put_customer(client, cid, CROSSSELL_MOBILE)
+        d = await decide(client, cid, "web")
+        raw = await redis.hget(keys.decision(cid, d["decision_id"]), "rec")
+        assert isinstance(raw, bytes)
+        arm = orjson.loads(raw)["arm"]
+        assert arm == ("control" if control_bucket(cid) < 0.5 else "model")
+        arms[arm] += 1
+        if arm == "control":
+            m = len(orjson.loads(raw)["eligible"]) - 1  # the do-nothing threshold is not drawn from
+            assert all(abs(a["probability"] - 1 / m) < 1e-12 for a in d["actions"])
+        first = d["actions"][0]["action_id"]
+        await send_events(client, [
+            {"event_id": f"{cid}-i", "type": "impression", "customer_id": cid, "action_id": first,
+             "decision_id": d["decision_id"], "channel": "web"},
+            {"event_id": f"{cid}-a", "type": "accept" if arm == "model" or i % 4 == 0 else "reject",
+             "customer_id": cid, "action_id": first, "decision_id": d["decision_id"], "channel": "web"}])
+    assert min(arms.values()) > 5
+    await learn(client)
+    body = await (await client.get("/v1/actions/stats")).json()
+    control = body["control"]
+    assert control["share"] == 0.5
+    assert control["arms"]["model"]["shown"] == arms["model"]
+    assert control["arms"]["model"]["rate"] == 1.0
+    assert control["arms"]["control"]["shown"] == arms["control"]
+    assert control["lift"]["difference"] > 0
+    metrics = await (await client.get("/metrics")).text()
+    assert f'nba_arm_shown{{arm="model"}} {float(arms["model"])}' in metrics
