@@ -45,8 +45,9 @@ def test_estimates_cover_the_true_value_of_the_candidate(rulebook: Rulebook) -> 
 
 def test_records_it_cannot_use_are_counted_not_guessed(rulebook: Rulebook) -> None:
     snap = build_snapshot(rulebook, None)
-    logs = _logs(3, seed=1) + [{"channel": "web", "actions": []}, {"channel": "fax", "actions": [{}]},
-                               {"channel": "web", "arm": "control", "actions": [{}]}]
+    unusable: list[dict[str, object]] = [{"channel": "web", "actions": []}, {"channel": "fax", "actions": [{}]},
+                                          {"channel": "web", "arm": "control", "actions": [{}]}]
+    logs = [*_logs(3, seed=1), *unusable]
     out = replay(snap, logs, np.random.default_rng(1))
     assert out.p.shape[0] == 3
     assert dict(out.skipped) == {"no_action_shown": 1, "control_group": 1, "unknown_channel": 1}
