@@ -251,7 +251,12 @@ async def nba_run(name: str, world: World, rules: Path, workers: int, seed: int,
                 metrics = await r.text()
     finally:
         server.terminate()
-        server.wait(30)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:  # seen once after a 25,000-decision run: results matter more
+            print(f"  {name}: server did not stop within 30 s of SIGTERM; killed", flush=True)
+            server.kill()
+            server.wait()
         redis.stop()
     lag = [line for line in metrics.splitlines() if line.startswith("nba_learner_lag_seconds")]
     return Run(name, world.p[np.arange(n), shown], accepted, seconds, cpu,
