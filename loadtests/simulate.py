@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ import numpy as np
 import yaml
 
 from nba.features import FeatureSpace, encode
-from nba.redis_server import RedisServer
+from nba.redis_server import RedisServer, free_port
 from nba.rulebook import load_rulebook
 
 PLANS = ["basic", "medium", "large", "unlimited"]
@@ -160,13 +159,6 @@ def vw_run(world: World, seed: int, args: str) -> Run:
     return run
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _start_server(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "nba.cli", "serve"], env=env)
 
@@ -179,7 +171,7 @@ def _cpu_seconds(pid: int) -> float:
 async def nba_run(name: str, world: World, rules: Path, workers: int, seed: int, workdir: Path) -> Run:
     redis = RedisServer(workdir / name, persist=False)
     url = redis.start()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "NBA_REDIS_URL": url, "NBA_RULES_DIR": str(rules), "NBA_PORT": str(port),
            "NBA_HOST": "127.0.0.1", "NBA_LOG_LEVEL": "WARNING",
            # this measures learning, not latency: on a 2-core VM shared with this generator, a 250 ms

@@ -23,6 +23,7 @@ from nba import arbitration, contact_policy, eligibility, features, segments
 from nba.conditions import Facts, first_failure
 from nba.domain import EVENT_CODE, BoolArray, DecideRequest, Decision, FloatArray, History, IntArray, RankedAction
 from nba.errors import Unavailable
+from nba.learner import Meta
 from nba.live import Live, Snapshot
 from nba.locks import KeyedLocks
 from nba.metrics import Metrics
@@ -107,16 +108,18 @@ def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: fl
     cl = learning.for_channel(req.channel)
     space = learning.features
     x = features.encode(space, attrs, req.context, member) if space.features else None
-    arm = "control" if learning.control is not None and learning.control.includes(control_bucket(req.customer_id)) \
-        else "model"
-    if arm == "control" and learning.control is not None and learning.control.ordering == "rules":
+    packed = features.pack(x) if x is not None else ""
+    control = learning.control
+    in_control = control is not None and control.includes(control_bucket(req.customer_id))
+    arm = "control" if in_control else "model"
+    if in_control and control is not None and control.ordering == "rules":
         # what the rules alone imply: the priors' means, no pruning
         beliefs = arbitration.Beliefs.beta(rb.prior_alpha[candidates], rb.prior_beta[candidates],
                                            np.zeros(candidates.shape[0]), np.ones(candidates.shape[0]))
         ranking = arbitration.arbitrate(candidates, beliefs, rb.lever, rb.no_action, limit, rng, 1, explore=False)
     else:
         beliefs = beliefs_for(snap, cl.model, cl.exploration, candidates, key, x)
-        if arm == "control":
+        if in_control:
             ranking = arbitration.random_order(candidates, beliefs, rb.lever, rb.no_action, limit, rng)
         else:
             ranking = arbitration.arbitrate(candidates, beliefs, rb.lever, rb.no_action, limit, rng,
@@ -152,11 +155,10 @@ def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: fl
                      "probability": x.probability, "draw": float(d)}
                     for x, d in zip(ranked, ranking.draw.tolist(), strict=True)],
         "probability_draws": ranking.draws, "arm": arm, "model": cl.model,
-        "features": features.pack(x) if x is not None else "", "feature_signature": space.signature,
+        "features": packed, "feature_signature": space.signature,
     }
-    deadline_ms = int((now + cl.attribution_window) * 1000)
-    meta = f"{req.channel}|{key_name}|{arm}|{deadline_ms}|{space.signature}|{features.pack(x) if x is not None else ''}"
-    return Ranked(decision, record, key_name, meta)
+    meta = Meta(req.channel, key_name, arm, int((now + cl.attribution_window) * 1000), space.signature, packed)
+    return Ranked(decision, record, key_name, meta.text())
 
 
 def beliefs_for(snap: Snapshot, model: str, exploration: float, candidates: IntArray, key: int,

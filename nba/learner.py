@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nba.contextual import ContextualStats, accumulate
+from nba.contextual import accumulate
 from nba.features import unpack
 from nba.live import Live
 from nba.metrics import Metrics
@@ -41,7 +41,7 @@ IDLE_SECONDS = 0.2
 
 @dataclass(frozen=True)
 class Meta:
-    """What a decision record says about one returned action (written by decide.learning_meta)."""
+    """What a decision record says about one returned action (written by decide.rank)."""
 
     channel: str
     segment_key: str
@@ -49,6 +49,10 @@ class Meta:
     deadline_ms: int
     signature: str
     features: str
+
+    def text(self) -> str:
+        """As RECORD_DECISION stores it and CREDIT_EVENTS / APPLY_EVENTS read the channel and deadline."""
+        return f"{self.channel}|{self.segment_key}|{self.arm}|{self.deadline_ms}|{self.signature}|{self.features}"
 
     @staticmethod
     def parse(text: str) -> Meta:
@@ -171,6 +175,3 @@ class Learner:
             await self.store.release_lease(self.token)
             self._held = False
 
-
-def contextual_stats(action_ids: list[str], dim: int, rows: dict[str, bytes]) -> ContextualStats:
-    return ContextualStats.from_rows(action_ids, dim, {a: np.frombuffer(r, np.float64) for a, r in rows.items()})
