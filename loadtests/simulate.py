@@ -243,8 +243,10 @@ async def nba_run(name: str, world: World, rules: Path, workers: int, seed: int,
                 metrics = await r.text()
     finally:
         server.terminate()
+        stopping = time.perf_counter()
         try:
             server.wait(30)
+            print(f"  {name}: server stopped {time.perf_counter() - stopping:.1f} s after SIGTERM", flush=True)
         except subprocess.TimeoutExpired:  # seen once after a 25,000-decision run: results matter more
             print(f"  {name}: server did not stop within 30 s of SIGTERM; killed", flush=True)
             server.kill()
@@ -285,31 +287,40 @@ async def main_async(args: argparse.Namespace) -> None:
         offline("oracle", world, lambda i: int(np.argmax(world.p[i])), args.seed),
         offline("random", world, lambda i: int(rng.integers(args.actions)), args.seed),
     ]
-    for vw_args in args.vw:
-        runs.append(vw_run(world, args.seed, vw_args))
-    if not args.skip_nba:
-        runs.append(await nba_run("nba segment", world, rules["thompson"], args.workers, args.seed, tmp))
-        runs.append(await nba_run("nba contextual", world, rules["contextual"], args.workers, args.seed, tmp))
-    oracle = runs[0].expected.sum()
-    report = []
+    tail = slice(int(0.8 * args.decisions), None)
+    report: list[dict[str, object]] = []
+
+    def add(r: Run) -> None:
+        """Print each policy's row as soon as it has run: a long simulation must not lose finished results."""
+        runs.append(r)
+        oracle = runs[0]
+        share = r.expected.sum() / oracle.expected.sum()
+        late = r.expected[tail].sum() / oracle.expected[tail].sum()
+        wall = r.seconds / args.decisions * 1e6
+        cpu = r.cpu_seconds / args.decisions * 1e6
+        print(f"{r.name:34} {r.expected.sum():9.1f} {100 * share:8.1f}% {int(r.accepted.sum()):8d} "
+              f"{100 * late:11.1f}% {wall:11.0f} {cpu:10.0f}  {r.notes or ''}", flush=True)
+        report.append({"policy": r.name, "expected_reward": float(r.expected.sum()), "share_of_oracle": share,
+                       "share_of_oracle_last_20pct": late, "accepts": int(r.accepted.sum()),
+                       "wall_us_per_decision": wall, "cpu_us_per_decision": cpu, **r.notes})
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+
     print(f"{args.decisions} decisions ({2 * args.decisions} events), {args.actions} actions, "
           f"{args.customers} customers, seed {args.seed}")
     print(f"{'policy':34} {'expected':>9} {'% oracle':>9} {'accepts':>8} {'last 20% %or':>12} "
           f"{'wall us/dec':>11} {'cpu us/dec':>10}")
-    tail = slice(int(0.8 * args.decisions), None)
-    for r in runs:
-        share = r.expected.sum() / oracle
-        late = r.expected[tail].sum() / runs[0].expected[tail].sum()
-        wall = r.seconds / args.decisions * 1e6
-        cpu = r.cpu_seconds / args.decisions * 1e6
-        print(f"{r.name:34} {r.expected.sum():9.1f} {100 * share:8.1f}% {int(r.accepted.sum()):8d} "
-              f"{100 * late:11.1f}% {wall:11.0f} {cpu:10.0f}  {r.notes or ''}")
-        report.append({"policy": r.name, "expected_reward": float(r.expected.sum()), "share_of_oracle": share,
-                       "share_of_oracle_last_20pct": late, "accepts": int(r.accepted.sum()),
-                       "wall_us_per_decision": wall, "cpu_us_per_decision": cpu, **r.notes})
+    first, runs = runs, []
+    for r in first:
+        add(r)
+    for vw_args in args.vw:
+        add(vw_run(world, args.seed, vw_args))
+    if not args.skip_nba:
+        add(await nba_run("nba segment", world, rules["thompson"], args.workers, args.seed, tmp))
+        add(await nba_run("nba contextual", world, rules["contextual"], args.workers, args.seed, tmp))
     if args.out:
         plot(runs, args.out)
-        args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
         print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
 
 
