@@ -83,6 +83,9 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
 
     async def background_tasks(app: web.Application) -> AsyncIterator[None]:
         await _first_contact(live, rules_dir)
+        with contextlib.suppress(RedisError, OSError):
+            for advice in await store.config_advice():
+                log.warning("Redis configuration: %s", advice)
         tasks = [asyncio.create_task(live.run()), asyncio.create_task(live.follow_rules(rules_dir)),
                  asyncio.create_task(learner.run())] if background else []
         yield

@@ -8,6 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from nba.store.keys import REDIS_CONFIG
+
 INSTALL_HINT = ("redis-server was not found. Install it (Debian/Ubuntu: apt-get install redis-server; "
                 "macOS: brew install redis) or point NBA_REDIS_URL at a running Redis.")
 
@@ -46,7 +48,8 @@ class RedisServer:
             self.port = free_port()
             args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir.resolve()),
                     "--save", "", "--appendonly", "yes" if self.persist else "no", "--daemonize", "no",
-                    "--logfile", str((self.data_dir / "redis.log").resolve()), *self.extra]
+                    "--logfile", str((self.data_dir / "redis.log").resolve()),
+                    *(x for name, value in REDIS_CONFIG.items() for x in (f"--{name}", str(value))), *self.extra]
             self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if self._wait(timeout):
                 # so that `nba rules rollback` and other commands find the embedded server

@@ -21,6 +21,9 @@ from nba.errors import RuleProblem
 _DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+# libyaml's parser is about 10x faster than PyYAML's pure-Python one and keeps the same marks (lines):
+# a catalogue of 1,000 action files loads in seconds instead of a minute
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class Node:
@@ -34,7 +37,7 @@ class Node:
         self.lines = lines or {}
 
 
-def _build(loader: yaml.SafeLoader, node: yaml.Node, file: str, path: str, problems: list[RuleProblem]) -> Any:
+def _build(loader: Any, node: yaml.Node, file: str, path: str, problems: list[RuleProblem]) -> Any:
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         lines: dict[str, int] = {}
@@ -62,7 +65,7 @@ def load_yaml(path: Path, display: str, problems: list[RuleProblem]) -> Node | N
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(RuleProblem(display, "", f"cannot read: {exc}"))
         return None
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         root = loader.get_single_node()
         if root is None:

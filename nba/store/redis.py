@@ -7,6 +7,7 @@ extra round trip per batch.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -15,9 +16,11 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.asyncio.connection import SSLConnection
+from redis.exceptions import NoScriptError, ResponseError
 
 from nba.store import keys, scripts
+from nba.store.multiplex import Multiplexer
 
 Observer = Callable[[str, float], None]
 
@@ -107,6 +110,9 @@ class Store:
         self._erase = _Script(scripts.ERASE_CUSTOMER)
         self._publish = _Script(scripts.PUBLISH_RULES)
         self._rollback = _Script(scripts.ROLLBACK_RULES)
+        pool = client.connection_pool
+        # the customer scripts and the inbox (every decision and event) share one pipelined connection
+        self._mux = Multiplexer.like(pool.connection_kwargs, issubclass(pool.connection_class, SSLConnection))
 
     async def _timed(self, op: str, call: Callable[[], Awaitable[Any]]) -> Any:
         # Any: with decode_responses=False replies are bytes, which redis-py's types cannot express
@@ -121,17 +127,31 @@ class Store:
 
         async def call() -> Any:
             try:
-                return await self.client.evalsha(*argv)
+                return await self._mux.execute("EVALSHA", *argv)
             except NoScriptError:
-                await self.client.script_load(script.text)
-                return await self.client.evalsha(*argv)
+                await self._mux.execute("SCRIPT", "LOAD", script.text)
+                return await self._mux.execute("EVALSHA", *argv)
 
         return await self._timed(op, call)
 
     async def ping(self) -> bool:
         return bool(await self._timed("ping", self.client.ping))
 
+    async def config_advice(self) -> list[str]:
+        """Where the Redis configuration makes customers' keys larger than they need to be (see
+        keys.REDIS_CONFIG); empty when it is fine or CONFIG is not allowed (managed Redis services)."""
+        advice = []
+        try:
+            for name, wanted in keys.REDIS_CONFIG.items():
+                current = (await self.client.config_get(name)).get(name)
+                if current is not None and int(current) < wanted:
+                    advice.append(f"{name} is {current}; {wanted} keeps a customer's keys about half the size")
+        except ResponseError:
+            return []
+        return advice
+
     async def close(self) -> None:
+        await self._mux.close()
         await self.client.aclose()
 
     # --------------------------------------------------------------------------------- customers
@@ -245,10 +265,7 @@ class Store:
                 [keys.seen(cid), keys.history(cid), keys.version(cid), keys.shown(cid)], args)))
 
         async def enqueue() -> None:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for entry in entries:
-                    pipe.xadd(keys.LEARN_INBOX, {"e": entry})
-                await pipe.execute()
+            await asyncio.gather(*(self._mux.execute("XADD", keys.LEARN_INBOX, "*", "e", entry) for entry in entries))
 
         await self._timed("enqueue_events", enqueue)
         results = await self._timed("apply_events", lambda: self._eval_many(self._apply, [c[1] for c in calls]))
@@ -256,16 +273,14 @@ class Store:
 
     async def _eval_many(self, script: _Script, calls: list[tuple[Any, ...]]) -> list[Any]:
         """Many calls of one script in one pipelined round trip."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            for argv in calls:
-                pipe.evalsha(*argv)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
+        results: list[Any] = await asyncio.gather(*(self._mux.execute("EVALSHA", *argv) for argv in calls),
+                                                  return_exceptions=True)
         # a script flushed from Redis ran nowhere: load it and run only those calls again
         for i, res in enumerate(results):
             if isinstance(res, NoScriptError):
-                await self.client.script_load(script.text)
-                results[i] = await self.client.evalsha(*calls[i])
-            elif isinstance(res, Exception):
+                await self._mux.execute("SCRIPT", "LOAD", script.text)
+                results[i] = await self._mux.execute("EVALSHA", *calls[i])
+            elif isinstance(res, BaseException):
                 raise res
         return results
 

@@ -1,0 +1,204 @@
+"""One Redis connection shared by every concurrent request of a process, pipelined automatically.
+
+redis-py's asyncio client checks a connection out of a pool for every command: a decision under load
+paid for the checkout, a health check, a timeout context and a retry wrapper per command, and held a
+socket while it waited, so hundreds of concurrent decisions meant hundreds of sockets and one write and
+one read system call each (and "Too many connections" at the pool's limit). Redis answers the commands
+of one connection in order, so one connection can carry them all: each command is queued with a future,
+everything queued in one event-loop iteration leaves in one write, and replies resolve the futures in
+order (hiredis parses). A caller that stops waiting (a decision past its deadline) is harmless: its
+reply is read and dropped, the order is kept.
+
+Used for the hot path (the customer scripts of decide and events, the inbox); the rest of the store
+keeps redis-py, whose API is richer and whose cost does not matter there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from typing import Any
+
+import hiredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+
+def _encode(args: tuple[Any, ...]) -> bytes:
+    parts = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, bytes):
+            b = a
+        elif isinstance(a, str):
+            b = a.encode()
+        elif isinstance(a, int | float):
+            b = repr(a).encode()
+        else:
+            raise TypeError(f"cannot send {type(a).__name__} to Redis")
+        parts.append(b"$%d\r\n" % len(b))
+        parts.append(b)
+        parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def _error(reply: hiredis.ReplyError) -> ResponseError:
+    text = str(reply)
+    return NoScriptError(text) if text.startswith("NOSCRIPT") else ResponseError(text)
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, owner: Multiplexer, timeout: float):
+        self.owner = owner
+        self.timeout = timeout
+        self.loop = asyncio.get_running_loop()
+        self.reader = hiredis.Reader(replyError=hiredis.ReplyError)
+        self.transport: asyncio.Transport | None = None
+        self.waiting: deque[asyncio.Future[Any]] = deque()
+        self.sent_at: deque[float] = deque()
+        self.out: list[bytes] = []
+        self.closed = False
+        self.last_rx = self.loop.time()
+        self.watchdog: asyncio.TimerHandle | None = None
+        self.tick_due = 0.0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def send(self, data: bytes) -> asyncio.Future[Any]:
+        if self.closed:
+            raise RedisConnectionError("connection to Redis lost")
+        fut: asyncio.Future[Any] = self.loop.create_future()
+        if not self.out:  # the first command of this loop iteration: flush once the iteration's are queued
+            self.loop.call_soon(self._flush)
+        self.out.append(data)
+        self.waiting.append(fut)
+        now = self.loop.time()
+        self.sent_at.append(now)
+        if self.watchdog is None:
+            self._arm(now)
+        return fut
+
+    def _arm(self, now: float) -> None:
+        self.tick_due = now + self.timeout / 2
+        self.watchdog = self.loop.call_at(self.tick_due, self._tick)
+
+    def _tick(self) -> None:
+        """Fail the connection when its oldest command has waited `timeout` with nothing received since.
+        A tick that comes late means this process, not Redis, was stuck (a long computation, a VM pause):
+        replies may be sitting unread in the socket, so it only looks again half a timeout later."""
+        self.watchdog = None
+        if not self.waiting or self.closed:
+            return
+        now = self.loop.time()
+        late = now - self.tick_due > self.timeout / 4
+        if not late and now - self.sent_at[0] > self.timeout and now - self.last_rx > self.timeout:
+            self.fail(RedisTimeoutError(f"no reply from Redis within {self.timeout:.3f} s"))
+            return
+        self._arm(now)
+
+    def _flush(self) -> None:
+        if self.out and self.transport is not None and not self.closed:
+            self.transport.write(b"".join(self.out))
+        self.out.clear()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = self.loop.time()
+        self.reader.feed(data)
+        while (reply := self.reader.gets()) is not False:
+            fut = self.waiting.popleft()
+            self.sent_at.popleft()
+            if fut.done():  # its caller stopped waiting
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                fut.set_exception(_error(reply))
+            else:
+                fut.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fail(RedisConnectionError(f"connection to Redis lost: {exc!r}" if exc else "connection to Redis closed"))
+
+    def fail(self, exc: Exception) -> None:
+        self.closed = True
+        self.out.clear()
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
+        self.sent_at.clear()
+        while self.waiting:
+            fut = self.waiting.popleft()
+            if not fut.done():
+                fut.set_exception(exc)
+        if self.transport is not None:
+            self.transport.close()
+        self.owner._lost(self)
+
+
+class Multiplexer:
+    """`await mux.execute("EVALSHA", sha, 2, k1, k2, ...)`: connects on first use and after a loss.
+    When Redis sends nothing for `timeout` while a command waits, every waiting call fails and the
+    connection is reset (Redis is stuck: every call behind it would wait too). Callers with a tighter
+    budget (decide's deadline) stop waiting on their own."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 6379, path: str | None = None, db: int = 0,
+                 username: str | None = None, password: str | None = None, use_ssl: bool = False,
+                 timeout: float = 1.0):
+        self.host, self.port, self.path, self.db = host, port, path, db
+        self.username, self.password, self.use_ssl = username, password, use_ssl
+        self.timeout = timeout
+        self._proto: _Protocol | None = None
+        self._connecting: asyncio.Future[_Protocol] | None = None
+
+    @classmethod
+    def like(cls, pool_kwargs: dict[str, Any], ssl_: bool) -> Multiplexer:
+        """Same server, database and credentials as a redis-py connection pool's."""
+        return cls(host=pool_kwargs.get("host", "127.0.0.1"), port=int(pool_kwargs.get("port", 6379)),
+                   path=pool_kwargs.get("path"), db=int(pool_kwargs.get("db", 0) or 0),
+                   username=pool_kwargs.get("username"), password=pool_kwargs.get("password"), use_ssl=ssl_,
+                   timeout=float(pool_kwargs.get("socket_timeout") or 5.0))
+
+    async def execute(self, *args: Any) -> Any:
+        proto = self._proto if self._proto is not None and not self._proto.closed else await self._connect()
+        return await proto.send(_encode(args))
+
+    async def _connect(self) -> _Protocol:
+        if self._connecting is None:  # one connection attempt, however many callers are waiting for it
+            self._connecting = asyncio.ensure_future(self._open())
+        try:
+            return await asyncio.shield(self._connecting)
+        finally:
+            if self._connecting is not None and self._connecting.done():
+                self._connecting = None
+
+    async def _open(self) -> _Protocol:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.timeout):
+                if self.path:
+                    _, proto = await loop.create_unix_connection(lambda: _Protocol(self, self.timeout), self.path)
+                else:
+                    context = ssl.create_default_context() if self.use_ssl else None
+                    _, proto = await loop.create_connection(lambda: _Protocol(self, self.timeout), self.host, self.port,
+                                                            ssl=context)
+                setup: list[tuple[Any, ...]] = []
+                if self.password:
+                    setup.append(("AUTH", self.username, self.password) if self.username
+                                 else ("AUTH", self.password))
+                if self.db:
+                    setup.append(("SELECT", self.db))
+                for fut in [proto.send(_encode(cmd)) for cmd in setup]:
+                    await fut
+        except (OSError, TimeoutError) as exc:
+            raise RedisConnectionError(f"cannot connect to Redis: {exc!r}") from exc
+        self._proto = proto
+        return proto
+
+    def _lost(self, proto: _Protocol) -> None:
+        if self._proto is proto:
+            self._proto = None
+
+    async def close(self) -> None:
+        if self._proto is not None:
+            self._proto.fail(RedisConnectionError("closed"))
+            self._proto = None
