@@ -194,13 +194,14 @@ async def nba_run(name: str, world: World, rules: Path, workers: int, seed: int,
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.1)
-            sem = asyncio.Semaphore(32)
+            profiles = iter(range(len(world.profiles)))
 
-            async def put(i: int) -> None:
-                async with sem, http.put(f"{base}/v1/customers/sim-{i}", json={"attributes": world.profiles[i]}) as r:
-                    assert r.status in (200, 201), await r.text()
+            async def put() -> None:  # a few workers, not a task per customer behind a semaphore (see seed.py)
+                for i in profiles:
+                    async with http.put(f"{base}/v1/customers/sim-{i}", json={"attributes": world.profiles[i]}) as r:
+                        assert r.status in (200, 201), await r.text()
 
-            await asyncio.gather(*(put(i) for i in range(len(world.profiles))))
+            await asyncio.gather(*(put() for _ in range(32)))
             cpu0, start = _cpu_seconds(server.pid), time.perf_counter()
             next_visit = 0
             degraded, retries = [0], [0]

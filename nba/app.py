@@ -34,6 +34,7 @@ def redis_client(url: str, timeout: float) -> Redis:
                           health_check_interval=30)
 
 
+SHUTDOWN_PATIENCE = 5.0  # seconds each clean-up step may take before a stopping server goes on without it
 STARTUP_PATIENCE = 60.0  # seconds a starting server waits for Redis (it may start at the same time)
 
 
@@ -93,9 +94,11 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        with contextlib.suppress(RedisError, OSError):
-            await learner.stop()  # hand the lease over now rather than after it expires
-        await store.close()
+        # bounded: a stop must not wait on a Redis that is gone or stuck (the lease also expires by itself)
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            await asyncio.wait_for(learner.stop(), SHUTDOWN_PATIENCE)  # hand the lease over now
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            await asyncio.wait_for(store.close(), SHUTDOWN_PATIENCE)
 
     app.cleanup_ctx.append(background_tasks)
     return app

@@ -242,7 +242,10 @@ def _serve(rules_dir: Path, url: str, settings: Settings, demo: int, host: str, 
     rulebook = load_rulebook(rules_dir)
     _install_uvloop()
     web.run_app(_build(rulebook, rules_dir, url, settings, demo), host=host, port=port, access_log=None,
-                reuse_port=reuse_port or None, print=lambda msg: log.info("%s", msg))
+                reuse_port=reuse_port or None, print=lambda msg: log.info("%s", msg),
+                # in-flight requests get this long to finish on SIGTERM/SIGINT (aiohttp's default is 60 s):
+                # decisions have a 250 ms deadline, and a stop that hangs is worse than a cut request
+                shutdown_timeout=10.0)
 
 
 def _serve_workers(workers: int, rules_dir: Path, url: str, settings: Settings, demo: int, host: str,
@@ -289,13 +292,15 @@ async def _build(rulebook: Rulebook, rules_dir: Path, url: str, settings: Settin
             from nba.demo import demo_population
 
             customers = app[CUSTOMERS]
-            sem = asyncio.Semaphore(32)
+            population = iter(demo_population(demo))
 
-            async def one(cid: str, attrs: dict[str, object]) -> None:
-                async with sem:
+            # 32 workers over one iterator, not one task per customer behind a semaphore: Python 3.11's
+            # Semaphore scans its waiters on every acquire, so 10,000 waiting tasks starved the loop
+            async def worker() -> None:
+                for cid, attrs in population:
                     await customers.save(cid, attrs, merge=False)
 
-            await asyncio.gather(*(one(cid, attrs) for cid, attrs in demo_population(demo)))
+            await asyncio.gather(*(worker() for _ in range(32)))
             log.info("seeded %d demo customers (c-1000 .. c-%d)", demo, 999 + demo)
 
         app.on_startup.append(seed)

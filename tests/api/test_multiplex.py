@@ -1,0 +1,86 @@
+"""The shared pipelined connection against a real redis-server: order, errors, abandoned callers, loss."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+
+from nba.redis_server import RedisServer
+from nba.store.multiplex import Multiplexer
+
+
+def mux_for(url: str, timeout: float = 2.0) -> Multiplexer:
+    host, port = url.removeprefix("redis://").split("/")[0].split(":")
+    return Multiplexer(host=host, port=int(port), timeout=timeout)
+
+
+async def test_concurrent_commands_get_their_own_replies(redis_url: str, redis: Redis) -> None:
+    mux = mux_for(redis_url)
+    try:
+        replies = await asyncio.gather(*(mux.execute("INCRBY", f"mux:{i % 7}", i) for i in range(2000)))
+        # each INCRBY's reply is its own key's running total: a shifted reply would break the sums
+        totals: dict[int, int] = {}
+        for i, reply in enumerate(replies):
+            totals[i % 7] = totals.get(i % 7, 0) + i
+            assert reply == totals[i % 7]
+        assert await mux.execute("GET", "mux:3") == str(totals[3]).encode()
+        assert await mux.execute("EVAL", "return {1, 'a', {KEYS[1]}}", 1, "k") == [1, b"a", [b"k"]]
+    finally:
+        await mux.close()
+
+
+async def test_errors_are_redis_py_exceptions_and_do_not_shift_replies(redis_url: str, redis: Redis) -> None:
+    mux = mux_for(redis_url)
+    try:
+        replies: list[object] = await asyncio.gather(
+            mux.execute("INCR", "mux:fresh"), mux.execute("EVALSHA", "0" * 40, 0), mux.execute("PING"),
+            return_exceptions=True)
+        first, nosha, good = replies
+        assert first == 1
+        assert isinstance(nosha, NoScriptError)
+        assert good == b"PONG"
+        await mux.execute("SET", "mux:text", "abc")
+        with pytest.raises(ResponseError):
+            await mux.execute("INCR", "mux:text")
+        assert await mux.execute("GET", "mux:text") == b"abc"
+    finally:
+        await mux.close()
+
+
+async def test_a_caller_that_stops_waiting_does_not_desynchronise_the_rest(redis_url: str, redis: Redis) -> None:
+    mux = mux_for(redis_url)
+    try:
+        await mux.execute("SET", "mux:slow", "x")
+        slow = asyncio.ensure_future(mux.execute("EVAL", "local t = redis.call('TIME') "
+                                                 "while true do local n = redis.call('TIME') "
+                                                 "if (n[1] - t[1]) * 1e6 + n[2] - t[2] > 200000 then break end end "
+                                                 "return 'slow'", 0))
+        after = asyncio.ensure_future(mux.execute("GET", "mux:slow"))
+        await asyncio.sleep(0.05)
+        slow.cancel()  # a decision past its deadline
+        assert await after == b"x"
+        assert await mux.execute("ECHO", "next") == b"next"
+    finally:
+        await mux.close()
+
+
+async def test_a_lost_server_fails_waiting_calls_and_a_new_one_is_used(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis", persist=False)
+    url = server.start()
+    mux = mux_for(url, timeout=1.0)
+    try:
+        assert await mux.execute("PING") == b"PONG"
+        server.stop()
+        with pytest.raises(RedisConnectionError):
+            await mux.execute("PING")
+        url = server.start()
+        mux.port = int(url.rsplit(":", 1)[1].split("/")[0])  # a restarted server may get another port
+        assert await mux.execute("PING") == b"PONG"
+    finally:
+        await mux.close()
+        server.stop()
