@@ -335,7 +335,9 @@ def main() -> None:
     parser.add_argument("--vw", nargs="*", default=["", "--squarecb"],
                         help="Vowpal Wabbit exploration arguments to compare (one run each)")
     parser.add_argument("--skip-nba", action="store_true", help="only the offline policies and VW")
-    parser.add_argument("--out", type=Path, default=Path("loadtests/results/simulation.png"))
+    parser.add_argument("--out", type=lambda v: Path(v) if v else None,
+                        default=Path("loadtests/results/simulation.png"),
+                        help="PNG of the reward curves (a JSON report beside it); '' for neither")
     asyncio.run(main_async(parser.parse_args()))
 
 

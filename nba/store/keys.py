@@ -55,7 +55,7 @@ DECISIONS_MAX = 500  # newest decision records kept per customer (a bot cannot g
 # Redis keeps a small hash or sorted set as one compact listpack only while every value is short (64 bytes
 # by default). A profile's attribute JSON (~200 bytes), a decision record and history members with long
 # event ids are longer, and one long value turns the whole key into a hashtable or skiplist that takes
-# about twice the memory. These limits keep a customer's keys compact (measured in loadtests/seed.py);
+# about 1.5x the memory. These limits keep a customer's keys compact (measured in loadtests/seed.py);
 # nba's own redis-server starts with them, and `nba serve` warns when the configured Redis has lower ones.
 REDIS_CONFIG = {"hash-max-listpack-value": 1024, "zset-max-listpack-value": 160}
 

@@ -107,6 +107,9 @@ class _Protocol(asyncio.Protocol):
         self.last_rx = self.loop.time()
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
+            if not self.waiting:  # a reply nobody asked for: the connection is out of step, start over
+                self.fail(RedisConnectionError("unexpected reply from Redis"))
+                return
             fut = self.waiting.popleft()
             self.sent_at.popleft()
             if fut.done():  # its caller stopped waiting
