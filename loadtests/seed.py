@@ -19,7 +19,6 @@ import datetime as dt
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from nba.domain import EventIn
 from nba.events import EventIngest
 from nba.learner import Learner
 from nba.live import Live
+from nba.locks import run_bounded
 from nba.metrics import Metrics
 from nba.redis_server import RedisServer
 from nba.rulebook import load_rulebook
@@ -84,15 +84,6 @@ async def seed(url: str, rules: Path, customers: int, concurrency: int, seed_: i
     rng = np.random.default_rng(seed_)
     today = dt.date.today()
 
-    async def pool(jobs: Iterator[Awaitable[Any]]) -> None:
-        # a few workers over an iterator rather than a task per job behind a semaphore: Python 3.11's
-        # Semaphore scans all its waiters on every acquire (quadratic with 20,000 of them)
-        async def worker() -> None:
-            for job in jobs:
-                await job
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-
     t0 = time.perf_counter()
     n_events = 0
     phases = [0.0, 0.0, 0.0]
@@ -100,11 +91,13 @@ async def seed(url: str, rules: Path, customers: int, concurrency: int, seed_: i
     for start in range(0, customers, chunk):
         stop = min(customers, start + chunk)
         t1 = time.perf_counter()
-        await pool(people.save(customer_id(i), demo_customer(i, rng, today), merge=False) for i in range(start, stop))
+        saves = (people.save(customer_id(i), demo_customer(i, rng, today), merge=False) for i in range(start, stop))
+        await run_bounded(saves, concurrency)
         t2 = time.perf_counter()
         events = histories(start, stop, action_ids, time.time(), rng)
         n_events += len(events)
-        await pool(ingest.ingest(events[k:k + BATCH]) for k in range(0, len(events), BATCH))
+        posts = (ingest.ingest(events[k:k + BATCH]) for k in range(0, len(events), BATCH))
+        await run_bounded(posts, concurrency)
         t3 = time.perf_counter()
         await learner.drain()  # as a server's learner would, so the inbox does not pile up
         phases[0] += t2 - t1

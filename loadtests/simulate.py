@@ -38,6 +38,7 @@ import numpy as np
 import yaml
 
 from nba.features import FeatureSpace, encode
+from nba.locks import run_bounded
 from nba.redis_server import RedisServer, free_port
 from nba.rulebook import load_rulebook
 
@@ -194,14 +195,12 @@ async def nba_run(name: str, world: World, rules: Path, workers: int, seed: int,
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.1)
-            profiles = iter(range(len(world.profiles)))
 
-            async def put() -> None:  # a few workers, not a task per customer behind a semaphore (see seed.py)
-                for i in profiles:
-                    async with http.put(f"{base}/v1/customers/sim-{i}", json={"attributes": world.profiles[i]}) as r:
-                        assert r.status in (200, 201), await r.text()
+            async def put(i: int) -> None:
+                async with http.put(f"{base}/v1/customers/sim-{i}", json={"attributes": world.profiles[i]}) as r:
+                    assert r.status in (200, 201), await r.text()
 
-            await asyncio.gather(*(put() for _ in range(32)))
+            await run_bounded((put(i) for i in range(len(world.profiles))), 32)
             cpu0, start = _cpu_seconds(server.pid), time.perf_counter()
             next_visit = 0
             degraded, retries = [0], [0]

@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from nba import __version__
 from nba.errors import RulesInvalid
+from nba.locks import run_bounded
 from nba.redis_server import RedisNotFound, RedisServer
 from nba.rulebook import Rulebook, load_rulebook
 from nba.settings import Settings, SettingsError
@@ -65,12 +67,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nba: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if args.command == "log":
-        return asyncio.run(log_export(settings, args.out))
-    if args.command == "evaluate":
-        return asyncio.run(evaluate_logs(settings, args))
-    if args.command == "rules" and args.rules_command == "rollback":
-        return asyncio.run(rules_rollback(settings))
+    try:
+        if args.command == "log":
+            return asyncio.run(log_export(settings, args.out))
+        if args.command == "evaluate":
+            return asyncio.run(evaluate_logs(settings, args))
+        if args.command == "rules" and args.rules_command == "rollback":
+            return asyncio.run(rules_rollback(settings))
+    except NoRedis as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if args.command == "rules" and args.rules_command == "test":
         return rules_test(args.directory or settings.rules_dir, verbose=args.verbose)
     if args.command == "rules":
@@ -123,27 +129,30 @@ def redis_url_of(settings: Settings) -> str | None:
     return marker.read_text(encoding="utf-8").strip() if marker.exists() else None
 
 
-def admin_store(settings: Settings, purpose: str) -> Store | None:
-    """The store an admin command works on, or None after saying why there is none."""
+class NoRedis(Exception):
+    """An admin command found no Redis to work on; main() says why and exits 2."""
+
+
+@contextlib.asynccontextmanager
+async def admin_store(settings: Settings, purpose: str) -> AsyncIterator[Store]:
+    """The store an admin command works on, closed after it."""
     from nba.app import redis_client
     from nba.store.redis import Store
 
     url = redis_url_of(settings)
     if url is None:
-        print(f"nba: no Redis to {purpose}: set NBA_REDIS_URL (or run this next to a running `nba serve`)",
-              file=sys.stderr)
-        return None
-    return Store(redis_client(url, settings.redis_timeout))
+        raise NoRedis(f"nba: no Redis to {purpose}: set NBA_REDIS_URL (or run this next to a running "
+                      "`nba serve`)")
+    store = Store(redis_client(url, settings.redis_timeout))
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 async def rules_rollback(settings: Settings) -> int:
-    store = admin_store(settings, "roll back in")
-    if store is None:
-        return 2
-    try:
+    async with admin_store(settings, "roll back in") as store:
         version = await store.rollback_rules()
-    finally:
-        await store.close()
     if version is None:
         print("nba: nothing to roll back to: only one rule set was ever published", file=sys.stderr)
         return 1
@@ -155,18 +164,13 @@ async def log_export(settings: Settings, out: Path | None) -> int:
     """Decision records for offline evaluation: one JSON object per line, with `rewards` per action."""
     import orjson
 
-    store = admin_store(settings, "export from")
-    if store is None:
-        return 2
     count = 0
-    try:
+    async with admin_store(settings, "export from") as store:
         with out.open("wb") if out is not None else contextlib.nullcontext(sys.stdout.buffer) as sink:
             async for customer_id in store.customers_with_decisions():
                 for record in await store.decision_records(customer_id):
                     sink.write(orjson.dumps(record) + b"\n")
                     count += 1
-    finally:
-        await store.close()
     print(f"exported {count} decision records", file=sys.stderr)
     return 0
 
@@ -187,13 +191,8 @@ async def evaluate_logs(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     data = None
     if args.model == "redis":
-        store = admin_store(settings, "read the model from")
-        if store is None:
-            return 2
-        try:
+        async with admin_store(settings, "read the model from") as store:
             data = await store.model_data()
-        finally:
-            await store.close()
     snap = build_snapshot(rb, data)
     with args.log.open("rb") as f:
         records = [orjson.loads(line) for line in f if line.strip()]
@@ -292,15 +291,8 @@ async def _build(rulebook: Rulebook, rules_dir: Path, url: str, settings: Settin
             from nba.demo import demo_population
 
             customers = app[CUSTOMERS]
-            population = iter(demo_population(demo))
-
-            # 32 workers over one iterator, not one task per customer behind a semaphore: Python 3.11's
-            # Semaphore scans its waiters on every acquire, so 10,000 waiting tasks starved the loop
-            async def worker() -> None:
-                for cid, attrs in population:
-                    await customers.save(cid, attrs, merge=False)
-
-            await asyncio.gather(*(worker() for _ in range(32)))
+            saves = (customers.save(cid, attrs, merge=False) for cid, attrs in demo_population(demo))
+            await run_bounded(saves, 32)
             log.info("seeded %d demo customers (c-1000 .. c-%d)", demo, 999 + demo)
 
         app.on_startup.append(seed)

@@ -270,9 +270,9 @@ class Decider:
         the order the rules alone imply for an unknown customer (no profile, so no offer that needs
         consent or segments; no history, so nothing recorded), marked `degraded: true`, instead of an
         error or a wait that slows the page."""
-        # redis-py does not let a command be cancelled half-way (it would leave the connection with an
-        # unread reply), so wait_for cannot bound it: wait for the task instead and, past the deadline,
-        # tell it to stand down before it records anything (it only finishes its current Redis call).
+        # Cancelling would not take back a script Redis already received, so the decision is not cancelled
+        # at the deadline: it is told to stand down before it records anything (it only finishes its
+        # current Redis call).
         abandoned = asyncio.Event()
         task = asyncio.ensure_future(self._decide(req, abandoned))
         done, _ = await asyncio.wait({task}, timeout=self.deadline)
