@@ -1,10 +1,11 @@
 """Quick closed-loop benchmark of POST /v1/decide next to an aiohttp hello-world, in the same run.
 
-Starts a private redis-server, one nba server process (seeded with demo customers) and one hello-world
-process, then drives each with wrk (same threads, connections and duration) and prints requests/s
-and latency percentiles side by side. Needs `wrk` (Debian: apt-get install wrk).
+Starts a private redis-server, nba (seeded with demo customers; `--workers N` processes on one port) and
+as many hello-world processes on one port, then drives each with wrk (same threads, connections and
+duration) and prints requests/s and latency percentiles side by side. Needs `wrk` (Debian: apt-get
+install wrk).
 
-    .venv/bin/python -m loadtests.bench_decide --duration 10 --connections 16
+    .venv/bin/python -m loadtests.bench_decide --duration 10 --connections 16 [--workers 2]
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--customers", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=2, help="alternate hello/decide this many times")
+    parser.add_argument("--workers", type=int, default=1, help="nba serve --workers, and as many hello processes")
     parser.add_argument("--actions", type=int, default=0,
                         help="serve a generated rule set of this many actions instead of the shipped rules/")
     args = parser.parse_args()
@@ -78,8 +80,11 @@ def main() -> int:
             env = {**os.environ, "NBA_REDIS_URL": url, "NBA_PORT": str(nba_port), "NBA_LOG_LEVEL": "WARNING",
                    "NBA_BENCH_CUSTOMERS": str(args.customers)}
             procs.append(subprocess.Popen([sys.executable, "-m", "nba.cli", "serve", "--rules", str(rules),
-                                           "--demo-customers", str(args.customers)], env=env, cwd=tmp))
-            procs.append(subprocess.Popen([sys.executable, str(HERE / "hello.py"), "--port", str(hello_port)]))
+                                           "--demo-customers", str(args.customers), "--workers", str(args.workers)],
+                                          env=env, cwd=tmp))
+            for _ in range(args.workers):
+                procs.append(subprocess.Popen([sys.executable, str(HERE / "hello.py"), "--port", str(hello_port),
+                                               *(["--reuse-port"] if args.workers > 1 else [])]))
             wait_http(f"http://127.0.0.1:{nba_port}/readyz", timeout=300)
             wait_http(f"http://127.0.0.1:{hello_port}/hello")
             rows: dict[str, list[dict[str, float]]] = {"hello": [], "decide": []}
@@ -96,7 +101,7 @@ def main() -> int:
                 p.wait(timeout=10)
             redis.stop()
     print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} alternating rounds, "
-          f"{args.customers} customers, rules: {args.actions or 'shipped'} actions, "
+          f"{args.customers} customers, rules: {args.actions or 'shipped'} actions, {args.workers} process(es) each, "
           f"{os.cpu_count()} cores shared by server, Redis and wrk")
     print(f"{'endpoint':8} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
     best: dict[str, dict[str, float]] = {}

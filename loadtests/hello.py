@@ -17,6 +17,7 @@ async def hello(request: web.Request) -> web.Response:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--reuse-port", action="store_true", help="share the port with other hello processes")
     args = parser.parse_args()
     try:
         import uvloop
@@ -26,7 +27,7 @@ def main() -> None:
         pass
     app = web.Application()
     app.router.add_route("*", "/hello", hello)
-    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None)
+    web.run_app(app, host="127.0.0.1", port=args.port, access_log=None, print=None, reuse_port=args.reuse_port or None)
 
 
 if __name__ == "__main__":

@@ -4,16 +4,21 @@ Thompson sampling has no closed form for "the chance this arm lands at rank r", 
 `draws` posterior samples at once: sample 0 *is* the decision and all samples together estimate each
 shown action's probability at its rank (standard error <= 0.5/sqrt(draws); the chosen action's estimate
 is never 0 because sample 0 counts). Arms whose (1 - TAIL) posterior quantile cannot beat the k-th best
-TAIL quantile are not sampled: such an arm reaches the top-k with probability below (k + 1) x TAIL,
-and leaving it out bounds the work by the contenders, not by all eligible actions.
+TAIL quantile are not sampled: such an arm reaches the top-k with probability below (k + 1) x TAIL.
 
-The work is bounded too: with many contenders (wide posteriors early in an action's life) the number
-of joint samples drops so that samples x contenders stays within DRAW_BUDGET, never below MIN_DRAWS;
-the record of each decision keeps the number used, so offline evaluation knows its precision.
+That bound prunes nothing while posteriors are wide: with 1,000 young actions hundreds stay in the
+running, and sampling them all is what made a decision cost milliseconds. So at most
+`max(SAMPLED_MAX, 4 x k)` contenders are sampled, those with the highest optimistic priority (their
+1 - TAIL quantile x lever): optimism in the face of uncertainty picks which untried actions are tried
+first, and as a tried action's upper quantile falls the next ones move in. The preselection is
+deterministic given the model version, so the logged probabilities are exact for the policy that ran.
+The number of joint samples then shrinks so that samples x contenders stays within DRAW_BUDGET, never
+below MIN_DRAWS; the record of each decision keeps the number used, so offline evaluation knows its
+precision. Decision cost is thereby bounded by SAMPLED_MAX, not by the size of the catalogue.
 
 A `no_action` candidate has a fixed propensity of 1, so its priority is its value x weight: it is a
 threshold. Actions ranked below it are not shown, and it is never returned itself (an empty list means
-"do nothing" won).
+"do nothing" won); it is always among the contenders.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ import numpy as np
 
 from nba.domain import BoolArray, FloatArray, IntArray
 
-DRAW_BUDGET = 16384
+DRAW_BUDGET = 1024
 MIN_DRAWS = 32
+SAMPLED_MAX = 16
+TOP_BY_ARGMAX = 4  # up to this k, k argmax passes beat a sort of every sample's row
 
 
 @dataclass(frozen=True)
@@ -67,11 +74,16 @@ class Beliefs:
         m = self.a.shape[0]
         if self.kind == "beta":
             theta: FloatArray = rng.beta(self.a, self.b, size=(draws, m))
-            if self.exploration != 1.0:
-                theta = self.mean + self.exploration * (theta - self.mean)
+            if self.exploration == 1.0:
+                return theta  # already in [0, 1]
+            theta -= self.mean
+            theta *= self.exploration
+            theta += self.mean
         else:
-            theta = self.a + (self.exploration * self.b) * rng.standard_normal((draws, m))
-        return np.clip(theta, 0.0, 1.0)
+            theta = rng.standard_normal((draws, m))
+            theta *= self.exploration * self.b
+            theta += self.a
+        return np.minimum(np.maximum(theta, 0.0, out=theta), 1.0, out=theta)
 
 
 # z of the 1 - TAIL normal quantile (bandit.TAIL = 1e-4): the contextual model's pruning bound
@@ -99,6 +111,14 @@ def contenders(candidates: IntArray, lever: FloatArray, beliefs: Beliefs, no_act
     lower = np.where(fixed, 1.0, beliefs.low) * lever[candidates]
     kth = np.partition(lower, -limit)[-limit]
     keep: IntArray = np.flatnonzero(upper >= kth)
+    cap = max(SAMPLED_MAX, 4 * limit)
+    if keep.shape[0] > cap:
+        chosen = fixed.copy()  # do-nothing thresholds always take part, on top of the cap
+        open_ = keep[~fixed[keep]]
+        if open_.shape[0] > cap:
+            open_ = open_[np.argpartition(-upper[open_], cap - 1)[:cap]]
+        chosen[open_] = True
+        keep = np.flatnonzero(chosen)
     return keep
 
 
@@ -123,13 +143,7 @@ def arbitrate(candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_acti
     fixed = no_action[c]
     theta[:, fixed] = 1.0
     priority = theta * lever[c]
-    k = min(limit, m)
-    if m > 4 * k:
-        top = np.argpartition(-priority, k - 1, axis=1)[:, :k]
-        inner = np.argsort(-np.take_along_axis(priority, top, axis=1), axis=1, kind="stable")
-        order = np.take_along_axis(top, inner, axis=1)
-    else:
-        order = np.argsort(-priority, axis=1, kind="stable")[:, :k]
+    order = top_k(priority, min(limit, m))
     # positions at or after the first no_action are not shown
     shown = np.cumsum(fixed[order], axis=1) == 0
     n_shown = int(shown[0].sum())
@@ -139,6 +153,26 @@ def arbitrate(candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_acti
         actions=c[chosen], draw=theta[0, chosen], score=priority[0, chosen], probability=probability,
         propensity=own.mean[chosen], contenders=c, draws=draws,
     )
+
+
+def top_k(priority: FloatArray, k: int) -> IntArray:
+    """Per row (sample), the columns of the k highest priorities, best first."""
+    if k <= TOP_BY_ARGMAX:
+        p = priority.copy()
+        rows = np.arange(p.shape[0])
+        order = np.empty((p.shape[0], k), np.int64)
+        for r in range(k):  # per rank, not per action
+            best = p.argmax(axis=1)
+            order[:, r] = best
+            p[rows, best] = -np.inf
+        return order
+    if priority.shape[1] > 4 * k:
+        top = np.argpartition(-priority, k - 1, axis=1)[:, :k]
+        inner = np.argsort(-np.take_along_axis(priority, top, axis=1), axis=1, kind="stable")
+        out: IntArray = np.take_along_axis(top, inner, axis=1)
+        return out
+    out = np.argsort(-priority, axis=1, kind="stable")[:, :k]
+    return out
 
 
 def random_order(candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_action: BoolArray, limit: int,

@@ -49,7 +49,11 @@ def counts(caps: CapTable, history: History, now: float, group_of: IntArray) -> 
     out = np.zeros(len(caps), np.int64)
     if len(history) == 0 or len(caps) == 0:
         return out
-    rows = np.flatnonzero((caps.scope != ACTION) | np.isin(caps.target, history.action))
+    n_actions = group_of.shape[0]
+    in_history = np.zeros(n_actions + 1, bool)  # the last slot stands for "not an action row"
+    in_history[history.action[history.action >= 0]] = True
+    per_action = caps.scope == ACTION
+    rows = np.flatnonzero(~per_action | in_history[np.where(per_action, caps.target, n_actions)])
     if rows.shape[0] == 0:
         return out
     known = history.action >= 0

@@ -150,7 +150,7 @@ def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: fl
         "decision_id": decision_id, "customer_id": req.customer_id, "channel": req.channel,
         "contact_id": req.contact_id, "ts": now, "context": req.context, "segments": seg_list,
         "segment_key": key_name, "rules_version": rb.version, "model_version": model.version,
-        "eligible": [rb.actions[a].id for a in candidates.tolist()],
+        "eligible": rb.action_ids[candidates].tolist(),
         "actions": [{"action_id": x.action_id, "rank": x.rank, "score": x.score, "propensity": x.propensity,
                      "probability": x.probability, "draw": float(d)}
                     for x, d in zip(ranked, ranking.draw.tolist(), strict=True)],
@@ -249,10 +249,6 @@ def new_decision_id(now: float) -> str:
     return f"{int(now * 1000):012x}{secrets.token_hex(10)}"
 
 
-class _Abandoned(Exception):
-    """A decision that missed its deadline stops before recording."""
-
-
 class Decider:
     def __init__(self, live: Live, store: Store, metrics: Metrics, rng: np.random.Generator,
                  clock: Callable[[], float], deadline: float = 0.25):
@@ -263,44 +259,33 @@ class Decider:
         self.clock = clock
         self.deadline = deadline
         self._locks = KeyedLocks()
-        self._late: set[asyncio.Future[Decision]] = set()  # decisions past their deadline, still running
 
     async def decide(self, req: DecideRequest) -> Decision:
         """Within `deadline` seconds, or a degraded answer: when Redis is slow or down, the channel gets
         the order the rules alone imply for an unknown customer (no profile, so no offer that needs
         consent or segments; no history, so nothing recorded), marked `degraded: true`, instead of an
         error or a wait that slows the page."""
-        # Cancelling would not take back a script Redis already received, so the decision is not cancelled
-        # at the deadline: it is told to stand down before it records anything (it only finishes its
-        # current Redis call).
-        abandoned = asyncio.Event()
-        task = asyncio.ensure_future(self._decide(req, abandoned))
-        done, _ = await asyncio.wait({task}, timeout=self.deadline)
-        if task in done:
-            try:
-                return task.result()
-            except (RedisError, OSError) as exc:
-                return self._degraded(req, exc)
-        abandoned.set()
-        self._late.add(task)
-        task.add_done_callback(self._forget)
-        return self._degraded(req, TimeoutError(f"no answer from Redis within {self.deadline * 1000:.0f} ms"))
-
-    def _forget(self, task: asyncio.Future[Decision]) -> None:
-        self._late.discard(task)
-        exc = None if task.cancelled() else task.exception()  # retrieved here, so never "unhandled"
-        if exc is not None and not isinstance(exc, _Abandoned):
-            log.warning("a decision past its deadline failed: %r", exc)
+        # At the deadline the decision stops waiting for Redis (its reply is read and dropped by the
+        # shared connection). A decision stopped while waiting to read records nothing; one stopped while
+        # its record script is on the way may still be recorded (Redis cannot take it back), exactly as if
+        # the answer had been lost in transit: its reservations expire, its actions earn nothing.
+        try:
+            async with asyncio.timeout(self.deadline):
+                return await self._decide(req)
+        except TimeoutError:
+            return self._degraded(req, TimeoutError(f"no answer from Redis within {self.deadline * 1000:.0f} ms"))
+        except (RedisError, OSError) as exc:
+            return self._degraded(req, exc)
 
     def _degraded(self, req: DecideRequest, why: BaseException) -> Decision:
-        self.metrics.decisions.labels(req.channel, "degraded").inc()
+        self.metrics.child(self.metrics.decisions, req.channel, "degraded").inc()
         log.warning("degraded decision for %s: %r", req.customer_id, why)
         now = self.clock()
         anonymous = CustomerSnapshot(None, None, None, [])
         ranked = rank(self.live.snapshot, anonymous, req, now, self.rng, new_decision_id(now), explore=False)
         return replace(ranked.decision, degraded=True)
 
-    async def _decide(self, req: DecideRequest, abandoned: asyncio.Event) -> Decision:
+    async def _decide(self, req: DecideRequest) -> Decision:
         """Read, rank, record-if-unchanged: decisions of one customer are serialised (in this process by
         a lock, across processes by the history version), so caps hold under concurrent requests."""
         async with self._locks.hold(req.customer_id):
@@ -311,8 +296,6 @@ class Decider:
                 now = self.clock()
                 since_ms = int((now - history_horizon(snap.rulebook)) * 1000)
                 customer = await self.store.read_customer(req.customer_id, since_ms, HISTORY_MAX, req.contact_id)
-                if abandoned.is_set():  # the channel already got a degraded answer: record nothing
-                    raise _Abandoned
                 ranked = rank(snap, customer, req, now, self.rng, new_decision_id(now))
                 d = ranked.decision
                 recorded = await self.store.record_decision(
@@ -321,9 +304,9 @@ class Decider:
                     version=customer.version, contact_id=req.contact_id,
                     contact_ttl=snap.rulebook.contact.within if snap.rulebook.contact else 0)
                 if recorded:
-                    self.metrics.decisions.labels(req.channel, "actions" if d.actions else "empty").inc()
+                    self.metrics.child(self.metrics.decisions, req.channel, "actions" if d.actions else "empty").inc()
                     return d
                 self.metrics.decision_conflicts.inc()
-        self.metrics.decisions.labels(req.channel, "conflict").inc()
+        self.metrics.child(self.metrics.decisions, req.channel, "conflict").inc()
         raise Unavailable(f"customer {req.customer_id} changed {RECORD_ATTEMPTS} times while deciding; retry",
                           code="customer_busy")

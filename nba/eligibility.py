@@ -9,7 +9,7 @@ actions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from nba.conditions import Combine, Condition, Facts, InSegment, Leaf, evaluate_
 from nba.domain import BoolArray, FloatArray, IntArray
 
 _TRUE = 0  # value slot 0 always holds True
+MEMO_SIZE = 4096  # distinct leaf-value combinations remembered per rule set (1,000 actions: 4 MB)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class Program:
     other_leaves: tuple[tuple[int, Leaf], ...]  # (slot, leaf) for profile/context/date tests
     steps: tuple[_Step, ...]  # in dependency order
     roots: IntArray  # value slot of each action's condition
+    # leaf values -> result: customers share few combinations of leaf values, and with 1,000 actions the
+    # and/or reductions cost more than the lookup
+    _memo: dict[bytes, BoolArray] = field(default_factory=dict, compare=False, repr=False)
 
     def run(self, segment_mask: BoolArray, facts: Facts) -> BoolArray:
         v = np.zeros(self.n_slots, dtype=bool)
@@ -42,6 +46,10 @@ class Program:
         v[self.segment_slots] = segment_mask[self.segment_index]
         for slot, leaf in self.other_leaves:
             v[slot] = evaluate_leaf(leaf, facts)
+        key = np.packbits(v).tobytes()
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
         for step in self.steps:
             gathered = v[step.children]
             if step.op == "all":
@@ -51,6 +59,10 @@ class Program:
             else:
                 v[step.out] = ~np.logical_or.reduceat(gathered, step.offsets)
         result: BoolArray = v[self.roots]
+        result.flags.writeable = False  # shared by every later customer with these leaf values
+        if len(self._memo) >= MEMO_SIZE:
+            self._memo.clear()
+        self._memo[key] = result
         return result
 
 

@@ -37,7 +37,7 @@ class EventIngest:
                 # an answer naming a decision that did not show it (or expired) could not be learned from
                 if status == "late" or (status == "hist" and args.decision_id is not None):
                     tally["unattributed"] += 1
-                self.metrics.events.labels(args.type, status).inc()
+                self.metrics.child(self.metrics.events, args.type, status).inc()
         return IngestResult(
             accepted=len(events) - tally["dup"], duplicates=tally["dup"], credited=tally["credited"],
             unattributed=tally["unattributed"],

@@ -175,7 +175,9 @@ class Live:
                 scan = directory is not None and loop.time() >= next_scan
                 if scan:
                     next_scan = loop.time() + WATCH_SECONDS
-                if scan and directory is not None and (now := directory_fingerprint(directory)) != seen:
+                # the stat calls run in a thread: on a slow file system they would stall every request
+                if scan and directory is not None and (now := await asyncio.to_thread(
+                        directory_fingerprint, directory)) != seen:
                     seen = now
                     try:
                         await self.publish(directory)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+M = TypeVar("M", Counter, Gauge, Histogram)
 
 _MS_BUCKETS = (0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 25, 50, 100, 250, 1000)
 
@@ -41,5 +45,17 @@ class Metrics:
         self.requests = Counter("nba_http_requests_total", "HTTP requests by route and status",
                                 ["route", "status"], registry=r)
 
+        # labels() validates and locks on every call; the hot path counts a few times per request
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: M, *labels: str) -> M:
+        """`metric.labels(*labels)`, remembered: label values come from finite sets (channels, outcomes,
+        routes, statuses, operations), so this stays small."""
+        key = (id(metric), labels)
+        found: M | None = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
     def observe_redis(self, op: str, ms: float) -> None:
-        self.redis_ms.labels(op).observe(ms)
+        self.child(self.redis_ms, op).observe(ms)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from nba.arbitration import contenders
 from nba.decide import beliefs_for
 from nba.domain import FloatArray
 from nba.evaluation import Estimate, doubly_robust, effective_sample_size, ips, snips
@@ -65,7 +66,10 @@ def replay(snap: Snapshot, records: Iterable[Mapping[str, Any]], rng: np.random.
         key = keys.get(rec.get("segment_key", ""), len(rb.learning.keys) - 1)
         pi, q_logged, q_expected = 0.0, 0.0, 0.0
         if eligible.shape[0]:
+            # the candidate policy's own preselection of contenders (arbitration.contenders, top-1)
             beliefs = beliefs_for(snap, cl.model, cl.exploration, eligible, key, x)
+            keep = contenders(eligible, rb.lever, beliefs, rb.no_action, 1)
+            eligible, beliefs = eligible[keep], beliefs.take(keep)
             theta = beliefs.sample(rng, draws) if cl.exploration > 0 else beliefs.mean[None, :]
             fixed = rb.no_action[eligible]
             theta[:, fixed] = 1.0

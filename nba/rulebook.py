@@ -11,11 +11,13 @@ import datetime as dt
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
+import numpy.typing as npt
 
 from nba import contact_policy
 from nba.conditions import (
@@ -149,6 +151,11 @@ class Rulebook:
     action_index: Mapping[str, int] = field(default_factory=dict)
     channel_index: Mapping[str, int] = field(default_factory=dict)
     segment_index: Mapping[str, int] = field(default_factory=dict)
+
+    @cached_property
+    def action_ids(self) -> npt.NDArray[np.object_]:
+        """Action ids in rulebook order, to turn index arrays into ids without a Python loop."""
+        return np.array([a.id for a in self.actions], dtype=object)
 
     @property
     def segment_names(self) -> tuple[str, ...]:

@@ -89,7 +89,8 @@ async def decide(request: web.Request) -> web.Response:
     req = wire.parse_decide(body, app[LIVE].snapshot.rulebook)
     start = time.perf_counter()
     decision = await app[DECIDER].decide(req)
-    app[METRICS].decision_ms.labels(req.channel).observe((time.perf_counter() - start) * 1000)
+    metrics = app[METRICS]
+    metrics.child(metrics.decision_ms, req.channel).observe((time.perf_counter() - start) * 1000)
     return json_response(decision_body(decision))
 
 
@@ -266,7 +267,8 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         response = problem_response(NbaError("unexpected error; it has been logged"))
     route = request.match_info.route.resource
     name = route.canonical if route is not None else "unmatched"
-    request.app[METRICS].requests.labels(name, str(response.status)).inc()
+    metrics = request.app[METRICS]
+    metrics.child(metrics.requests, name, str(response.status)).inc()
     if log.isEnabledFor(logging.DEBUG):
         log.debug(orjson.dumps({"method": request.method, "path": request.path, "status": response.status,
                                 "ms": round((time.perf_counter() - start) * 1000, 3)}).decode())

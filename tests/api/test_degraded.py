@@ -44,7 +44,7 @@ class SlowProxy:
 
 async def test_a_missed_deadline_gives_a_degraded_rules_only_answer(make_client: AppFactory, redis_url: str) -> None:
     proxy = SlowProxy(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
-    client = await make_client(deadline=0.1, url=await proxy.start())
+    client = await make_client(deadline=0.5, url=await proxy.start())  # generous: CI machines pause
     await put_customer(client, "c-1", CROSSSELL_MOBILE)
     assert (await decide(client, "c-1"))["degraded"] is False
     proxy.delay = 3.0

@@ -5,9 +5,20 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from scipy import integrate, stats
 
-from nba.arbitration import Beliefs, Ranking, arbitrate, contenders, random_order
+from nba.arbitration import (
+    DRAW_BUDGET,
+    MIN_DRAWS,
+    SAMPLED_MAX,
+    Beliefs,
+    Ranking,
+    arbitrate,
+    contenders,
+    random_order,
+    top_k,
+)
 from nba.bandit import ModelState
 
 
@@ -67,6 +78,53 @@ def test_contenders_drop_only_arms_that_cannot_reach_the_top_k() -> None:
     # the pruned arms indeed never win over many draws
     r = _run([500, 5, 1, 400], [500, 995, 999, 600], [1, 1, 1, 1], 2, seed=3, draws=2048)
     assert set(r.contenders.tolist()) == {0, 3}
+
+
+def test_many_young_actions_sample_a_bounded_set_picked_optimistically() -> None:
+    # 300 untried actions with the same wide prior: the bound prunes nothing, so the ones with the
+    # highest optimistic priority (here: the largest levers) are sampled, and the do-nothing threshold
+    n = 300
+    lever = np.linspace(1.0, 2.0, n)
+    na = np.zeros(n, bool)
+    na[7] = True  # a low-value do-nothing threshold still takes part
+    m = _model([1.0] * n, [19.0] * n)
+    beliefs = Beliefs.beta(m.alpha[:, 0], m.beta[:, 0], m.low[:, 0], m.high[:, 0])
+    keep = contenders(np.arange(n), lever, beliefs, na, 3)
+    assert keep.tolist() == [7, *range(n - SAMPLED_MAX, n)]
+    assert contenders(np.arange(n), lever, beliefs, na, 10).shape[0] == 40 + 1  # 4 x the limit when larger
+    r = arbitrate(np.arange(n), beliefs, lever, na, 3, np.random.default_rng(1), 256)
+    assert r.draws * r.contenders.shape[0] <= DRAW_BUDGET + MIN_DRAWS
+    assert r.draws >= MIN_DRAWS
+    assert set(r.actions.tolist()) <= set(range(n - SAMPLED_MAX, n))
+
+
+def test_logged_probabilities_are_those_of_the_preselecting_policy() -> None:
+    # 60 young actions: how often each one comes first over many decisions matches the probabilities
+    # the decisions logged for it (both describe the same policy, preselection included)
+    n, runs = 60, 3000
+    lever = np.linspace(1.0, 1.5, n)
+    m = _model([1.0] * n, [19.0] * n)
+    beliefs = Beliefs.beta(m.alpha[:, 0], m.beta[:, 0], m.low[:, 0], m.high[:, 0])
+    firsts = np.zeros(n)
+    logged = np.zeros(n)
+    for seed in range(runs):
+        r = arbitrate(np.arange(n), beliefs, lever, np.zeros(n, bool), 1, np.random.default_rng(seed), 256)
+        firsts[r.actions[0]] += 1
+        logged[r.actions[0]] += r.probability[0]
+    shown = firsts > 0
+    # E[logged p | chosen] = P(chosen) + (1 - P(chosen)) / draws: sample 0 is one of the draws
+    draws = DRAW_BUDGET // SAMPLED_MAX
+    freq = firsts / runs
+    mean_logged = logged[shown] / firsts[shown]
+    expected = freq[shown] + (1 - freq[shown]) / draws
+    assert np.abs(mean_logged - expected).max() < 0.05
+    assert firsts[: n - SAMPLED_MAX].sum() == 0
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 7])
+def test_top_k_agrees_with_a_full_sort(k: int) -> None:
+    priority = np.random.default_rng(k).random((50, 12))
+    assert (top_k(priority, k) == np.argsort(-priority, axis=1, kind="stable")[:, :k]).all()
 
 
 def test_top_k_order_and_limits() -> None:

@@ -54,3 +54,18 @@ def test_channel_dates_and_weight_filter() -> None:
 ])
 def test_operator_semantics(op: str, value: object, operand: object, expected: bool) -> None:
     assert check_value(op, value, operand) is expected  # type: ignore[arg-type]
+
+
+def test_results_are_remembered_per_leaf_values_and_the_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    conditions: list[Condition] = [InSegment("s0"), FieldTest("profile", ("x",), "gt", 5.0),
+                                   Combine("any", (InSegment("s1"), FieldTest("profile", ("x",), "gt", 5.0)))]
+    program = compile_program(conditions, SEGMENTS)
+    seg = np.array([True] + [False] * 7)
+    first = program.run(seg, Facts({"x": 9}, {}, {"s0"}, 0.0))
+    assert first.tolist() == [True, True, True]
+    assert program.run(seg, Facts({"x": 9}, {}, {"s0"}, 0.0)) is first  # same leaf values: remembered
+    assert not first.flags.writeable  # shared, so nobody may change it
+    assert program.run(seg, Facts({"x": 1}, {}, {"s0"}, 0.0)).tolist() == [True, False, False]
+    monkeypatch.setattr("nba.eligibility.MEMO_SIZE", 2)
+    program.run(seg, Facts({"x": 7}, {}, {"s0"}, 0.0))
+    assert len(program._memo) <= 2
