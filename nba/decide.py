@@ -11,6 +11,7 @@ import hashlib
 import logging
 import random
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -33,6 +34,7 @@ from nba.store.keys import HISTORY_MAX
 from nba.store.redis import CustomerSnapshot, Store
 
 RECORD_ATTEMPTS = 10
+DEGRADED_LOG_SECONDS = 10.0
 log = logging.getLogger("nba.decide")
 
 
@@ -259,6 +261,8 @@ class Decider:
         self.clock = clock
         self.deadline = deadline
         self._locks = KeyedLocks()
+        self._unlogged = 0  # degraded decisions since the last warning
+        self._logged_at = -DEGRADED_LOG_SECONDS
 
     async def decide(self, req: DecideRequest) -> Decision:
         """Within `deadline` seconds, or a degraded answer: when Redis is slow or down, the channel gets
@@ -279,7 +283,14 @@ class Decider:
 
     def _degraded(self, req: DecideRequest, why: BaseException) -> Decision:
         self.metrics.child(self.metrics.decisions, req.channel, "degraded").inc()
-        log.warning("degraded decision for %s: %r", req.customer_id, why)
+        # one line per DEGRADED_LOG_SECONDS: while Redis is down every decision degrades, and a warning
+        # each would flood the log (and cost the CPU the degraded answers are meant to save)
+        self._unlogged += 1
+        at = time.monotonic()
+        if at - self._logged_at >= DEGRADED_LOG_SECONDS:
+            log.warning("%d degraded decision(s) since the last warning; the latest for %s: %r",
+                        self._unlogged, req.customer_id, why)
+            self._unlogged, self._logged_at = 0, at
         now = self.clock()
         anonymous = CustomerSnapshot(None, None, None, [])
         ranked = rank(self.live.snapshot, anonymous, req, now, self.rng, new_decision_id(now), explore=False)

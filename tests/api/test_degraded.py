@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
+
+import pytest
 
 from nba.redis_server import RedisServer
 from tests.api.helpers import CROSSSELL_MOBILE, decide, problem, put_customer
@@ -61,7 +64,8 @@ async def test_a_missed_deadline_gives_a_degraded_rules_only_answer(make_client:
     assert 'nba_decisions_total{channel="web",outcome="degraded"} 1.0' in text
 
 
-async def test_redis_gone_decide_degrades_and_writes_are_503(make_client: AppFactory, tmp_path: Path) -> None:
+async def test_redis_gone_decide_degrades_and_writes_are_503(make_client: AppFactory, tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
     server = RedisServer(tmp_path / "redis", persist=False)
     url = server.start()
     try:
@@ -69,8 +73,12 @@ async def test_redis_gone_decide_degrades_and_writes_are_503(make_client: AppFac
         await put_customer(client, "c-1", CROSSSELL_MOBILE)
         assert (await decide(client, "c-1"))["degraded"] is False
         server.stop()
-        body = await decide(client, "c-1")
+        with caplog.at_level(logging.WARNING, logger="nba.decide"):
+            body = await decide(client, "c-1")
+            assert (await decide(client, "c-2"))["degraded"] is True
         assert body["degraded"] is True
+        # one warning for both: a Redis outage must not write a log line per decision
+        assert len([r for r in caplog.records if "degraded decision" in r.getMessage()]) == 1
         resp = await client.post("/v1/events", json={"events": [{"event_id": "e", "type": "impression",
                                                                   "customer_id": "c-1", "action_id": "tv-addon",
                                                                   "channel": "web"}]})
