@@ -18,7 +18,7 @@ precision. Decision cost is thereby bounded by SAMPLED_MAX, not by the size of t
 
 A `no_action` candidate has a fixed propensity of 1, so its priority is its value x weight: it is a
 threshold. Actions ranked below it are not shown, and it is never returned itself (an empty list means
-"do nothing" won); it is always among the contenders.
+"do nothing" won); it is sampled whenever it can reach the top-k, whatever the cap.
 """
 
 from __future__ import annotations
@@ -113,7 +113,8 @@ def contenders(candidates: IntArray, lever: FloatArray, beliefs: Beliefs, no_act
     keep: IntArray = np.flatnonzero(upper >= kth)
     cap = max(SAMPLED_MAX, 4 * limit)
     if keep.shape[0] > cap:
-        chosen = fixed.copy()  # do-nothing thresholds always take part, on top of the cap
+        chosen = np.zeros(candidates.shape[0], bool)
+        chosen[keep[fixed[keep]]] = True  # do-nothing thresholds that can bind take part, on top of the cap
         open_ = keep[~fixed[keep]]
         if open_.shape[0] > cap:
             open_ = open_[np.argpartition(-upper[open_], cap - 1)[:cap]]
