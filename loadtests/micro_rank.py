@@ -1,5 +1,7 @@
 """Micro-benchmark: server-side compute of one decision (the pure `rank` stage, no I/O, no HTTP),
-for the shipped rules and for generated rule sets of 10 and 1,000 actions.
+for the shipped rules and for generated rule sets of 10 and 1,000 actions, each with a cold model (priors
+only: the widest posteriors, the most contenders) and a trained one (every action shown 200-5,000 times
+per segment key, accepted 1-10% of the time).
 
     python -m loadtests.micro_rank
 """
@@ -19,14 +21,24 @@ from nba.demo import demo_population
 from nba.domain import DecideRequest
 from nba.live import build_snapshot
 from nba.rulebook import Rulebook, load_rulebook
-from nba.store.redis import CustomerSnapshot
+from nba.store.redis import CustomerSnapshot, ModelData
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def bench(rb: Rulebook, n: int = 3000, history: int = 5) -> tuple[float, float]:
+def trained(rb: Rulebook, seed: int = 1) -> ModelData:
+    rng = np.random.default_rng(seed)
+    counts = {}
+    for a in rb.actions:
+        for key in rb.learning.keys:
+            trials = float(rng.integers(200, 5000))
+            counts[(a.id, key)] = (trials, trials * float(rng.uniform(0.01, 0.10)))
+    return ModelData("trained", counts, {}, "", {})
+
+
+def bench(rb: Rulebook, n: int = 3000, history: int = 5, data: ModelData | None = None) -> tuple[float, float]:
     rng = np.random.default_rng(1)
-    snap = build_snapshot(rb, None)
+    snap = build_snapshot(rb, data)
     now = time.time()
     ids = [a.id for a in rb.actions]
     customers = []
@@ -50,10 +62,11 @@ def main() -> None:
         sets = {"shipped (15)": load_rulebook(ROOT / "rules")}
         for n in (10, 1000):
             sets[f"generated {n}"] = load_rulebook(generate(Path(tmp) / f"r{n}", n, seed=1))
-        print(f"{'rule set':16} {'median us':>10} {'p99 us':>10}")
+        print(f"{'rule set':16} {'model':8} {'median us':>10} {'p99 us':>10}")
         for name, rb in sets.items():
-            med, p99 = bench(rb)
-            print(f"{name:16} {med:10.1f} {p99:10.1f}")
+            for model, data in (("cold", None), ("trained", trained(rb))):
+                med, p99 = bench(rb, data=data)
+                print(f"{name:16} {model:8} {med:10.1f} {p99:10.1f}")
 
 
 if __name__ == "__main__":
