@@ -66,7 +66,8 @@ def replay(snap: Snapshot, records: Iterable[Mapping[str, Any]], rng: np.random.
         key = keys.get(rec.get("segment_key", ""), len(rb.learning.keys) - 1)
         pi, q_logged, q_expected = 0.0, 0.0, 0.0
         if eligible.shape[0]:
-            # the candidate policy's own preselection of contenders (arbitration.contenders, top-1)
+            # the candidate policy's own preselection of contenders (arbitration.contenders) for its first
+            # place: the same cap as a live decision with a limit up to 4
             beliefs = beliefs_for(snap, cl.model, cl.exploration, eligible, key, x)
             keep = contenders(eligible, rb.lever, beliefs, rb.no_action, 1)
             eligible, beliefs = eligible[keep], beliefs.take(keep)
