@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from nba.http.routes import DECIDER
 from nba.redis_server import RedisServer
 from tests.api.helpers import CROSSSELL_MOBILE, decide, problem, put_customer
 from tests.conftest import AppFactory
@@ -47,9 +48,12 @@ class SlowProxy:
 
 async def test_a_missed_deadline_gives_a_degraded_rules_only_answer(make_client: AppFactory, redis_url: str) -> None:
     proxy = SlowProxy(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
-    client = await make_client(deadline=0.5, url=await proxy.start())  # generous: CI machines pause
+    # a generous deadline while the proxy is fast (the first decision also loads the scripts, and CI
+    # machines pause), then a tight one while it holds every reply for 3 s
+    client = await make_client(deadline=5.0, url=await proxy.start())
     await put_customer(client, "c-1", CROSSSELL_MOBILE)
     assert (await decide(client, "c-1"))["degraded"] is False
+    client.app[DECIDER].deadline = 0.1
     proxy.delay = 3.0
     start = time.perf_counter()
     body = await decide(client, "c-1", "web")
@@ -69,7 +73,7 @@ async def test_redis_gone_decide_degrades_and_writes_are_503(make_client: AppFac
     server = RedisServer(tmp_path / "redis", persist=False)
     url = server.start()
     try:
-        client = await make_client(url=url, deadline=0.5)
+        client = await make_client(url=url, deadline=5.0)  # generous: the degraded answer below does not wait
         await put_customer(client, "c-1", CROSSSELL_MOBILE)
         assert (await decide(client, "c-1"))["degraded"] is False
         server.stop()
