@@ -124,15 +124,15 @@ class Store:
 
     async def _eval(self, op: str, script: _Script, keys_: list[str], args: Iterable[Any]) -> Any:
         argv = script.args(keys_, args)
+        return await self._timed(op, lambda: self._evalsha(script, argv))
 
-        async def call() -> Any:
-            try:
-                return await self._mux.execute("EVALSHA", *argv)
-            except NoScriptError:
-                await self._mux.execute("SCRIPT", "LOAD", script.text)
-                return await self._mux.execute("EVALSHA", *argv)
-
-        return await self._timed(op, call)
+    async def _evalsha(self, script: _Script, argv: tuple[Any, ...]) -> Any:
+        """EVALSHA, loading the script when Redis does not have it (first use, a restart, SCRIPT FLUSH)."""
+        try:
+            return await self._mux.execute("EVALSHA", *argv)
+        except NoScriptError:
+            await self._mux.execute("SCRIPT", "LOAD", script.text)
+            return await self._mux.execute("EVALSHA", *argv)
 
     async def ping(self) -> bool:
         return bool(await self._timed("ping", self.client.ping))
@@ -276,11 +276,10 @@ class Store:
         """Many calls of one script in one pipelined round trip."""
         results: list[Any] = await asyncio.gather(*(self._mux.execute("EVALSHA", *argv) for argv in calls),
                                                   return_exceptions=True)
-        # a script flushed from Redis ran nowhere: load it and run only those calls again
+        # a script flushed from Redis ran nowhere: run only those calls again (the first one loads it)
         for i, res in enumerate(results):
             if isinstance(res, NoScriptError):
-                await self._mux.execute("SCRIPT", "LOAD", script.text)
-                results[i] = await self._mux.execute("EVALSHA", *calls[i])
+                results[i] = await self._evalsha(script, calls[i])
             elif isinstance(res, BaseException):
                 raise res
         return results

@@ -12,6 +12,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from nba.redis_server import RedisServer
 from nba.store.multiplex import Multiplexer
+from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, send_events
 
 
 def mux_for(url: str, timeout: float = 2.0) -> Multiplexer:
@@ -84,3 +85,18 @@ async def test_a_lost_server_fails_waiting_calls_and_a_new_one_is_used(tmp_path:
     finally:
         await mux.close()
         server.stop()
+
+
+async def test_store_reloads_its_scripts_after_redis_forgot_them(client: Client, redis: Redis) -> None:
+    await put_customer(client, "c-flush-1", CROSSSELL_MOBILE)
+    await put_customer(client, "c-flush-2", CROSSSELL_MOBILE)
+    await redis.script_flush()  # what a Redis restart or failover does to loaded scripts
+    shown = await decide(client, "c-flush-1")
+    assert shown["degraded"] is False
+    assert shown["actions"]
+    await redis.script_flush()
+    # a batch of several customers runs one script call each in one pipelined round trip
+    events = [{"event_id": f"flush-{cid}", "type": "impression", "customer_id": cid,
+               "action_id": shown["actions"][0]["action_id"], "channel": "web"}
+              for cid in ("c-flush-1", "c-flush-2")]
+    assert (await send_events(client, events))["accepted"] == 2
