@@ -37,6 +37,7 @@ import aiohttp
 import numpy as np
 import yaml
 
+from loadtests.openloop import proc_cpu
 from nba.features import FeatureSpace, encode
 from nba.locks import run_bounded
 from nba.redis_server import RedisServer, free_port
@@ -164,11 +165,6 @@ def _start_server(env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "nba.cli", "serve"], env=env)
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def nba_run(name: str, world: World, rules: Path, workers: int, seed: int, workdir: Path) -> Run:
     redis = RedisServer(workdir / name, persist=False)
     url = redis.start()
@@ -201,7 +197,7 @@ async def nba_run(name: str, world: World, rules: Path, workers: int, seed: int,
                     assert r.status in (200, 201), await r.text()
 
             await run_bounded((put(i) for i in range(len(world.profiles))), 32)
-            cpu0, start = _cpu_seconds(server.pid), time.perf_counter()
+            cpu0, start = proc_cpu([server.pid]), time.perf_counter()
             next_visit = 0
             degraded, retries = [0], [0]
 
@@ -238,7 +234,7 @@ async def nba_run(name: str, world: World, rules: Path, workers: int, seed: int,
 
             await asyncio.gather(*(worker() for _ in range(workers)))
             seconds = time.perf_counter() - start
-            cpu = _cpu_seconds(server.pid) - cpu0
+            cpu = proc_cpu([server.pid]) - cpu0
             async with http.get(f"{base}/metrics") as r:
                 metrics = await r.text()
     finally:
