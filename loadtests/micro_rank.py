@@ -21,6 +21,7 @@ from nba.demo import demo_population
 from nba.domain import DecideRequest
 from nba.live import build_snapshot
 from nba.rulebook import Rulebook, load_rulebook
+from nba.store.history import pack
 from nba.store.redis import CustomerSnapshot, ModelData
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,8 +44,8 @@ def bench(rb: Rulebook, n: int = 3000, history: int = 5, data: ModelData | None 
     ids = [a.id for a in rb.actions]
     customers = []
     for k, (_, attrs) in enumerate(demo_population(200)):
-        hist = [f"{int(now * 1000) - j * 3_600_000}|impression|{ids[(k + j) % len(ids)]}|web|e{j}".encode()
-                for j in range(history)]
+        hist = pack((int(now * 1000) - j * 3_600_000, "impression", ids[(k + j) % len(ids)], "web", f"e{j}")
+                    for j in range(history))
         customers.append(CustomerSnapshot(attrs, segments.materialise(rb, attrs, now), rb.segments_version, hist))
     req = DecideRequest("c-1", "web", {"device": "mobile"}, 3, False, None)
     for c in customers:

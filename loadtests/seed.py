@@ -36,6 +36,7 @@ from nba.locks import run_bounded
 from nba.metrics import Metrics
 from nba.redis_server import RedisServer
 from nba.rulebook import load_rulebook
+from nba.store import keys
 from nba.store.redis import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,7 @@ async def seed(url: str, rules: Path, customers: int, concurrency: int, seed_: i
     action_ids = [a.id for a in rulebook.actions if a.id != "no-action"]
     await client.config_set("maxmemory-policy", "noeviction")
     before = int((await client.info("memory"))["used_memory"])
+    shared_before = await shared_bytes(client)
     rng = np.random.default_rng(seed_)
     today = dt.date.today()
 
@@ -111,12 +113,25 @@ async def seed(url: str, rules: Path, customers: int, concurrency: int, seed_: i
     seconds = time.perf_counter() - t0
     info = await client.info("memory")
     after = int(info["used_memory"])
-    keys = int(await client.dbsize())
+    shared = await shared_bytes(client) - shared_before
+    n_keys = int(await client.dbsize())
     await store.close()
-    per_customer = (after - before) / customers
-    return {"customers": customers, "events": n_events, "seconds": seconds, "keys": keys,
-            "used_memory_before": before, "used_memory_after": after, "bytes_per_customer": per_customer,
+    # the model, rules and inbox keys do not grow with the customers (per-action event counts are the
+    # largest): per 1M customers counts only what does
+    per_customer = (after - before - shared) / customers
+    return {"customers": customers, "events": n_events, "seconds": seconds, "keys": n_keys,
+            "used_memory_before": before, "used_memory_after": after, "shared": shared,
+            "bytes_per_customer": per_customer,
             "gib_per_million": per_customer * 1e6 / 2**30, "rss": int(info["used_memory_rss"])}
+
+
+async def shared_bytes(client: Any) -> int:
+    """Memory of the keys that are not any customer's (model, rules, inbox), exactly (SAMPLES 0)."""
+    total = 0
+    for pattern in (f"{keys.PREFIX}:{{model}}:*", f"{keys.PREFIX}:{{rules}}:*"):
+        async for key in client.scan_iter(match=pattern, count=1000):
+            total += int(await client.memory_usage(key, samples=0) or 0)
+    return total
 
 
 def main() -> int:
@@ -140,7 +155,8 @@ def main() -> int:
           f"({r['customers'] / r['seconds']:,.0f} customers/s, {r['events'] / r['seconds']:,.0f} events/s); "
           f"{r['keys']:,} keys")
     print(f"Redis used_memory {r['used_memory_before'] / 2**20:.1f} -> {r['used_memory_after'] / 2**20:.1f} MiB "
-          f"(rss {r['rss'] / 2**20:.1f} MiB): {r['bytes_per_customer']:.0f} bytes per customer, "
+          f"(rss {r['rss'] / 2**20:.1f} MiB), of which {r['shared'] / 2**20:.2f} MiB model, rules and inbox: "
+          f"{r['bytes_per_customer']:.0f} bytes per customer, "
           f"{r['gib_per_million']:.3f} GiB per 1M customers")
     return 0
 

@@ -10,10 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 from nba import profile, segments
+from nba.domain import EVENT_TYPES
 from nba.errors import InvalidRequest, NotFound, Unavailable
 from nba.live import Live
 from nba.locks import KeyedLocks
 from nba.rulebook import Rulebook
+from nba.store import history
 from nba.store.keys import HISTORY_TTL
 from nba.store.redis import Store
 
@@ -54,47 +56,48 @@ class Customers:
             expected = "*"
             new = attributes
             if merge:
-                current = await self.store.get_profile(customer_id)
+                current, _ = await self.store.get_profile(customer_id)
                 expected = current.revision if current else ""
                 new = profile.merge(current.attributes if current else {}, attributes)
             segs = segments.materialise(rb, new, now)
-            updated = dt.datetime.fromtimestamp(now, dt.UTC).isoformat().replace("+00:00", "Z")
-            rev = await self.store.write_profile(customer_id, expected, new, segs, rb.segments_version, updated)
+            rev = await self.store.write_profile(customer_id, expected, new, segs, rb.segments_version,
+                                                 int(now * 1000))
             if rev >= 0:
                 return
         raise Unavailable(f"customer {customer_id} is being changed concurrently; try again")
 
     async def read(self, customer_id: str) -> dict[str, Any]:
-        stored = await self.store.get_profile(customer_id)
+        stored, hist = await self.store.get_profile(customer_id)
         if stored is None:
             raise NotFound(f"no profile for customer {customer_id}", code="customer_not_found")
         rb = self.live.snapshot.rulebook
         now = self.clock()
         member, _ = segments.current(rb, stored.attributes, stored.segments, stored.segments_version, {}, now)
-        hist = await self.store.read_history(customer_id, int((now - HISTORY_TTL) * 1000))
         by_action: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         last: float | None = None
         events = 0
-        for member_bytes in hist:
-            ts, etype, action, _channel, _eid = member_bytes.decode().split("|", 4)
-            if etype == "reserved":  # a decision's placeholder, not something that happened
+        for ts_ms, code, action, _channel in history.newest_first(hist, int((now - HISTORY_TTL) * 1000)):
+            if code < 0:  # a decision's reservation, not something that happened
                 continue
             events += 1
-            by_action[action][etype] += 1
-            last = max(last or 0.0, int(ts) / 1000)
+            by_action[action][EVENT_TYPES[code]] += 1
+            last = max(last or 0.0, ts_ms / 1000)
         return {
             "customer_id": customer_id,
             "attributes": stored.attributes,
             "segments": [s.name for s in rb.segments if s.name in member],
-            "updated_at": stored.updated_at,
+            "updated_at": _iso(stored.updated_ms / 1000),
             "revision": int(stored.revision or 0),
             "history": {
                 "events": events,
-                "last_contact_at": None if last is None else
-                dt.datetime.fromtimestamp(last, dt.UTC).isoformat().replace("+00:00", "Z"),
+                "last_contact_at": None if last is None else _iso(last),
                 "by_action": {a: dict(t) for a, t in sorted(by_action.items())},
             },
         }
 
     async def erase(self, customer_id: str) -> None:
         await self.store.erase(customer_id)
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

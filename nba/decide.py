@@ -30,7 +30,7 @@ from nba.locks import KeyedLocks
 from nba.metrics import Metrics
 from nba.reasons import render
 from nba.rulebook import Rulebook
-from nba.store.keys import HISTORY_MAX
+from nba.store.history import newest_first
 from nba.store.redis import CustomerSnapshot, Store
 
 RECORD_ATTEMPTS = 10
@@ -43,10 +43,14 @@ RESERVATION_SECONDS = 1800.0
 _IMPRESSION = EVENT_CODE["impression"]
 
 
-def parse_history(raw: list[bytes], rb: Rulebook, now: float) -> History:
-    """Stored history members `ts_ms|type|action|channel|event_id` to arrays; unknown ids become -1.
-    Live reservations count as impressions, expired ones as nothing."""
-    n = len(raw)
+def parse_history(raw: bytes, rb: Rulebook, now: float) -> History:
+    """The packed history (store/history.py) inside the longest cap window, newest first, as arrays;
+    unknown ids become -1. Live reservations count as impressions, expired ones as nothing."""
+    if not raw:
+        return History.empty()
+    since_ms = int((now - history_horizon(rb)) * 1000)
+    rows = list(newest_first(raw, since_ms))
+    n = len(rows)
     if n == 0:
         return History.empty()
     ts = np.empty(n)
@@ -54,13 +58,13 @@ def parse_history(raw: list[bytes], rb: Rulebook, now: float) -> History:
     action = np.empty(n, np.int64)
     channel = np.empty(n, np.int64)
     actions, channels = rb.action_index, rb.channel_index
-    for i, member in enumerate(raw):
-        t, e, a, c, _ = member.decode().split("|", 4)
-        ts[i] = int(t) / 1000.0
-        if e == "reserved":
-            event[i] = _IMPRESSION if ts[i] > now - RESERVATION_SECONDS else -1
+    live_from = now - RESERVATION_SECONDS
+    for i, (t, e, a, c) in enumerate(rows):
+        ts[i] = t / 1000.0
+        if e < 0:  # a reservation
+            event[i] = _IMPRESSION if ts[i] > live_from else -1
         else:
-            event[i] = EVENT_CODE.get(e, -1)
+            event[i] = e
         action[i] = actions.get(a, -1)
         channel[i] = channels.get(c, -1)
     return History(ts, event, action, channel)
@@ -292,7 +296,7 @@ class Decider:
                         self._unlogged, req.customer_id, why)
             self._unlogged, self._logged_at = 0, at
         now = self.clock()
-        anonymous = CustomerSnapshot(None, None, None, [])
+        anonymous = CustomerSnapshot(None, None, None, b"")
         ranked = rank(self.live.snapshot, anonymous, req, now, self.rng, new_decision_id(now), explore=False)
         return replace(ranked.decision, degraded=True)
 
@@ -305,8 +309,7 @@ class Decider:
                     await asyncio.sleep(random.uniform(0, 0.002 * attempt))
                 snap = self.live.snapshot
                 now = self.clock()
-                since_ms = int((now - history_horizon(snap.rulebook)) * 1000)
-                customer = await self.store.read_customer(req.customer_id, since_ms, HISTORY_MAX, req.contact_id)
+                customer = await self.store.read_customer(req.customer_id, req.contact_id)
                 ranked = rank(snap, customer, req, now, self.rng, new_decision_id(now))
                 d = ranked.decision
                 recorded = await self.store.record_decision(

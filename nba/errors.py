@@ -1,6 +1,7 @@
 """The one error hierarchy of nba; HTTP status and problem `code` live here and nowhere else.
 
     NbaError                      500 internal_error (never raised on purpose)
+    +-- StoredDataUnreadable      500 stored_data_unreadable (a key nba needs was deleted by hand)
     +-- InvalidRequest            400 invalid_request  (field-level `errors`)
     |   +-- InvalidJson           400 invalid_json
     +-- NotFound                  404 not_found / customer_not_found / ...
@@ -34,6 +35,11 @@ class NbaError(Exception):
         if code is not None:
             self.code = code
         self.errors: list[FieldError] = errors or []
+
+
+class StoredDataUnreadable(NbaError):
+    code = "stored_data_unreadable"
+    title = "Stored data cannot be read"
 
 
 class InvalidRequest(NbaError):

@@ -36,6 +36,7 @@ from nba.errors import RuleProblem
 from nba.live import build_snapshot
 from nba.rulebook import Rulebook
 from nba.rulefiles import Node, Reader, load_yaml, plain, suggest
+from nba.store.history import pack
 from nba.store.redis import CustomerSnapshot
 
 _CASE_KEYS = ["name", "channel", "profile", "context", "history", "now", "limit", "expect"]
@@ -154,8 +155,8 @@ def _action_id(rb: Rulebook, r: Reader, node: Node, path: str) -> str | None:
 def run_case(rb: Rulebook, case: Case, now: float) -> Outcome:
     now = case.now if case.now is not None else now
     snap = build_snapshot(rb, None)
-    history = [f"{int((now - ago) * 1000)}|{etype}|{action}|{ch}|t{i}".encode()
-               for i, (ago, etype, action, ch) in enumerate(case.history)]
+    history = pack((int((now - ago) * 1000), etype, action, ch, f"t{i}")
+                   for i, (ago, etype, action, ch) in enumerate(case.history))
     customer = CustomerSnapshot(case.profile, segments.materialise(rb, case.profile, now), rb.segments_version,
                                 history)
     req = DecideRequest("rule-test", case.channel, case.context, case.limit, True, None)

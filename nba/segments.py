@@ -14,24 +14,34 @@ from nba.rulebook import Rulebook
 _EMPTY: Mapping[str, Any] = {}
 
 
-def materialise(rulebook: Rulebook, attributes: Mapping[str, Any], now: float) -> list[str]:
-    """Profile segments (no time, no context): stored with the profile when it changes."""
+def materialise(rulebook: Rulebook, attributes: Mapping[str, Any], now: float) -> int:
+    """Profile segments (no time, no context), stored with the profile when it changes: bit i is the
+    rule set's i-th segment, which is stable while its segments version is (a few bytes per customer
+    instead of the names)."""
+    return _bits(rulebook, _profile_segments(rulebook, attributes, now))
+
+
+def _profile_segments(rulebook: Rulebook, attributes: Mapping[str, Any], now: float) -> set[str]:
     member: set[str] = set()
     facts = Facts(attributes, _EMPTY, member, now)
     for seg in rulebook.segments:
         if seg.kind == "profile" and evaluate(seg.condition, facts):
             member.add(seg.name)
-    return [s.name for s in rulebook.segments if s.name in member]
+    return member
 
 
-def current(rulebook: Rulebook, attributes: Mapping[str, Any], stored: list[str] | None,
+def _bits(rulebook: Rulebook, member: set[str]) -> int:
+    return sum(1 << i for i, s in enumerate(rulebook.segments) if s.name in member)
+
+
+def current(rulebook: Rulebook, attributes: Mapping[str, Any], stored: int | None,
             stored_version: str | None, context: Mapping[str, Any], now: float) -> tuple[set[str], BoolArray]:
     """All segments the customer is in now. Stored profile segments are trusted only if they were
     computed by the same segment definitions; otherwise (rules changed since) they are recomputed."""
     if stored is not None and stored_version == rulebook.segments_version:
-        member = set(stored)
+        member = {s.name for i, s in enumerate(rulebook.segments) if stored >> i & 1}
     else:
-        member = set(materialise(rulebook, attributes, now))
+        member = _profile_segments(rulebook, attributes, now)
     facts = Facts(attributes, context, member, now)
     for seg in rulebook.segments:
         if seg.kind != "profile" and evaluate(seg.condition, facts):

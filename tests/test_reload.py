@@ -62,7 +62,15 @@ def two_servers(redis_url: str, rules_copy: Path, tmp_path: Path) -> Iterator[li
     finally:
         for p in procs:
             p.terminate()
-            p.wait(timeout=10)
+        slow = []
+        for i, p in enumerate(procs):
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # kill it rather than leave it running, and say so
+                p.kill()
+                p.wait()
+                slow.append((tmp_path / f"server{i}.log").read_text()[-3000:])
+        assert not slow, f"a server did not stop within 30 s of SIGTERM: {slow}"
 
 
 def _versions(bases: list[str]) -> list[str]:

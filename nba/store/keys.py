@@ -4,15 +4,27 @@ All keys of one customer share the hash tag `{c:<id>}`, so a Lua script may touc
 call, also on Redis Cluster. Global state has tags of its own (`{model}`, `{rules}`) so it can live on
 other shards than the customers.
 
-    nba:{c:<id>}:profile      hash   attrs (JSON), segments (JSON list), segver, updated_at. No TTL:
-                                     the CRM owns its lifetime (erase deletes it).
-    nba:{c:<id>}:hist         zset   contact events "ts_ms|type|action|channel|event_id" scored by ts_ms,
-                                     and "ts_ms|reserved|action|channel|decision_id" for returned actions
-                                     whose impression has not arrived yet (see RECORD_DECISION);
-                                     trimmed to the longest policy window and HISTORY_MAX entries on
-                                     every write, and expires HISTORY_TTL after the last one.
-    nba:{c:<id>}:seen         zset   event_id -> ts_ms of every applied event, for idempotency over
-                                     DEDUPE_WINDOW; events older than that are refused at the door.
+    nba:{c:<id>}              hash   the customer: one key, so its main-dictionary and expiry entries are
+                                     paid once. Fields (store/redis.py encodes the profile,
+                                     store/history.py the history):
+                                       a  attributes, JSON [code, value, code, value, ...] with the codes
+                                          of nba:{rules}:attributes in place of the names
+                                       s  materialised profile segments as bits (bit i: the rule set's
+                                          i-th segment), valid while g matches the rules
+                                       g  the segments version of the rules that computed s
+                                       u  updated_at (epoch ms)
+                                       r  profile revision (compare-and-set of merges)
+                                       v  version of the history, HINCRBY-ed by every change of it
+                                          (events, decisions): a decision is recorded only if it was
+                                          ranked on the latest one
+                                       h  the contact history, packed: events and the reservations of
+                                          returned actions whose impression has not arrived yet, oldest
+                                          first, trimmed to HISTORY_TTL and HISTORY_MAX on every write.
+                                          Each entry holds a 64-bit hash of its event id, so duplicates
+                                          are found in it and there is no separate dedupe set.
+                                     No TTL while it has a profile (the CRM owns its lifetime; erase
+                                     deletes it); without one (events of unknown customers) it expires
+                                     HISTORY_TTL after the last write.
     nba:{c:<id>}:decisions    zset   decision_id -> ts_ms: index of the decision records (erase, export).
     nba:{c:<id>}:d:<did>      hash   rec (JSON decision record), a:<action> = learning meta of the
                                      action (channel|segment key|arm|attribution deadline|feature
@@ -21,8 +33,6 @@ other shards than the customers.
                                      v:<action> = its reservation. Expires after DECISION_TTL.
     nba:{c:<id>}:shown        hash   action -> newest decision that returned it: answers without a
                                      decision_id (or from another channel) are credited to it.
-    nba:{c:<id>}:ver          string INCR-ed by every change of the history (events, decisions): a
-                                     decision is recorded only if it was ranked on the latest one.
     nba:{c:<id>}:contacts     hash   contact_id -> actions returned in that contact (call, visit), for
                                      the per-contact limit; expires `contact.within` after the last.
     nba:{model}:inbox         stream every accepted event, written before the customer's history: what the
@@ -39,6 +49,9 @@ other shards than the customers.
     nba:{rules}:set:<version> string JSON {relative path: file text} of a published rule set; kept
                                      while it is in the history, so a rollback can go back to it.
     nba:{rules}:history       list   published versions, newest first, at most RULES_HISTORY.
+    nba:{rules}:attributes    hash   attribute name -> code (0, 1, 2, ... in order of first use, never
+                                     reused or removed): profiles store codes, not names. Part of the
+                                     rules' state: without it stored attributes cannot be read.
 """
 
 from __future__ import annotations
@@ -48,16 +61,18 @@ PREFIX = "nba"
 DAY = 86400
 HISTORY_MAX = 1000  # newest events kept per customer: bounds the decide read
 HISTORY_TTL = 400 * DAY
+# Events older than this are refused at the door. The history keeps far longer (HISTORY_TTL), so a
+# duplicate inside the window is found in it; only a customer past HISTORY_MAX entries loses the oldest.
 DEDUPE_WINDOW = 30 * DAY
 DECISION_TTL = 30 * DAY
 DECISIONS_MAX = 500  # newest decision records kept per customer (a bot cannot grow one without bound)
 
-# Redis keeps a small hash or sorted set as one compact listpack only while every value is short (64 bytes
-# by default). A profile's attribute JSON (~200 bytes), a decision record and history members with long
-# event ids are longer, and one long value turns the whole key into a hashtable or skiplist that takes
-# about 1.5x the memory. These limits keep a customer's keys compact (measured in loadtests/seed.py);
-# nba's own redis-server starts with them, and `nba serve` warns when the configured Redis has lower ones.
-REDIS_CONFIG = {"hash-max-listpack-value": 1024, "zset-max-listpack-value": 160}
+# Redis keeps a small hash as one compact listpack only while every value is short (64 bytes by default).
+# A customer's attributes (~110 bytes) and packed history (~40 bytes per entry) are longer, and one long
+# value turns the whole key into a hashtable that takes about 1.5x the memory. 4096 keeps customers with
+# up to ~100 history entries compact (measured in loadtests/seed.py); nba's own redis-server starts with
+# it, and `nba serve` warns when the configured Redis has a lower one.
+REDIS_CONFIG = {"hash-max-listpack-value": 4096}
 
 
 def customer_tag(customer_id: str) -> str:
@@ -65,24 +80,12 @@ def customer_tag(customer_id: str) -> str:
     return f"{PREFIX}:{{c:{customer_id}}}"
 
 
-def profile(customer_id: str) -> str:
-    return f"{customer_tag(customer_id)}:profile"
-
-
-def history(customer_id: str) -> str:
-    return f"{customer_tag(customer_id)}:hist"
-
-
-def seen(customer_id: str) -> str:
-    return f"{customer_tag(customer_id)}:seen"
+def customer(customer_id: str) -> str:
+    return customer_tag(customer_id)
 
 
 def decisions(customer_id: str) -> str:
     return f"{customer_tag(customer_id)}:decisions"
-
-
-def version(customer_id: str) -> str:
-    return f"{customer_tag(customer_id)}:ver"
 
 
 def contacts(customer_id: str) -> str:
@@ -99,7 +102,7 @@ def decision(customer_id: str, decision_id: str) -> str:
 
 def customer_pattern(customer_id: str) -> str:
     """SCAN pattern for every key of one customer (ids cannot hold glob characters: see wire.py)."""
-    return f"{customer_tag(customer_id)}:*"
+    return f"{customer_tag(customer_id)}*"
 
 
 def all_decision_indexes_pattern() -> str:
@@ -124,6 +127,7 @@ LEARN_POSITION = f"{PREFIX}:{{model}}:position"
 RULES_CURRENT = f"{PREFIX}:{{rules}}:current"
 RULES_HISTORY_KEY = f"{PREFIX}:{{rules}}:history"
 RULES_HISTORY = 20
+ATTRIBUTE_CODES = f"{PREFIX}:{{rules}}:attributes"
 
 
 def rules_set(version: str) -> str:

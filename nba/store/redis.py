@@ -19,7 +19,8 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection
 from redis.exceptions import NoScriptError, ResponseError
 
-from nba.store import keys, scripts
+from nba.errors import StoredDataUnreadable
+from nba.store import history, keys, scripts
 from nba.store.multiplex import Multiplexer
 
 Observer = Callable[[str, float], None]
@@ -39,9 +40,9 @@ class CustomerSnapshot:
     """What a decision needs about one customer, read in one call."""
 
     attributes: dict[str, Any] | None
-    segments: list[str] | None
-    segments_version: str | None
-    history: list[bytes]
+    segments: int | None  # bits over the rule set's segments (segments.materialise)
+    segments_version: str | None  # of the rules that computed `segments`
+    history: bytes  # packed, oldest first (history.py)
     contact_actions: int = 0  # actions already returned in this contact_id
     version: str = "0"  # of the history this snapshot saw; a decision records only on the same one
 
@@ -49,10 +50,10 @@ class CustomerSnapshot:
 @dataclass(frozen=True, slots=True)
 class StoredProfile:
     attributes: dict[str, Any]
-    segments: list[str]
+    segments: int
     segments_version: str
     revision: str
-    updated_at: str
+    updated_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +101,6 @@ class Store:
     def __init__(self, client: Redis, observe: Observer | None = None):
         self.client = client
         self._observe = observe or (lambda op, ms: None)
-        self._read = _Script(scripts.READ_CUSTOMER)
         self._record = _Script(scripts.RECORD_DECISION)
         self._apply = _Script(scripts.APPLY_EVENTS)
         self._credit = _Script(scripts.CREDIT_EVENTS)
@@ -108,6 +108,10 @@ class Store:
         self._take_lease = _Script(scripts.TAKE_LEASE)
         self._write_profile = _Script(scripts.WRITE_PROFILE)
         self._erase = _Script(scripts.ERASE_CUSTOMER)
+        self._attribute_codes = _Script(scripts.ATTRIBUTE_CODES)
+        # the attribute registry (keys.ATTRIBUTE_CODES) as far as this process has needed it
+        self._code_of: dict[str, int] = {}
+        self._name_of: dict[int, str] = {}
         self._publish = _Script(scripts.PUBLISH_RULES)
         self._rollback = _Script(scripts.ROLLBACK_RULES)
         pool = client.connection_pool
@@ -157,54 +161,80 @@ class Store:
 
     # --------------------------------------------------------------------------------- customers
 
-    async def read_customer(self, customer_id: str, since_ms: int, max_entries: int,
-                            contact_id: str | None = None) -> CustomerSnapshot:
-        attrs, segs, segver, hist, shown, version = await self._eval(
-            "read_customer", self._read,
-            [keys.profile(customer_id), keys.history(customer_id), keys.contacts(customer_id),
-             keys.version(customer_id)],
-            [since_ms, max_entries, contact_id or ""])
+    async def read_customer(self, customer_id: str, contact_id: str | None = None) -> CustomerSnapshot:
+        """Profile and history in one HMGET (and the contact's count with it, pipelined): a decision's
+        only read. Not atomic with the count, and need not be: a decision recorded in between changes
+        the version read first, so recording on it fails and the decision is ranked again."""
+        async def call() -> tuple[list[Any], Any]:
+            read = self._mux.execute("HMGET", keys.customer(customer_id), "a", "s", "g", "v", "h")
+            if contact_id is None:
+                return await read, 0
+            count = self._mux.execute("HGET", keys.contacts(customer_id), contact_id)
+            both: tuple[list[Any], Any] = await asyncio.gather(read, count)
+            return both
+
+        (attrs, segs, segver, version, hist), shown = await self._timed("read_customer", call)
         return CustomerSnapshot(
-            attributes=orjson.loads(attrs) if attrs else None,
-            segments=orjson.loads(segs) if segs else None,
+            attributes=await self._decode_attributes(attrs) if attrs else None,
+            segments=int(segs) if segs else None,
             segments_version=segver.decode() if segver else None,
-            history=hist,
-            contact_actions=int(shown),
-            version=version.decode(),
+            history=hist or b"",
+            contact_actions=int(shown or 0),
+            version=version.decode() if version else "0",
         )
 
-    async def get_profile(self, customer_id: str) -> StoredProfile | None:
-        raw: dict[bytes, bytes] = await self._timed(
-            "get_profile", lambda: self.client.hgetall(keys.profile(customer_id)))
-        if not raw:
-            return None
+    async def get_profile(self, customer_id: str) -> tuple[StoredProfile | None, bytes]:
+        """The stored profile (None when there is none) and the packed history."""
+        async def call() -> list[Any]:
+            return await self._mux.execute(  # type: ignore[no-any-return]
+                "HMGET", keys.customer(customer_id), "a", "s", "g", "r", "u", "h")
+
+        attrs, segs, segver, rev, updated, hist = await self._timed("get_profile", call)
+        if rev is None:
+            return None, hist or b""
         return StoredProfile(
-            attributes=orjson.loads(raw[b"attrs"]), segments=orjson.loads(raw[b"segments"]),
-            segments_version=raw[b"segver"].decode(), revision=raw.get(b"rev", b"").decode(),
-            updated_at=raw.get(b"updated_at", b"").decode(),
-        )
+            attributes=await self._decode_attributes(attrs), segments=int(segs), segments_version=segver.decode(),
+            revision=rev.decode(), updated_ms=int(updated)), hist or b""
 
     async def write_profile(self, customer_id: str, expected_revision: str, attributes: Mapping[str, Any],
-                            segments: list[str], segments_version: str, updated_at: str) -> int:
+                            segments: int, segments_version: str, updated_ms: int) -> int:
         """Returns the new revision, or -1 when the profile changed since `expected_revision`."""
+        encoded = await self._encode_attributes(attributes)
         return int(await self._eval(
-            "write_profile", self._write_profile, [keys.profile(customer_id)],
-            [expected_revision, orjson.dumps(attributes), orjson.dumps(segments), segments_version, updated_at]))
+            "write_profile", self._write_profile, [keys.customer(customer_id)],
+            [expected_revision, encoded, segments, segments_version, updated_ms]))
 
-    async def read_history(self, customer_id: str, since_ms: int) -> list[bytes]:
-        async def call() -> list[bytes]:
-            return await self.client.zrange(  # type: ignore[return-value]
-                keys.history(customer_id), "+inf", since_ms, byscore=True, desc=True)
+    async def _encode_attributes(self, attributes: Mapping[str, Any]) -> bytes:
+        new = [name for name in attributes if name not in self._code_of]
+        if new:
+            codes = await self._eval("attribute_codes", self._attribute_codes, [keys.ATTRIBUTE_CODES], new)
+            self._learn_codes(zip(new, codes, strict=True))
+        return orjson.dumps([x for name, value in attributes.items() for x in (self._code_of[name], value)])
 
-        history: list[bytes] = await self._timed("read_history", call)
-        return history
+    async def _decode_attributes(self, raw: bytes) -> dict[str, Any]:
+        flat = orjson.loads(raw)
+        codes = flat[0::2]
+        if any(code not in self._name_of for code in codes):
+            # written by a process that met an attribute first: its code is in the registry
+            registry: dict[bytes, bytes] = await self._timed(
+                "attribute_codes", lambda: self.client.hgetall(keys.ATTRIBUTE_CODES))
+            self._learn_codes((name.decode(), int(code)) for name, code in registry.items())
+            lost = [code for code in codes if code not in self._name_of]
+            if lost:
+                raise StoredDataUnreadable(f"attribute codes {lost} are not in {keys.ATTRIBUTE_CODES}")
+        names = self._name_of
+        return {names[code]: value for code, value in zip(codes, flat[1::2], strict=True)}
+
+    def _learn_codes(self, pairs: Iterable[tuple[str, int]]) -> None:
+        for name, code in pairs:
+            self._code_of[name] = code
+            self._name_of[code] = name
 
     async def erase(self, customer_id: str) -> int:
         prefix = keys.decision(customer_id, "")
         return int(await self._eval(
             "erase", self._erase,
-            [keys.profile(customer_id), keys.history(customer_id), keys.seen(customer_id),
-             keys.decisions(customer_id), keys.contacts(customer_id), keys.version(customer_id),
+            [keys.customer(customer_id), keys.decisions(customer_id), keys.contacts(customer_id),
              keys.shown(customer_id)], [prefix]))
 
     # --------------------------------------------------------------------------------- decisions
@@ -215,14 +245,15 @@ class Store:
         """Record the decision and reserve its actions, if the customer's history is still at
         `version`; False (nothing written) when it moved on: rank again. `ranked`: (action_id, learning
         meta) per returned action."""
-        flat = [x for pair in ranked for x in pair]
+        flat = [x for action, meta in ranked
+                for x in (action, meta, history.reservation_entry(ts_ms, action, channel, decision_id))]
         return bool(await self._eval(
             "record_decision", self._record,
             [keys.decisions(customer_id), keys.decision(customer_id, decision_id), keys.contacts(customer_id),
-             keys.history(customer_id), keys.version(customer_id), keys.shown(customer_id)],
+             keys.customer(customer_id), keys.shown(customer_id)],
             [decision_id, ts_ms, record, keys.DECISION_TTL, ts_ms - keys.DECISION_TTL * 1000, keys.DECISIONS_MAX,
-             keys.decision(customer_id, ""), contact_id or "", max(1, int(contact_ttl)), version, channel,
-             keys.HISTORY_TTL, *flat]))
+             keys.decision(customer_id, ""), contact_id or "", max(1, int(contact_ttl)), version,
+             keys.HISTORY_TTL, ts_ms - keys.HISTORY_TTL * 1000, keys.HISTORY_MAX, *flat]))
 
     async def customers_with_decisions(self) -> AsyncIterator[str]:
         """Every customer with decision records (SCAN: incremental, never blocks Redis)."""
@@ -257,13 +288,14 @@ class Store:
         now_ms = int(time.time() * 1000)
         entries: list[bytes] = []
         for cid, events in by_customer.items():
-            args: list[Any] = [now_ms - keys.DEDUPE_WINDOW * 1000, now_ms - keys.HISTORY_TTL * 1000,
-                               keys.HISTORY_MAX, keys.DEDUPE_WINDOW, keys.HISTORY_TTL, keys.decision(cid, "")]
+            args: list[Any] = [now_ms - keys.HISTORY_TTL * 1000, keys.HISTORY_MAX, keys.HISTORY_TTL,
+                               keys.decision(cid, "")]
             for e in events:
-                args += [e.event_id, e.ts_ms, e.type, e.action_id, e.channel, e.decision_id or ""]
+                args += [history.event_key(e.event_id), e.ts_ms,
+                         history.event_entry(e.ts_ms, e.type, e.action_id, e.channel, e.event_id), e.type,
+                         e.action_id, e.decision_id or ""]
                 entries.append(e.inbox_entry())
-            calls.append((cid, self._apply.args(
-                [keys.seen(cid), keys.history(cid), keys.version(cid), keys.shown(cid)], args)))
+            calls.append((cid, self._apply.args([keys.customer(cid), keys.shown(cid)], args)))
 
         async def enqueue() -> None:
             await asyncio.gather(*(self._mux.execute("XADD", keys.LEARN_INBOX, "*", "e", entry) for entry in entries))

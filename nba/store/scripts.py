@@ -2,52 +2,115 @@
 is atomic and runs unchanged on Redis Cluster. Every write is safe to apply twice: redis-py may resend
 a call after a connection error, and the event ids make the second application a no-op."""
 
-# KEYS: profile, hist, contacts, version. ARGV: oldest ts_ms to read, max entries, contact_id ('' for none).
-READ_CUSTOMER = """
-local p = redis.call('HMGET', KEYS[1], 'attrs', 'segments', 'segver')
-local version = redis.call('GET', KEYS[4]) or '0'
-local h = redis.call('ZRANGE', KEYS[2], '+inf', ARGV[1], 'BYSCORE', 'REV', 'LIMIT', 0, ARGV[2])
-local shown = 0
-if ARGV[3] ~= '' then
-  shown = tonumber(redis.call('HGET', KEYS[3], ARGV[3]) or '0')
+# Shared by the scripts that write a customer's packed history (field `h`, see history.py): entries
+# "<ts base 36>|type|action|channel|id\n", oldest first.
+_HISTORY = r"""
+local function entry_ts(h, pos)
+  return tonumber(string.match(h, '^(%w+)|', pos), 36)
 end
-return {p[1], p[2], p[3], h, shown, version}
+
+-- Insert keeping the order: almost every entry is the newest and is appended; a late one is placed
+-- before the first newer entry.
+local function hist_insert(h, ts, entry)
+  if #h == 0 then
+    return entry
+  end
+  local p = #h - 1
+  while p > 0 and string.byte(h, p) ~= 10 do
+    p = p - 1
+  end
+  if ts >= entry_ts(h, p + 1) then
+    return h .. entry
+  end
+  local pos = 1
+  while entry_ts(h, pos) <= ts do
+    pos = string.find(h, '\n', pos, true) + 1
+  end
+  return string.sub(h, 1, pos - 1) .. entry .. string.sub(h, pos)
+end
+
+local function hist_remove(h, entry)
+  local p = 1
+  while true do
+    local s = string.find(h, entry, p, true)
+    if not s then
+      return h
+    end
+    if s == 1 or string.byte(h, s - 1) == 10 then
+      return string.sub(h, 1, s - 1) .. string.sub(h, s + #entry)
+    end
+    p = s + 1
+  end
+end
+
+-- Drop entries older than `cutoff`, then the oldest beyond `max`. No entry is shorter than 20 bytes, so
+-- shorter histories cannot be over the count and are not counted.
+local function hist_trim(h, cutoff, max)
+  while #h > 0 and entry_ts(h, 1) < cutoff do
+    h = string.sub(h, string.find(h, '\n', 1, true) + 1)
+  end
+  if #h > max * 20 then
+    local _, n = string.gsub(h, '\n', '\n')
+    local p = 1
+    for _ = 1, n - max do
+      p = string.find(h, '\n', p, true) + 1
+    end
+    h = string.sub(h, p)
+  end
+  return h
+end
+
+local function hist_store(key, h, ttl)
+  if #h > 0 then
+    redis.call('HSET', key, 'h', h)
+  else
+    redis.call('HDEL', key, 'h')
+  end
+  -- a customer without a profile exists only through its history: let it go with the history
+  if redis.call('HEXISTS', key, 'r') == 0 then
+    redis.call('EXPIRE', key, ttl)
+  end
+end
 """
 
-# KEYS: decisions index, decision record, contacts, hist, version, shown. ARGV: decision_id, ts_ms, record
+# KEYS: decisions index, decision record, contacts, customer, shown. ARGV: decision_id, ts_ms, record
 # JSON, ttl_s, index cutoff ts_ms, max records kept, key prefix of records, contact_id ('' for none),
-# contact ttl_s, expected version, channel, history ttl_s, then pairs (action_id, learning meta) of the
-# ranked actions. The meta ("channel|segment key|arm|attribution deadline ms|feature signature|features")
-# is what the learner needs to credit an answer; `shown` maps each action to the newest decision that
-# returned it, so an answer reported without a decision_id (or on another channel) finds its decision.
+# contact ttl_s, expected version, history ttl_s, history cutoff ts_ms, history max entries, then triples
+# (action_id, learning meta, reservation entry) of the ranked actions. The meta ("channel|segment
+# key|arm|attribution deadline ms|feature signature|features") is what the learner needs to credit an
+# answer; `shown` maps each action to the newest decision that returned it, so an answer reported
+# without a decision_id (or on another channel) finds its decision.
 #
 # Check and record in one step: the decision was ranked on the customer's history at `expected
 # version`; if anything changed it since (another decision, an event), nothing is written and 0 is
 # returned, so the caller ranks again on fresh data. Otherwise every returned action *reserves* an
-# impression in the history (`reserved` entries count as impressions until the real impression of that
+# impression in the history (reservations count as impressions until the real impression of that
 # decision arrives and replaces it, or until they expire), so two decisions racing for the last slot
 # of a cap cannot both take it. Records pushed out of the index by the count limit are deleted (same
 # slot, see ERASE). Returns 1.
-RECORD_DECISION = """
-if (redis.call('GET', KEYS[5]) or '0') ~= ARGV[10] then
+RECORD_DECISION = _HISTORY + """
+if (redis.call('HGET', KEYS[4], 'v') or '0') ~= ARGV[10] then
   return 0
 end
-redis.call('INCR', KEYS[5])
+redis.call('HINCRBY', KEYS[4], 'v', 1)
 redis.call('HSET', KEYS[2], 'rec', ARGV[3])
-if ARGV[8] ~= '' and #ARGV > 12 then
-  redis.call('HINCRBY', KEYS[3], ARGV[8], (#ARGV - 12) / 2)
+local returned = (#ARGV - 13) / 3
+if ARGV[8] ~= '' and returned > 0 then
+  redis.call('HINCRBY', KEYS[3], ARGV[8], returned)
   redis.call('EXPIRE', KEYS[3], ARGV[9])
 end
-for i = 13, #ARGV, 2 do
-  redis.call('HSET', KEYS[2], 'a:' .. ARGV[i], ARGV[i + 1])
-  local member = ARGV[2] .. '|reserved|' .. ARGV[i] .. '|' .. ARGV[11] .. '|' .. ARGV[1]
-  redis.call('ZADD', KEYS[4], ARGV[2], member)
-  redis.call('HSET', KEYS[2], 'v:' .. ARGV[i], member)
-  redis.call('HSET', KEYS[6], ARGV[i], ARGV[1])
-end
-if #ARGV > 12 then
-  redis.call('EXPIRE', KEYS[4], ARGV[12])
-  redis.call('EXPIRE', KEYS[6], ARGV[4])
+if returned > 0 then
+  local h = redis.call('HGET', KEYS[4], 'h') or ''
+  local ts = tonumber(ARGV[2])
+  for i = 14, #ARGV, 3 do
+    redis.call('HSET', KEYS[2], 'a:' .. ARGV[i], ARGV[i + 1], 'v:' .. ARGV[i], ARGV[i + 2])
+    redis.call('HSET', KEYS[5], ARGV[i], ARGV[1])
+    h = hist_insert(h, ts, ARGV[i + 2])
+  end
+  hist_store(KEYS[4], hist_trim(h, tonumber(ARGV[12]), tonumber(ARGV[13])), ARGV[11])
+  redis.call('EXPIRE', KEYS[5], ARGV[4])
+elseif redis.call('HEXISTS', KEYS[4], 'r') == 0 then
+  redis.call('EXPIRE', KEYS[4], ARGV[11])
 end
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
@@ -63,45 +126,44 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 
-# KEYS: seen, hist, version, shown. ARGV: seen cutoff ts_ms, hist cutoff ts_ms, hist max entries, seen
-# ttl_s, hist ttl_s, key prefix of decision records, then 6 per event: event_id, ts_ms, type, action_id,
-# channel, decision_id ('' for none).
-# Returns per event: 'dup' (event id seen before), 'hist' (history only: no decision showed this action),
-# 'late' (its decision's attribution window had closed), 'credited' (the learner will credit it to the
-# decision). An impression that answers a decision replaces the reservation that decision made
-# (RECORD_DECISION). The model itself is moved by the learner (CREDIT_EVENTS), not here.
-APPLY_EVENTS = """
+# KEYS: customer, shown. ARGV: history cutoff ts_ms, history max entries, history ttl_s, key prefix of
+# decision records, then 6 per event: event key (history.event_key), ts_ms, history entry, type,
+# action_id, decision_id ('' for none).
+# Returns per event: 'dup' (the event is in the history already), 'hist' (history only: no decision
+# showed this action), 'late' (its decision's attribution window had closed), 'credited' (the learner
+# will credit it to the decision). An impression that answers a decision replaces the reservation that
+# decision made (RECORD_DECISION). The model itself is moved by the learner (CREDIT_EVENTS), not here.
+APPLY_EVENTS = _HISTORY + """
 local out = {}
 local applied = 0
-local n = (#ARGV - 6) / 6
-for e = 0, n - 1 do
-  local b = 7 + e * 6
-  local event_id, ts, etype, action, channel, did = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4],
-    ARGV[b + 5]
-  if redis.call('ZADD', KEYS[1], 'NX', ts, event_id) == 0 then
+local h = redis.call('HGET', KEYS[1], 'h') or ''
+for b = 5, #ARGV, 6 do
+  local key, ts, entry, etype, action, did = ARGV[b], tonumber(ARGV[b + 1]), ARGV[b + 2], ARGV[b + 3],
+    ARGV[b + 4], ARGV[b + 5]
+  if string.find(h, '|' .. key .. '\\n', 1, true) then
     out[#out + 1] = 'dup'
   else
     applied = applied + 1
-    redis.call('ZADD', KEYS[2], ts, ts .. '|' .. etype .. '|' .. action .. '|' .. channel .. '|' .. event_id)
+    h = hist_insert(h, ts, entry)
     if did == '' then
-      did = redis.call('HGET', KEYS[4], action) or ''
+      did = redis.call('HGET', KEYS[2], action) or ''
     end
     local meta = false
     if did ~= '' then
-      meta = redis.call('HGET', ARGV[6] .. did, 'a:' .. action)
+      meta = redis.call('HGET', ARGV[4] .. did, 'a:' .. action)
     end
     if not meta then
       out[#out + 1] = 'hist'
     else
       if etype == 'impression' then
-        local reservation = redis.call('HGET', ARGV[6] .. did, 'v:' .. action)
+        local reservation = redis.call('HGET', ARGV[4] .. did, 'v:' .. action)
         if reservation then
-          redis.call('ZREM', KEYS[2], reservation)
-          redis.call('HDEL', ARGV[6] .. did, 'v:' .. action)
+          h = hist_remove(h, reservation)
+          redis.call('HDEL', ARGV[4] .. did, 'v:' .. action)
         end
       end
       local deadline = tonumber(string.match(meta, '^[^|]*|[^|]*|[^|]*|([^|]*)'))
-      if deadline and tonumber(ts) > deadline then
+      if deadline and ts > deadline then
         out[#out + 1] = 'late'
       else
         out[#out + 1] = 'credited'
@@ -110,17 +172,9 @@ for e = 0, n - 1 do
   end
 end
 if applied > 0 then
-  redis.call('INCR', KEYS[3])
-  redis.call('EXPIRE', KEYS[3], ARGV[5])
+  redis.call('HINCRBY', KEYS[1], 'v', 1)
+  hist_store(KEYS[1], hist_trim(h, tonumber(ARGV[1]), tonumber(ARGV[2])), ARGV[3])
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
-local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
-if extra > 0 then
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, extra - 1)
-end
-redis.call('EXPIRE', KEYS[2], ARGV[5])
 return out
 """
 
@@ -227,29 +281,45 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
-# KEYS: profile. ARGV: expected revision ('' when the profile must not exist yet, '*' for any), attrs
-# JSON, segments JSON, segver, updated_at. Compare-and-set: a PATCH merges on what it read, so a
-# concurrent write in between makes it retry instead of losing that write.
+# KEYS: customer. ARGV: expected revision ('' when the profile must not exist yet, '*' for any),
+# attributes, segment bits, segments version, updated_at ms. Compare-and-set: a PATCH merges on what it
+# read, so a concurrent write in between makes it retry instead of losing that write. A profile makes the
+# customer permanent (events of an unknown customer gave it a TTL).
 WRITE_PROFILE = """
-local rev = redis.call('HGET', KEYS[1], 'rev')
+local rev = redis.call('HGET', KEYS[1], 'r')
 if ARGV[1] ~= '*' and (rev or '') ~= ARGV[1] then
   return -1
 end
-local next_rev = tostring(tonumber(rev or '0') + 1)
-redis.call('HSET', KEYS[1], 'attrs', ARGV[2], 'segments', ARGV[3], 'segver', ARGV[4], 'updated_at', ARGV[5],
-           'rev', next_rev)
-return tonumber(next_rev)
+local next_rev = tonumber(rev or '0') + 1
+redis.call('HSET', KEYS[1], 'a', ARGV[2], 's', ARGV[3], 'g', ARGV[4], 'u', ARGV[5], 'r', next_rev)
+redis.call('PERSIST', KEYS[1])
+return next_rev
 """
 
-# KEYS: profile, hist, seen, decisions index, contacts, version, shown. ARGV: key prefix of decision records.
+# KEYS: customer, decisions index, contacts, shown. ARGV: key prefix of decision records.
 # The records are not declared in KEYS (their ids are only known inside the script); they share the
 # customer's hash tag, so they live in the same slot and Redis Cluster accepts the access.
 ERASE_CUSTOMER = """
 local deleted = 0
-for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
   deleted = deleted + redis.call('DEL', ARGV[1] .. id)
 end
-return deleted + redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+return deleted + redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+"""
+
+# KEYS: attribute codes. ARGV: attribute names. The code of each name, giving new names the next free
+# code (codes are never reused, so every stored profile stays readable). Returns the codes.
+ATTRIBUTE_CODES = """
+local out = {}
+for i, name in ipairs(ARGV) do
+  local code = redis.call('HGET', KEYS[1], name)
+  if not code then
+    code = redis.call('HLEN', KEYS[1])
+    redis.call('HSET', KEYS[1], name, code)
+  end
+  out[i] = tonumber(code)
+end
+return out
 """
 
 # KEYS: current, history. ARGV: version, set key prefix, max history, rule set JSON.

@@ -7,7 +7,7 @@ import asyncio
 from redis.asyncio import Redis
 
 from nba.decide import RESERVATION_SECONDS
-from nba.store import keys
+from nba.store import history, keys
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, send_events
 from tests.conftest import AppFactory, Clock
 
@@ -41,8 +41,11 @@ async def test_without_contention_every_decision_may_show_it(make_client: AppFac
 
 
 async def _history(redis: Redis, cid: str) -> list[str]:
-    raw: list[bytes] = await redis.zrange(keys.history(cid), 0, -1)  # type: ignore[assignment]
-    return [m.decode() for m in raw]
+    """The stored history as "type|action|id" lines, type names spelled out ('reserved' for reservations)."""
+    raw: bytes = await redis.hget(keys.customer(cid), "h") or b""  # type: ignore[assignment]
+    names = {code: name for name, code in history.TYPE_CODE.items()} | {history.RESERVED: "reserved"}
+    lines = [line.split("|") for line in raw.decode().splitlines()]
+    return [f"|{names[t]}|{action}|{eid}" for _, t, action, _, eid in lines]
 
 
 async def test_the_impression_replaces_the_reservation_and_reservations_expire(

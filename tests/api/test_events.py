@@ -150,7 +150,7 @@ async def test_a_bad_event_rejects_the_whole_batch_and_names_every_problem(clien
     body = await problem(resp, 400)
     fields = {e["field"] for e in body["errors"]}
     assert fields == {"events[1].type", "events[2].customer_id", "events[2].ts", "events[3].channel"}
-    assert await redis.exists(keys.history("c-1"), keys.seen("c-1")) == 0
+    assert await redis.hmget(keys.customer("c-1"), "h", "v") == [None, None]
 
 
 async def test_batch_limit(client: Client) -> None:

@@ -1,0 +1,106 @@
+"""The one-key customer layout (store/keys.py) against a real redis-server: the packed history's order,
+duplicates and trimming, expiry of customers without a profile, and the shared attribute codes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from nba.app import redis_client
+from nba.errors import StoredDataUnreadable
+from nba.store import history, keys
+from nba.store.redis import EventArgs, Store
+
+
+@pytest.fixture
+async def store(redis_url: str, redis: Redis) -> AsyncIterator[Store]:
+    s = Store(redis_client(redis_url, 5.0))
+    yield s
+    await s.close()
+
+
+def _event(event_id: str, ts_ms: int, cid: str = "c-1", etype: str = "impression") -> EventArgs:
+    return EventArgs(cid, event_id, ts_ms, etype, "broadband-bundle", "web", None)
+
+
+async def _stored(redis: Redis, cid: str = "c-1") -> list[tuple[int, str]]:
+    raw: bytes = await redis.hget(keys.customer(cid), "h") or b""  # type: ignore[assignment]
+    rows = [line.split("|") for line in raw.decode().splitlines()]
+    return [(int(t, 36), eid) for t, _, _, _, eid in rows]
+
+
+async def test_late_events_are_kept_in_order_and_duplicates_are_found(store: Store, redis: Redis) -> None:
+    t = int(time.time() * 1000) - 60_000
+    first = await store.apply_events({"c-1": [_event("e3", t + 3000), _event("e1", t + 1000), _event("e2", t + 2000),
+                                              _event("e1", t + 1000)]})
+    assert first == {"c-1": ["hist", "hist", "hist", "dup"]}  # the repeat inside one batch too
+    assert [ts for ts, _ in await _stored(redis)] == [t + 1000, t + 2000, t + 3000]
+    again = await store.apply_events({"c-1": [_event("e2", t + 2000), _event("e0", t), _event("e3", t + 3000)]})
+    assert again == {"c-1": ["dup", "hist", "dup"]}
+    stored = await _stored(redis)
+    assert stored == [(t + k * 1000, history.event_key(f"e{k}")) for k in range(4)]
+    assert await redis.hget(keys.customer("c-1"), "v") == b"2"  # one per batch that changed it
+
+
+async def test_the_history_is_trimmed_to_its_age_and_size_limits(store: Store, redis: Redis,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keys, "HISTORY_MAX", 5)
+    monkeypatch.setattr(keys, "HISTORY_TTL", 10 * keys.DAY)
+    now = int(time.time() * 1000)
+    old = now - 20 * keys.DAY * 1000  # inside the dedupe window, outside the history's
+    events = [_event(f"e{k}", now - k * 60_000) for k in range(8)] + [_event("old", old)]
+    await store.apply_events({"c-1": events})
+    stored = await _stored(redis)
+    assert [eid for _, eid in stored] == [history.event_key(f"e{k}") for k in (4, 3, 2, 1, 0)]
+
+
+async def test_a_customer_without_a_profile_expires_with_its_history(store: Store, redis: Redis) -> None:
+    key = keys.customer("c-1")
+    await store.apply_events({"c-1": [_event("e1", int(time.time() * 1000))]})
+    assert 0 < await redis.ttl(key) <= keys.HISTORY_TTL
+    assert await store.write_profile("c-1", "*", {"age": 40}, 0, "v1", 1) == 1
+    assert await redis.ttl(key) == -1  # the profile makes it permanent
+    await store.apply_events({"c-1": [_event("e2", int(time.time() * 1000))]})
+    assert await redis.ttl(key) == -1
+    profile, packed = await store.get_profile("c-1")
+    assert profile is not None
+    assert profile.attributes == {"age": 40}
+    assert packed.count(b"\n") == 2
+
+
+async def test_profiles_store_attribute_codes_that_every_process_can_read(redis_url: str, store: Store,
+                                                                          redis: Redis) -> None:
+    await store.write_profile("c-1", "*", {"age": 40, "plan": "basic"}, 5, "v1", 1)
+    raw = await redis.hget(keys.customer("c-1"), "a")
+    assert raw == b'[0,40,1,"basic"]'  # codes, not names
+    other = Store(redis_client(redis_url, 5.0))  # another process: it has not seen these attributes
+    try:
+        profile, _ = await other.get_profile("c-1")
+        assert profile is not None
+        assert profile.attributes == {"age": 40, "plan": "basic"}
+        assert profile.segments == 5
+        await other.write_profile("c-2", "*", {"tenure_months": 3, "age": 20}, 0, "v1", 1)
+        assert (await store.read_customer("c-2")).attributes == {"tenure_months": 3, "age": 20}
+        assert await redis.hgetall(keys.ATTRIBUTE_CODES) == {b"age": b"0", b"plan": b"1", b"tenure_months": b"2"}
+    finally:
+        await other.close()
+    await redis.delete(keys.ATTRIBUTE_CODES)
+    fresh = Store(redis_client(redis_url, 5.0))
+    try:
+        with pytest.raises(StoredDataUnreadable):
+            await fresh.get_profile("c-1")
+    finally:
+        await fresh.close()
+
+
+def test_packed_entries_read_back_newest_first_down_to_the_horizon() -> None:
+    raw = history.pack([(1_795_435_200_000 - k * 1000, "click", f"a{k}", "web", f"e{k}") for k in range(5)])
+    assert history.ts36(1_795_435_200_000) == "mwt7reo0"
+    assert int("mwt7reo0", 36) == 1_795_435_200_000
+    rows = list(history.newest_first(raw, 1_795_435_200_000 - 2000))
+    assert rows == [(1_795_435_200_000 - k * 1000, 1, f"a{k}", "web") for k in range(3)]
+    assert len(history.event_key("x" * 128)) == 11
+    assert history.event_key("a") != history.event_key("b")
