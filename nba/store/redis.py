@@ -149,8 +149,8 @@ class Store:
             for name, wanted in keys.REDIS_CONFIG.items():
                 current = (await self.client.config_get(name)).get(name)
                 if current is not None and int(current) < wanted:
-                    advice.append(f"{name} is {current}; {wanted} keeps customers' keys compact (a profile "
-                                  "takes about a third less memory)")
+                    advice.append(f"{name} is {current}; {wanted} keeps customers' hashes compact (with the "
+                                  "default of 64 a customer takes about twice the memory)")
         except ResponseError:
             return []
         return advice
