@@ -92,8 +92,12 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
         yield
         for task in tasks:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # bounded too: a task that swallowed its cancellation (see locks.stop_requested) must not hold
+        # the stop forever; it is cancelled once more, and aiohttp cancels what is left after clean-up
+        _, running = await asyncio.wait(tasks, timeout=SHUTDOWN_PATIENCE) if tasks else (set(), set())
+        for task in running:
+            log.warning("background task %s did not stop when cancelled", task.get_coro())
+            task.cancel()
         # bounded: a stop must not wait on a Redis that is gone or stuck (the lease also expires by itself)
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             await asyncio.wait_for(learner.stop(), SHUTDOWN_PATIENCE)  # hand the lease over now

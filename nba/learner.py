@@ -29,6 +29,7 @@ import numpy as np
 from nba.contextual import accumulate
 from nba.features import unpack
 from nba.live import Live
+from nba.locks import stop_requested
 from nba.metrics import Metrics
 from nba.store.redis import Store
 
@@ -163,6 +164,8 @@ class Learner:
             try:
                 n = await self.step()
             except Exception:
+                if stop_requested():
+                    raise asyncio.CancelledError from None
                 self.metrics.learner_errors.inc()
                 log.warning("learner step failed", exc_info=True)
                 self._held = False

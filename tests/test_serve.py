@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -34,6 +35,20 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: flo
     pytest.fail("server did not become ready")
 
 
+def _kill_all(proc: subprocess.Popen[bytes]) -> None:
+    """The server and everything it started (workers, redis-server): a failed test leaves nothing running."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _stopped(proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> int:
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the server did not stop within {timeout:.0f} s of SIGINT; its log:\n{log.read_text()[-5000:]}")
+
+
 def _redis_children(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=,comm=", "--ppid", str(pid)], capture_output=True, text=True).stdout
     return [int(line.split()[0]) for line in out.splitlines() if "redis-server" in line]
@@ -46,7 +61,7 @@ def test_serve_with_embedded_redis_and_demo_customers(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "nba.cli", "serve", "--demo-customers", "20"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log)
         children = _redis_children(proc.pid)
@@ -55,14 +70,12 @@ def test_serve_with_embedded_redis_and_demo_customers(tmp_path: Path) -> None:
         assert status == 200
         assert customer["attributes"]
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0, log.read_text()
+        assert _stopped(proc, log) == 0, log.read_text()
         time.sleep(0.2)
         assert not Path(f"/proc/{children[0]}").exists(), "embedded redis-server still running"
         assert list((tmp_path / "var" / "redis").rglob("*.aof")), "no append-only file written"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill_all(proc)
 
 
 def _nba_serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -96,7 +109,7 @@ def test_workers_share_one_port_and_stop_together(tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "nba.cli", "serve", "--workers", "2"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log)
         pids: set[object] = set()
@@ -109,11 +122,9 @@ def test_workers_share_one_port_and_stop_together(tmp_path: Path) -> None:
         children = [line.split()[0] for line in listing if "redis-server" in line or "multiprocessing.spawn" in line]
         assert len(children) == 3, listing  # two workers and the embedded redis-server
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 0, log.read_text()
+        assert _stopped(proc, log) == 0, log.read_text()
         time.sleep(0.5)
         survivors = [c for c in children if Path(f"/proc/{c}").exists()]
         assert not survivors, [line for line in listing if line.split()[0] in survivors]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _kill_all(proc)
