@@ -261,14 +261,18 @@ def _serve_workers(workers: int, rules_dir: Path, url: str, settings: Settings, 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    # SIGINT too, explicitly: a shell starts background jobs with SIGINT ignored, and Python then installs
+    # no KeyboardInterrupt handler, so `nba serve --workers 2 &` ignored Ctrl+C / kill -INT (its workers,
+    # like a single-process server, handle it through aiohttp)
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         for p in procs:
             p.join()
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         for p in procs:
             if p.is_alive() and p.pid is not None:
                 os.kill(p.pid, signal.SIGINT)

@@ -108,8 +108,10 @@ def test_workers_share_one_port_and_stop_together(tmp_path: Path) -> None:
     env |= {"NBA_PORT": str(port), "NBA_DATA_DIR": str(tmp_path / "var"), "NBA_RULES_DIR": str(RULES)}
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
+        # started as a shell starts a background job, with SIGINT ignored: it must stop on SIGINT all the same
         proc = subprocess.Popen([sys.executable, "-m", "nba.cli", "serve", "--workers", "2"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         _wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log)
         pids: set[object] = set()
