@@ -44,8 +44,9 @@ def event_key(event_id: str) -> str:
     return base64.urlsafe_b64encode(hashlib.blake2b(event_id.encode(), digest_size=8).digest())[:11].decode()
 
 
-def event_entry(ts_ms: int, event_type: str, action_id: str, channel: str, event_id: str) -> str:
-    return f"{ts36(ts_ms)}|{TYPE_CODE[event_type]}|{action_id}|{channel}|{event_key(event_id)}\n"
+def event_entry(ts_ms: int, event_type: str, action_id: str, channel: str, key: str) -> str:
+    """The entry of an event whose event_key is `key` (the caller needs the key on its own too)."""
+    return f"{ts36(ts_ms)}|{TYPE_CODE[event_type]}|{action_id}|{channel}|{key}\n"
 
 
 def reservation_entry(ts_ms: int, action_id: str, channel: str, decision_id: str) -> str:
@@ -54,7 +55,8 @@ def reservation_entry(ts_ms: int, action_id: str, channel: str, decision_id: str
 
 def pack(entries: Iterable[tuple[int, str, str, str, str]]) -> bytes:
     """A stored history from (ts_ms, event type, action, channel, event id): for tests and benchmarks."""
-    return "".join(event_entry(*e) for e in sorted(entries, key=lambda e: e[0])).encode()
+    return "".join(event_entry(ts, etype, action, channel, event_key(eid))
+                   for ts, etype, action, channel, eid in sorted(entries, key=lambda e: e[0])).encode()
 
 
 def newest_first(raw: bytes, since_ms: int) -> Iterator[tuple[int, int, str, str]]:

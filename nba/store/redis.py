@@ -291,8 +291,8 @@ class Store:
             args: list[Any] = [now_ms - keys.HISTORY_TTL * 1000, keys.HISTORY_MAX, keys.HISTORY_TTL,
                                keys.decision(cid, "")]
             for e in events:
-                args += [history.event_key(e.event_id), e.ts_ms,
-                         history.event_entry(e.ts_ms, e.type, e.action_id, e.channel, e.event_id), e.type,
+                key = history.event_key(e.event_id)
+                args += [key, e.ts_ms, history.event_entry(e.ts_ms, e.type, e.action_id, e.channel, key), e.type,
                          e.action_id, e.decision_id or ""]
                 entries.append(e.inbox_entry())
             calls.append((cid, self._apply.args([keys.customer(cid), keys.shown(cid)], args)))
