@@ -60,13 +60,17 @@ local function hist_trim(h, cutoff, max)
   return h
 end
 
-local function hist_store(key, h, ttl)
+local function hist_store(key, h)
   if #h > 0 then
     redis.call('HSET', key, 'h', h)
   else
     redis.call('HDEL', key, 'h')
   end
-  -- a customer without a profile exists only through its history: let it go with the history
+end
+
+-- After any write to the customer: one without a profile exists only through its history (and version),
+-- so it goes with the history
+local function expire_unless_profile(key, ttl)
   if redis.call('HEXISTS', key, 'r') == 0 then
     redis.call('EXPIRE', key, ttl)
   end
@@ -93,6 +97,7 @@ if (redis.call('HGET', KEYS[4], 'v') or '0') ~= ARGV[10] then
   return 0
 end
 redis.call('HINCRBY', KEYS[4], 'v', 1)
+expire_unless_profile(KEYS[4], ARGV[11])
 redis.call('HSET', KEYS[2], 'rec', ARGV[3])
 local returned = (#ARGV - 13) / 3
 if ARGV[8] ~= '' and returned > 0 then
@@ -107,10 +112,8 @@ if returned > 0 then
     redis.call('HSET', KEYS[5], ARGV[i], ARGV[1])
     h = hist_insert(h, ts, ARGV[i + 2])
   end
-  hist_store(KEYS[4], hist_trim(h, tonumber(ARGV[12]), tonumber(ARGV[13])), ARGV[11])
+  hist_store(KEYS[4], hist_trim(h, tonumber(ARGV[12]), tonumber(ARGV[13])))
   redis.call('EXPIRE', KEYS[5], ARGV[4])
-elseif redis.call('HEXISTS', KEYS[4], 'r') == 0 then
-  redis.call('EXPIRE', KEYS[4], ARGV[11])
 end
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
@@ -173,7 +176,8 @@ for b = 5, #ARGV, 6 do
 end
 if applied > 0 then
   redis.call('HINCRBY', KEYS[1], 'v', 1)
-  hist_store(KEYS[1], hist_trim(h, tonumber(ARGV[1]), tonumber(ARGV[2])), ARGV[3])
+  hist_store(KEYS[1], hist_trim(h, tonumber(ARGV[1]), tonumber(ARGV[2])))
+  expire_unless_profile(KEYS[1], ARGV[3])
 end
 return out
 """
