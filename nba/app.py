@@ -92,7 +92,7 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
         yield
         for task in tasks:
             task.cancel()
-        # bounded too: a task that swallowed its cancellation (see locks.stop_requested) must not hold
+        # bounded too: a task that swallowed its cancellation (see locks.stop_if_cancelled) must not hold
         # the stop forever; it is cancelled once more, and aiohttp cancels what is left after clean-up
         _, running = await asyncio.wait(tasks, timeout=SHUTDOWN_PATIENCE) if tasks else (set(), set())
         for task in running:

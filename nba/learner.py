@@ -29,7 +29,7 @@ import numpy as np
 from nba.contextual import accumulate
 from nba.features import unpack
 from nba.live import Live
-from nba.locks import stop_requested
+from nba.locks import stop_if_cancelled
 from nba.metrics import Metrics
 from nba.store.redis import Store
 
@@ -164,8 +164,7 @@ class Learner:
             try:
                 n = await self.step()
             except Exception:
-                if stop_requested():
-                    raise asyncio.CancelledError from None
+                stop_if_cancelled()
                 self.metrics.learner_errors.inc()
                 log.warning("learner step failed", exc_info=True)
                 self._held = False

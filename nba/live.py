@@ -25,7 +25,7 @@ import numpy as np
 from nba.bandit import ModelState
 from nba.contextual import ContextualModel, ContextualStats
 from nba.errors import RulesInvalid
-from nba.locks import stop_requested
+from nba.locks import stop_if_cancelled
 from nba.metrics import Metrics
 from nba.rulebook import Rulebook, load_rulebook, rules_files
 from nba.store.redis import ModelData, Store
@@ -162,8 +162,7 @@ class Live:
             try:
                 await self.refresh_model()
             except Exception:  # a Redis hiccup must not stop learning for the life of the process
-                if stop_requested():
-                    raise asyncio.CancelledError from None
+                stop_if_cancelled()
                 self.metrics.model_refresh_errors.inc()
                 log.warning("model refresh failed", exc_info=True)
 
@@ -189,8 +188,7 @@ class Live:
                                   self._snapshot.rulebook.version, exc)
                 await self.sync_rules()
             except Exception:
-                if stop_requested():
-                    raise asyncio.CancelledError from None
+                stop_if_cancelled()
                 self.metrics.rules_reloads.labels("error").inc()
                 log.warning("rules sync failed", exc_info=True)
 

@@ -44,14 +44,16 @@ async def run_bounded(jobs: Iterable[Awaitable[Any]], workers: int) -> None:
     await asyncio.gather(*(worker() for _ in range(workers)))
 
 
-def stop_requested() -> bool:
-    """True when someone cancelled the current task, even if the CancelledError never reached us.
+def stop_if_cancelled() -> None:
+    """Raise CancelledError when someone cancelled the current task, even if the CancelledError never
+    reached us.
 
-    A background loop that retries on `Exception` checks this in its handler. A library can turn a
+    A background loop that retries on `Exception` calls this first in its handler. A library can turn a
     cancellation into an ordinary error: redis-py reads under `asyncio.timeout` and disconnects on any
     exception, and a cancel that races with that timeout or that clean-up can come out as its
     TimeoutError. The loop would log a failed step and go on, and the stopping server would wait for it
     forever. That was seen as `nba serve` hanging on SIGTERM under load: its main task waited in clean-up
     while the pollers went on logging Redis timeouts."""
     task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
+    if task is not None and task.cancelling() > 0:
+        raise asyncio.CancelledError
