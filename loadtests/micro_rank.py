@@ -1,7 +1,8 @@
 """Micro-benchmark: server-side compute of one decision (the pure `rank` stage, no I/O, no HTTP),
 for the shipped rules and for generated rule sets of 10 and 1,000 actions, each with a cold model (priors
 only: the widest posteriors, the most contenders) and a trained one (every action shown 200-5,000 times
-per segment key, accepted 1-10% of the time).
+per segment key, accepted 1-10% of the time). Each is measured as the server decides (one `Tally` shared
+by all decisions, as in `Decider`) and with every decision drawing its own samples (no tally).
 
     python -m loadtests.micro_rank
 """
@@ -16,6 +17,7 @@ import numpy as np
 
 from loadtests.gen_rules import generate
 from nba import segments
+from nba.arbitration import Tally
 from nba.decide import rank
 from nba.demo import demo_population
 from nba.domain import DecideRequest
@@ -37,7 +39,8 @@ def trained(rb: Rulebook, seed: int = 1) -> ModelData:
     return ModelData("trained", counts, {}, "", {})
 
 
-def bench(rb: Rulebook, n: int = 3000, history: int = 5, data: ModelData | None = None) -> tuple[float, float]:
+def bench(rb: Rulebook, n: int = 3000, history: int = 5, data: ModelData | None = None,
+          tally: Tally | None = None) -> tuple[float, float]:
     rng = np.random.default_rng(1)
     snap = build_snapshot(rb, data)
     now = time.time()
@@ -49,11 +52,11 @@ def bench(rb: Rulebook, n: int = 3000, history: int = 5, data: ModelData | None 
         customers.append(CustomerSnapshot(attrs, segments.materialise(rb, attrs, now), rb.segments_version, hist))
     req = DecideRequest("c-1", "web", {"device": "mobile"}, 3, False, None)
     for c in customers:
-        rank(snap, c, req, now, rng, "d")
+        rank(snap, c, req, now, rng, "d", tally=tally)
     times = np.empty(n)
     for i in range(n):
         t = time.perf_counter()
-        rank(snap, customers[i % len(customers)], req, now, rng, "d")
+        rank(snap, customers[i % len(customers)], req, now, rng, "d", tally=tally)
         times[i] = time.perf_counter() - t
     return float(np.median(times) * 1e6), float(np.percentile(times, 99) * 1e6)
 
@@ -63,11 +66,12 @@ def main() -> None:
         sets = {"shipped (15)": load_rulebook(ROOT / "rules")}
         for n in (10, 1000):
             sets[f"generated {n}"] = load_rulebook(generate(Path(tmp) / f"r{n}", n, seed=1))
-        print(f"{'rule set':16} {'model':8} {'median us':>10} {'p99 us':>10}")
+        print(f"{'rule set':16} {'model':8} {'median us':>10} {'p99 us':>10} {'no tally: median':>17} {'p99':>8}")
         for name, rb in sets.items():
             for model, data in (("cold", None), ("trained", trained(rb))):
-                med, p99 = bench(rb, data=data)
-                print(f"{name:16} {model:8} {med:10.1f} {p99:10.1f}")
+                med, p99 = bench(rb, data=data, tally=Tally())
+                alone, alone_p99 = bench(rb, data=data)
+                print(f"{name:16} {model:8} {med:10.1f} {p99:10.1f} {alone:17.1f} {alone_p99:8.1f}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,17 @@ precision. Decision cost is thereby bounded by SAMPLED_MAX, not by the size of t
 A `no_action` candidate has a fixed propensity of 1, so its priority is its value x weight: it is a
 threshold. Actions ranked below it are not shown, and it is never returned itself (an empty list means
 "do nothing" won); it is sampled whenever it can reach the top-k, whatever the cap.
+
+Most decisions repeat a situation: customers share segment keys and eligible sets, and the model moves
+at most once per `learning.refresh_seconds`. A `Tally` keeps, per situation (exactly the parameters
+the preselection and the placement distribution depend on), the contenders, how often each landed at
+each rank over every sample drawn so far, and the block of samples last drawn. Each decision takes
+the next unused sample of the block as its sample 0 and reads its probability from the counts; when
+the block is used up, a fresh one is drawn and counted. Every sample is an independent draw from the
+situation's distribution and is used by at most one decision, so this is Thompson sampling as before,
+and the logged probability is the same Monte Carlo frequency (its own sample 0 included), whose
+precision grows with traffic instead of being fixed per decision; a block's sampling cost is shared
+by up to a block's decisions.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ DRAW_BUDGET = 1024
 MIN_DRAWS = 32
 SAMPLED_MAX = 16
 TOP_BY_ARGMAX = 4  # up to this k, k argmax passes beat a sort of every sample's row
+TALLY_SITUATIONS = 4096  # situations a Tally remembers; the least recently used one is forgotten first
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,8 @@ class Beliefs:
     def beta(alpha: FloatArray, beta: FloatArray, low: FloatArray, high: FloatArray,
              exploration: float = 1.0) -> Beliefs:
         mean = alpha / (alpha + beta)
+        if exploration == 1.0:
+            return Beliefs("beta", alpha, beta, mean, low, high, exploration)
         return Beliefs("beta", alpha, beta, mean, mean + exploration * (low - mean), mean + exploration * (high - mean),
                        exploration)
 
@@ -98,7 +112,7 @@ class Ranking:
     probability: FloatArray  # estimated P(this action at this rank) under the policy
     propensity: FloatArray  # the model's mean belief for each shown action
     contenders: IntArray  # the candidates that were sampled
-    draws: int  # joint samples behind `probability`
+    draws: int  # samples behind `probability` (with a Tally: all of the situation's so far)
 
 
 def contenders(candidates: IntArray, lever: FloatArray, beliefs: Beliefs, no_action: BoolArray,
@@ -123,11 +137,85 @@ def contenders(candidates: IntArray, lever: FloatArray, beliefs: Beliefs, no_act
     return keep
 
 
+class Placements:
+    """One situation: its contenders (positions into the candidates) and their beliefs, counts[r, j] =
+    samples so far in which contender j was shown at rank r, and the block of samples last drawn, each
+    the sample 0 of one decision."""
+
+    __slots__ = ("counts", "fixed", "keep", "lever", "n_shown", "order", "own", "priority", "samples", "theta", "used")
+
+    def __init__(self, keep: IntArray, own: Beliefs, lever: FloatArray, fixed: BoolArray, k: int) -> None:
+        m = keep.shape[0]
+        self.keep, self.own, self.lever, self.fixed = keep, own, lever, fixed
+        self.counts = np.zeros((k, m), np.int64)
+        self.samples = 0
+        self.theta = self.priority = np.zeros((0, m))
+        self.order = np.zeros((0, k), np.int64)
+        self.n_shown = np.zeros(0, np.int64)
+        self.used = 0
+
+    def next_sample(self, rng: np.random.Generator, block: int) -> int:
+        """The row of the next unused sample. A used-up block is replaced by `block` fresh samples, all
+        counted at once: they are draws from this situation's distribution whether used yet or not."""
+        if self.used == self.order.shape[0]:
+            k, m = self.counts.shape
+            theta = self.own.sample(rng, block)
+            priority, order, shown = _place(theta, self.lever, self.fixed, k)
+            self.counts += np.bincount((np.arange(k) * m + order)[shown], minlength=k * m).reshape(k, m)
+            self.samples += block
+            self.theta, self.priority, self.order = theta, priority, order
+            self.n_shown = shown.sum(axis=1)
+            self.used = 0
+        self.used += 1
+        return self.used - 1
+
+
+class Tally:
+    """Placements per arbitration situation, shared by the decisions of one process (see the module
+    docstring). A situation is keyed by the candidates' belief parameters, levers and thresholds, the
+    exploration and the limit: everything the preselection and the distribution of placements depend on.
+    So a new model or rule set simply makes new situations; old ones are forgotten least recently used
+    first."""
+
+    def __init__(self, situations: int = TALLY_SITUATIONS) -> None:
+        self.situations = situations
+        self._seen: dict[tuple[object, ...], Placements] = {}
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def get(self, key: tuple[object, ...]) -> Placements | None:
+        seen = self._seen.pop(key, None)
+        if seen is not None:
+            self._seen[key] = seen  # now the most recently used
+        return seen
+
+    def add(self, key: tuple[object, ...], seen: Placements) -> None:
+        if len(self._seen) >= self.situations:
+            del self._seen[next(iter(self._seen))]
+        self._seen[key] = seen
+
+
+def _place(theta: FloatArray, lever: FloatArray, fixed: BoolArray,
+           k: int) -> tuple[FloatArray, IntArray, BoolArray]:
+    """Per sample row: priorities, the top-k columns best first, and which of them are shown (those
+    before the first do-nothing threshold)."""
+    theta[:, fixed] = 1.0
+    priority = theta * lever
+    order = top_k(priority, k)
+    return priority, order, np.cumsum(fixed[order], axis=1) == 0
+
+
 def arbitrate(candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_action: BoolArray, limit: int,
-              rng: np.random.Generator, draws: int, *, explore: bool = True) -> Ranking:
+              rng: np.random.Generator, draws: int, *, explore: bool = True, tally: Tally | None = None) -> Ranking:
     """`beliefs` are aligned with `candidates` (the eligible action indices); `lever` is value x weight
     per action. `explore=False` ranks by the posterior means instead of samples (rule tests, degraded
-    answers: the order the rules alone imply)."""
+    answers: the order the rules alone imply). With a `tally`, a situation seen before costs neither
+    the preselection nor, mostly, any sampling (module docstring); without, every decision draws
+    `draws` samples of its own."""
+    # (the contextual model's beliefs depend on each customer's features: its situations hardly repeat)
+    if explore and tally is not None and beliefs.kind == "beta" and limit > 0 and candidates.shape[0] > 0:
+        return _counted(candidates, beliefs, lever, no_action, limit, rng, draws, tally)
     keep = contenders(candidates, lever, beliefs, no_action, limit)
     c = candidates[keep]
     m = c.shape[0]
@@ -136,23 +224,42 @@ def arbitrate(candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_acti
         return Ranking(np.zeros(0, np.int64), empty, empty, empty, empty, c, draws)
     own = beliefs.take(keep)
     if explore:
-        draws = max(MIN_DRAWS, min(draws, DRAW_BUDGET // m))
+        draws = _block(draws, m)
         theta = own.sample(rng, draws)
     else:
         draws = 1
         theta = own.mean[None, :].copy()
-    fixed = no_action[c]
-    theta[:, fixed] = 1.0
-    priority = theta * lever[c]
-    order = top_k(priority, min(limit, m))
-    # positions at or after the first no_action are not shown
-    shown = np.cumsum(fixed[order], axis=1) == 0
+    priority, order, shown = _place(theta, lever[c], no_action[c], min(limit, m))
     n_shown = int(shown[0].sum())
     chosen = order[0, :n_shown]
     probability = ((order[:, :n_shown] == chosen) & shown[:, :n_shown]).mean(axis=0)
     return Ranking(
         actions=c[chosen], draw=theta[0, chosen], score=priority[0, chosen], probability=probability,
         propensity=own.mean[chosen], contenders=c, draws=draws,
+    )
+
+
+def _block(draws: int, m: int) -> int:
+    return max(MIN_DRAWS, min(draws, DRAW_BUDGET // m))
+
+
+def _counted(candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_action: BoolArray, limit: int,
+             rng: np.random.Generator, draws: int, tally: Tally) -> Ranking:
+    lever_all, fixed_all = lever[candidates], no_action[candidates]
+    key = (beliefs.exploration, limit, beliefs.a.tobytes(), beliefs.b.tobytes(), beliefs.low.tobytes(),
+           beliefs.high.tobytes(), lever_all.tobytes(), fixed_all.tobytes())
+    seen = tally.get(key)
+    if seen is None:
+        keep = contenders(candidates, lever, beliefs, no_action, limit)
+        seen = Placements(keep, beliefs.take(keep), lever_all[keep], fixed_all[keep], min(limit, keep.shape[0]))
+        tally.add(key, seen)
+    c = candidates[seen.keep]
+    row = seen.next_sample(rng, _block(draws, c.shape[0]))
+    chosen = seen.order[row, :seen.n_shown[row]]
+    return Ranking(
+        actions=c[chosen], draw=seen.theta[row, chosen], score=seen.priority[row, chosen],
+        probability=seen.counts[np.arange(chosen.shape[0]), chosen] / seen.samples,
+        propensity=seen.own.mean[chosen], contenders=c, draws=seen.samples,
     )
 
 

@@ -26,13 +26,16 @@ class CapTable:
     window: FloatArray  # seconds
     max: IntArray  # blocked when count >= max
     source: tuple[str, ...]  # "file: key.path" of each row, for explanations
+    slot: IntArray  # the action an action row counts, -1 for the other rows (see counts)
 
     @staticmethod
     def build(rows: list[tuple[int, int, int, float, int, str]]) -> CapTable:
+        scope, target = np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64)
         return CapTable(
-            scope=np.array([r[0] for r in rows], np.int64), target=np.array([r[1] for r in rows], np.int64),
+            scope=scope, target=target,
             event=np.array([r[2] for r in rows], np.int64), window=np.array([r[3] for r in rows], np.float64),
             max=np.array([r[4] for r in rows], np.int64), source=tuple(r[5] for r in rows),
+            slot=np.where(scope == ACTION, target, -1),
         )
 
     def __len__(self) -> int:
@@ -49,20 +52,20 @@ def counts(caps: CapTable, history: History, now: float, group_of: IntArray) -> 
     out = np.zeros(len(caps), np.int64)
     if len(history) == 0 or len(caps) == 0:
         return out
-    n_actions = group_of.shape[0]
-    in_history = np.zeros(n_actions + 1, bool)  # the last slot stands for "not an action row"
-    in_history[history.action[history.action >= 0]] = True
-    per_action = caps.scope == ACTION
-    rows = np.flatnonzero(~per_action | in_history[np.where(per_action, caps.target, n_actions)])
+    # one slot per action plus a last one that is always set: rows that are not per action (slot -1)
+    # land there, and so do events of unknown actions (-1), which count for those rows only
+    in_history = np.zeros(group_of.shape[0] + 1, bool)
+    in_history[history.action] = True
+    in_history[-1] = True
+    rows = np.flatnonzero(in_history[caps.slot])
     if rows.shape[0] == 0:
         return out
-    known = history.action >= 0
-    by_scope = np.stack([
-        history.action,
-        np.where(known, group_of[np.where(known, history.action, 0)], -1),
-        history.channel,
-        np.zeros_like(history.action),
-    ])
+    by_scope = np.empty((4, len(history)), np.int64)
+    by_scope[ACTION] = history.action
+    by_scope[GROUP] = group_of[history.action]
+    by_scope[GROUP, history.action < 0] = -1
+    by_scope[CHANNEL] = history.channel
+    by_scope[TOTAL] = 0
     target = caps.target[rows][:, None]
     hit = (
         (by_scope[caps.scope[rows]] == target)

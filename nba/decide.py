@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import random
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -83,7 +83,8 @@ class Ranked:
 
 
 def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: float,
-         rng: np.random.Generator, decision_id: str, *, explore: bool = True) -> Ranked:
+         rng: np.random.Generator, decision_id: str, *, explore: bool = True,
+         tally: arbitration.Tally | None = None) -> Ranked:
     rb, model = snap.rulebook, snap.model
     attrs = customer.attributes or {}
     member, seg_mask = segments.current(rb, attrs, customer.segments, customer.segments_version, req.context, now)
@@ -129,7 +130,7 @@ def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: fl
             ranking = arbitration.random_order(candidates, beliefs, rb.lever, rb.no_action, limit, rng)
         else:
             ranking = arbitration.arbitrate(candidates, beliefs, rb.lever, rb.no_action, limit, rng,
-                                            learning.probability_draws, explore=explore)
+                                            learning.probability_draws, explore=explore, tally=tally)
     key_name = learning.keys[key]
     ranked = [
         RankedAction(
@@ -250,9 +251,33 @@ def facts_channel(rb: Rulebook, ch: int) -> str:
     return list(rb.channels)[ch]
 
 
+class _Entropy:
+    """os.urandom in blocks: one system call per 400 decision ids instead of one each (a system call is
+    what costs most on a virtual machine). Reset in a forked child, which must not repeat its parent's."""
+
+    BLOCK = 4000
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._buf, self._at = b"", 0
+
+    def hex(self, n: int) -> str:
+        if self._at + n > len(self._buf):
+            self._buf, self._at = os.urandom(self.BLOCK), 0
+        self._at += n
+        return self._buf[self._at - n:self._at].hex()
+
+
+_entropy = _Entropy()
+
+
 def new_decision_id(now: float) -> str:
     """Time-ordered (sorts by creation) and unguessable."""
-    return f"{int(now * 1000):012x}{secrets.token_hex(10)}"
+    return f"{int(now * 1000):012x}{_entropy.hex(10)}"
 
 
 class Decider:
@@ -265,6 +290,7 @@ class Decider:
         self.clock = clock
         self.deadline = deadline
         self._locks = KeyedLocks()
+        self.tally = arbitration.Tally()  # placement counts per situation: see arbitration
         self._unlogged = 0  # degraded decisions since the last warning
         self._logged_at = -DEGRADED_LOG_SECONDS
 
@@ -310,7 +336,7 @@ class Decider:
                 snap = self.live.snapshot
                 now = self.clock()
                 customer = await self.store.read_customer(req.customer_id, req.contact_id)
-                ranked = rank(snap, customer, req, now, self.rng, new_decision_id(now))
+                ranked = rank(snap, customer, req, now, self.rng, new_decision_id(now), tally=self.tally)
                 d = ranked.decision
                 recorded = await self.store.record_decision(
                     req.customer_id, d.decision_id, int(now * 1000), orjson.dumps(ranked.record),

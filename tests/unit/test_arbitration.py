@@ -14,6 +14,7 @@ from nba.arbitration import (
     SAMPLED_MAX,
     Beliefs,
     Ranking,
+    Tally,
     arbitrate,
     contenders,
     random_order,
@@ -177,3 +178,94 @@ def test_random_order_is_uniform_and_logs_one_over_m() -> None:
         firsts[r.actions[0]] += 1
     # each of the three actions comes first a third of the time (4 standard errors)
     assert (abs(firsts[:3] / 3000 - 1 / 3) < 4 * math.sqrt(2 / 9 / 3000)).all()
+
+
+def _young(n: int) -> Beliefs:
+    m = _model([1.0] * n, [19.0] * n)
+    return Beliefs.beta(m.alpha[:, 0], m.beta[:, 0], m.low[:, 0], m.high[:, 0])
+
+
+def test_a_tally_logs_the_frequency_of_the_policy_that_ran() -> None:
+    # as above, but the decisions share one Tally: each uses one sample, the logged probability comes
+    # from every sample of the situation so far, and it matches how often each action really comes first
+    n, runs = 60, 3000
+    lever = np.linspace(1.0, 1.5, n)
+    beliefs = _young(n)
+    tally = Tally()
+    rng = np.random.default_rng(7)
+    firsts = np.zeros(n)
+    logged = np.zeros(n)
+    for _ in range(runs):
+        r = arbitrate(np.arange(n), beliefs, lever, np.zeros(n, bool), 1, rng, 256, tally=tally)
+        firsts[r.actions[0]] += 1
+        logged[r.actions[0]] += r.probability[0]
+    assert len(tally) == 1
+    assert r.draws >= runs  # every decision's sample 0 is among the counted samples
+    shown = firsts > 0
+    freq = firsts / runs
+    # 4 standard errors of each frequency
+    assert (np.abs(logged[shown] / firsts[shown] - freq[shown]) < 4 * np.sqrt(freq[shown] / runs) + 0.01).all()
+    assert firsts[: n - SAMPLED_MAX].sum() == 0
+
+
+def test_a_tally_converges_on_the_exact_chance_of_ranking_first() -> None:
+    a, b = (3.0, 30.0), (5.0, 40.0)
+    exact, _ = integrate.quad(lambda x: stats.beta.pdf(x, *a) * stats.beta.cdf(x, *b), 0, 1)
+    m = _model([a[0], b[0]], [a[1], b[1]])
+    beliefs = Beliefs.beta(m.alpha[:, 0], m.beta[:, 0], m.low[:, 0], m.high[:, 0])
+    tally = Tally()
+    rng = np.random.default_rng(3)
+    for _ in range(5000):
+        r = arbitrate(np.arange(2), beliefs, np.ones(2), np.zeros(2, bool), 1, rng, 256, tally=tally)
+    p_first = r.probability[0] if r.actions[0] == 0 else 1 - r.probability[0]
+    assert abs(p_first - exact) < 4 * math.sqrt(exact * (1 - exact) / r.draws), (p_first, exact, r.draws)
+
+
+def test_a_tally_uses_each_sample_once_and_draws_a_new_block_when_they_run_out() -> None:
+    n = 8
+    beliefs = _young(n)
+    lever = np.ones(n)
+    na = np.zeros(n, bool)
+    tally = Tally()
+    block = DRAW_BUDGET // n
+    seen = [arbitrate(np.arange(n), beliefs, lever, na, 3, np.random.default_rng(1), 256, tally=tally)
+            for _ in range(block + 1)]
+    assert [r.draws for r in seen] == [block] * block + [2 * block]
+    draws = [tuple(r.draw.tolist()) for r in seen[:block]]
+    assert len(set(draws)) == block  # distinct samples, though every call got the same seed
+    # the same seed without a tally draws the same first block: sample 0 of each decision is its row
+    alone = arbitrate(np.arange(n), beliefs, lever, na, 3, np.random.default_rng(1), 256)
+    assert alone.actions.tolist() == seen[0].actions.tolist()
+
+
+def test_a_tally_keeps_situations_apart_and_forgets_the_least_recently_used() -> None:
+    tally = Tally(situations=2)
+    lever = np.ones(4)
+    na = np.zeros(4, bool)
+    rng = np.random.default_rng(1)
+
+    def decide(beta: float) -> Ranking:
+        beliefs = _model([1.0] * 4, [beta] * 4)
+        b = Beliefs.beta(beliefs.alpha[:, 0], beliefs.beta[:, 0], beliefs.low[:, 0], beliefs.high[:, 0])
+        return arbitrate(np.arange(4), b, lever, na, 1, rng, 256, tally=tally)
+
+    def draws_samples(beta: float) -> bool:
+        """Whether deciding in this situation drew new samples (a situation remembered mid-block does not)."""
+        before = rng.bit_generator.state
+        decide(beta)
+        return bool(rng.bit_generator.state != before)
+
+    assert draws_samples(19.0)
+    assert not draws_samples(19.0)  # the same situation: the block's next sample
+    assert draws_samples(9.0)  # another model state is another situation, counted apart
+    assert len(tally) == 2
+    assert not draws_samples(19.0)  # used again: 9.0 is now the least recently used
+    assert draws_samples(4.0)
+    assert len(tally) == 2
+    assert not draws_samples(19.0)  # still remembered
+    assert draws_samples(9.0)  # forgotten, so started afresh
+    # explore=False and the contextual model's per-customer beliefs do not use the tally
+    normal = Beliefs.normal(np.array([0.3, 0.2]), np.array([0.05, 0.05]))
+    arbitrate(np.arange(2), normal, np.ones(2), np.zeros(2, bool), 1, rng, 64, tally=tally)
+    arbitrate(np.arange(4), _young(4), lever, na, 1, rng, 64, explore=False, tally=tally)
+    assert len(tally) == 2

@@ -68,6 +68,10 @@ def test_mandatory_actions_bypass_caps_and_unknown_actions_count_only_in_totals(
     caps = cp.CapTable.build([(cp.TOTAL, 0, IMP, DAY, 1, "t")])
     history = _history([(NOW - 10, IMP, -1, -1)])  # an action no longer in the rules
     assert _blocked(caps, history, mandatory=np.array([False, False, True])) == [True, True, False]
+    # nor in any action's or group's count (the last action's group, 1, included)
+    for scope, target in ((cp.ACTION, 2), (cp.GROUP, 1), (cp.GROUP, 0)):
+        one = cp.CapTable.build([(scope, target, IMP, DAY, 1, "x")])
+        assert cp.counts(one, history, NOW, GROUP_OF).tolist() == [0]
 
 
 def test_reasons_name_the_binding_cap() -> None:
