@@ -26,7 +26,7 @@ from nba.domain import EVENT_CODE, BoolArray, DecideRequest, Decision, FloatArra
 from nba.errors import Unavailable
 from nba.learner import Meta
 from nba.live import Live, Snapshot
-from nba.locks import KeyedLocks
+from nba.locks import Deadline, KeyedLocks
 from nba.metrics import Metrics
 from nba.reasons import render
 from nba.rulebook import Rulebook
@@ -302,9 +302,10 @@ class Decider:
         # At the deadline the decision stops waiting for Redis (its reply is read and dropped by the
         # shared connection). A decision stopped while waiting to read records nothing; one stopped while
         # its record script is on the way may still be recorded (Redis cannot take it back), exactly as if
-        # the answer had been lost in transit: its reservations expire, its actions earn nothing.
+        # the answer had been lost in transit: its reservations expire, its actions earn nothing. Time this
+        # process itself was stalled is given back once (locks.Deadline): the reply may be waiting unread.
         try:
-            async with asyncio.timeout(self.deadline):
+            async with Deadline(self.deadline):
                 return await self._decide(req)
         except TimeoutError:
             return self._degraded(req, TimeoutError(f"no answer from Redis within {self.deadline * 1000:.0f} ms"))

@@ -1,11 +1,13 @@
 """Concurrency helpers: per-key asyncio locks that exist only while someone holds or waits for them,
-bounded concurrency over many jobs, and the stop check of background loops."""
+bounded concurrency over many jobs, a deadline that does not count this process's own stalls, and the
+stop check of background loops."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Iterable
+from types import TracebackType
 from typing import Any
 
 
@@ -57,3 +59,43 @@ def stop_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling() > 0:
         raise asyncio.CancelledError
+
+
+class Deadline:
+    """`async with Deadline(seconds)`: like `asyncio.timeout(seconds)` (TimeoutError when it expires),
+    except when its timer fires late. Then this process was not running at the deadline (a garbage
+    collection, a long callback, a paused virtual machine), and the replies it waits for may have come
+    in time and be waiting unread, with more steps to go (a decision reads, ranks, then writes): a plain
+    timeout gives up on all of it, and every request in flight during a stall would give up on a Redis
+    that answered. A late timer therefore grants a fresh `seconds` from the moment the process runs
+    again, up to GRACES times; a wait that is really slow still ends once it has had its deadline of
+    this process's running time."""
+
+    GRACES = 3
+
+    __slots__ = ("_graces", "_handle", "_loop", "_timeout", "seconds", "stall")
+
+    def __init__(self, seconds: float, stall: float | None = None) -> None:
+        self.seconds = seconds
+        self.stall = seconds / 5 if stall is None else stall  # lateness that means a stall, not a busy loop
+
+    async def __aenter__(self) -> Deadline:
+        self._loop = asyncio.get_running_loop()
+        self._timeout = asyncio.timeout(None)
+        await self._timeout.__aenter__()
+        self._graces = self.GRACES
+        self._handle = self._loop.call_at(self._loop.time() + self.seconds, self._expire)
+        return self
+
+    def _expire(self) -> None:
+        now = self._loop.time()
+        if now - self._handle.when() > self.stall and self._graces > 0:
+            self._graces -= 1
+            self._handle = self._loop.call_at(now + self.seconds, self._expire)
+        else:
+            self._timeout.reschedule(now)  # cancels the wait; __aexit__ turns that into TimeoutError
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self._handle.cancel()
+        await self._timeout.__aexit__(exc_type, exc, tb)  # raises TimeoutError when it expired

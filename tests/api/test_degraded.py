@@ -49,19 +49,21 @@ class SlowProxy:
 async def test_a_missed_deadline_gives_a_degraded_rules_only_answer(make_client: AppFactory, redis_url: str) -> None:
     proxy = SlowProxy(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
     # a generous deadline while the proxy is fast (the first decision also loads the scripts, and CI
-    # machines pause), then a tight one while it holds every reply for 3 s
+    # machines pause), then a tight one while it holds every reply for 10 s
     client = await make_client(deadline=5.0, url=await proxy.start())
     await put_customer(client, "c-1", CROSSSELL_MOBILE)
     assert (await decide(client, "c-1"))["degraded"] is False
     client.app[DECIDER].deadline = 0.1
-    proxy.delay = 3.0
+    proxy.delay = 10.0
     start = time.perf_counter()
     body = await decide(client, "c-1", "web")
     waited = time.perf_counter() - start
     proxy.delay = 0.0
     await proxy.close()
     assert body["degraded"] is True
-    assert waited < 2.0, waited  # did not wait for the 3 s reply (generous: CI machines pause)
+    # did not wait for the 10 s reply (generous: a machine that pauses at the deadline earns the decision
+    # a fresh deadline up to Deadline.GRACES times, see nba.locks)
+    assert waited < 5.0, waited
     # an unknown, anonymous customer: nothing that needs consent or a segment, nothing mandatory
     assert {a["action_id"] for a in body["actions"]} <= {"email-capture", "crosssell-consent-request"}
     text = await (await client.get("/metrics")).text()
