@@ -2,8 +2,9 @@
 
 Starts a private redis-server, nba (seeded with demo customers; `--workers N` processes on one port) and
 as many hello-world processes on one port, then drives each with wrk (same threads, connections and
-duration) and prints requests/s and latency percentiles side by side. Needs `wrk` (Debian: apt-get
-install wrk).
+duration) and prints requests/s, latency percentiles and the CPU each request cost the server and
+Redis (from /proc, so a paused VM's stolen time is billed too) side by side. Needs `wrk` (Debian:
+apt-get install wrk).
 
     .venv/bin/python -m loadtests.bench_decide --duration 10 --connections 16 [--workers 2]
 """
@@ -17,27 +18,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 from loadtests.gen_rules import generate
+from loadtests.procs import children, proc_cpu, wait_http
 from nba.redis_server import RedisServer, free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-
-
-def wait_http(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def run_wrk(url: str, script: Path, threads: int, connections: int, duration: int,
@@ -87,6 +75,9 @@ def main() -> int:
                                                *(["--reuse-port"] if args.workers > 1 else [])]))
             wait_http(f"http://127.0.0.1:{nba_port}/readyz", timeout=300)
             wait_http(f"http://127.0.0.1:{hello_port}/hello")
+            redis_pid = int(subprocess.run(["redis-cli", "-u", url, "info", "server"], capture_output=True,
+                                           text=True).stdout.split("process_id:")[1].split()[0])
+            servers = {"hello": [p.pid for p in procs[1:]], "decide": children(procs[0].pid)}
             rows: dict[str, list[dict[str, float]]] = {"hello": [], "decide": []}
             targets = {"hello": (f"http://127.0.0.1:{hello_port}", HERE / "hello.lua"),
                        "decide": (f"http://127.0.0.1:{nba_port}", HERE / "decide.lua")}
@@ -94,7 +85,12 @@ def main() -> int:
                 run_wrk(target, script, args.threads, args.connections, 2, env)
             for _ in range(args.rounds):
                 for name, (target, script) in targets.items():
-                    rows[name].append(run_wrk(target, script, args.threads, args.connections, args.duration, env))
+                    server0, redis0 = proc_cpu(servers[name]), proc_cpu([redis_pid])
+                    r = run_wrk(target, script, args.threads, args.connections, args.duration, env)
+                    n = r["rps"] * args.duration
+                    r["server_us"] = 1e6 * (proc_cpu(servers[name]) - server0) / n
+                    r["redis_us"] = 1e6 * (proc_cpu([redis_pid]) - redis0) / n
+                    rows[name].append(r)
         finally:
             for p in procs:
                 p.terminate()
@@ -103,15 +99,18 @@ def main() -> int:
     print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} alternating rounds, "
           f"{args.customers} customers, rules: {args.actions or 'shipped'} actions, {args.workers} process(es) each, "
           f"{os.cpu_count()} cores shared by server, Redis and wrk")
-    print(f"{'endpoint':8} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    print(f"{'endpoint':8} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
+          f"{'server us/req':>14} {'redis us/req':>13}")
     best: dict[str, dict[str, float]] = {}
     for name, results in rows.items():
         for r in results:
             print(f"{name:8} {r['rps']:9.0f} {r.get('p50_ms', 0):8.2f} {r.get('p90_ms', 0):8.2f} "
-                  f"{r.get('p99_ms', 0):8.2f} {r['non_2xx']:8.0f}")
+                  f"{r.get('p99_ms', 0):8.2f} {r['non_2xx']:8.0f} {r['server_us']:14.0f} {r['redis_us']:13.0f}")
         best[name] = max(results, key=lambda r: r["rps"])
     ratio = best["decide"]["rps"] / best["hello"]["rps"]
-    print(f"decide/hello throughput (best rounds): {ratio:.2f}x")
+    cost = min(r["server_us"] for r in rows["decide"]) / min(r["server_us"] for r in rows["hello"])
+    print(f"decide/hello throughput (best rounds): {ratio:.2f}x; server CPU per request (cheapest rounds): "
+          f"decide {cost:.1f}x hello's")
     return 0
 
 

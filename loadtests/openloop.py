@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -36,13 +35,12 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from loadtests.bench_decide import wait_http
 from loadtests.gen_rules import generate
+from loadtests.procs import children, own_cpu, proc_cpu, wait_http
 from nba.redis_server import RedisServer, free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class _Conn(asyncio.Protocol):
@@ -164,30 +162,6 @@ class Phase:
                 "errors": self.errors, "send_lag_p99_ms": pct(lag, 99),
                 **{f"cpu_{k}_pct": 100 * v / self.seconds for k, v in self.cpu.items()},
                 **{f"cpu_{k}_us_per_req": 1e6 * v / n for k, v in self.cpu.items()}}
-
-
-def proc_cpu(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        except (OSError, IndexError):
-            pass
-    return total / CLK_TCK
-
-
-def own_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def children(pid: int) -> list[int]:
-    try:
-        out = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return [pid]
-    return [pid, *(c for child in out for c in children(int(child)))]
 
 
 Request = Callable[[int], tuple[bytes, Callable[[bytes], list[bytes]] | None]]

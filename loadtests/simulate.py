@@ -37,7 +37,7 @@ import aiohttp
 import numpy as np
 import yaml
 
-from loadtests.openloop import proc_cpu
+from loadtests.procs import proc_cpu
 from nba.features import FeatureSpace, encode
 from nba.locks import run_bounded
 from nba.redis_server import RedisServer, free_port
