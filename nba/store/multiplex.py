@@ -154,12 +154,13 @@ class Multiplexer:
         self._connecting: asyncio.Future[_Protocol] | None = None
 
     @classmethod
-    def like(cls, pool_kwargs: dict[str, Any], ssl_: bool) -> Multiplexer:
-        """Same server, database and credentials as a redis-py connection pool's."""
+    def like(cls, pool_kwargs: dict[str, Any], ssl_: bool, *, blocks_for: float = 0.0) -> Multiplexer:
+        """Same server, database and credentials as a redis-py connection pool's. `blocks_for`: the
+        longest a blocking command on this connection (XREAD BLOCK) waits by design, added to the timeout."""
         return cls(host=pool_kwargs.get("host", "127.0.0.1"), port=int(pool_kwargs.get("port", 6379)),
                    path=pool_kwargs.get("path"), db=int(pool_kwargs.get("db", 0) or 0),
                    username=pool_kwargs.get("username"), password=pool_kwargs.get("password"), use_ssl=ssl_,
-                   timeout=float(pool_kwargs.get("socket_timeout") or 5.0))
+                   timeout=float(pool_kwargs.get("socket_timeout") or 5.0) + blocks_for)
 
     async def execute(self, *args: Any) -> Any:
         proto = self._proto if self._proto is not None and not self._proto.closed else await self._connect()

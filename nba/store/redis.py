@@ -24,6 +24,7 @@ from nba.store import history, keys, scripts
 from nba.store.multiplex import Multiplexer
 
 Observer = Callable[[str, float], None]
+INBOX_WAIT_MAX = 1.0  # seconds one blocking read of the inbox may wait (added to that connection's timeout)
 
 
 class _Script:
@@ -117,6 +118,9 @@ class Store:
         pool = client.connection_pool
         # the customer scripts and the inbox (every decision and event) share one pipelined connection
         self._mux = Multiplexer.like(pool.connection_kwargs, issubclass(pool.connection_class, SSLConnection))
+        # the learner's blocking read of the inbox: a connection of its own (one blocked carries nothing else)
+        self._waits = Multiplexer.like(pool.connection_kwargs, issubclass(pool.connection_class, SSLConnection),
+                                       blocks_for=INBOX_WAIT_MAX)
 
     async def _timed(self, op: str, call: Callable[[], Awaitable[Any]]) -> Any:
         # Any: with decode_responses=False replies are bytes, which redis-py's types cannot express
@@ -157,6 +161,7 @@ class Store:
 
     async def close(self) -> None:
         await self._mux.close()
+        await self._waits.close()
         await self.client.aclose()
 
     # --------------------------------------------------------------------------------- customers
@@ -319,9 +324,17 @@ class Store:
     # ----------------------------------------------------------------------------------- learner
 
     async def read_inbox(self, after: str, count: int) -> list[tuple[str, EventArgs]]:
-        rows = await self._timed("read_inbox", lambda: self.client.xrange(
-            keys.LEARN_INBOX, min=f"({after}" if after != "0" else "-", max="+", count=count))
-        return [(rid.decode(), EventArgs.from_inbox(fields[b"e"])) for rid, fields in rows]
+        # polled while idle by the learner: the shared connection (raw replies: [id, [field, value]] rows)
+        rows = await self._timed("read_inbox", lambda: self._mux.execute(
+            "XRANGE", keys.LEARN_INBOX, f"({after}" if after != "0" else "-", "+", "COUNT", count))
+        return [(rid.decode(), EventArgs.from_inbox(fields[1])) for rid, fields in rows]
+
+    async def wait_inbox(self, after: str, seconds: float) -> bool:
+        """Wait up to `seconds` (at most INBOX_WAIT_MAX) for the inbox to hold an entry after `after`;
+        True as soon as it does. The idle learner waits here instead of polling."""
+        ms = max(1, int(min(seconds, INBOX_WAIT_MAX) * 1000))
+        reply = await self._waits.execute("XREAD", "COUNT", 1, "BLOCK", ms, "STREAMS", keys.LEARN_INBOX, after)
+        return reply is not None
 
     async def inbox_length(self) -> int:
         return int(await self._timed("inbox_length", lambda: self.client.xlen(keys.LEARN_INBOX)))
@@ -377,7 +390,8 @@ class Store:
     # ------------------------------------------------------------------------------------- model
 
     async def model_version(self) -> str:
-        v: bytes | None = await self._timed("model_version", lambda: self.client.get(keys.MODEL_VERSION))
+        # polled by every process every second: the shared connection, not a pool checkout
+        v: bytes | None = await self._timed("model_version", lambda: self._mux.execute("GET", keys.MODEL_VERSION))
         return v.decode() if v else "0"
 
     async def model_data(self) -> ModelData:
@@ -426,7 +440,8 @@ class Store:
             [version, keys.rules_set(""), keys.RULES_HISTORY, orjson.dumps(dict(files))]))
 
     async def current_rules_version(self) -> str | None:
-        v: bytes | None = await self._timed("rules_version", lambda: self.client.get(keys.RULES_CURRENT))
+        # polled by every process several times a second: the shared connection, not a pool checkout
+        v: bytes | None = await self._timed("rules_version", lambda: self._mux.execute("GET", keys.RULES_CURRENT))
         return v.decode() if v else None
 
     async def rules_files(self, version: str) -> dict[str, str] | None:

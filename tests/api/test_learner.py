@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +12,11 @@ from redis.asyncio import Redis
 
 from nba.decide import control_bucket
 from nba.features import encode
+from nba.http.routes import STORE
 from nba.rulebook import load_rulebook
 from nba.store import keys
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, send_events
-from tests.conftest import AppFactory, learn, live
+from tests.conftest import AppFactory, learn, learner, live
 
 CONTEXTUAL = """  channels:
     web: {model: contextual}
@@ -100,3 +103,42 @@ async def test_control_group_gets_random_orders_and_stats_show_the_lift(make_cli
     assert control["lift"]["difference"] > 0
     metrics = await (await client.get("/metrics")).text()
     assert f'nba_arm_shown{{arm="model"}} {float(arms["model"])}' in metrics
+
+
+async def test_the_idle_learner_waits_for_the_inbox_and_picks_an_event_up_as_it_arrives(
+        make_client: AppFactory, redis: Redis) -> None:
+    client: Client = await make_client()
+    app = client.app
+    assert app is not None
+    store = app[STORE]
+    last: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrevrange(  # type: ignore[assignment]
+        keys.LEARN_INBOX, count=1)
+    position = last[0][0].decode() if last else "0"
+    # nothing after the position: the wait ends empty-handed, after its time and not before
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    assert await store.wait_inbox(position, 0.3) is False
+    assert loop.time() - start >= 0.25
+    # an entry that arrives during the wait ends it at once
+    waiting = asyncio.ensure_future(store.wait_inbox(position, 30))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    await put_customer(client, "c-wait", CROSSSELL_MOBILE)
+    d = await decide(client, "c-wait")
+    await send_events(client, [{"event_id": "c-wait-i", "type": "impression", "customer_id": "c-wait",
+                                "action_id": d["actions"][0]["action_id"], "decision_id": d["decision_id"],
+                                "channel": "web"}])
+    assert await asyncio.wait_for(waiting, 10) is True
+    # and the learner's own loop, waiting the same way, applies it without being asked
+    version = await store.model_version()
+    task = asyncio.ensure_future(learner(client).run())
+    try:
+        for _ in range(200):
+            if await store.model_version() != version:
+                break
+            await asyncio.sleep(0.05)
+        assert await store.model_version() != version
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

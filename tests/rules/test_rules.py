@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from nba.cli import rules_check
 from nba.errors import RulesInvalid
-from nba.rulebook import Rulebook, load_rulebook
+from nba.live import directory_fingerprint
+from nba.rulebook import Rulebook, load_rulebook, rules_files
 from tests.conftest import RULES
 
 
@@ -119,3 +122,24 @@ def test_rules_check_reports_and_fails(rules_copy: Path, capsys: pytest.CaptureF
     assert rules_check(rules_copy) == 1
     err = capsys.readouterr().err
     assert "actions/tv-addon.yaml:1: group: is required" in err
+
+
+def test_the_directory_watch_sees_exactly_the_rule_files(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    (rules / "actions" / "notes.txt").write_text("not a rule file")
+    (rules / "actions" / "deeper").mkdir()
+    (rules / "actions" / "deeper" / "x.yaml").write_text("id: x\n")
+    (rules / "actions" / "tests").mkdir()  # only the top-level tests/ holds rule tests
+    (rules / "actions" / "tests" / "y.yaml").write_text("id: y\n")
+    seen = directory_fingerprint(rules)
+    assert [name for name, _, _ in seen] == [p.relative_to(rules).as_posix() for p in rules_files(rules)]
+    assert any(name.startswith("tests/") for name, _, _ in seen) is False
+    # an edit in place (same size, new time) and a new file are both changes
+    target = rules / "actions" / "deeper" / "x.yaml"
+    os.utime(target, ns=(1, 1))
+    touched = directory_fingerprint(rules)
+    assert touched != seen
+    (rules / "segments.yaml").rename(rules / "segments2.yaml")
+    assert directory_fingerprint(rules) != touched
+    assert directory_fingerprint(tmp_path / "missing") == ()
