@@ -1,14 +1,17 @@
-"""Contact policy: frequency caps and suppressions over sliding windows, vectorised over actions.
+"""Contact policy: frequency caps and suppressions over sliding windows.
 
 Every limit in the rules, whatever its wording, is one row "at most `max` events of type `event` in the
 last `window` seconds, counted per action / group / channel / in total". `{after: reject, suppress_for:
-30d}` is the row (reject, 30d, max 1); a cooldown after accept is the same with accept. Counting is done
-once per distinct (event, window) pair with `np.bincount`, so 1,000 actions with 2 limits each cost a
-handful of numpy calls.
+30d}` is the row (reject, 30d, max 1); a cooldown after accept is the same with accept. Counting walks
+the customer's recent history once: each event finds the few rows it can count for by a lookup on
+(scope, target, event type), so the cost grows with the history, never with the catalogue or the
+number of rows (1,000 actions with 2 limits each cost what 15 do). Deciding what the counts forbid is
+vectorised over the actions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,16 +29,22 @@ class CapTable:
     window: FloatArray  # seconds
     max: IntArray  # blocked when count >= max
     source: tuple[str, ...]  # "file: key.path" of each row, for explanations
-    slot: IntArray  # the action an action row counts, -1 for the other rows (see counts)
+    # (scope, target, event type) -> (row, window) of the rows an event with that target and type
+    # counts for; total rows are under target 0
+    rows_for: Mapping[tuple[int, int, int], tuple[tuple[int, float], ...]]
+    horizon: float  # the longest window: older history cannot count
 
     @staticmethod
     def build(rows: list[tuple[int, int, int, float, int, str]]) -> CapTable:
-        scope, target = np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64)
+        rows_for: dict[tuple[int, int, int], list[tuple[int, float]]] = {}
+        for i, (scope, target, event, window, _, _) in enumerate(rows):
+            rows_for.setdefault((scope, target, event), []).append((i, float(window)))
         return CapTable(
-            scope=scope, target=target,
+            scope=np.array([r[0] for r in rows], np.int64), target=np.array([r[1] for r in rows], np.int64),
             event=np.array([r[2] for r in rows], np.int64), window=np.array([r[3] for r in rows], np.float64),
             max=np.array([r[4] for r in rows], np.int64), source=tuple(r[5] for r in rows),
-            slot=np.where(scope == ACTION, target, -1),
+            rows_for={k: tuple(v) for k, v in rows_for.items()},
+            horizon=max((float(r[3]) for r in rows), default=0.0),
         )
 
     def __len__(self) -> int:
@@ -43,36 +52,26 @@ class CapTable:
 
 
 def counts(caps: CapTable, history: History, now: float, group_of: IntArray) -> IntArray:
-    """The current count of every cap row for this customer.
-
-    One boolean matrix (rows x history events) answers every row at once: the event has the row's
-    type, lies inside the row's window, and belongs to the row's action / group / channel. Action rows
-    whose action is not in the history cannot count anything and are skipped, so 1,000 actions with a
-    short history cost what a handful of rows cost."""
+    """The current count of every cap row for this customer: each event in the history adds one to the
+    rows of its action, its action's group, its channel and the totals that count its type, when it lies
+    inside the row's window. Events of actions or channels no longer in the rules count in totals only."""
+    hits: dict[int, int] = {}  # row -> count, for the few rows any event counts for
+    rows_for = caps.rows_for
+    n_actions = group_of.shape[0]
+    for ts, event, action, channel in zip(history.ts.tolist(), history.event.tolist(), history.action.tolist(),
+                                          history.channel.tolist(), strict=True):
+        keys = [(TOTAL, 0, event)]
+        if 0 <= action < n_actions:
+            keys += [(ACTION, action, event), (GROUP, int(group_of[action]), event)]
+        if channel >= 0:
+            keys.append((CHANNEL, channel, event))
+        for key in keys:
+            for row, window in rows_for.get(key, ()):
+                if ts > now - window:
+                    hits[row] = hits.get(row, 0) + 1
     out = np.zeros(len(caps), np.int64)
-    if len(history) == 0 or len(caps) == 0:
-        return out
-    # one slot per action plus a last one that is always set: rows that are not per action (slot -1)
-    # land there, and so do events of unknown actions (-1), which count for those rows only
-    in_history = np.zeros(group_of.shape[0] + 1, bool)
-    in_history[history.action] = True
-    in_history[-1] = True
-    rows = np.flatnonzero(in_history[caps.slot])
-    if rows.shape[0] == 0:
-        return out
-    by_scope = np.empty((4, len(history)), np.int64)
-    by_scope[ACTION] = history.action
-    by_scope[GROUP] = group_of[history.action]
-    by_scope[GROUP, history.action < 0] = -1
-    by_scope[CHANNEL] = history.channel
-    by_scope[TOTAL] = 0
-    target = caps.target[rows][:, None]
-    hit = (
-        (by_scope[caps.scope[rows]] == target)
-        & (history.event[None, :] == caps.event[rows][:, None])
-        & (history.ts[None, :] > now - caps.window[rows][:, None])
-    )
-    out[rows] = hit.sum(axis=1)
+    if hits:
+        out[list(hits)] = list(hits.values())
     return out
 
 

@@ -48,30 +48,25 @@ def parse_history(raw: bytes, rb: Rulebook, now: float) -> History:
     unknown ids become -1. Live reservations count as impressions, expired ones as nothing."""
     if not raw:
         return History.empty()
-    since_ms = int((now - history_horizon(rb)) * 1000)
-    rows = list(newest_first(raw, since_ms))
-    n = len(rows)
-    if n == 0:
-        return History.empty()
-    ts = np.empty(n)
-    event = np.empty(n, np.int64)
-    action = np.empty(n, np.int64)
-    channel = np.empty(n, np.int64)
     actions, channels = rb.action_index, rb.channel_index
     live_from = now - RESERVATION_SECONDS
-    for i, (t, e, a, c) in enumerate(rows):
-        ts[i] = t / 1000.0
-        if e < 0:  # a reservation
-            event[i] = _IMPRESSION if ts[i] > live_from else -1
-        else:
-            event[i] = e
-        action[i] = actions.get(a, -1)
-        channel[i] = channels.get(c, -1)
-    return History(ts, event, action, channel)
+    ts: list[float] = []
+    event: list[int] = []
+    action: list[int] = []
+    channel: list[int] = []
+    for t, e, a, c in newest_first(raw, int((now - history_horizon(rb)) * 1000)):
+        seconds = t / 1000.0
+        ts.append(seconds)
+        event.append(e if e >= 0 else _IMPRESSION if seconds > live_from else -1)  # e < 0: a reservation
+        action.append(actions.get(a, -1))
+        channel.append(channels.get(c, -1))
+    if not ts:
+        return History.empty()
+    return History(np.array(ts), np.array(event, np.int64), np.array(action, np.int64), np.array(channel, np.int64))
 
 
 def history_horizon(rb: Rulebook) -> float:
-    return float(rb.caps.window.max()) if len(rb.caps) else 0.0
+    return rb.caps.horizon
 
 
 @dataclass(frozen=True)

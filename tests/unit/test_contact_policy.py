@@ -93,3 +93,29 @@ def test_quiet_hours_wrap_past_midnight_in_local_time() -> None:
     assert quiet.covers(at(20, 0))  # 21:00 local: quiet starts
     assert quiet.covers(at(6, 59))  # 07:59 local
     assert not quiet.covers(at(7, 0))  # 08:00 local: quiet ends
+
+
+def test_counts_agree_with_counting_each_row_by_its_definition() -> None:
+    rng = np.random.default_rng(5)
+    n_actions, n_groups, n_channels = 40, 4, 3
+    group_of = rng.integers(0, n_groups, n_actions)
+    events = (IMP, REJ, EVENT_CODE["accept"])
+    for _ in range(50):
+        rows = []
+        for i in range(int(rng.integers(1, 60))):
+            scope = int(rng.integers(0, 4))
+            target = {cp.ACTION: n_actions, cp.GROUP: n_groups, cp.CHANNEL: n_channels, cp.TOTAL: 1}[scope]
+            rows.append((scope, int(rng.integers(0, target)), int(rng.choice(events)),
+                         float(rng.choice([DAY, 7 * DAY, 30 * DAY])), int(rng.integers(1, 4)), f"r{i}"))
+        caps = cp.CapTable.build(rows)
+        n = int(rng.integers(0, 30))
+        history = _history([(NOW - float(rng.uniform(0, 40 * DAY)), int(rng.choice(events)),
+                             int(rng.integers(-1, n_actions)), int(rng.integers(-1, n_channels))) for _ in range(n)])
+        expected = []
+        for scope, target, event, window, _, _ in rows:
+            count = 0
+            for ts, ev, act, ch in zip(history.ts, history.event, history.action, history.channel, strict=True):
+                of = {cp.ACTION: act, cp.GROUP: group_of[act] if act >= 0 else -1, cp.CHANNEL: ch, cp.TOTAL: 0}
+                count += int(ev == event and ts > NOW - window and of[scope] == target)
+            expected.append(count)
+        assert cp.counts(caps, history, NOW, group_of).tolist() == expected
