@@ -2,7 +2,9 @@
 for the shipped rules and for generated rule sets of 10 and 1,000 actions, each with a cold model (priors
 only: the widest posteriors, the most contenders) and a trained one (every action shown 200-5,000 times
 per segment key, accepted 1-10% of the time). Each is measured as the server decides (one `Tally` shared
-by all decisions, as in `Decider`) and with every decision drawing its own samples (no tally).
+by all decisions, as in `Decider`) and with every decision drawing its own samples (no tally). The
+3,000 decisions go to 2,000 demo customers with five recent impressions each (of different actions),
+so eligible sets and caps vary as they do in traffic.
 
     python -m loadtests.micro_rank
 """
@@ -40,13 +42,13 @@ def trained(rb: Rulebook, seed: int = 1) -> ModelData:
 
 
 def bench(rb: Rulebook, n: int = 3000, history: int = 5, data: ModelData | None = None,
-          tally: Tally | None = None) -> tuple[float, float]:
+          tally: Tally | None = None, population: int = 2000) -> tuple[float, float]:
     rng = np.random.default_rng(1)
     snap = build_snapshot(rb, data)
     now = time.time()
     ids = [a.id for a in rb.actions]
     customers = []
-    for k, (_, attrs) in enumerate(demo_population(200)):
+    for k, (_, attrs) in enumerate(demo_population(population)):
         hist = pack((int(now * 1000) - j * 3_600_000, "impression", ids[(k + j) % len(ids)], "web", f"e{j}")
                     for j in range(history))
         customers.append(CustomerSnapshot(attrs, segments.materialise(rb, attrs, now), rb.segments_version, hist))

@@ -21,9 +21,9 @@ threshold. Actions ranked below it are not shown, and it is never returned itsel
 "do nothing" won); it is sampled whenever it can reach the top-k, whatever the cap.
 
 Most decisions repeat a situation: customers share segment keys and eligible sets, and the model moves
-at most once per `learning.refresh_seconds`. A `Tally` keeps, per situation (exactly the parameters
-the preselection and the placement distribution depend on), the contenders, how often each landed at
-each rank over every sample drawn so far, and the block of samples last drawn. Each decision takes
+at most once per `learning.refresh_seconds`. A `Tally` keeps, per situation (the contenders and
+exactly the parameters their placement distribution depends on), how often each landed at each rank
+over every sample drawn so far, and the block of samples last drawn. Each decision takes
 the next unused sample of the block as its sample 0 and reads its probability from the counts; when
 the block is used up, a fresh one is drawn and counted. Every sample is an independent draw from the
 situation's distribution and is used by at most one decision, so this is Thompson sampling as before,
@@ -44,7 +44,10 @@ DRAW_BUDGET = 1024
 MIN_DRAWS = 32
 SAMPLED_MAX = 16
 TOP_BY_ARGMAX = 4  # up to this k, k argmax passes beat a sort of every sample's row
-TALLY_SITUATIONS = 4096  # situations a Tally remembers; the least recently used one is forgotten first
+# What a Tally remembers (per process); past either bound the least recently used situation goes first.
+# A situation (its key and its block of samples) takes about 20 KB with 16 contenders.
+TALLY_SITUATIONS = 4096
+TALLY_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -138,15 +141,15 @@ def contenders(candidates: IntArray, lever: FloatArray, beliefs: Beliefs, no_act
 
 
 class Placements:
-    """One situation: its contenders (positions into the candidates) and their beliefs, counts[r, j] =
-    samples so far in which contender j was shown at rank r, and the block of samples last drawn, each
-    the sample 0 of one decision."""
+    """One situation: its contenders' beliefs, levers and thresholds, counts[r, j] = samples so far in
+    which contender j was shown at rank r, and the block of samples last drawn, each the sample 0 of one
+    decision."""
 
-    __slots__ = ("counts", "fixed", "keep", "lever", "n_shown", "order", "own", "priority", "samples", "theta", "used")
+    __slots__ = ("counts", "fixed", "lever", "n_shown", "order", "own", "priority", "samples", "theta", "used")
 
-    def __init__(self, keep: IntArray, own: Beliefs, lever: FloatArray, fixed: BoolArray, k: int) -> None:
-        m = keep.shape[0]
-        self.keep, self.own, self.lever, self.fixed = keep, own, lever, fixed
+    def __init__(self, own: Beliefs, lever: FloatArray, fixed: BoolArray, k: int) -> None:
+        m = own.a.shape[0]
+        self.own, self.lever, self.fixed = own, lever, fixed
         self.counts = np.zeros((k, m), np.int64)
         self.samples = 0
         self.theta = self.priority = np.zeros((0, m))
@@ -169,31 +172,41 @@ class Placements:
         self.used += 1
         return self.used - 1
 
+    def nbytes(self, block: int) -> int:
+        """Memory once a block of `block` samples is drawn (two float and one int array of it)."""
+        k, m = self.counts.shape
+        return 8 * (block * (2 * m + k) + k * m + 6 * m)
+
 
 class Tally:
     """Placements per arbitration situation, shared by the decisions of one process (see the module
-    docstring). A situation is keyed by the candidates' belief parameters, levers and thresholds, the
-    exploration and the limit: everything the preselection and the distribution of placements depend on.
-    So a new model or rule set simply makes new situations; old ones are forgotten least recently used
-    first."""
+    docstring). A situation is keyed by the contenders' belief parameters, levers and thresholds, the
+    exploration and k: everything the distribution of placements depends on. So a new model or rule set
+    simply makes new situations; old ones are forgotten least recently used first."""
 
-    def __init__(self, situations: int = TALLY_SITUATIONS) -> None:
+    def __init__(self, situations: int = TALLY_SITUATIONS, max_bytes: int = TALLY_BYTES) -> None:
         self.situations = situations
-        self._seen: dict[tuple[object, ...], Placements] = {}
+        self.max_bytes = max_bytes
+        self.nbytes = 0  # keys and placements, approximately
+        self._seen: dict[tuple[bytes, ...], tuple[Placements, int]] = {}
 
     def __len__(self) -> int:
         return len(self._seen)
 
-    def get(self, key: tuple[object, ...]) -> Placements | None:
-        seen = self._seen.pop(key, None)
-        if seen is not None:
-            self._seen[key] = seen  # now the most recently used
-        return seen
+    def get(self, key: tuple[bytes, ...]) -> Placements | None:
+        entry = self._seen.pop(key, None)
+        if entry is None:
+            return None
+        self._seen[key] = entry  # now the most recently used
+        return entry[0]
 
-    def add(self, key: tuple[object, ...], seen: Placements) -> None:
-        if len(self._seen) >= self.situations:
-            del self._seen[next(iter(self._seen))]
-        self._seen[key] = seen
+    def add(self, key: tuple[bytes, ...], seen: Placements, block: int) -> None:
+        size = sum(len(part) for part in key) + seen.nbytes(block)
+        while self._seen and (len(self._seen) >= self.situations or self.nbytes + size > self.max_bytes):
+            _, forgotten = self._seen.pop(next(iter(self._seen)))
+            self.nbytes -= forgotten
+        self._seen[key] = (seen, size)
+        self.nbytes += size
 
 
 def _place(theta: FloatArray, lever: FloatArray, fixed: BoolArray,
@@ -210,9 +223,8 @@ def arbitrate(candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_acti
               rng: np.random.Generator, draws: int, *, explore: bool = True, tally: Tally | None = None) -> Ranking:
     """`beliefs` are aligned with `candidates` (the eligible action indices); `lever` is value x weight
     per action. `explore=False` ranks by the posterior means instead of samples (rule tests, degraded
-    answers: the order the rules alone imply). With a `tally`, a situation seen before costs neither
-    the preselection nor, mostly, any sampling (module docstring); without, every decision draws
-    `draws` samples of its own."""
+    answers: the order the rules alone imply). With a `tally`, a situation seen before mostly costs no
+    sampling at all (module docstring); without, every decision draws `draws` samples of its own."""
     # (the contextual model's beliefs depend on each customer's features: its situations hardly repeat)
     if explore and tally is not None and beliefs.kind == "beta" and limit > 0 and candidates.shape[0] > 0:
         return _counted(candidates, beliefs, lever, no_action, limit, rng, draws, tally)
@@ -245,16 +257,21 @@ def _block(draws: int, m: int) -> int:
 
 def _counted(candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_action: BoolArray, limit: int,
              rng: np.random.Generator, draws: int, tally: Tally) -> Ranking:
-    lever_all, fixed_all = lever[candidates], no_action[candidates]
-    key = (beliefs.exploration, limit, beliefs.a.tobytes(), beliefs.b.tobytes(), beliefs.low.tobytes(),
-           beliefs.high.tobytes(), lever_all.tobytes(), fixed_all.tobytes())
+    # keyed after the preselection: with a large catalogue customers' eligible sets differ more often
+    # than the few contenders picked from them, and the key stays small
+    keep = contenders(candidates, lever, beliefs, no_action, limit)
+    c = candidates[keep]
+    own = beliefs.take(keep)
+    lever_c, fixed_c = lever[c], no_action[c]
+    k = min(limit, c.shape[0])
+    key = (np.array([own.exploration, k]).tobytes(), own.a.tobytes(), own.b.tobytes(), lever_c.tobytes(),
+           fixed_c.tobytes())
+    block = _block(draws, c.shape[0])
     seen = tally.get(key)
     if seen is None:
-        keep = contenders(candidates, lever, beliefs, no_action, limit)
-        seen = Placements(keep, beliefs.take(keep), lever_all[keep], fixed_all[keep], min(limit, keep.shape[0]))
-        tally.add(key, seen)
-    c = candidates[seen.keep]
-    row = seen.next_sample(rng, _block(draws, c.shape[0]))
+        seen = Placements(own, lever_c, fixed_c, k)
+        tally.add(key, seen, block)
+    row = seen.next_sample(rng, block)
     chosen = seen.order[row, :seen.n_shown[row]]
     return Ranking(
         actions=c[chosen], draw=seen.theta[row, chosen], score=seen.priority[row, chosen],

@@ -269,3 +269,20 @@ def test_a_tally_keeps_situations_apart_and_forgets_the_least_recently_used() ->
     arbitrate(np.arange(2), normal, np.ones(2), np.zeros(2, bool), 1, rng, 64, tally=tally)
     arbitrate(np.arange(4), _young(4), lever, na, 1, rng, 64, explore=False, tally=tally)
     assert len(tally) == 2
+
+
+def test_a_tally_stays_within_its_memory_budget() -> None:
+    lever = np.ones(50)
+    na = np.zeros(50, bool)
+    rng = np.random.default_rng(1)
+    one = Tally()
+    arbitrate(np.arange(50), _young(50), lever, na, 3, rng, 256, tally=one)
+    per_situation = one.nbytes
+    assert per_situation > 64 * 16 * 8 * 2  # a block of 64 samples of 16 contenders, and their priorities
+    small = Tally(max_bytes=3 * per_situation)
+    for beta in range(10, 30):  # 20 model states: 20 situations of about the same size
+        m = _model([1.0] * 50, [float(beta)] * 50)
+        b = Beliefs.beta(m.alpha[:, 0], m.beta[:, 0], m.low[:, 0], m.high[:, 0])
+        arbitrate(np.arange(50), b, lever, na, 3, rng, 256, tally=small)
+        assert small.nbytes <= small.max_bytes
+    assert 2 <= len(small) <= 3
