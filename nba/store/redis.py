@@ -285,10 +285,13 @@ class Store:
     # ------------------------------------------------------------------------------------ events
 
     async def apply_events(self, by_customer: Mapping[str, list[EventArgs]]) -> dict[str, list[str]]:
-        """Put the events in the learner's inbox, then apply them to the histories: one pipelined round
-        trip each. In that order, because a crash in between then leaves events the learner will still
-        credit (re-sending the batch applies the histories; the learner credits each event once), never
-        history without learning. Returns a status per event (see APPLY_EVENTS)."""
+        """Put the events in the learner's inbox, then apply them to the histories, in one pipelined
+        round trip: Redis runs one connection's commands in order, so a crash or a lost connection in
+        between leaves events the learner will still credit (re-sending the batch applies the
+        histories; the learner credits each event once), never history without learning. An inbox
+        write that fails on its own (only a wrong type at the inbox key could) fails the batch with
+        the histories perhaps applied: re-sending it queues the events again, and the learner credits
+        each once. Returns a status per event (see APPLY_EVENTS)."""
         calls: list[tuple[str, tuple[Any, ...]]] = []
         now_ms = int(time.time() * 1000)
         entries: list[bytes] = []
@@ -302,17 +305,25 @@ class Store:
                 entries.append(e.inbox_entry())
             calls.append((cid, self._apply.args([keys.customer(cid), keys.shown(cid)], args)))
 
-        async def enqueue() -> None:
-            await asyncio.gather(*(self._mux.execute("XADD", keys.LEARN_INBOX, "*", "e", entry) for entry in entries))
+        async def enqueue_and_apply() -> list[Any]:
+            return await self._eval_many(self._apply, [c[1] for c in calls],
+                                         before=[("XADD", keys.LEARN_INBOX, "*", "e", entry) for entry in entries])
 
-        await self._timed("enqueue_events", enqueue)
-        results = await self._timed("apply_events", lambda: self._eval_many(self._apply, [c[1] for c in calls]))
+        results = await self._timed("apply_events", enqueue_and_apply)
         return {cid: [s.decode() for s in res] for (cid, _), res in zip(calls, results, strict=True)}
 
-    async def _eval_many(self, script: _Script, calls: list[tuple[Any, ...]]) -> list[Any]:
-        """Many calls of one script in one pipelined round trip."""
-        results: list[Any] = await asyncio.gather(*(self._mux.execute("EVALSHA", *argv) for argv in calls),
+    async def _eval_many(self, script: _Script, calls: list[tuple[Any, ...]],
+                         before: list[tuple[Any, ...]] | None = None) -> list[Any]:
+        """Many calls of one script in one pipelined round trip, after the commands `before` (sent first
+        in the same write: tasks start in the order gather gets them); the scripts' results."""
+        first = before or []
+        replies: list[Any] = await asyncio.gather(*(self._mux.execute(*cmd) for cmd in first),
+                                                  *(self._mux.execute("EVALSHA", *argv) for argv in calls),
                                                   return_exceptions=True)
+        for reply in replies[:len(first)]:
+            if isinstance(reply, BaseException):
+                raise reply
+        results = replies[len(first):]
         # a script flushed from Redis ran nowhere: run only those calls again (the first one loads it)
         for i, res in enumerate(results):
             if isinstance(res, NoScriptError):

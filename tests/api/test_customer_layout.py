@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from nba.app import redis_client
 from nba.errors import StoredDataUnreadable
@@ -104,3 +105,23 @@ def test_packed_entries_read_back_newest_first_down_to_the_horizon() -> None:
     assert rows == [(1_795_435_200_000 - k * 1000, 1, f"a{k}", "web") for k in range(3)]
     assert len(history.event_key("x" * 128)) == 11
     assert history.event_key("a") != history.event_key("b")
+
+
+async def test_events_reach_the_inbox_in_the_same_round_trip_as_the_histories_and_a_failed_inbox_fails_the_batch(
+        store: Store, redis: Redis) -> None:
+    t = int(time.time() * 1000) - 60_000
+    # a fresh store: its first batch also opens the connection, and the inbox write still goes first
+    assert await store.apply_events({"c-1": [_event("e1", t)], "c-2": [_event("e2", t, "c-2")]}) == {
+        "c-1": ["hist"], "c-2": ["hist"]}
+    assert await redis.xlen(keys.LEARN_INBOX) == 2
+    # an inbox that cannot be written (a wrong type at its key) fails the batch instead of answering it
+    await redis.delete(keys.LEARN_INBOX)
+    await redis.set(keys.LEARN_INBOX, "not a stream")
+    with pytest.raises(ResponseError):
+        await store.apply_events({"c-1": [_event("e3", t + 1000)]})
+    # ... though the histories, sent in the same write, were applied; re-sending it once the inbox is back
+    # queues the event again, and its history entry is not doubled
+    await redis.delete(keys.LEARN_INBOX)
+    assert await store.apply_events({"c-1": [_event("e3", t + 1000)]}) == {"c-1": ["dup"]}
+    assert await redis.xlen(keys.LEARN_INBOX) == 1
+    assert [eid for _, eid in await _stored(redis)] == [history.event_key("e1"), history.event_key("e3")]
