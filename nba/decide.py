@@ -298,7 +298,7 @@ class Decider:
         # shared connection). A decision stopped while waiting to read records nothing; one stopped while
         # its record script is on the way may still be recorded (Redis cannot take it back), exactly as if
         # the answer had been lost in transit: its reservations expire, its actions earn nothing. Time this
-        # process itself was stalled is given back once (locks.Deadline): the reply may be waiting unread.
+        # process itself was stalled is given back (locks.Deadline): the reply may be waiting unread.
         try:
             async with Deadline(self.deadline):
                 return await self._decide(req)

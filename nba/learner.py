@@ -80,8 +80,8 @@ class Learner:
 
     async def _hold(self) -> bool:
         """Take or renew the lease; on taking it, start from what is committed in Redis. A held lease is
-        renewed a third of the way into its life, not at every step: the idle learner polls five times a
-        second, and the commit script checks the lease anyway, so a lease lost in between (a pause longer
+        renewed a third of the way into its life, not at every step (a busy learner steps after every
+        batch): the commit script checks the lease anyway, so a lease lost in between (a pause longer
         than two thirds of it) costs that batch its commit, never its correctness."""
         now = time.monotonic()
         if self._held and now < self._renew_at:

@@ -84,7 +84,7 @@ def directory_fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
 def _scan(path: str, prefix: str, found: list[tuple[str, int, int]]) -> None:
     with os.scandir(path) as entries:
         for entry in entries:
-            if entry.is_dir():
+            if entry.is_dir(follow_symlinks=False):  # as rglob, which does not follow linked directories
                 if prefix or entry.name != "tests":  # rule tests do not change decisions (rules_files)
                     _scan(entry.path, f"{prefix}{entry.name}/", found)
             elif entry.name.endswith(".yaml") and entry.is_file():

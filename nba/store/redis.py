@@ -451,7 +451,7 @@ class Store:
             [version, keys.rules_set(""), keys.RULES_HISTORY, orjson.dumps(dict(files))]))
 
     async def current_rules_version(self) -> str | None:
-        # polled by every process several times a second: the shared connection, not a pool checkout
+        # polled by every process twice a second: the shared connection, not a pool checkout
         v: bytes | None = await self._timed("rules_version", lambda: self._mux.execute("GET", keys.RULES_CURRENT))
         return v.decode() if v else None
 
