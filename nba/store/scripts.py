@@ -107,11 +107,18 @@ end
 if returned > 0 then
   local h = redis.call('HGET', KEYS[4], 'h') or ''
   local ts = tonumber(ARGV[2])
+  local record, shown = {}, {}  -- one HSET each for all the returned actions
   for i = 14, #ARGV, 3 do
-    redis.call('HSET', KEYS[2], 'a:' .. ARGV[i], ARGV[i + 1], 'v:' .. ARGV[i], ARGV[i + 2])
-    redis.call('HSET', KEYS[5], ARGV[i], ARGV[1])
+    table.insert(record, 'a:' .. ARGV[i])
+    table.insert(record, ARGV[i + 1])
+    table.insert(record, 'v:' .. ARGV[i])
+    table.insert(record, ARGV[i + 2])
+    table.insert(shown, ARGV[i])
+    table.insert(shown, ARGV[1])
     h = hist_insert(h, ts, ARGV[i + 2])
   end
+  redis.call('HSET', KEYS[2], unpack(record))
+  redis.call('HSET', KEYS[5], unpack(shown))
   hist_store(KEYS[4], hist_trim(h, tonumber(ARGV[12]), tonumber(ARGV[13])))
   redis.call('EXPIRE', KEYS[5], ARGV[4])
 end
