@@ -300,7 +300,7 @@ class Decider:
         # the answer had been lost in transit: its reservations expire, its actions earn nothing. Time this
         # process itself was stalled is given back (locks.Deadline): the reply may be waiting unread.
         try:
-            async with Deadline(self.deadline):
+            async with Deadline(self.deadline, on_stall=self.metrics.decision_stalls.inc):
                 return await self._decide(req)
         except TimeoutError:
             return self._degraded(req, TimeoutError(f"no answer from Redis within {self.deadline * 1000:.0f} ms"))

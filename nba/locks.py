@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -73,11 +73,13 @@ class Deadline:
 
     GRACES = 3
 
-    __slots__ = ("_graces", "_handle", "_loop", "_timeout", "seconds", "stall")
+    __slots__ = ("_graces", "_handle", "_loop", "_timeout", "on_stall", "seconds", "stall")
 
-    def __init__(self, seconds: float, stall: float | None = None) -> None:
+    def __init__(self, seconds: float, stall: float | None = None,
+                 on_stall: Callable[[], object] | None = None) -> None:
         self.seconds = seconds
         self.stall = seconds / 5 if stall is None else stall  # lateness that means a stall, not a busy loop
+        self.on_stall = on_stall  # told of every grace (decide counts them: operators see the stalls)
 
     async def __aenter__(self) -> Deadline:
         self._loop = asyncio.get_running_loop()
@@ -92,6 +94,8 @@ class Deadline:
         if now - self._handle.when() > self.stall and self._graces > 0:
             self._graces -= 1
             self._handle = self._loop.call_at(now + self.seconds, self._expire)
+            if self.on_stall is not None:
+                self.on_stall()
         else:
             self._timeout.reschedule(now)  # cancels the wait; __aexit__ turns that into TimeoutError
 

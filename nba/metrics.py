@@ -19,6 +19,10 @@ class Metrics:
         self.decision_conflicts = Counter("nba_decision_conflicts_total",
                                           "Decisions ranked again because the customer's history changed",
                                           registry=r)
+        self.decision_stalls = Counter("nba_decision_stalls_total",
+                                       "Decision deadlines that found this process stalled (a pause, GC or long "
+                                       "callback) and gave the decision a fresh deadline instead of degrading it",
+                                       registry=r)
         self.decision_ms = Histogram("nba_decision_duration_ms", "Time to answer a decide request, ms",
                                      ["channel"], buckets=_MS_BUCKETS, registry=r)
         self.events = Counter("nba_events_total", "Events received, by type and outcome",

@@ -65,7 +65,10 @@ async def _stall_then_wait_forever() -> None:
 
 @pytest.mark.parametrize("new_loop", _loops())
 def test_a_stall_at_the_deadline_does_not_cut_the_exchange(new_loop: Callable[[], asyncio.AbstractEventLoop]) -> None:
-    assert _run(new_loop, _exchange_across_a_stall(Deadline)) == b"firstagain"
+    stalls: list[int] = []
+    assert _run(new_loop, _exchange_across_a_stall(
+        lambda seconds: Deadline(seconds, on_stall=lambda: stalls.append(1)))) == b"firstagain"
+    assert len(stalls) >= 1  # the grace is reported (decide counts it in nba_decision_stalls_total)
     # what a plain timeout does in the same case: gives up on a reply that is already there
     with pytest.raises(TimeoutError):
         _run(new_loop, _exchange_across_a_stall(asyncio.timeout))
