@@ -225,9 +225,6 @@ def arbitrate(candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_acti
     per action. `explore=False` ranks by the posterior means instead of samples (rule tests, degraded
     answers: the order the rules alone imply). With a `tally`, a situation seen before mostly costs no
     sampling at all (module docstring); without, every decision draws `draws` samples of its own."""
-    # (the contextual model's beliefs depend on each customer's features: its situations hardly repeat)
-    if explore and tally is not None and beliefs.kind == "beta" and limit > 0 and candidates.shape[0] > 0:
-        return _counted(candidates, beliefs, lever, no_action, limit, rng, draws, tally)
     keep = contenders(candidates, lever, beliefs, no_action, limit)
     c = candidates[keep]
     m = c.shape[0]
@@ -235,13 +232,18 @@ def arbitrate(candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_acti
         empty = np.zeros(0)
         return Ranking(np.zeros(0, np.int64), empty, empty, empty, empty, c, draws)
     own = beliefs.take(keep)
+    lever_c, fixed = lever[c], no_action[c]
+    k = min(limit, m)
+    # (the contextual model's beliefs depend on each customer's features: its situations hardly repeat)
+    if explore and tally is not None and own.kind == "beta":
+        return _counted(c, own, lever_c, fixed, k, rng, _block(draws, m), tally)
     if explore:
         draws = _block(draws, m)
         theta = own.sample(rng, draws)
     else:
         draws = 1
         theta = own.mean[None, :].copy()
-    priority, order, shown = _place(theta, lever[c], no_action[c], min(limit, m))
+    priority, order, shown = _place(theta, lever_c, fixed, k)
     n_shown = int(shown[0].sum())
     chosen = order[0, :n_shown]
     probability = ((order[:, :n_shown] == chosen) & shown[:, :n_shown]).mean(axis=0)
@@ -255,21 +257,16 @@ def _block(draws: int, m: int) -> int:
     return max(MIN_DRAWS, min(draws, DRAW_BUDGET // m))
 
 
-def _counted(candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_action: BoolArray, limit: int,
-             rng: np.random.Generator, draws: int, tally: Tally) -> Ranking:
-    # keyed after the preselection: with a large catalogue customers' eligible sets differ more often
-    # than the few contenders picked from them, and the key stays small
-    keep = contenders(candidates, lever, beliefs, no_action, limit)
-    c = candidates[keep]
-    own = beliefs.take(keep)
-    lever_c, fixed_c = lever[c], no_action[c]
-    k = min(limit, c.shape[0])
-    key = (np.array([own.exploration, k]).tobytes(), own.a.tobytes(), own.b.tobytes(), lever_c.tobytes(),
-           fixed_c.tobytes())
-    block = _block(draws, c.shape[0])
+def _counted(c: IntArray, own: Beliefs, lever: FloatArray, fixed: BoolArray, k: int, rng: np.random.Generator,
+             block: int, tally: Tally) -> Ranking:
+    """`arbitrate` for the contenders `c` through the tally. Keyed after the preselection: with a large
+    catalogue customers' eligible sets differ more often than the few contenders picked from them, and
+    the key stays small."""
+    key = (np.array([own.exploration, k]).tobytes(), own.a.tobytes(), own.b.tobytes(), lever.tobytes(),
+           fixed.tobytes())
     seen = tally.get(key)
     if seen is None:
-        seen = Placements(own, lever_c, fixed_c, k)
+        seen = Placements(own, lever, fixed, k)
         tally.add(key, seen, block)
     row = seen.next_sample(rng, block)
     chosen = seen.order[row, :seen.n_shown[row]]

@@ -54,7 +54,7 @@ def parse_history(raw: bytes, rb: Rulebook, now: float) -> History:
     event: list[int] = []
     action: list[int] = []
     channel: list[int] = []
-    for t, e, a, c in newest_first(raw, int((now - history_horizon(rb)) * 1000)):
+    for t, e, a, c in newest_first(raw, int((now - rb.caps.horizon) * 1000)):
         seconds = t / 1000.0
         ts.append(seconds)
         event.append(e if e >= 0 else _IMPRESSION if seconds > live_from else -1)  # e < 0: a reservation
@@ -63,10 +63,6 @@ def parse_history(raw: bytes, rb: Rulebook, now: float) -> History:
     if not ts:
         return History.empty()
     return History(np.array(ts), np.array(event, np.int64), np.array(action, np.int64), np.array(channel, np.int64))
-
-
-def history_horizon(rb: Rulebook) -> float:
-    return rb.caps.horizon
 
 
 @dataclass(frozen=True)

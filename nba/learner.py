@@ -78,6 +78,11 @@ class Learner:
         self._rows: dict[str, np.ndarray] = {}  # contextual statistics as committed, by action id
         self._signature = ""
 
+    @property
+    def _third_of_lease(self) -> float:
+        """Seconds between renewals of a held lease, and between tries at one held by another learner."""
+        return self.lease_ms / 3000.0
+
     async def _hold(self) -> bool:
         """Take or renew the lease; on taking it, start from what is committed in Redis. A held lease is
         renewed a third of the way into its life, not at every step (a busy learner steps after every
@@ -87,7 +92,7 @@ class Learner:
         if self._held and now < self._renew_at:
             return True
         held = await self.store.take_lease(self.token, self.lease_ms)
-        self._renew_at = now + self.lease_ms / 3000.0
+        self._renew_at = now + self._third_of_lease
         if held and not self._held:
             data = await self.store.model_data()
             self._position = await self.store.learner_position()
@@ -175,7 +180,7 @@ class Learner:
             try:
                 if await self.step() == 0:
                     if not self._held:
-                        await asyncio.sleep(self.lease_ms / 3000.0)
+                        await asyncio.sleep(self._third_of_lease)
                     else:
                         await self.store.wait_inbox(self._position, self.idle)
             except Exception:
@@ -183,7 +188,7 @@ class Learner:
                 self.metrics.learner_errors.inc()
                 log.warning("learner step failed", exc_info=True)
                 self._held = False
-                await asyncio.sleep(self.lease_ms / 3000.0)
+                await asyncio.sleep(self._third_of_lease)
 
     async def stop(self) -> None:
         if self._held:

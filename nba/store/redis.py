@@ -117,10 +117,10 @@ class Store:
         self._rollback = _Script(scripts.ROLLBACK_RULES)
         pool = client.connection_pool
         # the customer scripts and the inbox (every decision and event) share one pipelined connection
-        self._mux = Multiplexer.like(pool.connection_kwargs, issubclass(pool.connection_class, SSLConnection))
+        tls = issubclass(pool.connection_class, SSLConnection)
+        self._mux = Multiplexer.like(pool.connection_kwargs, tls)
         # the learner's blocking read of the inbox: a connection of its own (one blocked carries nothing else)
-        self._waits = Multiplexer.like(pool.connection_kwargs, issubclass(pool.connection_class, SSLConnection),
-                                       blocks_for=INBOX_WAIT_MAX)
+        self._waits = Multiplexer.like(pool.connection_kwargs, tls, blocks_for=INBOX_WAIT_MAX)
 
     async def _timed(self, op: str, call: Callable[[], Awaitable[Any]]) -> Any:
         # Any: with decode_responses=False replies are bytes, which redis-py's types cannot express
