@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from loadtests.gen_rules import generate
-from loadtests.procs import children, proc_cpu, wait_http
+from loadtests.procs import children, proc_cpu, server_pid, wait_http
 from nba.redis_server import RedisServer, free_port
 
 HERE = Path(__file__).resolve().parent
@@ -75,8 +75,7 @@ def main() -> int:
                                                *(["--reuse-port"] if args.workers > 1 else [])]))
             wait_http(f"http://127.0.0.1:{nba_port}/readyz", timeout=300)
             wait_http(f"http://127.0.0.1:{hello_port}/hello")
-            redis_pid = int(subprocess.run(["redis-cli", "-u", url, "info", "server"], capture_output=True,
-                                           text=True).stdout.split("process_id:")[1].split()[0])
+            redis_pid = server_pid(url)
             servers = {"hello": [p.pid for p in procs[1:]], "decide": children(procs[0].pid)}
             rows: dict[str, list[dict[str, float]]] = {"hello": [], "decide": []}
             targets = {"hello": (f"http://127.0.0.1:{hello_port}", HERE / "hello.lua"),

@@ -36,7 +36,7 @@ import numpy as np
 import orjson
 
 from loadtests.gen_rules import generate
-from loadtests.procs import children, own_cpu, proc_cpu, wait_http
+from loadtests.procs import children, own_cpu, proc_cpu, server_pid, wait_http
 from nba.redis_server import RedisServer, free_port
 
 HERE = Path(__file__).resolve().parent
@@ -320,8 +320,7 @@ def main() -> int:
             procs += [server, hello]
             wait_http(f"http://127.0.0.1:{nba_port}/readyz", timeout=600)
             wait_http(f"http://127.0.0.1:{hello_port}/hello")
-            redis_pid = int(subprocess.run(["redis-cli", "-u", url, "info", "server"], capture_output=True,
-                                           text=True).stdout.split("process_id:")[1].split()[0])
+            redis_pid = server_pid(url)
             # "server" CPU is the hello process in hello's phases, nba's processes (all workers) in nba's
             pids = {"nba": lambda: children(server.pid), "hello": lambda: children(hello.pid),
                     "redis": lambda: [redis_pid]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -45,3 +46,9 @@ def children(pid: int) -> list[int]:
     except OSError:
         return [pid]
     return [pid, *(c for child in out for c in children(int(child)))]
+
+
+def server_pid(redis_url: str) -> int:
+    """The process of the Redis at `redis_url` (its CPU is measured next to the servers')."""
+    info = subprocess.run(["redis-cli", "-u", redis_url, "info", "server"], capture_output=True, text=True).stdout
+    return int(info.split("process_id:")[1].split()[0])
