@@ -341,11 +341,19 @@ class Store:
         return [(rid.decode(), EventArgs.from_inbox(fields[1])) for rid, fields in rows]
 
     async def wait_inbox(self, after: str, seconds: float) -> bool:
-        """Wait up to `seconds` (at most INBOX_WAIT_MAX) for the inbox to hold an entry after `after`;
-        True as soon as it does. The idle learner waits here instead of polling."""
-        ms = max(1, int(min(seconds, INBOX_WAIT_MAX) * 1000))
-        reply = await self._waits.execute("XREAD", "COUNT", 1, "BLOCK", ms, "STREAMS", keys.LEARN_INBOX, after)
-        return reply is not None
+        """Wait up to `seconds` for the inbox to hold an entry after `after`; True as soon as it does. The
+        idle learner waits here instead of polling. One blocking read may last at most INBOX_WAIT_MAX (the
+        connection's timeout allows that much), so a longer wait is several reads: clamping the wait
+        instead returned False early to a caller that had asked for longer."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while True:
+            ms = max(1, int(min(end - loop.time(), INBOX_WAIT_MAX) * 1000))
+            if await self._waits.execute("XREAD", "COUNT", 1, "BLOCK", ms, "STREAMS", keys.LEARN_INBOX,
+                                         after) is not None:
+                return True
+            if loop.time() >= end - 0.001:
+                return False
 
     async def inbox_length(self) -> int:
         return int(await self._timed("inbox_length", lambda: self.client.xlen(keys.LEARN_INBOX)))

@@ -15,6 +15,7 @@ from nba.features import encode
 from nba.http.routes import STORE
 from nba.rulebook import load_rulebook
 from nba.store import keys
+from nba.store.redis import INBOX_WAIT_MAX
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, send_events
 from tests.conftest import AppFactory, learn, learner, live
 
@@ -119,7 +120,11 @@ async def test_the_idle_learner_waits_for_the_inbox_and_picks_an_event_up_as_it_
     start = loop.time()
     assert await store.wait_inbox(position, 0.3) is False
     assert loop.time() - start >= 0.25
-    # an entry that arrives during the wait ends it at once
+    # a wait longer than one blocking read may last is several reads, not cut short to one
+    start = loop.time()
+    assert await store.wait_inbox(position, INBOX_WAIT_MAX + 0.5) is False
+    assert loop.time() - start >= INBOX_WAIT_MAX + 0.45
+    # an entry that arrives during the wait ends it at once, however long the setup before it takes
     waiting = asyncio.ensure_future(store.wait_inbox(position, 30))
     await asyncio.sleep(0.1)
     assert not waiting.done()
