@@ -6,7 +6,7 @@ socket while it waited, so hundreds of concurrent decisions meant hundreds of so
 one read system call each (and "Too many connections" at the pool's limit). Redis answers the commands
 of one connection in order, so one connection can carry them all: each command is queued with a future,
 everything queued in one event-loop iteration leaves in one write, and replies resolve the futures in
-order (hiredis parses). A caller that stops waiting (a decision past its deadline) is harmless: its
+order (hiredis encodes and parses). A caller that stops waiting (a decision past its deadline) is harmless: its
 reply is read and dropped, the order is kept.
 
 Used for the hot path (the customer scripts of decide and events, the inbox); the rest of the store
@@ -24,23 +24,6 @@ import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-
-
-def _encode(args: tuple[Any, ...]) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for a in args:
-        if isinstance(a, bytes):
-            b = a
-        elif isinstance(a, str):
-            b = a.encode()
-        elif isinstance(a, int | float):
-            b = repr(a).encode()
-        else:
-            raise TypeError(f"cannot send {type(a).__name__} to Redis")
-        parts.append(b"$%d\r\n" % len(b))
-        parts.append(b)
-        parts.append(b"\r\n")
-    return b"".join(parts)
 
 
 def _error(reply: hiredis.ReplyError) -> ResponseError:
@@ -164,7 +147,7 @@ class Multiplexer:
 
     async def execute(self, *args: Any) -> Any:
         proto = self._proto if self._proto is not None and not self._proto.closed else await self._connect()
-        return await proto.send(_encode(args))
+        return await proto.send(hiredis.pack_command(args))
 
     async def _connect(self) -> _Protocol:
         if self._connecting is None:  # one connection attempt, however many callers are waiting for it
@@ -191,7 +174,7 @@ class Multiplexer:
                                  else ("AUTH", self.password))
                 if self.db:
                     setup.append(("SELECT", self.db))
-                for fut in [proto.send(_encode(cmd)) for cmd in setup]:
+                for fut in [proto.send(hiredis.pack_command(cmd)) for cmd in setup]:
                     await fut
         except (OSError, TimeoutError) as exc:
             raise RedisConnectionError(f"cannot connect to Redis: {exc!r}") from exc

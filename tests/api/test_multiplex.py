@@ -35,6 +35,24 @@ async def test_concurrent_commands_get_their_own_replies(redis_url: str, redis: 
         await mux.close()
 
 
+async def test_arguments_reach_redis_as_redis_py_sends_them(redis_url: str, redis: Redis) -> None:
+    # the scripts read floats back with tonumber: a value that lost digits on the way would drift the model
+    mux = mux_for(redis_url)
+    values: list[str | bytes | int | float] = ["é ü", b"\x00\xff\r\n", 0, -7, 2**62, 0.1, 1 / 3, 1e-300, -2.5e20]
+    try:
+        for i, v in enumerate(values):
+            assert await mux.execute("SET", f"mux:arg:{i}", v) == b"OK"
+            await redis.set(f"mux:py:{i}", v)
+            assert await redis.get(f"mux:arg:{i}") == await redis.get(f"mux:py:{i}")
+        assert float(await mux.execute("GET", "mux:arg:6")) == 1 / 3
+        with pytest.raises(TypeError):  # not sent as "True" or "None": refused before anything is queued
+            await mux.execute("SET", "mux:arg:bad", None)
+        assert await mux.execute("PING") == b"PONG"
+        assert await redis.exists("mux:arg:bad") == 0
+    finally:
+        await mux.close()
+
+
 async def test_errors_are_redis_py_exceptions_and_do_not_shift_replies(redis_url: str, redis: Redis) -> None:
     mux = mux_for(redis_url)
     try:
