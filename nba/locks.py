@@ -73,7 +73,7 @@ class Deadline:
 
     GRACES = 3
 
-    __slots__ = ("_graces", "_handle", "_loop", "_timeout", "on_stall", "seconds", "stall")
+    __slots__ = ("_due", "_graces", "_handle", "_loop", "_timeout", "on_stall", "seconds", "stall")
 
     def __init__(self, seconds: float, stall: float | None = None,
                  on_stall: Callable[[], object] | None = None) -> None:
@@ -86,14 +86,20 @@ class Deadline:
         self._timeout = asyncio.timeout(None)
         await self._timeout.__aenter__()
         self._graces = self.GRACES
-        self._handle = self._loop.call_at(self._loop.time() + self.seconds, self._expire)
+        self._arm(self._loop.time() + self.seconds)
         return self
+
+    def _arm(self, due: float) -> None:
+        # the due time is kept here, not read back from the handle: uvloop returns a plain Handle, which
+        # has no when(), for a time that has passed by the time it is scheduled (a pause in between)
+        self._due = due
+        self._handle = self._loop.call_at(due, self._expire)
 
     def _expire(self) -> None:
         now = self._loop.time()
-        if now - self._handle.when() > self.stall and self._graces > 0:
+        if now - self._due > self.stall and self._graces > 0:
             self._graces -= 1
-            self._handle = self._loop.call_at(now + self.seconds, self._expire)
+            self._arm(now + self.seconds)
             if self.on_stall is not None:
                 self.on_stall()
         else:

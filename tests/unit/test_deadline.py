@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from collections.abc import Callable, Coroutine
@@ -89,6 +90,24 @@ def test_a_slow_wait_still_ends(new_loop: Callable[[], asyncio.AbstractEventLoop
     with pytest.raises(TimeoutError):
         _run(new_loop, _stall_then_wait_forever())
     assert time.perf_counter() - start < PATIENCE
+
+
+@pytest.mark.parametrize("new_loop", _loops())
+def test_a_deadline_already_due_when_armed_still_ends(new_loop: Callable[[], asyncio.AbstractEventLoop],
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    # A pause between reading the clock and arming the timer makes the due time past when armed. uvloop
+    # then schedules a plain Handle; reading the due time back from it failed in the callback, the error
+    # was only logged, and the wait had no deadline at all. A deadline under a millisecond is the same
+    # case made deterministic: uvloop rounds it to "now".
+    async def slow() -> None:
+        async with Deadline(0.0001):
+            await asyncio.sleep(FOREVER)
+
+    start = time.perf_counter()
+    with pytest.raises(TimeoutError):
+        _run(new_loop, slow())
+    assert time.perf_counter() - start < PATIENCE
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 @pytest.mark.parametrize("new_loop", _loops())
