@@ -21,6 +21,7 @@ from collections import deque
 from typing import Any
 
 import hiredis
+from redis.asyncio.connection import ConnectionPool, SSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -121,6 +122,17 @@ class _Protocol(asyncio.Protocol):
         self.owner._lost(self)
 
 
+def tls_context(pool: ConnectionPool) -> ssl.SSLContext | None:
+    """The TLS context redis-py's own connections of `pool` use, built by redis-py from the URL's settings
+    (ssl_ca_certs, ssl_cert_reqs, ssl_certfile, ssl_check_hostname...): a private CA or a client
+    certificate must work for the hot path exactly as for the rest of the store. None without TLS."""
+    if not issubclass(pool.connection_class, SSLConnection):
+        return None
+    connection = pool.connection_class(**pool.connection_kwargs)  # an object only: nothing connects
+    assert isinstance(connection, SSLConnection)
+    return connection.ssl_context.get()
+
+
 class Multiplexer:
     """`await mux.execute("EVALSHA", sha, 2, k1, k2, ...)`: connects on first use and after a loss.
     When Redis sends nothing for `timeout` while a command waits, every waiting call fails and the
@@ -128,22 +140,23 @@ class Multiplexer:
     budget (decide's deadline) stop waiting on their own."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 6379, path: str | None = None, db: int = 0,
-                 username: str | None = None, password: str | None = None, use_ssl: bool = False,
+                 username: str | None = None, password: str | None = None, tls: ssl.SSLContext | None = None,
                  timeout: float = 1.0):
         self.host, self.port, self.path, self.db = host, port, path, db
-        self.username, self.password, self.use_ssl = username, password, use_ssl
+        self.username, self.password, self.tls = username, password, tls
         self.timeout = timeout
         self._proto: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
 
     @classmethod
-    def like(cls, pool_kwargs: dict[str, Any], ssl_: bool, *, blocks_for: float = 0.0) -> Multiplexer:
-        """Same server, database and credentials as a redis-py connection pool's. `blocks_for`: the
-        longest a blocking command on this connection (XREAD BLOCK) waits by design, added to the timeout."""
-        return cls(host=pool_kwargs.get("host", "127.0.0.1"), port=int(pool_kwargs.get("port", 6379)),
-                   path=pool_kwargs.get("path"), db=int(pool_kwargs.get("db", 0) or 0),
-                   username=pool_kwargs.get("username"), password=pool_kwargs.get("password"), use_ssl=ssl_,
-                   timeout=float(pool_kwargs.get("socket_timeout") or 5.0) + blocks_for)
+    def like(cls, pool: ConnectionPool, *, blocks_for: float = 0.0) -> Multiplexer:
+        """Same server, database, credentials and TLS settings as a redis-py connection pool's. `blocks_for`:
+        the longest a blocking command on this connection (XREAD BLOCK) waits by design, added to the
+        timeout."""
+        kw = pool.connection_kwargs
+        return cls(host=kw.get("host", "127.0.0.1"), port=int(kw.get("port", 6379)), path=kw.get("path"),
+                   db=int(kw.get("db", 0) or 0), username=kw.get("username"), password=kw.get("password"),
+                   tls=tls_context(pool), timeout=float(kw.get("socket_timeout") or 5.0) + blocks_for)
 
     async def execute(self, *args: Any) -> Any:
         proto = self._proto if self._proto is not None and not self._proto.closed else await self._connect()
@@ -165,9 +178,8 @@ class Multiplexer:
                 if self.path:
                     _, proto = await loop.create_unix_connection(lambda: _Protocol(self, self.timeout), self.path)
                 else:
-                    context = ssl.create_default_context() if self.use_ssl else None
                     _, proto = await loop.create_connection(lambda: _Protocol(self, self.timeout), self.host, self.port,
-                                                            ssl=context)
+                                                            ssl=self.tls)
                 setup: list[tuple[Any, ...]] = []
                 if self.password:
                     setup.append(("AUTH", self.username, self.password) if self.username

@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.asyncio.connection import SSLConnection
 from redis.exceptions import NoScriptError, ResponseError
 
 from nba.errors import StoredDataUnreadable
@@ -115,12 +114,10 @@ class Store:
         self._name_of: dict[int, str] = {}
         self._publish = _Script(scripts.PUBLISH_RULES)
         self._rollback = _Script(scripts.ROLLBACK_RULES)
-        pool = client.connection_pool
         # the customer scripts and the inbox (every decision and event) share one pipelined connection
-        tls = issubclass(pool.connection_class, SSLConnection)
-        self._mux = Multiplexer.like(pool.connection_kwargs, tls)
+        self._mux = Multiplexer.like(client.connection_pool)
         # the learner's blocking read of the inbox: a connection of its own (one blocked carries nothing else)
-        self._waits = Multiplexer.like(pool.connection_kwargs, tls, blocks_for=INBOX_WAIT_MAX)
+        self._waits = Multiplexer.like(client.connection_pool, blocks_for=INBOX_WAIT_MAX)
 
     async def _timed(self, op: str, call: Callable[[], Awaitable[Any]]) -> Any:
         # Any: with decode_responses=False replies are bytes, which redis-py's types cannot express
