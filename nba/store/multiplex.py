@@ -6,8 +6,8 @@ socket while it waited, so hundreds of concurrent decisions meant hundreds of so
 one read system call each (and "Too many connections" at the pool's limit). Redis answers the commands
 of one connection in order, so one connection can carry them all: each command is queued with a future,
 everything queued in one event-loop iteration leaves in one write, and replies resolve the futures in
-order (hiredis encodes and parses). A caller that stops waiting (a decision past its deadline) is harmless: its
-reply is read and dropped, the order is kept.
+order (hiredis encodes and parses). A caller that stops waiting (a decision past its deadline) is
+harmless: its reply is read and dropped, the order is kept.
 
 Used for the hot path (the customer scripts of decide and events, the inbox); the rest of the store
 keeps redis-py, whose API is richer and whose cost does not matter there.
@@ -128,8 +128,7 @@ def tls_context(pool: ConnectionPool) -> ssl.SSLContext | None:
     certificate must work for the hot path exactly as for the rest of the store. None without TLS."""
     if not issubclass(pool.connection_class, SSLConnection):
         return None
-    connection = pool.connection_class(**pool.connection_kwargs)  # an object only: nothing connects
-    assert isinstance(connection, SSLConnection)
+    connection = pool.connection_class(**pool.connection_kwargs)  # an object only: nothing connects yet
     return connection.ssl_context.get()
 
 
