@@ -148,14 +148,18 @@ class Multiplexer:
         self._connecting: asyncio.Future[_Protocol] | None = None
 
     @classmethod
-    def like(cls, pool: ConnectionPool, *, blocks_for: float = 0.0) -> Multiplexer:
-        """Same server, database, credentials and TLS settings as a redis-py connection pool's. `blocks_for`:
-        the longest a blocking command on this connection (XREAD BLOCK) waits by design, added to the
-        timeout."""
+    def like(cls, pool: ConnectionPool) -> Multiplexer:
+        """Same server, database, credentials and TLS settings as a redis-py connection pool's."""
         kw = pool.connection_kwargs
         return cls(host=kw.get("host", "127.0.0.1"), port=int(kw.get("port", 6379)), path=kw.get("path"),
                    db=int(kw.get("db", 0) or 0), username=kw.get("username"), password=kw.get("password"),
-                   tls=tls_context(pool), timeout=float(kw.get("socket_timeout") or 5.0) + blocks_for)
+                   tls=tls_context(pool), timeout=float(kw.get("socket_timeout") or 5.0))
+
+    def blocking(self, seconds: float) -> Multiplexer:
+        """A connection of its own to the same server, for blocking commands (XREAD BLOCK) that wait up to
+        `seconds` by design: that is added to its timeout, and one blocked carries nothing else."""
+        return Multiplexer(host=self.host, port=self.port, path=self.path, db=self.db, username=self.username,
+                           password=self.password, tls=self.tls, timeout=self.timeout + seconds)
 
     async def execute(self, *args: Any) -> Any:
         proto = self._proto if self._proto is not None and not self._proto.closed else await self._connect()

@@ -116,8 +116,8 @@ class Store:
         self._rollback = _Script(scripts.ROLLBACK_RULES)
         # the customer scripts and the inbox (every decision and event) share one pipelined connection
         self._mux = Multiplexer.like(client.connection_pool)
-        # the learner's blocking read of the inbox: a connection of its own (one blocked carries nothing else)
-        self._waits = Multiplexer.like(client.connection_pool, blocks_for=INBOX_WAIT_MAX)
+        # the learner's blocking read of the inbox
+        self._waits = self._mux.blocking(INBOX_WAIT_MAX)
 
     async def _timed(self, op: str, call: Callable[[], Awaitable[Any]]) -> Any:
         # Any: with decode_responses=False replies are bytes, which redis-py's types cannot express
@@ -332,7 +332,7 @@ class Store:
     # ----------------------------------------------------------------------------------- learner
 
     async def read_inbox(self, after: str, count: int) -> list[tuple[str, EventArgs]]:
-        # polled while idle by the learner: the shared connection (raw replies: [id, [field, value]] rows)
+        # read at every learner step: the shared connection (raw replies: [id, [field, value]] rows)
         rows = await self._timed("read_inbox", lambda: self._mux.execute(
             "XRANGE", keys.LEARN_INBOX, f"({after}" if after != "0" else "-", "+", "COUNT", count))
         return [(rid.decode(), EventArgs.from_inbox(fields[1])) for rid, fields in rows]
