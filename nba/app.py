@@ -19,6 +19,7 @@ from nba.customers import Customers
 from nba.decide import Decider
 from nba.events import EventIngest
 from nba.http import routes, wire
+from nba.http.body import BodyLimits
 from nba.learner import Learner
 from nba.live import Live
 from nba.metrics import Metrics
@@ -58,11 +59,12 @@ async def _first_contact(live: Live, rules_dir: Path | None) -> None:
 def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = None,
                metrics: Metrics | None = None, rng: np.random.Generator | None = None,
                clock: Callable[[], float] = time.time, background: bool = True,
-               decide_deadline: float = 0.25) -> web.Application:
+               decide_deadline: float = 0.25, body_limits: BodyLimits | None = None) -> web.Application:
     """`rules_dir` is where the rulebook came from: published to every process at start-up, watched
     for changes and re-read by POST /v1/rules/reload. `rng` and `clock` are parameters so tests decide
     deterministically; `background=False` leaves model refresh, rules sync and the learner to the caller.
-    `decide_deadline`: seconds before decide answers degraded instead of waiting for Redis."""
+    `decide_deadline`: seconds before decide answers degraded instead of waiting for Redis; `body_limits`:
+    how long a request body may take to arrive."""
     metrics = metrics or Metrics()
     store = Store(client, metrics.observe_redis)
     live = Live(rulebook, store, metrics)
@@ -78,6 +80,7 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
     app[routes.LEARNER] = learner
     app[routes.CUSTOMERS] = Customers(live, store, clock)
     app[routes.RULES_DIR] = rules_dir
+    app[routes.BODY_LIMITS] = body_limits or BodyLimits()
     for method, path, handler in routes.ROUTES:
         # aiohttp's default placeholder refuses { and }: match them so the answer explains the 400
         app.router.add_route(method, re.sub(r"\{(\w+)\}", r"{\1:[^/]+}", path), handler)

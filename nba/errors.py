@@ -1,15 +1,17 @@
 """The one error hierarchy of nba; HTTP status and problem `code` live here and nowhere else.
 
     NbaError                      500 internal_error (never raised on purpose)
-    +-- StoredDataUnreadable      500 stored_data_unreadable (a key nba needs was deleted by hand)
     +-- InvalidRequest            400 invalid_request  (field-level `errors`)
     |   +-- InvalidJson           400 invalid_json
     +-- NotFound                  404 not_found / customer_not_found / ...
-    +-- MethodNotAllowed          405 method_not_allowed
+    +-- MethodNotAllowed          405 method_not_allowed (with `Allow`)
+    +-- RequestTimeout            408 body_timeout (the client stopped sending its body)
+    +-- StoredDataUnreadable      409 stored_data_unreadable (a stored record cannot be parsed: PUT
+    |                                 replaces it, DELETE erases it; decide answers degraded meanwhile)
     +-- PayloadTooLarge           413 payload_too_large
     +-- UnsupportedMediaType      415 unsupported_media_type
     +-- RulesRejected             422 rules_invalid (a reload found problems; the running set stays)
-    +-- Unavailable               503 unavailable (Redis down, rules not loaded)
+    +-- Unavailable               503 unavailable (Redis down, rules not loaded; with `Retry-After`)
     RulesInvalid                  not an HTTP error: stops start-up / refuses a reload
 """
 
@@ -29,17 +31,14 @@ class NbaError(Exception):
     code = "internal_error"
     title = "Internal error"
 
-    def __init__(self, detail: str, *, code: str | None = None, errors: list[FieldError] | None = None):
+    def __init__(self, detail: str, *, code: str | None = None, errors: list[FieldError] | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(detail)
         self.detail = detail
         if code is not None:
             self.code = code
         self.errors: list[FieldError] = errors or []
-
-
-class StoredDataUnreadable(NbaError):
-    code = "stored_data_unreadable"
-    title = "Stored data cannot be read"
+        self.headers: dict[str, str] = headers or {}
 
 
 class InvalidRequest(NbaError):
@@ -65,6 +64,18 @@ class MethodNotAllowed(NbaError):
     title = "Method not allowed"
 
 
+class RequestTimeout(NbaError):
+    status = 408
+    code = "body_timeout"
+    title = "Request body not received in time"
+
+
+class StoredDataUnreadable(NbaError):
+    status = 409
+    code = "stored_data_unreadable"
+    title = "Stored data cannot be read"
+
+
 class PayloadTooLarge(NbaError):
     status = 413
     code = "payload_too_large"
@@ -84,9 +95,17 @@ class RulesRejected(NbaError):
 
 
 class Unavailable(NbaError):
+    """Worth retrying: every 503 says when (`Retry-After`, seconds). Retrying the same request is safe:
+    decisions are new answers, events are idempotent on their ids, profile writes are replacements."""
+
     status = 503
     code = "unavailable"
     title = "Service unavailable"
+    RETRY_AFTER = 1
+
+    def __init__(self, detail: str, *, code: str | None = None, errors: list[FieldError] | None = None,
+                 retry_after: int = RETRY_AFTER):
+        super().__init__(detail, code=code, errors=errors, headers={"Retry-After": str(retry_after)})
 
 
 @dataclass(frozen=True, slots=True)

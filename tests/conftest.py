@@ -65,9 +65,10 @@ async def make_client(redis_url: str, redis: Redis, rulebook: Rulebook) -> Async
 
     async def make(rules: Rulebook | None = None, *, seed: int = 7, clock: Clock | None = None,
                    rules_dir: Path | None = None, url: str | None = None,
-                   deadline: float = 5.0) -> TestClient[web.Request, web.Application]:
+                   deadline: float = 5.0, **options: Any) -> TestClient[web.Request, web.Application]:
         app = create_app(rules or rulebook, redis_client(url or redis_url, 5.0), rng=np.random.default_rng(seed),
-                         clock=clock or Clock(), background=False, rules_dir=rules_dir, decide_deadline=deadline)
+                         clock=clock or Clock(), background=False, rules_dir=rules_dir, decide_deadline=deadline,
+                         **options)
         client = TestClient(TestServer(app))
         await client.start_server()
         clients.append(client)

@@ -29,10 +29,10 @@ from nba.errors import (
     RulesInvalid,
     RulesRejected,
     Unavailable,
-    UnsupportedMediaType,
 )
 from nba.evaluation import lift
 from nba.events import EventIngest
+from nba.http import body as bodies
 from nba.http import wire
 from nba.http.openapi import openapi_document
 from nba.http.problem import problem_response
@@ -54,6 +54,7 @@ METRICS = web.AppKey("metrics", Metrics)
 Clock = Callable[[], float]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 RULES_DIR: web.AppKey[Path | None] = web.AppKey("rules_dir")
+BODY_LIMITS = web.AppKey("body_limits", bodies.BodyLimits)
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -61,15 +62,7 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 
 async def read_json(request: web.Request, limit: int) -> Any:
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"body is {request.content_length} bytes; this endpoint takes at most {limit}")
-    ctype = request.content_type
-    if ctype != "application/json" and not ctype.endswith("+json"):
-        raise UnsupportedMediaType(f"send JSON with Content-Type: application/json (got {ctype or 'none'})")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise PayloadTooLarge(f"body is over {limit} bytes; this endpoint takes at most {limit}")
-    return wire.parse_json(body)
+    return await bodies.read_json(request, limit, request.app[BODY_LIMITS])
 
 
 def customer_id(request: web.Request) -> str:
@@ -279,7 +272,8 @@ def _from_http(exc: web.HTTPException) -> NbaError:
     if exc.status == 404:
         return NotFound("no such endpoint; see /openapi.json")
     if exc.status == 405:
-        return MethodNotAllowed(f"method not allowed here; allowed: {exc.headers.get('Allow', '')}")
+        allow = exc.headers.get("Allow", "")
+        return MethodNotAllowed(f"method not allowed here; allowed: {allow}", headers={"Allow": allow})
     if exc.status == 413:
         return PayloadTooLarge("request body too large")
     err = NbaError(exc.reason or "HTTP error")
