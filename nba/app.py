@@ -25,6 +25,7 @@ from nba.live import Live
 from nba.metrics import Metrics
 from nba.rulebook import Rulebook
 from nba.store.redis import Store
+from nba.store.unreadable import Unreadable
 
 log = logging.getLogger("nba.app")
 
@@ -66,7 +67,7 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
     `decide_deadline`: seconds before decide answers degraded instead of waiting for Redis; `body_limits`:
     how long a request body may take to arrive."""
     metrics = metrics or Metrics()
-    store = Store(client, metrics.observe_redis)
+    store = Store(client, metrics.observe_redis, Unreadable(metrics.count_unreadable))
     live = Live(rulebook, store, metrics)
     rng = rng if rng is not None else np.random.default_rng()
     app = web.Application(middlewares=[routes.problems], client_max_size=wire.MAX_EVENTS_BODY + 1)

@@ -7,6 +7,7 @@ import datetime as dt
 import random
 from collections import defaultdict
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from nba import profile, segments
@@ -76,7 +77,8 @@ class Customers:
         by_action: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         last: float | None = None
         events = 0
-        for ts_ms, code, action, _channel in history.newest_first(hist, int((now - HISTORY_TTL) * 1000)):
+        bad = partial(self.store.unreadable, "history_entry", customer_id)
+        for ts_ms, code, action, _channel in history.newest_first(hist, int((now - HISTORY_TTL) * 1000), bad):
             if code < 0:  # a decision's reservation, not something that happened
                 continue
             events += 1

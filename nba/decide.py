@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from redis.exceptions import RedisError
 from nba import arbitration, contact_policy, eligibility, features, segments
 from nba.conditions import Facts, first_failure
 from nba.domain import EVENT_CODE, BoolArray, DecideRequest, Decision, FloatArray, History, IntArray, RankedAction
-from nba.errors import Unavailable
+from nba.errors import StoredDataUnreadable, Unavailable
 from nba.learner import Meta
 from nba.live import Live, Snapshot
 from nba.locks import Deadline, KeyedLocks
@@ -43,9 +44,10 @@ RESERVATION_SECONDS = 1800.0
 _IMPRESSION = EVENT_CODE["impression"]
 
 
-def parse_history(raw: bytes, rb: Rulebook, now: float) -> History:
+def parse_history(raw: bytes, rb: Rulebook, now: float, bad: Callable[[str], None] | None = None) -> History:
     """The packed history (store/history.py) inside the longest cap window, newest first, as arrays;
-    unknown ids become -1. Live reservations count as impressions, expired ones as nothing."""
+    unknown ids become -1. Live reservations count as impressions, expired ones as nothing. Entries that
+    cannot be parsed are skipped and handed to `bad`."""
     if not raw:
         return History.empty()
     actions, channels = rb.action_index, rb.channel_index
@@ -54,7 +56,7 @@ def parse_history(raw: bytes, rb: Rulebook, now: float) -> History:
     event: list[int] = []
     action: list[int] = []
     channel: list[int] = []
-    for t, e, a, c in newest_first(raw, int((now - rb.caps.horizon) * 1000)):
+    for t, e, a, c in newest_first(raw, int((now - rb.caps.horizon) * 1000), bad):
         seconds = t / 1000.0
         ts.append(seconds)
         event.append(e if e >= 0 else _IMPRESSION if seconds > live_from else -1)  # e < 0: a reservation
@@ -75,7 +77,8 @@ class Ranked:
 
 def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: float,
          rng: np.random.Generator, decision_id: str, *, explore: bool = True,
-         tally: arbitration.Tally | None = None) -> Ranked:
+         tally: arbitration.Tally | None = None, bad: Callable[[str], None] | None = None) -> Ranked:
+    """The decision for `customer`; `bad` is told of history entries that cannot be parsed (skipped)."""
     rb, model = snap.rulebook, snap.model
     attrs = customer.attributes or {}
     member, seg_mask = segments.current(rb, attrs, customer.segments, customer.segments_version, req.context, now)
@@ -94,7 +97,7 @@ def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: fl
                                f"-{q.end_minute // 60:02d}:{q.end_minute % 60:02d} {q.timezone}")
     if gate is not None:
         mask = np.zeros_like(mask)
-    history = parse_history(customer.history, rb, now)
+    history = parse_history(customer.history, rb, now, bad)
     row_counts = contact_policy.counts(rb.caps, history, now, rb.group_of)
     capped = contact_policy.blocked(rb.caps, row_counts, ch, rb.group_of, rb.mandatory, len(rb.groups))
     candidates = np.flatnonzero(mask & ~capped)
@@ -300,7 +303,7 @@ class Decider:
                 return await self._decide(req)
         except TimeoutError:
             return self._degraded(req, TimeoutError(f"no answer from Redis within {self.deadline * 1000:.0f} ms"))
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, StoredDataUnreadable) as exc:  # the store reported an unreadable profile
             return self._degraded(req, exc)
 
     def _degraded(self, req: DecideRequest, why: BaseException) -> Decision:
@@ -328,7 +331,8 @@ class Decider:
                 snap = self.live.snapshot
                 now = self.clock()
                 customer = await self.store.read_customer(req.customer_id, req.contact_id)
-                ranked = rank(snap, customer, req, now, self.rng, new_decision_id(now), tally=self.tally)
+                ranked = rank(snap, customer, req, now, self.rng, new_decision_id(now), tally=self.tally,
+                              bad=partial(self.store.unreadable, "history_entry", req.customer_id))
                 d = ranked.decision
                 recorded = await self.store.record_decision(
                     req.customer_id, d.decision_id, int(now * 1000), orjson.dumps(ranked.record),

@@ -58,6 +58,7 @@ class Meta:
 
     @staticmethod
     def parse(text: str) -> Meta:
+        """ValueError when `text` is not a meta nba wrote."""
         channel, key, arm, deadline, signature, features = text.split("|", 5)
         return Meta(channel, key, arm, int(deadline), signature, features)
 
@@ -106,9 +107,10 @@ class Learner:
         """Apply one batch of the inbox if we hold the lease; the number of entries applied."""
         if not await self._hold():
             return 0
-        entries = await self.store.read_inbox(self._position, self.batch)
-        if not entries:
+        batch = await self.store.read_inbox(self._position, self.batch)
+        if batch.last is None:
             return 0
+        entries = batch.entries
         rb = self.live.snapshot.rulebook
         learning = rb.learning
         space = learning.features
@@ -125,9 +127,15 @@ class Learner:
         for (_, event), grant in zip(entries, grants, strict=True):
             if grant.status != "dup":
                 counts[(2, f"{event.action_id}:{event.type}")] += 1
+            if grant.status == "bad":
+                self.store.unreadable("decision_meta", event.customer_id, grant.meta)
             if grant.status != "granted" or not (grant.trial or grant.reward):
                 continue
-            meta = Meta.parse(grant.meta)
+            try:
+                meta = Meta.parse(grant.meta)
+            except ValueError:  # a damaged decision record: its answers cannot be learned from
+                self.store.unreadable("decision_meta", event.customer_id, grant.meta)
+                continue
             if grant.trial:
                 counts[(1, f"n:{event.action_id}:{meta.segment_key}")] += grant.trial
                 counts[(3, f"n:{meta.arm}")] += grant.trial
@@ -143,16 +151,16 @@ class Learner:
         rows = {} if reset else dict(self._rows)
         touched: dict[str, bytes] = {}
         if ctx_actions:
-            batch = accumulate(space.dim, np.array(ctx_actions, np.int64), np.array(ctx_x),
+            sums = accumulate(space.dim, np.array(ctx_actions, np.int64), np.array(ctx_x),
                                np.array(ctx_trial), np.array(ctx_reward), len(rb.actions))
             width = 1 + space.dim + space.dim * space.dim
             for i in sorted(set(ctx_actions)):
                 action_id = rb.actions[i].id
                 old = rows.get(action_id)
-                row = batch.row(i) + (old if old is not None and old.shape[0] == width else 0.0)
+                row = sums.row(i) + (old if old is not None and old.shape[0] == width else 0.0)
                 rows[action_id] = row
                 touched[action_id] = row.tobytes()
-        last = entries[-1][0]
+        last = batch.last
         increments = [(h, f, v) for (h, f), v in counts.items() if v]
         if not await self.store.commit_learning(self.token, self.lease_ms, last, increments, touched, signature,
                                                 reset=reset):
@@ -162,7 +170,7 @@ class Learner:
         self._position, self._rows, self._signature = last, rows, signature
         self.metrics.learner_events.inc(len(entries))
         self.metrics.learner_lag.set(max(0.0, time.time() - int(last.split("-")[0]) / 1000.0))
-        return len(entries)
+        return max(1, len(entries))  # a batch of only unreadable entries still moved the position
 
     async def drain(self) -> int:
         """Apply everything in the inbox now (tests, `nba learn --once`)."""

@@ -46,6 +46,9 @@ class Metrics:
                                registry=r)
         self.arm_reward = Gauge("nba_arm_reward", "Rewards credited, by arm (model or control)", ["arm"],
                                 registry=r)
+        self.unreadable = Counter("nba_unreadable_records_total",
+                                  "Stored records that could not be parsed: skipped (history and inbox entries, "
+                                  "decision records) or answered degraded (profiles)", ["record"], registry=r)
         self.requests = Counter("nba_http_requests_total", "HTTP requests by route and status",
                                 ["route", "status"], registry=r)
 
@@ -60,6 +63,9 @@ class Metrics:
         if found is None:
             found = self._children[key] = metric.labels(*labels)
         return found
+
+    def count_unreadable(self, record: str) -> None:
+        self.child(self.unreadable, record).inc()
 
     def observe_redis(self, op: str, ms: float) -> None:
         self.child(self.redis_ms, op).observe(ms)

@@ -18,9 +18,9 @@ import yaml
 
 from nba.errors import RuleProblem
 
-_DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
+_DURATION = re.compile(r"(\d+)(s|m|h|d|w)")
 _DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_\-]{0,63}")  # fullmatch: `$` would let a final newline in
 # libyaml's parser keeps the same marks (lines) and is several times faster than PyYAML's pure-Python
 # one: 1,000 action files loaded in 5 s instead of 30-60 s on the benchmark VM
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -142,7 +142,7 @@ class Reader:
 
     def ident(self, node: Node, path: str) -> str | None:
         s = self.text(node, path)
-        if s is not None and not ID_PATTERN.match(s):
+        if s is not None and not ID_PATTERN.fullmatch(s):
             self.problem(path, f"{s!r} is not a valid id: use 1-64 of a-z 0-9 _ -, starting with a letter "
                          "or digit", node.line)
             return None
@@ -181,7 +181,7 @@ class Reader:
     def duration(self, node: Node, path: str) -> float | None:
         """`30d`, `12h`, `2w`: seconds. Bare numbers are refused because their unit is a guess."""
         v = node.value
-        m = _DURATION.match(v) if isinstance(v, str) else None
+        m = _DURATION.fullmatch(v) if isinstance(v, str) else None
         if m is None or int(m.group(1)) == 0:
             self.problem(path, f"must be a duration like 30m, 12h, 7d or 2w, got {v!r}", node.line)
             return None

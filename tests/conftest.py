@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, settings
 from redis.asyncio import Redis
 
 from nba.app import create_app, redis_client
@@ -19,6 +20,12 @@ from nba.learner import Learner
 from nba.live import Live
 from nba.redis_server import RedisServer
 from nba.rulebook import Rulebook, load_rulebook
+
+# Generated tests are seeded (the same examples every run), never timed (a busy machine is not a failure)
+# and keep no example database between runs.
+settings.register_profile("nba", derandomize=True, deadline=None, database=None, max_examples=200,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("nba")
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"

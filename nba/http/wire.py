@@ -29,9 +29,11 @@ MAX_CONTEXT_STRING = 256
 MAX_PROPERTIES_BYTES = 4096
 MAX_FUTURE_SECONDS = 300  # clock skew tolerated on event timestamps
 
-# No glob or hash-tag characters: ids end up inside Redis key names and SCAN patterns.
-ID_RE = re.compile(r"^[A-Za-z0-9._:@+\-]+$")
-_CONTEXT_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# No glob or hash-tag characters: ids end up inside Redis key names, SCAN patterns and the packed history
+# (whose separators are `|` and newline). Always fullmatch: with re.match, `$` also matches before a
+# final newline, and one accepted "action\n" made every later read of that customer fail.
+ID_RE = re.compile(r"[A-Za-z0-9._:@+\-]+")
+CONTEXT_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def parse_json(body: bytes) -> Any:
@@ -55,7 +57,7 @@ def check_id(value: Any, field: str, errors: list[FieldError], *, required: bool
     if "{" in value or "}" in value:
         errors.append(FieldError(field, "must not contain { or } (reserved for Redis hash tags)"))
         return None
-    if not ID_RE.match(value):
+    if not ID_RE.fullmatch(value):
         errors.append(FieldError(field, "may only contain letters, digits and . _ : @ + -"))
         return None
     return value
@@ -89,7 +91,7 @@ def check_context(value: Any, field: str, errors: list[FieldError]) -> dict[str,
         return {}
     for key, v in value.items():
         f = f"{field}.{key}"
-        if len(key) > MAX_CONTEXT_KEY or not _CONTEXT_KEY_RE.match(key):
+        if len(key) > MAX_CONTEXT_KEY or not CONTEXT_KEY_RE.fullmatch(key):
             errors.append(FieldError(f, f"key must be an identifier of at most {MAX_CONTEXT_KEY} characters"))
         elif isinstance(v, str):
             if len(v) > MAX_CONTEXT_STRING:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from nba.domain import EVENT_TYPES
 
@@ -59,13 +59,28 @@ def pack(entries: Iterable[tuple[int, str, str, str, str]]) -> bytes:
                    for ts, etype, action, channel, eid in sorted(entries, key=lambda e: e[0])).encode()
 
 
-def newest_first(raw: bytes, since_ms: int) -> Iterator[tuple[int, int, str, str]]:
-    """(ts_ms, event code or -1 for a reservation, action, channel) of every entry at or after `since_ms`."""
-    lines = raw.decode().split("\n")
-    for i in range(len(lines) - 2, -1, -1):  # the last piece is the empty one after the final newline
-        t, e, a, c, _ = lines[i].split("|", 4)
-        ts = int(t, 36)
+_CODES = len(EVENT_TYPES)
+
+
+def newest_first(raw: bytes, since_ms: int,
+                 bad: Callable[[str], None] | None = None) -> Iterator[tuple[int, int, str, str]]:
+    """(ts_ms, event code or -1 for a reservation, action, channel) of every entry at or after `since_ms`.
+    An entry that cannot be parsed is skipped and handed to `bad`: one damaged entry must not make the
+    customer's every read fail."""
+    lines = raw.decode(errors="replace").split("\n")
+    # the last piece is the empty one after the final newline (or an unfinished entry: parsed like any)
+    for i in range(len(lines) - (1 if lines[-1] == "" else 0) - 1, -1, -1):
+        try:
+            t, e, a, c, _ = lines[i].split("|", 4)
+            ts = int(t, 36)
+            code = -1 if e == RESERVED else int(e)
+            if not -1 <= code < _CODES or not a or not c:
+                raise ValueError(e)
+        except ValueError:
+            if bad is not None:
+                bad(lines[i])
+            continue
         if ts < since_ms:
             return
-        yield ts, (-1 if e == RESERVED else int(e)), a, c
+        yield ts, code, a, c
 

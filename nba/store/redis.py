@@ -21,6 +21,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from nba.errors import StoredDataUnreadable
 from nba.store import history, keys, scripts
 from nba.store.multiplex import Multiplexer
+from nba.store.unreadable import Unreadable
 
 Observer = Callable[[str, float], None]
 INBOX_WAIT_MAX = 1.0  # seconds one blocking read of the inbox may wait (added to that connection's timeout)
@@ -72,7 +73,10 @@ class EventArgs:
 
     @staticmethod
     def from_inbox(raw: bytes) -> EventArgs:
+        """ValueError when `raw` is not an entry nba wrote."""
         c, e, ts, t, a, ch, d = orjson.loads(raw)
+        if not all(isinstance(x, str) for x in (c, e, t, a, ch, d)) or isinstance(ts, bool):
+            raise ValueError("not an inbox entry")
         return EventArgs(c, e, int(ts), t, a, ch, d or None)
 
 
@@ -80,7 +84,7 @@ class EventArgs:
 class Grant:
     """The learner's credit for one inbox entry (see CREDIT_EVENTS)."""
 
-    status: str  # none | late | granted | dup
+    status: str  # none | late | granted | dup | bad (the decision's meta cannot be read)
     trial: float
     reward: float
     meta: str  # the decision's learning meta for this action ('' when none)
@@ -97,10 +101,20 @@ class ModelData:
     arms: dict[str, tuple[float, float]]  # arm -> (shown, rewards)
 
 
+@dataclass(frozen=True, slots=True)
+class InboxBatch:
+    """Inbox entries after a position: the readable ones, and the id of the last one read (readable or not,
+    so the learner moves past an entry it skipped)."""
+
+    entries: list[tuple[str, EventArgs]]
+    last: str | None
+
+
 class Store:
-    def __init__(self, client: Redis, observe: Observer | None = None):
+    def __init__(self, client: Redis, observe: Observer | None = None, unreadable: Unreadable | None = None):
         self.client = client
         self._observe = observe or (lambda op, ms: None)
+        self.unreadable = unreadable or Unreadable()
         self._record = _Script(scripts.RECORD_DECISION)
         self._apply = _Script(scripts.APPLY_EVENTS)
         self._credit = _Script(scripts.CREDIT_EVENTS)
@@ -177,12 +191,12 @@ class Store:
 
         (attrs, segs, segver, version, hist), shown = await self._timed("read_customer", call)
         return CustomerSnapshot(
-            attributes=await self._decode_attributes(attrs) if attrs else None,
-            segments=int(segs) if segs else None,
-            segments_version=segver.decode() if segver else None,
+            attributes=await self._decode_attributes(attrs, customer_id) if attrs else None,
+            segments=_bits(segs),
+            segments_version=segver.decode(errors="replace") if segver else None,
             history=hist or b"",
             contact_actions=int(shown or 0),
-            version=version.decode() if version else "0",
+            version=version.decode(errors="replace") if version else "0",
         )
 
     async def get_profile(self, customer_id: str) -> tuple[StoredProfile | None, bytes]:
@@ -194,9 +208,14 @@ class Store:
         attrs, segs, segver, rev, updated, hist = await self._timed("get_profile", call)
         if rev is None:
             return None, hist or b""
+        try:
+            updated_ms = int(updated or 0)
+        except ValueError:
+            updated_ms = 0
         return StoredProfile(
-            attributes=await self._decode_attributes(attrs), segments=int(segs), segments_version=segver.decode(),
-            revision=rev.decode(), updated_ms=int(updated)), hist or b""
+            attributes=await self._decode_attributes(attrs or b"[]", customer_id), segments=_bits(segs) or 0,
+            segments_version=(segver or b"").decode(errors="replace"), revision=rev.decode(errors="replace"),
+            updated_ms=updated_ms), hist or b""
 
     async def write_profile(self, customer_id: str, expected_revision: str, attributes: Mapping[str, Any],
                             segments: int, segments_version: str, updated_ms: int) -> int:
@@ -213,9 +232,17 @@ class Store:
             self._learn_codes(zip(new, codes, strict=True))
         return orjson.dumps([x for name, value in attributes.items() for x in (self._code_of[name], value)])
 
-    async def _decode_attributes(self, raw: bytes) -> dict[str, Any]:
-        flat = orjson.loads(raw)
-        codes = flat[0::2]
+    async def _decode_attributes(self, raw: bytes, customer_id: str) -> dict[str, Any]:
+        try:
+            flat = orjson.loads(raw)
+            if not isinstance(flat, list) or len(flat) % 2:
+                raise ValueError("not a [code, value, ...] list")
+            codes = flat[0::2]
+            hash(tuple(codes))  # codes must be usable as keys (a list or object is not)
+        except (ValueError, TypeError):
+            self.unreadable("profile", customer_id, raw)
+            raise StoredDataUnreadable(f"the stored profile of customer {customer_id} cannot be read; "
+                                       "PUT replaces it, DELETE erases it") from None
         if any(code not in self._name_of for code in codes):
             # written by a process that met an attribute first: its code is in the registry
             registry: dict[bytes, bytes] = await self._timed(
@@ -223,7 +250,10 @@ class Store:
             self._learn_codes((name.decode(), int(code)) for name, code in registry.items())
             lost = [code for code in codes if code not in self._name_of]
             if lost:
-                raise StoredDataUnreadable(f"attribute codes {lost} are not in {keys.ATTRIBUTE_CODES}")
+                self.unreadable("profile", customer_id, raw)
+                raise StoredDataUnreadable(f"the stored profile of customer {customer_id} uses attribute codes "
+                                           f"{lost}, which are not in {keys.ATTRIBUTE_CODES}; PUT replaces it, "
+                                           "DELETE erases it")
         names = self._name_of
         return {names[code]: value for code, value in zip(codes, flat[1::2], strict=True)}
 
@@ -272,10 +302,17 @@ class Store:
                 pipe.hgetall(keys.decision(customer_id, did.decode()))
             rows = await pipe.execute()
         out = []
-        for row in rows:
+        for did, row in zip(ids, rows, strict=True):
             if row:
-                rec = orjson.loads(row[b"rec"])
-                rec["rewards"] = {k[2:].decode(): float(v) for k, v in row.items() if k.startswith(b"r:")}
+                try:
+                    rec = orjson.loads(row.get(b"rec", b""))
+                    if not isinstance(rec, dict):
+                        raise ValueError("not an object")
+                    rec["rewards"] = {k[2:].decode(): float(v) for k, v in row.items() if k.startswith(b"r:")}
+                except ValueError:
+                    self.unreadable("decision_record", f"{customer_id} {did.decode(errors='replace')}",
+                                    row.get(b"rec", b""))
+                    continue
                 out.append(rec)
         return out
 
@@ -331,11 +368,17 @@ class Store:
 
     # ----------------------------------------------------------------------------------- learner
 
-    async def read_inbox(self, after: str, count: int) -> list[tuple[str, EventArgs]]:
+    async def read_inbox(self, after: str, count: int) -> InboxBatch:
         # read at every learner step: the shared connection (raw replies: [id, [field, value]] rows)
         rows = await self._timed("read_inbox", lambda: self._mux.execute(
             "XRANGE", keys.LEARN_INBOX, f"({after}" if after != "0" else "-", "+", "COUNT", count))
-        return [(rid.decode(), EventArgs.from_inbox(fields[1])) for rid, fields in rows]
+        entries = []
+        for rid, fields in rows:
+            try:
+                entries.append((rid.decode(), EventArgs.from_inbox(fields[1])))
+            except (ValueError, TypeError, IndexError):  # skipped: one bad entry must not stop all learning
+                self.unreadable("inbox_entry", rid.decode(), repr(fields))
+        return InboxBatch(entries, rows[-1][0].decode() if rows else None)
 
     async def wait_inbox(self, after: str, seconds: float) -> bool:
         """Wait up to `seconds` for the inbox to hold an entry after `after`; True as soon as it does. The
@@ -432,7 +475,7 @@ class Store:
             arms.setdefault(arm, [0.0, 0.0])[0 if kind == "n" else 1] = float(value)
         signature = ctx.pop(b"signature", b"").decode()
         return ModelData(
-            version=version.decode() if version else "0",
+            version=version.decode(errors="replace") if version else "0",
             counts={k: (v[0], v[1]) for k, v in counts.items()},
             contextual={k.decode(): v for k, v in ctx.items()}, signature=signature,
             arms={k: (v[0], v[1]) for k, v in arms.items()},
@@ -468,3 +511,11 @@ class Store:
         v = await self._eval("rollback_rules", self._rollback, [keys.RULES_CURRENT, keys.RULES_HISTORY_KEY],
                              [keys.rules_set("")])
         return v.decode() if v else None
+
+
+def _bits(raw: bytes | None) -> int | None:
+    """Stored segment bits; None (recompute them) when absent or unreadable."""
+    try:
+        return int(raw) if raw else None
+    except ValueError:
+        return None

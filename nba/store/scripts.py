@@ -5,8 +5,20 @@ a call after a connection error, and the event ids make the second application a
 # Shared by the scripts that write a customer's packed history (field `h`, see history.py): entries
 # "<ts base 36>|type|action|channel|id\n", oldest first.
 _HISTORY = r"""
+-- An entry that cannot be parsed (written by hand, or damaged) counts as the oldest: trimming drops it
+-- and ordering steps over it, instead of the script failing on every later write of the customer.
 local function entry_ts(h, pos)
-  return tonumber(string.match(h, '^(%w+)|', pos), 36)
+  local t = string.match(h, '^(%w+)|', pos)
+  return t and tonumber(t, 36) or 0
+end
+
+-- The stored history, every entry ended by a newline (the scripts rely on it)
+local function hist_get(key)
+  local h = redis.call('HGET', key, 'h') or ''
+  if #h > 0 and string.byte(h, #h) ~= 10 then
+    h = h .. '\n'
+  end
+  return h
 end
 
 -- Insert keeping the order: almost every entry is the newest and is appended; a late one is placed
@@ -105,7 +117,7 @@ if ARGV[8] ~= '' and returned > 0 then
   redis.call('EXPIRE', KEYS[3], ARGV[9])
 end
 if returned > 0 then
-  local h = redis.call('HGET', KEYS[4], 'h') or ''
+  local h = hist_get(KEYS[4])
   local ts = tonumber(ARGV[2])
   local record, shown = {}, {}  -- one HSET each for all the returned actions
   for i = 14, #ARGV, 3 do
@@ -146,7 +158,7 @@ return 1
 APPLY_EVENTS = _HISTORY + """
 local out = {}
 local applied = 0
-local h = redis.call('HGET', KEYS[1], 'h') or ''
+local h = hist_get(KEYS[1])
 for b = 5, #ARGV, 6 do
   local key, ts, entry, etype, action, did = ARGV[b], tonumber(ARGV[b + 1]), ARGV[b + 2], ARGV[b + 3],
     ARGV[b + 4], ARGV[b + 5]
@@ -197,7 +209,7 @@ return out
 # same grant back (its model update was never committed); any other entry with that event id (a
 # re-sent batch) gets nothing. A shown action is one trial; its reward is the best answer it got, so
 # the grant is the rise of that best. Returns per event {status, trial, delta, meta}: status 'none'
-# (no decision), 'late', 'granted' or 'dup'.
+# (no decision), 'late', 'granted', 'dup' or 'bad' (the decision's meta cannot be read).
 CREDIT_EVENTS = """
 local rewards = {}
 local t = tonumber(ARGV[2])
@@ -230,7 +242,9 @@ for b = first, #ARGV, 6 do
       end
     else
       local channel, _, _, deadline = string.match(meta, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)')
-      if tonumber(ts) > tonumber(deadline) then
+      if not tonumber(deadline) then
+        out[#out + 1] = {'bad', '0', '0', meta}  -- a damaged record: reported and skipped by the learner
+      elseif tonumber(ts) > tonumber(deadline) then
         out[#out + 1] = {'late', '0', '0', meta}
       else
         local credited = redis.call('HGET', key, 'r:' .. action)
@@ -278,7 +292,9 @@ for b = 6 + n * 3, #ARGV, 2 do
   redis.call('HSET', KEYS[5], ARGV[b], ARGV[b + 1])
 end
 redis.call('INCR', KEYS[8])
+-- everything up to and including the position: an applied entry must not linger (an erased customer's id)
 redis.call('XTRIM', KEYS[2], 'MINID', ARGV[3])
+redis.call('XDEL', KEYS[2], ARGV[3])
 return 1
 """
 

@@ -127,7 +127,7 @@ async def test_the_learner_credits_each_event_once_even_when_replayed(client: Cl
     await send_events(client, batch)
     lr = learner(client)
     # credit without committing: what a learner does before it dies
-    entries = await lr.store.read_inbox("0", 100)
+    entries = (await lr.store.read_inbox("0", 100)).entries
     rewards = {("web", "accept"): 1.0}
     first = await lr.store.credit_events(entries, rewards)
     assert [(g.status, g.trial, g.reward) for g in first] == [("granted", 1.0, 0.0), ("granted", 0.0, 1.0)]
