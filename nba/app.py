@@ -41,13 +41,15 @@ STARTUP_PATIENCE = 60.0  # seconds a starting server waits for Redis (it may sta
 
 
 async def _first_contact(live: Live, rules_dir: Path | None) -> None:
-    """Publish our rules and load the model; a Redis that is starting, or paused, gets retried."""
+    """Publish our rules if they changed since they were last published (otherwise take the current set:
+    a rollback stays in force across restarts) and load the model; a Redis that is starting, or paused,
+    gets retried."""
     loop = asyncio.get_running_loop()
     give_up = loop.time() + STARTUP_PATIENCE
     while True:
         try:
             if rules_dir is not None:
-                await live.publish(rules_dir)
+                await live.publish(rules_dir, force=False)
             await live.refresh_model(force=True)
             return
         except (RedisError, OSError) as exc:

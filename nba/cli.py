@@ -153,10 +153,16 @@ async def admin_store(settings: Settings, purpose: str) -> AsyncIterator[Store]:
 async def rules_rollback(settings: Settings) -> int:
     async with admin_store(settings, "roll back in") as store:
         version = await store.rollback_rules()
+        source = await store.rules_source_version()
     if version is None:
         print("nba: nothing to roll back to: only one rule set was ever published", file=sys.stderr)
         return 1
     print(f"rules version {version} is current again; every process switches within about a second")
+    if source is not None and source != version:
+        print(f"note: the rules directory still holds version {source}. Servers keep {version} until those "
+              f"files change or POST /v1/rules/reload publishes them; to make the rollback permanent, change "
+              f"the files back to version {version} (`nba rules check` prints a directory's version).",
+              file=sys.stderr)
     return 0
 
 

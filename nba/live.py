@@ -6,9 +6,14 @@ Each process keeps the model statistics in memory and polls their version in Red
 Rule sets are shared through Redis: a process that sees its rules directory change (or is asked to
 reload) validates the new set and publishes it (the directory is scanned every WATCH_SECONDS); every
 process polls the current version every RULES_POLL_SECONDS and swaps to it, so all converge within
-about a second and a half. An invalid set is never
-published, so it never replaces the running one. Model statistics are keyed by action id and survive
-any reload.
+about a second and a half. An invalid set is never published, so it never replaces the running one.
+Model statistics are keyed by action id and survive any reload.
+
+What a rollback means: `nba rules rollback` makes the previous published set current while the files
+may still hold the newer one. The directory is published again only when its content changes (or on
+an explicit reload): start-up and the watcher compare the directory's content version with the one
+last published from a directory (`nba:{rules}:source`), never with what is current, so neither a
+restart nor a watcher that noticed a touched file undoes the rollback.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import numpy as np
 
 from nba.bandit import ModelState
 from nba.contextual import ContextualModel, ContextualStats
-from nba.errors import RulesInvalid
+from nba.errors import RuleProblem, RulesInvalid
 from nba.locks import stop_if_cancelled
 from nba.metrics import Metrics
 from nba.rulebook import Rulebook, load_rulebook, rules_files
@@ -59,14 +64,30 @@ def read_rules(directory: Path) -> tuple[Rulebook, dict[str, str]]:
     return rulebook, files
 
 
-def rulebook_from_files(files: dict[str, str]) -> Rulebook:
+def rulebook_from_files(files: Mapping[str, str]) -> Rulebook:
+    """Validate a published set. Its file names come from Redis, which anyone who can write to it
+    controls: a name that is not a plain relative path to a .yaml file is refused before anything is
+    written, so nothing is ever written outside the temporary directory."""
+    bad = [RuleProblem(rel, "", "not a relative path to a .yaml file inside the rules directory")
+           for rel in files if not safe_rule_path(rel)]
+    if bad:
+        raise RulesInvalid(bad)
     with tempfile.TemporaryDirectory(prefix="nba-rules-") as tmp:
-        root = Path(tmp)
+        root = Path(tmp).resolve()
         for rel, text in files.items():
-            path = root / rel
+            path = (root / rel).resolve()
+            if not path.is_relative_to(root):  # cannot happen after safe_rule_path; kept as the last guard
+                raise RulesInvalid([RuleProblem(rel, "", "outside the rules directory")])
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
         return load_rulebook(root)
+
+
+def safe_rule_path(rel: str) -> bool:
+    parts = rel.split("/")
+    return (rel.endswith(".yaml") and len(rel) <= 255 and not rel.startswith("/")
+            and all(p not in ("", ".", "..") for p in parts)
+            and not any(c in rel for c in "\\\0") and rel.isprintable())
 
 
 def directory_fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
@@ -98,6 +119,9 @@ class Live:
         self.metrics = metrics
         self._snapshot = build_snapshot(rulebook, None)
         self._swap_lock = asyncio.Lock()
+        self._refused: str | None = None  # a published version that does not validate here: not retried
+        self._seen: tuple[tuple[str, int, int], ...] | None = None  # the watched directory's last fingerprint
+        self._next_scan = 0.0
         metrics.rules.info({"version": rulebook.version})
 
     @property
@@ -139,22 +163,28 @@ class Live:
             self.metrics.rules_reloads.labels("applied").inc()
             log.info("rules version %s in use (%d actions)", rb.version, len(rb.actions))
 
-    async def publish(self, directory: Path) -> Reload:
+    async def publish(self, directory: Path, *, force: bool = True) -> Reload:
         """Validate `directory` and make it the rule set of every process. Raises RulesInvalid (and
-        changes nothing) when it is invalid."""
+        changes nothing) when it is invalid. Without `force` (start-up, the watcher), only a directory
+        whose content differs from the last one published is published: see the module's docstring."""
+        # looked at before reading: a change while we read is seen by the next scan
+        self._seen = await asyncio.to_thread(directory_fingerprint, directory)
         try:
             rb, files = read_rules(directory)
         except RulesInvalid:
             self.metrics.rules_reloads.labels("invalid").inc()
             raise
-        changed = await self.store.publish_rules(rb.version, files)
-        await self._adopt(rb)
+        changed = await self.store.publish_rules(rb.version, files, force=force)
+        if force:
+            await self._adopt(rb)
+        else:
+            await self.sync_rules()  # ours, or whatever stays current (a rollback)
         return Reload(rb.version, changed)
 
     async def sync_rules(self) -> bool:
         """Swap to the version published in Redis if it differs from ours; True when swapped."""
         version = await self.store.current_rules_version()
-        if version is None or version == self._snapshot.rulebook.version:
+        if version is None or version in (self._snapshot.rulebook.version, self._refused):
             return False
         files = await self.store.rules_files(version)
         if files is None:
@@ -162,6 +192,7 @@ class Live:
         try:
             rb = await asyncio.to_thread(rulebook_from_files, files)
         except RulesInvalid as exc:  # published by a different nba version with other rules? keep ours
+            self._refused = version  # refused once, logged once: not re-read every poll
             self.metrics.rules_reloads.labels("invalid").inc()
             log.error("published rules %s do not validate here, keeping %s:\n%s", version,
                       self._snapshot.rulebook.version, exc)
@@ -184,29 +215,31 @@ class Live:
 
     async def follow_rules(self, directory: Path | None) -> None:
         """Publish `directory` when its files change; follow what other processes publish."""
-        seen = directory_fingerprint(directory) if directory is not None else ()
-        next_scan = 0.0
-        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(RULES_POLL_SECONDS)
             try:
-                scan = directory is not None and loop.time() >= next_scan
-                if scan:
-                    next_scan = loop.time() + WATCH_SECONDS
-                # the stat calls run in a thread: on a slow file system they would stall every request
-                if scan and directory is not None and (now := await asyncio.to_thread(
-                        directory_fingerprint, directory)) != seen:
-                    seen = now
-                    try:
-                        await self.publish(directory)
-                    except RulesInvalid as exc:
-                        log.error("rules in %s are invalid, still running %s:\n%s", directory,
-                                  self._snapshot.rulebook.version, exc)
-                await self.sync_rules()
+                await self.watch_once(directory)
             except Exception:
                 stop_if_cancelled()
                 self.metrics.rules_reloads.labels("error").inc()
                 log.warning("rules sync failed", exc_info=True)
+
+    async def watch_once(self, directory: Path | None, *, scan: bool | None = None) -> None:
+        """One step of following the rules: every WATCH_SECONDS (or when `scan` says so) look at the
+        directory and publish it when its files changed; then follow the published version."""
+        loop = asyncio.get_running_loop()
+        if scan is None:
+            scan = directory is not None and loop.time() >= self._next_scan
+        if scan and directory is not None:
+            self._next_scan = loop.time() + WATCH_SECONDS
+            # the stat calls run in a thread: on a slow file system they would stall every request
+            if await asyncio.to_thread(directory_fingerprint, directory) != self._seen:
+                try:
+                    await self.publish(directory, force=False)
+                except RulesInvalid as exc:
+                    log.error("rules in %s are invalid, still running %s:\n%s", directory,
+                              self._snapshot.rulebook.version, exc)
+        await self.sync_rules()
 
 
 def build_snapshot(rb: Rulebook, data: ModelData | None) -> Snapshot:

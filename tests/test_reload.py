@@ -146,5 +146,11 @@ def test_edit_converges_invalid_is_refused_rollback_returns(two_servers: list[st
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert v1[0] in result.stdout
+    assert f"still holds version {v2}" in result.stderr  # says how to make the rollback stick
     took = _converge(two_servers, lambda vs: vs == v1)
     print(f"rollback converged on both servers in {took:.2f} s")
+    # the files still hold v2 and were saved again: no watcher publishes them (one raced the rollback
+    # and undid it about one run in four, before the watchers compared content with the last published)
+    os.utime(tv)
+    time.sleep(2.5)  # more than two scans of each server (a slower machine only makes this weaker)
+    assert _versions(two_servers) == v1

@@ -49,6 +49,9 @@ other shards than the customers.
     nba:{rules}:set:<version> string JSON {relative path: file text} of a published rule set; kept
                                      while it is in the history, so a rollback can go back to it.
     nba:{rules}:history       list   published versions, newest first, at most RULES_HISTORY.
+    nba:{rules}:source        string the version last published from a rules directory: the watcher
+                                     and start-up publish a directory only when its content differs,
+                                     so a rollback is not undone by files that did not change.
     nba:{rules}:attributes    hash   attribute name -> code (0, 1, 2, ... in order of first use, never
                                      reused or removed): profiles store codes, not names. Part of the
                                      rules' state: without it stored attributes cannot be read.
@@ -127,6 +130,7 @@ LEARN_POSITION = f"{PREFIX}:{{model}}:position"
 RULES_CURRENT = f"{PREFIX}:{{rules}}:current"
 RULES_HISTORY_KEY = f"{PREFIX}:{{rules}}:history"
 RULES_HISTORY = 20
+RULES_SOURCE = f"{PREFIX}:{{rules}}:source"
 ATTRIBUTE_CODES = f"{PREFIX}:{{rules}}:attributes"
 
 

@@ -492,11 +492,19 @@ class Store:
 
     # ------------------------------------------------------------------------------------- rules
 
-    async def publish_rules(self, version: str, files: Mapping[str, str]) -> bool:
-        """Make a validated rule set the current one for every process; True when it changed."""
+    async def publish_rules(self, version: str, files: Mapping[str, str], *, force: bool = True) -> bool:
+        """Make a validated rule set read from a rules directory the current one for every process; True
+        when the current version changed. Without `force`, only when the directory's content differs
+        from the last one published (see PUBLISH_RULES)."""
         return bool(await self._eval(
-            "publish_rules", self._publish, [keys.RULES_CURRENT, keys.RULES_HISTORY_KEY],
-            [version, keys.rules_set(""), keys.RULES_HISTORY, orjson.dumps(dict(files))]))
+            "publish_rules", self._publish, [keys.RULES_CURRENT, keys.RULES_HISTORY_KEY, keys.RULES_SOURCE],
+            [version, keys.rules_set(""), keys.RULES_HISTORY, orjson.dumps(dict(files)),
+             "force" if force else "changed"]))
+
+    async def rules_source_version(self) -> str | None:
+        """The version last published from a rules directory."""
+        v = await self.client.get(keys.RULES_SOURCE)
+        return v.decode() if isinstance(v, bytes) else None
 
     async def current_rules_version(self) -> str | None:
         # polled by every process twice a second: the shared connection, not a pool checkout
@@ -504,8 +512,17 @@ class Store:
         return v.decode() if v else None
 
     async def rules_files(self, version: str) -> dict[str, str] | None:
+        """The files of a published set; None when it is gone or is not a {name: text} object."""
         raw: bytes | None = await self._timed("rules_files", lambda: self.client.get(keys.rules_set(version)))
-        return orjson.loads(raw) if raw else None
+        try:
+            files = orjson.loads(raw) if raw else None
+        except ValueError:
+            files = None
+        if files is not None and not (isinstance(files, dict) and all(isinstance(t, str) for t in files.values())):
+            files = None
+        if raw and files is None:
+            self.unreadable("rules_set", version, raw)
+        return files
 
     async def rollback_rules(self) -> str | None:
         v = await self._eval("rollback_rules", self._rollback, [keys.RULES_CURRENT, keys.RULES_HISTORY_KEY],

@@ -349,11 +349,18 @@ end
 return out
 """
 
-# KEYS: current, history. ARGV: version, set key prefix, max history, rule set JSON.
-# Publishes a validated rule set: stores it, makes it current, and records it in the history (moving
-# it to the front if it was there). Sets that fall off the history are deleted. Returns 1 when the
-# current version changed.
+# KEYS: current, history, source. ARGV: version, set key prefix, max history, rule set JSON, mode.
+# Publishes a validated rule set read from a rules directory: stores it, makes it current, records it in
+# the history (moving it to the front if it was there) and as the directory's last published version
+# (`source`). Mode 'changed' (start-up, the directory watcher) publishes only a directory whose content
+# differs from the last one published, so a rollback stays in force while the files still hold the set
+# it rolled back from; mode 'force' (an explicit reload) publishes in any case. Sets that fall off the
+# history are deleted. Returns 1 when the current version changed.
 PUBLISH_RULES = """
+if ARGV[5] == 'changed' and redis.call('GET', KEYS[3]) == ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[3], ARGV[1])
 redis.call('SET', ARGV[2] .. ARGV[1], ARGV[4])
 local changed = redis.call('GET', KEYS[1]) ~= ARGV[1]
 if changed then
