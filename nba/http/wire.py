@@ -27,6 +27,7 @@ MAX_CONTEXT_KEYS = 32
 MAX_CONTEXT_KEY = 64
 MAX_CONTEXT_STRING = 256
 MAX_PROPERTIES_BYTES = 4096
+MAX_PROPERTIES_DEPTH = 16  # nesting levels inside an event's properties
 MAX_FUTURE_SECONDS = 300  # clock skew tolerated on event timestamps
 
 # No glob or hash-tag characters: ids end up inside Redis key names, SCAN patterns and the packed history
@@ -166,12 +167,27 @@ def parse_events(body: Any, rulebook: Rulebook, now: float) -> list[EventIn]:
         props = item.get("properties", {})
         if not isinstance(props, dict):
             errors.append(FieldError(f"{p}.properties", "must be an object"))
+        elif too_deep(props, MAX_PROPERTIES_DEPTH):  # before dumps, which stops at 255 levels
+            errors.append(FieldError(f"{p}.properties", f"nested deeper than {MAX_PROPERTIES_DEPTH} levels"))
         elif len(orjson.dumps(props)) > MAX_PROPERTIES_BYTES:
             errors.append(FieldError(f"{p}.properties", f"at most {MAX_PROPERTIES_BYTES} bytes as JSON"))
         if not errors:
             out.append(EventIn(event_id, etype, customer_id, action_id, channel, decision_id, ts, props))  # type: ignore[arg-type]
     _raise(errors, "invalid events batch, nothing was applied")
     return out
+
+
+def too_deep(value: Any, depth: int) -> bool:
+    """Whether objects and lists nest more than `depth` levels (`value` itself is level 1). Iterative, so
+    a body nested a thousand levels costs no recursion."""
+    level: list[Any] = [value]
+    for _ in range(depth):
+        level = [child for v in level
+                 for child in (v.values() if isinstance(v, dict) else v if isinstance(v, list) else ())
+                 if isinstance(child, dict | list)]
+        if not level:
+            return False
+    return True
 
 
 def _timestamp(value: Any, field: str, now: float, errors: list[FieldError]) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import orjson
 import pytest
 
 from nba.http import wire
@@ -84,3 +85,44 @@ async def test_events_body_errors(client: Client) -> None:
                                          "channel": "web", "extra": 1}]}, "events[0].extra")):
         body = await problem(await client.post("/v1/events", json=payload), 400)
         assert [e["field"] for e in body["errors"]] == [field], payload
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"x": value}
+    return value
+
+
+@pytest.mark.parametrize("depth", [17, 300, 1000])
+async def test_deeply_nested_properties_are_refused_naming_the_field(client: Client, depth: int) -> None:
+    event = {"event_id": "e", "type": "accept", "customer_id": "c", "action_id": "a", "channel": "web",
+             "properties": _nested(depth)}
+    # orjson writes at most 255 levels: the body is built by hand
+    body = orjson.dumps({"events": [{**event, "properties": {}}]}).replace(
+        b'"properties":{}', b'"properties":' + b'{"x":' * (depth - 1) + b'{"leaf":1}' + b"}" * (depth - 1))
+    resp = await client.post("/v1/events", data=body, headers={"Content-Type": "application/json"})
+    problem_body = await problem(resp, 400)
+    assert [e["field"] for e in problem_body["errors"]] == ["events[0].properties"]
+    assert "nested deeper than 16" in problem_body["errors"][0]["message"]
+    assert wire.too_deep(event["properties"], wire.MAX_PROPERTIES_DEPTH)
+
+
+async def test_properties_nested_to_the_limit_are_accepted(client: Client) -> None:
+    event = {"event_id": "e", "type": "accept", "customer_id": "c", "action_id": "a", "channel": "web",
+             "properties": {"list": [[[1]]], "deep": _nested(wire.MAX_PROPERTIES_DEPTH - 1)}}
+    assert (await client.post("/v1/events", json={"events": [event]})).status == 202
+
+
+async def test_a_body_nested_past_the_parser_s_limit_is_invalid_json(client: Client) -> None:
+    body = b"[" * 5000 + b"]" * 5000
+    resp = await client.post("/v1/events", data=body, headers={"Content-Type": "application/json"})
+    assert (await problem(resp, 400))["code"] == "invalid_json"
+
+
+def test_too_deep_counts_levels_of_objects_and_lists() -> None:
+    assert not wire.too_deep({}, 1)
+    assert not wire.too_deep({"a": 1, "b": [1, 2]}, 2)
+    assert wire.too_deep({"a": [1]}, 1)
+    assert wire.too_deep([[[]]], 2)
+    assert not wire.too_deep([[[]]], 3)
