@@ -1,7 +1,7 @@
 """The learner: the one writer of the model. Ranking reads a model snapshot, the learner moves it.
 
-Events reach the learner through a Redis stream (the inbox, written before the customers' histories:
-see Store.apply_events). One learner at a time holds a lease; every `nba serve` process runs one in
+Events reach the learner through a Redis stream (the inbox, written right after the customers'
+histories: see Store.apply_events). One learner at a time holds a lease; every `nba serve` process runs one in
 the background (whoever holds the lease works, the others wait to take over), and `nba learn` runs one
 alone. Per batch it credits each event to the decision that caused it (CREDIT_EVENTS: exactly once per
 event id, cross-channel answers included, nothing after the channel's attribution window), adds the
@@ -9,6 +9,9 @@ resulting trials and rewards to the per-segment counts, the contextual model's s
 and the model/control tallies, and commits them together with its inbox position and a new model
 version in one script that checks the lease. A learner that dies between crediting and committing
 leaves the position where it was: the next holder replays those entries and gets the same grants.
+The per-action event tally (`/v1/actions/stats`) counts each event id once the same way: through the
+grant for an event that answers a decision, through a tally mark its first application left in the
+customer's hash for one that does not (see scripts._MARKS).
 
 How far behind: the learner that holds the lease waits for the inbox with a blocking read, so an
 event is in the model one batch after it is accepted, and in every serving process's ranking at most
@@ -26,6 +29,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
+from redis.exceptions import RedisError
 
 from nba.contextual import accumulate
 from nba.features import unpack
@@ -115,7 +119,7 @@ class Learner:
         learning = rb.learning
         space = learning.features
         rewards = {(ch, etype): r for ch in rb.channels for etype, r in learning.for_channel(ch).rewards.items()}
-        grants = await self.store.credit_events(entries, rewards)
+        grants = await self.store.credit_events(entries, rewards, self._position)
 
         counts: dict[tuple[int, str], float] = defaultdict(float)
         ctx_actions: list[int] = []
@@ -125,7 +129,7 @@ class Learner:
         signature = space.signature
         reset = signature != self._signature
         for (_, event), grant in zip(entries, grants, strict=True):
-            if grant.status != "dup":
+            if grant.counted:
                 counts[(2, f"{event.action_id}:{event.type}")] += 1
             if grant.status == "bad":
                 self.store.unreadable("decision_meta", event.customer_id, grant.meta)
@@ -170,6 +174,11 @@ class Learner:
         self._position, self._rows, self._signature = last, rows, signature
         self.metrics.learner_events.inc(len(entries))
         self.metrics.learner_lag.set(max(0.0, time.time() - int(last.split("-")[0]) / 1000.0))
+        marked = {event.customer_id for (_, event), grant in zip(entries, grants, strict=True) if grant.marked}
+        try:
+            await self.store.clear_tally_marks(marked, last)
+        except (RedisError, OSError):  # harmless: the customer's next credit drops them as well
+            log.debug("clearing tally marks failed", exc_info=True)
         return max(1, len(entries))  # a batch of only unreadable entries still moved the position
 
     async def drain(self) -> int:

@@ -22,6 +22,9 @@ other shards than the customers.
                                           first, trimmed to HISTORY_TTL and HISTORY_MAX on every write.
                                           Each entry holds a 64-bit hash of its event id, so duplicates
                                           are found in it and there is no separate dedupe set.
+                                       t  tally marks: events applied without a decision, until the
+                                          learner has counted them once (scripts.py, _MARKS); present
+                                          only between an event and the learner's next commit
                                      No TTL while it has a profile (the CRM owns its lifetime; erase
                                      deletes it); without one (events of unknown customers) it expires
                                      HISTORY_TTL after the last write.
@@ -35,8 +38,9 @@ other shards than the customers.
                                      decision_id (or from another channel) are credited to it.
     nba:{c:<id>}:contacts     hash   contact_id -> actions returned in that contact (call, visit), for
                                      the per-contact limit; expires `contact.within` after the last.
-    nba:{model}:inbox         stream every accepted event, written before the customer's history: what the
-                                     learner consumes (nba/learner.py); trimmed as it is applied.
+    nba:{model}:inbox         stream every accepted event, written right after the customer's history (same
+                                     round trip): what the learner consumes (nba/learner.py); an
+                                     entry is deleted once its batch is committed.
     nba:{model}:lease         string token of the one learner allowed to commit (expires LEASE_MS).
     nba:{model}:position      string id of the last inbox entry whose statistics are committed.
     nba:{model}:counts        hash   n:<action>:<key> trials, r:<action>:<key> reward sum (floats).
@@ -69,6 +73,7 @@ HISTORY_TTL = 400 * DAY
 DEDUPE_WINDOW = 30 * DAY
 DECISION_TTL = 30 * DAY
 DECISIONS_MAX = 500  # newest decision records kept per customer (a bot cannot grow one without bound)
+TALLY_MARKS_BYTES = 40_000  # tally marks kept per customer while the learner is away (about 1,000)
 
 # Redis keeps a small hash as one compact listpack only while every value is short (64 bytes by default).
 # A customer's attributes (~110 bytes) and packed history (~40 bytes per entry) are longer, and one long

@@ -88,6 +88,8 @@ class Grant:
     trial: float
     reward: float
     meta: str  # the decision's learning meta for this action ('' when none)
+    counted: bool  # this inbox entry counts the event in the per-action tally (once per event id)
+    marked: bool  # ... decided by a tally mark, which the commit makes obsolete (clear_tally_marks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,7 @@ class Store:
         self._record = _Script(scripts.RECORD_DECISION)
         self._apply = _Script(scripts.APPLY_EVENTS)
         self._credit = _Script(scripts.CREDIT_EVENTS)
+        self._clear_marks = _Script(scripts.CLEAR_TALLY_MARKS)
         self._commit = _Script(scripts.COMMIT_LEARNING)
         self._take_lease = _Script(scripts.TAKE_LEASE)
         self._write_profile = _Script(scripts.WRITE_PROFILE)
@@ -319,19 +322,18 @@ class Store:
     # ------------------------------------------------------------------------------------ events
 
     async def apply_events(self, by_customer: Mapping[str, list[EventArgs]]) -> dict[str, list[str]]:
-        """Put the events in the learner's inbox, then apply them to the histories, in one pipelined
-        round trip: Redis runs one connection's commands in order, so a crash or a lost connection in
-        between leaves events the learner will still credit (re-sending the batch applies the
-        histories; the learner credits each event once), never history without learning. An inbox
-        write that fails on its own (only a wrong type at the inbox key could) fails the batch with
-        the histories perhaps applied: re-sending it queues the events again, and the learner credits
-        each once. Returns a status per event (see APPLY_EVENTS)."""
+        """Apply the events to the customers' histories, then put them in the learner's inbox, in one
+        pipelined round trip (Redis runs one connection's commands in order, so the learner never meets
+        an entry whose history, and tally mark, is not written yet). A connection lost in between leaves
+        histories the learner has not seen; the client got no answer and re-sends: the histories say
+        'dup', the inbox gets the events again, and the learner credits each once (its grants). A failed
+        inbox write fails the batch the same way. Returns a status per event (see APPLY_EVENTS)."""
         calls: list[tuple[str, tuple[Any, ...]]] = []
         now_ms = int(time.time() * 1000)
         entries: list[bytes] = []
         for cid, events in by_customer.items():
             args: list[Any] = [now_ms - keys.HISTORY_TTL * 1000, keys.HISTORY_MAX, keys.HISTORY_TTL,
-                               keys.decision(cid, "")]
+                               keys.decision(cid, ""), keys.TALLY_MARKS_BYTES]
             for e in events:
                 key = history.event_key(e.event_id)
                 args += [key, e.ts_ms, history.event_entry(e.ts_ms, e.type, e.action_id, e.channel, key), e.type,
@@ -339,31 +341,32 @@ class Store:
                 entries.append(e.inbox_entry())
             calls.append((cid, self._apply.args([keys.customer(cid), keys.shown(cid)], args)))
 
-        async def enqueue_and_apply() -> list[Any]:
+        async def apply_and_enqueue() -> list[Any]:
             return await self._eval_many(self._apply, [c[1] for c in calls],
-                                         before=[("XADD", keys.LEARN_INBOX, "*", "e", entry) for entry in entries])
+                                         then=[("XADD", keys.LEARN_INBOX, "*", "e", entry) for entry in entries])
 
-        results = await self._timed("apply_events", enqueue_and_apply)
+        results = await self._timed("apply_events", apply_and_enqueue)
         return {cid: [s.decode() for s in res] for (cid, _), res in zip(calls, results, strict=True)}
 
     async def _eval_many(self, script: _Script, calls: list[tuple[Any, ...]],
-                         before: list[tuple[Any, ...]] | None = None) -> list[Any]:
-        """Many calls of one script in one pipelined round trip, after the commands `before` (sent first
-        in the same write: tasks start in the order gather gets them); the scripts' results."""
-        first = before or []
-        replies: list[Any] = await asyncio.gather(*(self._mux.execute(*cmd) for cmd in first),
-                                                  *(self._mux.execute("EVALSHA", *argv) for argv in calls),
+                         then: list[tuple[Any, ...]] | None = None) -> list[Any]:
+        """Many calls of one script in one pipelined round trip, followed by the commands `then` in the
+        same write (tasks start in the order gather gets them); the scripts' results. Any failure raises."""
+        after = then or []
+        replies: list[Any] = await asyncio.gather(*(self._mux.execute("EVALSHA", *argv) for argv in calls),
+                                                  *(self._mux.execute(*cmd) for cmd in after),
                                                   return_exceptions=True)
-        for reply in replies[:len(first)]:
-            if isinstance(reply, BaseException):
-                raise reply
-        results = replies[len(first):]
-        # a script flushed from Redis ran nowhere: run only those calls again (the first one loads it)
+        results = replies[:len(calls)]
+        # a script flushed from Redis ran nowhere: run only those calls again (the first one loads it),
+        # before `then` fails the batch if it failed
         for i, res in enumerate(results):
             if isinstance(res, NoScriptError):
                 results[i] = await self._evalsha(script, calls[i])
             elif isinstance(res, BaseException):
                 raise res
+        for reply in replies[len(calls):]:
+            if isinstance(reply, BaseException):
+                raise reply
         return results
 
     # ----------------------------------------------------------------------------------- learner
@@ -409,26 +412,35 @@ class Store:
         if await self.client.get(keys.LEARN_LEASE) == token.encode():
             await self.client.delete(keys.LEARN_LEASE)
 
-    async def credit_events(self, entries: list[tuple[str, EventArgs]],
-                            rewards: Mapping[tuple[str, str], float]) -> list[Grant]:
-        """Credit inbox entries to their decisions: one script call per customer, one round trip."""
+    async def credit_events(self, entries: list[tuple[str, EventArgs]], rewards: Mapping[tuple[str, str], float],
+                            position: str) -> list[Grant]:
+        """Credit inbox entries to their decisions: one script call per customer, one round trip.
+        `position`: the learner's committed inbox position."""
         table = [x for (ch, etype), r in rewards.items() for x in (ch, etype, r)]
         by_customer: dict[str, list[int]] = {}
         for i, (_, e) in enumerate(entries):
             by_customer.setdefault(e.customer_id, []).append(i)
         calls = []
         for cid, idx in by_customer.items():
-            args: list[Any] = [keys.decision(cid, ""), len(rewards), *table]
+            args: list[Any] = [keys.decision(cid, ""), position, len(rewards), *table]
             for i in idx:
                 rid, e = entries[i]
-                args += [rid, e.event_id, e.ts_ms, e.type, e.action_id, e.decision_id or ""]
-            calls.append(self._credit.args([keys.shown(cid)], args))
+                args += [rid, e.event_id, history.event_key(e.event_id), e.ts_ms, e.type, e.action_id,
+                         e.decision_id or ""]
+            calls.append(self._credit.args([keys.shown(cid), keys.customer(cid)], args))
         results = await self._timed("credit_events", lambda: self._eval_many(self._credit, calls))
         out: list[Grant | None] = [None] * len(entries)
         for idx, res in zip(by_customer.values(), results, strict=True):
-            for i, (status, trial, delta, meta) in zip(idx, res, strict=True):
-                out[i] = Grant(status.decode(), float(trial), float(delta), meta.decode())
+            for i, (status, trial, delta, meta, counted, marked) in zip(idx, res, strict=True):
+                out[i] = Grant(status.decode(), float(trial), float(delta), meta.decode(errors="replace"),
+                               counted == b"1", marked == b"1")
         return [g for g in out if g is not None]
+
+    async def clear_tally_marks(self, customer_ids: Iterable[str], position: str) -> None:
+        """After a commit at `position`: drop the tally marks its entries consumed (one round trip)."""
+        calls = [self._clear_marks.args([keys.customer(cid)], [position]) for cid in customer_ids]
+        if calls:
+            await self._timed("clear_tally_marks", lambda: self._eval_many(self._clear_marks, calls))
 
     async def commit_learning(self, token: str, lease_ms: int, position: str,
                               increments: list[tuple[int, str, float]], contextual: Mapping[str, bytes],

@@ -148,18 +148,69 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
 
+# Tally marks, field `t` of the customer: the event keys of events applied without a decision that showed
+# their action, one per line: "<key>" until the learner counts the event, then "<key> <inbox entry id>"
+# until the batch of that entry is committed (CLEAR_TALLY_MARKS, or the next CREDIT_EVENTS of the
+# customer, removes it then). The per-action event tally counts each event id once through them: a
+# re-sent event finds no mark of its own (the history said 'dup'), and an inbox entry replayed after a
+# learner died finds the mark it consumed itself.
+_MARKS = r"""
+local function stream_id_le(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  if not am or not bm then
+    return false
+  end
+  am, bm = tonumber(am), tonumber(bm)
+  if am ~= bm then
+    return am < bm
+  end
+  return tonumber(as) <= tonumber(bs)
+end
+
+-- The marks of `t` without those consumed by entries at or before the committed `position`, as an
+-- ordered list of {key, entry or ''} and an index by key.
+local function marks_read(t, position)
+  local list, index = {}, {}
+  for line in string.gmatch(t or '', '[^\n]+') do
+    local k, by = string.match(line, '^(%S+) ?(%S*)$')
+    if k and not (by ~= '' and stream_id_le(by, position)) then
+      list[#list + 1] = {k, by}
+      index[k] = #list
+    end
+  end
+  return list, index
+end
+
+local function marks_store(key, list)
+  local lines = {}
+  for _, m in ipairs(list) do
+    if m[1] then
+      lines[#lines + 1] = m[2] ~= '' and (m[1] .. ' ' .. m[2]) or m[1]
+    end
+  end
+  if #lines > 0 then
+    redis.call('HSET', key, 't', table.concat(lines, '\n') .. '\n')
+  else
+    redis.call('HDEL', key, 't')
+  end
+end
+"""
+
 # KEYS: customer, shown. ARGV: history cutoff ts_ms, history max entries, history ttl_s, key prefix of
-# decision records, then 6 per event: event key (history.event_key), ts_ms, history entry, type,
-# action_id, decision_id ('' for none).
+# decision records, most tally-mark bytes kept, then 6 per event: event key (history.event_key), ts_ms,
+# history entry, type, action_id, decision_id ('' for none).
 # Returns per event: 'dup' (the event is in the history already), 'hist' (history only: no decision
-# showed this action), 'late' (its decision's attribution window had closed), 'credited' (the learner
-# will credit it to the decision). An impression that answers a decision replaces the reservation that
-# decision made (RECORD_DECISION). The model itself is moved by the learner (CREDIT_EVENTS), not here.
+# showed this action; a tally mark is left for the learner), 'late' (its decision's attribution window
+# had closed), 'credited' (the learner will credit it to the decision). An impression that answers a
+# decision replaces the reservation that decision made (RECORD_DECISION). The model itself is moved by
+# the learner (CREDIT_EVENTS), not here.
 APPLY_EVENTS = _HISTORY + """
 local out = {}
 local applied = 0
+local marks = {}
 local h = hist_get(KEYS[1])
-for b = 5, #ARGV, 6 do
+for b = 6, #ARGV, 6 do
   local key, ts, entry, etype, action, did = ARGV[b], tonumber(ARGV[b + 1]), ARGV[b + 2], ARGV[b + 3],
     ARGV[b + 4], ARGV[b + 5]
   if string.find(h, '|' .. key .. '\\n', 1, true) then
@@ -176,6 +227,7 @@ for b = 5, #ARGV, 6 do
     end
     if not meta then
       out[#out + 1] = 'hist'
+      marks[#marks + 1] = key
     else
       if etype == 'impression' then
         local reservation = redis.call('HGET', ARGV[4] .. did, 'v:' .. action)
@@ -196,31 +248,54 @@ end
 if applied > 0 then
   redis.call('HINCRBY', KEYS[1], 'v', 1)
   hist_store(KEYS[1], hist_trim(h, tonumber(ARGV[1]), tonumber(ARGV[2])))
+  if #marks > 0 then
+    local t = (redis.call('HGET', KEYS[1], 't') or '') .. table.concat(marks, '\\n') .. '\\n'
+    local most = tonumber(ARGV[5])
+    if #t > most then  -- a learner that has been away a long time: the oldest marks go
+      t = string.sub(t, (string.find(t, '\\n', #t - most, true) or #t) + 1)
+    end
+    redis.call('HSET', KEYS[1], 't', t)
+  end
   expire_unless_profile(KEYS[1], ARGV[3])
 end
 return out
 """
 
-# The learner's half of an event (see nba/learner.py). KEYS: shown. ARGV: key prefix of decision records,
-# T, then T triples (channel, event type, reward), then 6 per event: inbox entry id, event_id, ts_ms,
-# type, action_id, decision_id ('' for none).
+# The learner's half of an event (see nba/learner.py). KEYS: shown, customer. ARGV: key prefix of
+# decision records, the learner's committed inbox position, T, then T triples (channel, event type,
+# reward), then 7 per event: inbox entry id, event_id, event key, ts_ms, type, action_id, decision_id
+# ('' for none).
 # Exactly once: the first inbox entry to credit an event records its grant in the decision record
 # (g:<event_id> = entry id|trial|reward delta); that same entry, replayed after a learner crash, gets the
 # same grant back (its model update was never committed); any other entry with that event id (a
 # re-sent batch) gets nothing. A shown action is one trial; its reward is the best answer it got, so
-# the grant is the rise of that best. Returns per event {status, trial, delta, meta}: status 'none'
-# (no decision), 'late', 'granted', 'dup' or 'bad' (the decision's meta cannot be read).
-CREDIT_EVENTS = """
+# the grant is the rise of that best. An answer after the attribution window gets an empty grant, so
+# that it too is counted once. Returns per event {status, trial, delta, meta, counted, marked}: status
+# 'none' (no decision), 'late', 'granted', 'dup' or 'bad' (the decision's meta cannot be read);
+# `counted` '1' when this entry is the one that counts the event in the per-action tally (its first
+# inbox entry, or that entry replayed); `marked` '1' when that was decided by a tally mark.
+CREDIT_EVENTS = _MARKS + """
 local rewards = {}
-local t = tonumber(ARGV[2])
-for i = 0, t - 1 do
-  rewards[ARGV[3 + i * 3] .. '|' .. ARGV[4 + i * 3]] = tonumber(ARGV[5 + i * 3])
+local n_rewards = tonumber(ARGV[3])
+for i = 0, n_rewards - 1 do
+  rewards[ARGV[4 + i * 3] .. '|' .. ARGV[5 + i * 3]] = tonumber(ARGV[6 + i * 3])
 end
+local stored = redis.call('HGET', KEYS[2], 't')
+local marks, mark_of = marks_read(stored, ARGV[2])
+local marks_changed = false
 local out = {}
-local first = 3 + t * 3
-for b = first, #ARGV, 6 do
-  local entry, event_id, ts, etype, action, did = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4],
-    ARGV[b + 5]
+for b = 4 + n_rewards * 3, #ARGV, 7 do
+  local entry, event_id, ekey, ts, etype, action, did = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3],
+    ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]
+  local marked = '0'
+  local m = mark_of[ekey]
+  if m and (marks[m][2] == '' or marks[m][2] == entry) then
+    marked = '1'
+    if marks[m][2] == '' then
+      marks[m][2] = entry
+      marks_changed = true
+    end
+  end
   if did == '' then
     did = redis.call('HGET', KEYS[1], action) or ''
   end
@@ -230,22 +305,23 @@ for b = first, #ARGV, 6 do
     meta = redis.call('HGET', key, 'a:' .. action)
   end
   if not meta then
-    out[#out + 1] = {'none', '0', '0', ''}
+    out[#out + 1] = {'none', '0', '0', '', marked, marked}
   else
     local grant = redis.call('HGET', key, 'g:' .. event_id)
     if grant then
       local from, trial, delta = string.match(grant, '^([^|]*)|([^|]*)|(.*)$')
       if from == entry then
-        out[#out + 1] = {'granted', trial, delta, meta}
+        out[#out + 1] = {'granted', trial, delta, meta, '1', marked}
       else
-        out[#out + 1] = {'dup', '0', '0', meta}
+        out[#out + 1] = {'dup', '0', '0', meta, marked, marked}
       end
     else
       local channel, _, _, deadline = string.match(meta, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)')
       if not tonumber(deadline) then
-        out[#out + 1] = {'bad', '0', '0', meta}  -- a damaged record: reported and skipped by the learner
+        out[#out + 1] = {'bad', '0', '0', meta, marked, marked}  -- damaged: reported and skipped by the learner
       elseif tonumber(ts) > tonumber(deadline) then
-        out[#out + 1] = {'late', '0', '0', meta}
+        redis.call('HSET', key, 'g:' .. event_id, entry .. '|0|0')
+        out[#out + 1] = {'late', '0', '0', meta, '1', marked}
       else
         local credited = redis.call('HGET', key, 'r:' .. action)
         local trial = '0'
@@ -259,12 +335,26 @@ for b = first, #ARGV, 6 do
         local best = math.max(credited, reward)
         redis.call('HSET', key, 'r:' .. action, tostring(best), 'g:' .. event_id,
                    entry .. '|' .. trial .. '|' .. tostring(best - credited))
-        out[#out + 1] = {'granted', trial, tostring(best - credited), meta}
+        out[#out + 1] = {'granted', trial, tostring(best - credited), meta, '1', marked}
       end
     end
   end
 end
+-- only a customer that still exists keeps marks (an erased one is not re-created here)
+if stored and (marks_changed or #marks ~= select(2, string.gsub(stored, '\\n', '\\n'))) then
+  marks_store(KEYS[2], marks)
+end
 return out
+"""
+
+# KEYS: customer. ARGV: the learner's committed inbox position. After a commit: the tally marks that
+# the committed entries consumed are no longer needed.
+CLEAR_TALLY_MARKS = _MARKS + """
+local stored = redis.call('HGET', KEYS[1], 't')
+if stored then
+  marks_store(KEYS[1], (marks_read(stored, ARGV[1])))
+end
+return 0
 """
 
 # KEYS: lease, inbox, position, counts, contextual rows, event counts, arm counts, version.

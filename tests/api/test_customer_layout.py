@@ -110,7 +110,7 @@ def test_packed_entries_read_back_newest_first_down_to_the_horizon() -> None:
 async def test_events_reach_the_inbox_in_the_same_round_trip_as_the_histories_and_a_failed_inbox_fails_the_batch(
         store: Store, redis: Redis) -> None:
     t = int(time.time() * 1000) - 60_000
-    # a fresh store: its first batch also opens the connection, and the inbox write still goes first
+    # a fresh store: its first batch also opens the connection, and the inbox write still follows the histories
     assert await store.apply_events({"c-1": [_event("e1", t)], "c-2": [_event("e2", t, "c-2")]}) == {
         "c-1": ["hist"], "c-2": ["hist"]}
     assert await redis.xlen(keys.LEARN_INBOX) == 2

@@ -6,7 +6,7 @@ from redis.asyncio import Redis
 
 from nba.store import keys
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, problem, put_customer, send_events
-from tests.conftest import Clock, learn, learner
+from tests.conftest import AppFactory, Clock, learn, learner
 
 
 def _event(eid: str, etype: str, cid: str, action: str, decision: str | None = None,
@@ -129,9 +129,9 @@ async def test_the_learner_credits_each_event_once_even_when_replayed(client: Cl
     # credit without committing: what a learner does before it dies
     entries = (await lr.store.read_inbox("0", 100)).entries
     rewards = {("web", "accept"): 1.0}
-    first = await lr.store.credit_events(entries, rewards)
+    first = await lr.store.credit_events(entries, rewards, "0")
     assert [(g.status, g.trial, g.reward) for g in first] == [("granted", 1.0, 0.0), ("granted", 0.0, 1.0)]
-    again = await lr.store.credit_events(entries, rewards)
+    again = await lr.store.credit_events(entries, rewards, "0")
     assert [(g.status, g.trial, g.reward) for g in again] == [(g.status, g.trial, g.reward) for g in first]
     await send_events(client, batch)  # the channel re-sends: duplicates at the door, new inbox entries
     await lr.drain()
@@ -169,3 +169,59 @@ async def test_event_timestamps_are_bounded(client: Client) -> None:
     assert [e["field"] for e in body["errors"]] == ["events[0].ts", "events[1].ts", "events[2].ts"]
     ok = _event("k", "impression", "c-1", "broadband-bundle") | {"ts": "2026-11-23T11:00:00+01:00"}
     assert (await send_events(client, [ok]))["accepted"] == 1
+
+
+async def _events_count(client: Client, action: str) -> dict[str, int]:
+    await learn(client)
+    body = await (await client.get("/v1/actions/stats")).json()
+    events: dict[str, int] = next(a for a in body["actions"] if a["action_id"] == action)["events"]
+    return events
+
+
+async def test_the_event_tally_counts_each_event_id_once_however_often_it_is_sent(client: Client,
+                                                                                 redis: Redis) -> None:
+    """Events without a decision were counted again at every re-send (200 ids sent 4 times gave 800)."""
+    batch = [_event(f"r{i}", "click", f"c-{i % 7}", "tv-addon") for i in range(200)]
+    for _ in range(4):
+        await send_events(client, batch)
+        await learn(client)
+    twice = [_event("same", "accept", "c-1", "tv-addon"), _event("same", "accept", "c-1", "tv-addon")]
+    await send_events(client, twice)
+    await send_events(client, twice)  # re-sent before the learner ran
+    assert await _events_count(client, "tv-addon") == {"click": 200, "accept": 1}
+    for i in range(7):  # the marks are gone once counted and committed
+        assert await redis.hget(keys.customer(f"c-{i}"), "t") is None
+
+
+async def test_late_answers_are_counted_once_too(make_client: AppFactory) -> None:
+    clock = Clock()
+    client: Client = await make_client(clock=clock)
+    await put_customer(client, "c-1", CROSSSELL_MOBILE)
+    d = await decide(client, "c-1")
+    action = d["actions"][0]["action_id"]
+    clock.now += 8 * 86400  # past the attribution window of the web channel
+    for _ in range(3):
+        result = await send_events(client, [_event("late-1", "accept", "c-1", action, d["decision_id"])])
+        await learn(client)
+    assert result["duplicates"] == 1
+    assert (await _events_count(client, action)).get("accept") == 1
+
+
+async def test_a_replayed_batch_counts_once_and_a_crash_before_clearing_marks_does_not_recount(
+        client: Client, redis: Redis) -> None:
+    lr = learner(client)
+    await send_events(client, [_event("m1", "click", "c-1", "tv-addon"), _event("m2", "click", "c-1", "tv-addon")])
+    batch = await lr.store.read_inbox("0", 100)
+    assert batch.last is not None
+    rewards = {("web", "click"): 0.2}
+    first = await lr.store.credit_events(batch.entries, rewards, "0")
+    replay = await lr.store.credit_events(batch.entries, rewards, "0")  # a learner died before committing
+    assert [g.counted for g in first] == [g.counted for g in replay] == [True, True]
+    # the next learner commits but dies before clearing the marks; then the channel re-sends
+    assert await lr.store.take_lease(lr.token, lr.lease_ms)
+    assert await lr.store.commit_learning(lr.token, lr.lease_ms, batch.last, [(2, "tv-addon:click", 2.0)], {}, "")
+    await send_events(client, [_event("m1", "click", "c-1", "tv-addon")])
+    resent = await lr.store.read_inbox(batch.last, 100)
+    again = await lr.store.credit_events(resent.entries, rewards, batch.last)
+    assert [g.counted for g in again] == [False]
+    assert await redis.hget(keys.customer("c-1"), "t") is None  # the committed marks went with it
