@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from nba.customers import Customers
 from nba.decide import Decider
+from nba.erasure import DiskRewrite
 from nba.events import EventIngest
 from nba.http import routes, wire
 from nba.http.body import BodyLimits
@@ -24,6 +25,7 @@ from nba.learner import Learner
 from nba.live import Live
 from nba.metrics import Metrics
 from nba.rulebook import Rulebook
+from nba.store import keys
 from nba.store.redis import Store
 from nba.store.unreadable import Unreadable
 
@@ -62,12 +64,14 @@ async def _first_contact(live: Live, rules_dir: Path | None) -> None:
 def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = None,
                metrics: Metrics | None = None, rng: np.random.Generator | None = None,
                clock: Callable[[], float] = time.time, background: bool = True,
-               decide_deadline: float = 0.25, body_limits: BodyLimits | None = None) -> web.Application:
+               decide_deadline: float = 0.25, body_limits: BodyLimits | None = None,
+               erase_rewrite: float = 300.0) -> web.Application:
     """`rules_dir` is where the rulebook came from: published to every process at start-up, watched
     for changes and re-read by POST /v1/rules/reload. `rng` and `clock` are parameters so tests decide
     deterministically; `background=False` leaves model refresh, rules sync and the learner to the caller.
     `decide_deadline`: seconds before decide answers degraded instead of waiting for Redis; `body_limits`:
-    how long a request body may take to arrive."""
+    how long a request body may take to arrive; `erase_rewrite`: seconds within which an erasure leaves
+    Redis's files on disk (nba/erasure.py)."""
     metrics = metrics or Metrics()
     store = Store(client, metrics.observe_redis, Unreadable(metrics.count_unreadable))
     live = Live(rulebook, store, metrics)
@@ -78,9 +82,10 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
     app[routes.METRICS] = metrics
     app[routes.CLOCK] = clock
     app[routes.DECIDER] = Decider(live, store, metrics, rng, clock, decide_deadline)
-    app[routes.INGEST] = EventIngest(store, metrics)
+    app[routes.INGEST] = EventIngest(store, metrics, clock)
     learner = Learner(live, store, metrics)
     app[routes.LEARNER] = learner
+    rewrite = DiskRewrite(store, metrics, erase_rewrite)
     app[routes.CUSTOMERS] = Customers(live, store, clock)
     app[routes.RULES_DIR] = rules_dir
     app[routes.BODY_LIMITS] = body_limits or BodyLimits()
@@ -89,12 +94,13 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
         app.router.add_route(method, re.sub(r"\{(\w+)\}", r"{\1:[^/]+}", path), handler)
 
     async def background_tasks(app: web.Application) -> AsyncIterator[None]:
+        await asyncio.to_thread(keys.slot_tags)  # once, off the event loop, before the first event needs it
         await _first_contact(live, rules_dir)
         with contextlib.suppress(RedisError, OSError):
             for advice in await store.config_advice():
                 log.warning("Redis configuration: %s", advice)
         tasks = [asyncio.create_task(live.run()), asyncio.create_task(live.follow_rules(rules_dir)),
-                 asyncio.create_task(learner.run())] if background else []
+                 asyncio.create_task(learner.run()), asyncio.create_task(rewrite.run())] if background else []
         yield
         for task in tasks:
             task.cancel()

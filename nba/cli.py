@@ -295,7 +295,7 @@ async def _build(rulebook: Rulebook, rules_dir: Path, url: str, settings: Settin
     from nba.http.routes import CUSTOMERS
 
     app = create_app(rulebook, redis_client(url, settings.redis_timeout), rules_dir=rules_dir,
-                     decide_deadline=settings.decide_deadline)
+                     decide_deadline=settings.decide_deadline, erase_rewrite=settings.erase_rewrite)
     if demo > 0:
         async def seed(app: web.Application) -> None:
             from nba.demo import demo_population

@@ -98,7 +98,7 @@ class Customers:
         }
 
     async def erase(self, customer_id: str) -> None:
-        await self.store.erase(customer_id)
+        await self.store.erase(customer_id, int(self.clock() * 1000))
 
 
 def _iso(ts: float) -> str:

@@ -32,7 +32,7 @@ from nba.metrics import Metrics
 from nba.reasons import render
 from nba.rulebook import Rulebook
 from nba.store.history import newest_first
-from nba.store.redis import CustomerSnapshot, Store
+from nba.store.redis import CustomerSnapshot, Recorded, Store
 
 RECORD_ATTEMPTS = 10
 DEGRADED_LOG_SECONDS = 10.0
@@ -339,7 +339,7 @@ class Decider:
                     [(a.action_id, ranked.meta) for a in d.actions], channel=req.channel,
                     version=customer.version, contact_id=req.contact_id,
                     contact_ttl=snap.rulebook.contact.within if snap.rulebook.contact else 0)
-                if recorded:
+                if recorded is not Recorded.CHANGED:  # an erased customer's answer is given, not recorded
                     self.metrics.child(self.metrics.decisions, req.channel, "actions" if d.actions else "empty").inc()
                     return d
                 self.metrics.decision_conflicts.inc()

@@ -3,7 +3,9 @@ the customers' histories (atomically per customer); the learner (nba/learner.py)
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from nba.domain import EventIn
@@ -17,19 +19,21 @@ class IngestResult:
     duplicates: int
     credited: int  # answers a decision within its attribution window: the learner learns from it
     unattributed: int  # no decision showed this action, or its attribution window had closed
+    erased: int  # for a customer erased within keys.ERASED_SECONDS: accepted, and not kept
 
 
 class EventIngest:
-    def __init__(self, store: Store, metrics: Metrics):
+    def __init__(self, store: Store, metrics: Metrics, clock: Callable[[], float] = time.time):
         self.store = store
         self.metrics = metrics
+        self.clock = clock
 
     async def ingest(self, events: list[EventIn]) -> IngestResult:
         by_customer: dict[str, list[EventArgs]] = defaultdict(list)
         for e in events:
             by_customer[e.customer_id].append(EventArgs(
                 e.customer_id, e.event_id, int(e.ts * 1000), e.type, e.action_id, e.channel, e.decision_id))
-        outcomes = await self.store.apply_events(by_customer)
+        outcomes = await self.store.apply_events(by_customer, int(self.clock() * 1000))
         tally: dict[str, int] = defaultdict(int)
         for cid, statuses in outcomes.items():
             for args, status in zip(by_customer[cid], statuses, strict=True):
@@ -39,6 +43,6 @@ class EventIngest:
                     tally["unattributed"] += 1
                 self.metrics.child(self.metrics.events, args.type, status).inc()
         return IngestResult(
-            accepted=len(events) - tally["dup"], duplicates=tally["dup"], credited=tally["credited"],
-            unattributed=tally["unattributed"],
+            accepted=len(events) - tally["dup"] - tally["erased"], duplicates=tally["dup"],
+            credited=tally["credited"], unattributed=tally["unattributed"], erased=tally["erased"],
         )

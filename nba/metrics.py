@@ -49,6 +49,9 @@ class Metrics:
         self.unreadable = Counter("nba_unreadable_records_total",
                                   "Stored records that could not be parsed: skipped (history and inbox entries, "
                                   "decision records) or answered degraded (profiles)", ["record"], registry=r)
+        self.erasure_rewrites = Counter("nba_erasure_rewrites_total",
+                                        "Requests to Redis to rewrite its files on disk after erasures, by "
+                                        "outcome (started, busy, refused)", ["outcome"], registry=r)
         self.requests = Counter("nba_http_requests_total", "HTTP requests by route and status",
                                 ["route", "status"], registry=r)
 

@@ -23,6 +23,7 @@ class Settings:
     redis_timeout: float  # seconds a Redis call may take before the request fails
     decide_deadline: float = 0.25  # seconds before decide answers degraded (rules only) instead of waiting
     workers: int = 1  # server processes sharing the port
+    erase_rewrite: float = 300.0  # seconds within which an erasure leaves Redis's files on disk
 
     @staticmethod
     def from_env(env: Mapping[str, str] | None = None) -> Settings:
@@ -31,6 +32,7 @@ class Settings:
         timeout_ms = _int(e, "NBA_REDIS_TIMEOUT_MS", 1000, 1, 60000)
         deadline_ms = _int(e, "NBA_DECIDE_DEADLINE_MS", 250, 1, 60000)
         workers = _int(e, "NBA_WORKERS", 1, 1, 64)
+        erase_rewrite = _int(e, "NBA_ERASE_REWRITE_SECONDS", 300, 10, 7 * 86400)
         level = e.get("NBA_LOG_LEVEL", "INFO").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError(f"NBA_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
@@ -47,6 +49,7 @@ class Settings:
             redis_timeout=timeout_ms / 1000.0,
             decide_deadline=deadline_ms / 1000.0,
             workers=workers,
+            erase_rewrite=float(erase_rewrite),
         )
 
 

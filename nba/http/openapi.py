@@ -110,9 +110,9 @@ _SCHEMAS: dict[str, Any] = {
                                   "items": _ref("Event")}},
     },
     "EventsAccepted": {
-        "type": "object", "required": ["accepted", "duplicates", "credited", "unattributed"],
+        "type": "object", "required": ["accepted", "duplicates", "credited", "unattributed", "erased"],
         "properties": {k: {"type": "integer", "minimum": 0}
-                       for k in ("accepted", "duplicates", "credited", "unattributed")},
+                       for k in ("accepted", "duplicates", "credited", "unattributed", "erased")},
     },
     "CustomerWrite": {
         "type": "object", "required": ["attributes"], "additionalProperties": False,
@@ -197,6 +197,11 @@ def openapi_document() -> dict[str, Any]:
                 "get": {"summary": "Profile with segments and contact-history summary",
                         "responses": {"200": _json(_ref("Customer")), **_problems(400, 404, 503)}},
                 "delete": {"summary": "Erase everything nba holds about the customer",
+                           "description": "Deletes every key of the customer and the learner's pending events "
+                                          "for it. For 30 days, events for this id are accepted and dropped "
+                                          "(`erased` in the answer) and decisions are answered but not "
+                                          "recorded, unless a profile is written for it again. Redis's files "
+                                          "on disk are rewritten within NBA_ERASE_REWRITE_SECONDS.",
                            "responses": {"204": {"description": "Erased"}, **_problems(400, 503)}},
             },
             "/v1/rules": {"get": {"summary": "The rules in use",

@@ -110,7 +110,8 @@ async def events(request: web.Request) -> web.Response:
     batch = wire.parse_events(body, app[LIVE].snapshot.rulebook, app[CLOCK]())
     result = await app[INGEST].ingest(batch)
     return json_response({"accepted": result.accepted, "duplicates": result.duplicates,
-                          "credited": result.credited, "unattributed": result.unattributed}, status=202)
+                          "credited": result.credited, "unattributed": result.unattributed,
+                          "erased": result.erased}, status=202)
 
 
 async def put_customer(request: web.Request) -> web.Response:

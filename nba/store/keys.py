@@ -38,6 +38,12 @@ other shards than the customers.
                                      decision_id (or from another channel) are credited to it.
     nba:{c:<id>}:contacts     hash   contact_id -> actions returned in that contact (call, visit), for
                                      the per-contact limit; expires `contact.within` after the last.
+    nba:{e<hex>}:erased       hash   tombstones of erased customers: a one-way hash of the id (erased_field) ->
+                                     until when (epoch ms). One such key per Redis Cluster slot: its tag
+                                     is chosen to hash to the customers' slot (slot_tag), so the scripts
+                                     of a customer can read it atomically without the key naming anyone.
+                                     Events and decisions for a tombstoned id record nothing; a profile
+                                     write removes the tombstone. Expires ERASED_SECONDS after the last.
     nba:{model}:inbox         stream every accepted event, written right after the customer's history (same
                                      round trip): what the learner consumes (nba/learner.py); an
                                      entry is deleted once its batch is committed.
@@ -56,12 +62,20 @@ other shards than the customers.
     nba:{rules}:source        string the version last published from a rules directory: the watcher
                                      and start-up publish a directory only when its content differs,
                                      so a rollback is not undone by files that did not change.
+    nba:{ops}:rewrite_due     string epoch ms of the latest erasure that Redis's files on disk may still hold
+                                     (nba/erasure.py asks Redis to rewrite them, then deletes it).
+    nba:{ops}:rewrite_lock    string the one process that may ask for the next rewrite (expires).
     nba:{rules}:attributes    hash   attribute name -> code (0, 1, 2, ... in order of first use, never
                                      reused or removed): profiles store codes, not names. Part of the
                                      rules' state: without it stored attributes cannot be read.
 """
 
 from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from functools import cache
 
 PREFIX = "nba"
 
@@ -72,6 +86,9 @@ HISTORY_TTL = 400 * DAY
 # duplicate inside the window is found in it; only a customer past HISTORY_MAX entries loses the oldest.
 DEDUPE_WINDOW = 30 * DAY
 DECISION_TTL = 30 * DAY
+# how long events and decisions for an erased id record nothing (then it is a new, unknown customer): as
+# long as a late event can still be accepted (DEDUPE_WINDOW)
+ERASED_SECONDS = DEDUPE_WINDOW
 DECISIONS_MAX = 500  # newest decision records kept per customer (a bot cannot grow one without bound)
 TALLY_MARKS_BYTES = 40_000  # tally marks kept per customer while the learner is away (about 1,000)
 
@@ -86,6 +103,37 @@ REDIS_CONFIG = {"hash-max-listpack-value": 4096}
 def customer_tag(customer_id: str) -> str:
     # ids are validated to exclude { and }, which would move the key to another slot
     return f"{PREFIX}:{{c:{customer_id}}}"
+
+
+def customer_slot(customer_id: str) -> int:
+    """The Redis Cluster hash slot of every key of this customer (CRC16 of the tag, as Redis computes it)."""
+    return binascii.crc_hqx(f"c:{customer_id}".encode(), 0) & 16383
+
+
+@cache
+def slot_tags() -> tuple[str, ...]:
+    """A short hash tag for each of the 16,384 slots (index = slot): keys that must live beside a customer
+    without naming it. Found by counting through e0, e1, ... (about 110,000 CRCs, 50 ms, once)."""
+    found: list[str | None] = [None] * 16384
+    left, i = 16384, 0
+    while left:
+        tag = f"e{i:x}"
+        slot = binascii.crc_hqx(tag.encode(), 0) & 16383
+        if found[slot] is None:
+            found[slot] = tag
+            left -= 1
+        i += 1
+    return tuple(t for t in found if t is not None)
+
+
+def erased(customer_id: str) -> str:
+    return f"{PREFIX}:{{{slot_tags()[customer_slot(customer_id)]}}}:erased"
+
+
+def erased_field(customer_id: str) -> str:
+    """A one-way hash of the id: the tombstone recognises the id when it comes back, without holding it."""
+    digest = hashlib.blake2b(customer_id.encode(), digest_size=8, person=b"nba-erased").digest()
+    return base64.urlsafe_b64encode(digest)[:11].decode()
 
 
 def customer(customer_id: str) -> str:
@@ -131,6 +179,9 @@ LEARN_INBOX = f"{PREFIX}:{{model}}:inbox"
 LEARN_LEASE = f"{PREFIX}:{{model}}:lease"
 LEARN_POSITION = f"{PREFIX}:{{model}}:position"
 
+
+REWRITE_DUE = f"{PREFIX}:{{ops}}:rewrite_due"
+REWRITE_LOCK = f"{PREFIX}:{{ops}}:rewrite_lock"
 
 RULES_CURRENT = f"{PREFIX}:{{rules}}:current"
 RULES_HISTORY_KEY = f"{PREFIX}:{{rules}}:history"

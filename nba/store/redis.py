@@ -8,6 +8,7 @@ extra round trip per batch.
 from __future__ import annotations
 
 import asyncio
+import enum
 import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -46,6 +47,14 @@ class CustomerSnapshot:
     history: bytes  # packed, oldest first (history.py)
     contact_actions: int = 0  # actions already returned in this contact_id
     version: str = "0"  # of the history this snapshot saw; a decision records only on the same one
+
+
+class Recorded(enum.IntEnum):
+    """What RECORD_DECISION did."""
+
+    CHANGED = 0  # the history moved on since it was read: nothing written, rank again
+    RECORDED = 1
+    ERASED = 2  # the customer was erased: nothing written
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +134,7 @@ class Store:
         self._take_lease = _Script(scripts.TAKE_LEASE)
         self._write_profile = _Script(scripts.WRITE_PROFILE)
         self._erase = _Script(scripts.ERASE_CUSTOMER)
+        self._clear_due = _Script(scripts.CLEAR_REWRITE_DUE)
         self._attribute_codes = _Script(scripts.ATTRIBUTE_CODES)
         # the attribute registry (keys.ATTRIBUTE_CODES) as far as this process has needed it
         self._code_of: dict[str, int] = {}
@@ -225,8 +235,8 @@ class Store:
         """Returns the new revision, or -1 when the profile changed since `expected_revision`."""
         encoded = await self._encode_attributes(attributes)
         return int(await self._eval(
-            "write_profile", self._write_profile, [keys.customer(customer_id)],
-            [expected_revision, encoded, segments, segments_version, updated_ms]))
+            "write_profile", self._write_profile, [keys.customer(customer_id), keys.erased(customer_id)],
+            [expected_revision, encoded, segments, segments_version, updated_ms, keys.erased_field(customer_id)]))
 
     async def _encode_attributes(self, attributes: Mapping[str, Any]) -> bytes:
         new = [name for name in attributes if name not in self._code_of]
@@ -265,30 +275,82 @@ class Store:
             self._code_of[name] = code
             self._name_of[code] = name
 
-    async def erase(self, customer_id: str) -> int:
-        prefix = keys.decision(customer_id, "")
-        return int(await self._eval(
+    async def erase(self, customer_id: str, now_ms: int) -> int:
+        """Delete every key of the customer and leave a tombstone (ERASE_CUSTOMER); delete the learner's
+        inbox entries that still name the customer; ask for Redis's files on disk to be rewritten
+        (rewrite_if_due). Returns the number of keys deleted."""
+        deleted = int(await self._eval(
             "erase", self._erase,
             [keys.customer(customer_id), keys.decisions(customer_id), keys.contacts(customer_id),
-             keys.shown(customer_id)], [prefix]))
+             keys.shown(customer_id), keys.erased(customer_id)],
+            [keys.decision(customer_id, ""), keys.erased_field(customer_id), now_ms + keys.ERASED_SECONDS * 1000,
+             now_ms]))
+        await self._scrub_inbox(customer_id)
+        await self.client.set(keys.REWRITE_DUE, now_ms)
+        return deleted
+
+    async def _scrub_inbox(self, customer_id: str) -> None:
+        """The inbox holds only entries the learner has not committed (normally a second's worth; more
+        while no learner runs): read it in pages and delete the customer's. An entry added after the
+        erasure carries an event the tombstone refused; the learner deletes it with its batch."""
+        mine = orjson.dumps([customer_id])[:-1] + b","  # every entry starts with its customer id
+        start = "-"
+        while True:
+            rows: list[Any] = await self._mux.execute("XRANGE", keys.LEARN_INBOX, start, "+", "COUNT", 1000)
+            doomed = [rid for rid, fields in rows if len(fields) > 1 and fields[1].startswith(mine)]
+            if doomed:
+                await self._mux.execute("XDEL", keys.LEARN_INBOX, *doomed)
+            if len(rows) < 1000:
+                return
+            start = "(" + rows[-1][0].decode()
+
+    async def rewrite_if_due(self, interval: float) -> str:
+        """Have Redis rewrite its files on disk when an erasure happened since the last rewrite, at most
+        once per `interval` seconds across all processes. Returns what was done: 'none' (nothing due, or
+        another process's turn), 'started', 'busy' (a rewrite is running: it may have started before the
+        erasure, so the next turn asks again) or 'refused' (the server does not allow it: a managed
+        Redis whose provider's settings govern its files)."""
+        due = await self.client.get(keys.REWRITE_DUE)
+        if due is None or not await self.client.set(keys.REWRITE_LOCK, "1", nx=True, px=max(1, int(interval * 1000))):
+            return "none"
+        try:
+            info = await self.client.info("persistence")
+            if info.get("aof_rewrite_in_progress") or info.get("rdb_bgsave_in_progress"):
+                await self.client.delete(keys.REWRITE_LOCK)
+                return "busy"
+            asked = False
+            if info.get("aof_enabled"):
+                await self.client.bgrewriteaof()
+                asked = True
+            if (await self.client.config_get("save")).get("save"):  # snapshots too: they hold it as well
+                await self.client.bgsave()
+                asked = True
+        except ResponseError as exc:
+            if "in progress" in str(exc) or "already" in str(exc):
+                await self.client.delete(keys.REWRITE_LOCK)
+                return "busy"
+            return "refused"
+        await self._eval("clear_rewrite_due", self._clear_due, [keys.REWRITE_DUE], [due])
+        return "started" if asked else "none"
 
     # --------------------------------------------------------------------------------- decisions
 
     async def record_decision(self, customer_id: str, decision_id: str, ts_ms: int, record: bytes,
                               ranked: list[tuple[str, str]], *, channel: str, version: str,
-                              contact_id: str | None = None, contact_ttl: float = 0) -> bool:
+                              contact_id: str | None = None, contact_ttl: float = 0) -> Recorded:
         """Record the decision and reserve its actions, if the customer's history is still at
-        `version`; False (nothing written) when it moved on: rank again. `ranked`: (action_id, learning
-        meta) per returned action."""
+        `version`. CHANGED (nothing written) when it moved on: rank again; ERASED (nothing written)
+        for an erased customer. `ranked`: (action_id, learning meta) per returned action."""
         flat = [x for action, meta in ranked
                 for x in (action, meta, history.reservation_entry(ts_ms, action, channel, decision_id))]
-        return bool(await self._eval(
+        return Recorded(int(await self._eval(
             "record_decision", self._record,
             [keys.decisions(customer_id), keys.decision(customer_id, decision_id), keys.contacts(customer_id),
-             keys.customer(customer_id), keys.shown(customer_id)],
+             keys.customer(customer_id), keys.shown(customer_id), keys.erased(customer_id)],
             [decision_id, ts_ms, record, keys.DECISION_TTL, ts_ms - keys.DECISION_TTL * 1000, keys.DECISIONS_MAX,
              keys.decision(customer_id, ""), contact_id or "", max(1, int(contact_ttl)), version,
-             keys.HISTORY_TTL, ts_ms - keys.HISTORY_TTL * 1000, keys.HISTORY_MAX, *flat]))
+             keys.HISTORY_TTL, ts_ms - keys.HISTORY_TTL * 1000, keys.HISTORY_MAX, keys.erased_field(customer_id),
+             *flat])))
 
     async def customers_with_decisions(self) -> AsyncIterator[str]:
         """Every customer with decision records (SCAN: incremental, never blocks Redis)."""
@@ -321,7 +383,8 @@ class Store:
 
     # ------------------------------------------------------------------------------------ events
 
-    async def apply_events(self, by_customer: Mapping[str, list[EventArgs]]) -> dict[str, list[str]]:
+    async def apply_events(self, by_customer: Mapping[str, list[EventArgs]],
+                           now_ms: int | None = None) -> dict[str, list[str]]:
         """Apply the events to the customers' histories, then put them in the learner's inbox, in one
         pipelined round trip (Redis runs one connection's commands in order, so the learner never meets
         an entry whose history, and tally mark, is not written yet). A connection lost in between leaves
@@ -329,17 +392,17 @@ class Store:
         'dup', the inbox gets the events again, and the learner credits each once (its grants). A failed
         inbox write fails the batch the same way. Returns a status per event (see APPLY_EVENTS)."""
         calls: list[tuple[str, tuple[Any, ...]]] = []
-        now_ms = int(time.time() * 1000)
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         entries: list[bytes] = []
         for cid, events in by_customer.items():
             args: list[Any] = [now_ms - keys.HISTORY_TTL * 1000, keys.HISTORY_MAX, keys.HISTORY_TTL,
-                               keys.decision(cid, ""), keys.TALLY_MARKS_BYTES]
+                               keys.decision(cid, ""), keys.TALLY_MARKS_BYTES, keys.erased_field(cid), now_ms]
             for e in events:
                 key = history.event_key(e.event_id)
                 args += [key, e.ts_ms, history.event_entry(e.ts_ms, e.type, e.action_id, e.channel, key), e.type,
                          e.action_id, e.decision_id or ""]
                 entries.append(e.inbox_entry())
-            calls.append((cid, self._apply.args([keys.customer(cid), keys.shown(cid)], args)))
+            calls.append((cid, self._apply.args([keys.customer(cid), keys.shown(cid), keys.erased(cid)], args)))
 
         async def apply_and_enqueue() -> list[Any]:
             return await self._eval_many(self._apply, [c[1] for c in calls],

@@ -80,6 +80,12 @@ local function hist_store(key, h)
   end
 end
 
+-- Whether the customer was erased (a tombstone in its slot's bucket, see keys.erased) until after `now`
+local function erased(bucket, field, now)
+  local until_ms = redis.call('HGET', bucket, field)
+  return until_ms and tonumber(until_ms) > tonumber(now)
+end
+
 -- After any write to the customer: one without a profile exists only through its history (and version),
 -- so it goes with the history
 local function expire_unless_profile(key, ttl)
@@ -89,13 +95,13 @@ local function expire_unless_profile(key, ttl)
 end
 """
 
-# KEYS: decisions index, decision record, contacts, customer, shown. ARGV: decision_id, ts_ms, record
-# JSON, ttl_s, index cutoff ts_ms, max records kept, key prefix of records, contact_id ('' for none),
-# contact ttl_s, expected version, history ttl_s, history cutoff ts_ms, history max entries, then triples
-# (action_id, learning meta, reservation entry) of the ranked actions. The meta ("channel|segment
-# key|arm|attribution deadline ms|feature signature|features") is what the learner needs to credit an
-# answer; `shown` maps each action to the newest decision that returned it, so an answer reported
-# without a decision_id (or on another channel) finds its decision.
+# KEYS: decisions index, decision record, contacts, customer, shown, erased bucket. ARGV: decision_id,
+# ts_ms, record JSON, ttl_s, index cutoff ts_ms, max records kept, key prefix of records, contact_id (''
+# for none), contact ttl_s, expected version, history ttl_s, history cutoff ts_ms, history max entries,
+# erased field, then triples (action_id, learning meta, reservation entry) of the ranked actions. The
+# meta ("channel|segment key|arm|attribution deadline ms|feature signature|features") is what the learner
+# needs to credit an answer; `shown` maps each action to the newest decision that returned it, so an
+# answer reported without a decision_id (or on another channel) finds its decision.
 #
 # Check and record in one step: the decision was ranked on the customer's history at `expected
 # version`; if anything changed it since (another decision, an event), nothing is written and 0 is
@@ -103,15 +109,18 @@ end
 # impression in the history (reservations count as impressions until the real impression of that
 # decision arrives and replaces it, or until they expire), so two decisions racing for the last slot
 # of a cap cannot both take it. Records pushed out of the index by the count limit are deleted (same
-# slot, see ERASE). Returns 1.
+# slot, see ERASE). Returns 1; 2 (nothing written) for an erased customer: its id must not come back.
 RECORD_DECISION = _HISTORY + """
 if (redis.call('HGET', KEYS[4], 'v') or '0') ~= ARGV[10] then
   return 0
 end
+if erased(KEYS[6], ARGV[14], ARGV[2]) then
+  return 2
+end
 redis.call('HINCRBY', KEYS[4], 'v', 1)
 expire_unless_profile(KEYS[4], ARGV[11])
 redis.call('HSET', KEYS[2], 'rec', ARGV[3])
-local returned = (#ARGV - 13) / 3
+local returned = (#ARGV - 14) / 3
 if ARGV[8] ~= '' and returned > 0 then
   redis.call('HINCRBY', KEYS[3], ARGV[8], returned)
   redis.call('EXPIRE', KEYS[3], ARGV[9])
@@ -120,7 +129,7 @@ if returned > 0 then
   local h = hist_get(KEYS[4])
   local ts = tonumber(ARGV[2])
   local record, shown = {}, {}  -- one HSET each for all the returned actions
-  for i = 14, #ARGV, 3 do
+  for i = 15, #ARGV, 3 do
     table.insert(record, 'a:' .. ARGV[i])
     table.insert(record, ARGV[i + 1])
     table.insert(record, 'v:' .. ARGV[i])
@@ -197,20 +206,27 @@ local function marks_store(key, list)
 end
 """
 
-# KEYS: customer, shown. ARGV: history cutoff ts_ms, history max entries, history ttl_s, key prefix of
-# decision records, most tally-mark bytes kept, then 6 per event: event key (history.event_key), ts_ms,
-# history entry, type, action_id, decision_id ('' for none).
-# Returns per event: 'dup' (the event is in the history already), 'hist' (history only: no decision
+# KEYS: customer, shown, erased bucket. ARGV: history cutoff ts_ms, history max entries, history ttl_s,
+# key prefix of decision records, most tally-mark bytes kept, erased field, now ms, then 6 per event:
+# event key (history.event_key), ts_ms, history entry, type, action_id, decision_id ('' for none).
+# Returns per event: 'erased' (the customer was erased: nothing is written, so the id does not come
+# back), 'dup' (the event is in the history already), 'hist' (history only: no decision
 # showed this action; a tally mark is left for the learner), 'late' (its decision's attribution window
 # had closed), 'credited' (the learner will credit it to the decision). An impression that answers a
 # decision replaces the reservation that decision made (RECORD_DECISION). The model itself is moved by
 # the learner (CREDIT_EVENTS), not here.
 APPLY_EVENTS = _HISTORY + """
 local out = {}
+if erased(KEYS[3], ARGV[6], ARGV[7]) then
+  for _ = 8, #ARGV, 6 do
+    out[#out + 1] = 'erased'
+  end
+  return out
+end
 local applied = 0
 local marks = {}
 local h = hist_get(KEYS[1])
-for b = 6, #ARGV, 6 do
+for b = 8, #ARGV, 6 do
   local key, ts, entry, etype, action, did = ARGV[b], tonumber(ARGV[b + 1]), ARGV[b + 2], ARGV[b + 3],
     ARGV[b + 4], ARGV[b + 5]
   if string.find(h, '|' .. key .. '\\n', 1, true) then
@@ -398,10 +414,11 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 
-# KEYS: customer. ARGV: expected revision ('' when the profile must not exist yet, '*' for any),
-# attributes, segment bits, segments version, updated_at ms. Compare-and-set: a PATCH merges on what it
-# read, so a concurrent write in between makes it retry instead of losing that write. A profile makes the
-# customer permanent (events of an unknown customer gave it a TTL).
+# KEYS: customer, erased bucket. ARGV: expected revision ('' when the profile must not exist yet, '*'
+# for any), attributes, segment bits, segments version, updated_at ms, erased field. Compare-and-set: a
+# PATCH merges on what it read, so a concurrent write in between makes it retry instead of losing that
+# write. A profile makes the customer permanent (events of an unknown customer gave it a TTL), and the
+# CRM writing one for an erased id starts a new relationship: its tombstone goes.
 WRITE_PROFILE = """
 local rev = redis.call('HGET', KEYS[1], 'r')
 if ARGV[1] ~= '*' and (rev or '') ~= ARGV[1] then
@@ -410,18 +427,40 @@ end
 local next_rev = tonumber(rev or '0') + 1
 redis.call('HSET', KEYS[1], 'a', ARGV[2], 's', ARGV[3], 'g', ARGV[4], 'u', ARGV[5], 'r', next_rev)
 redis.call('PERSIST', KEYS[1])
+redis.call('HDEL', KEYS[2], ARGV[6])
 return next_rev
 """
 
-# KEYS: customer, decisions index, contacts, shown. ARGV: key prefix of decision records.
-# The records are not declared in KEYS (their ids are only known inside the script); they share the
-# customer's hash tag, so they live in the same slot and Redis Cluster accepts the access.
+# KEYS: customer, decisions index, contacts, shown, erased bucket. ARGV: key prefix of decision records,
+# erased field, tombstone until (ms), now (ms). Deletes every key of the customer and leaves a tombstone
+# (a hash of the id, not the id) so that late events and decisions record nothing; tombstones of this
+# slot that have run out are dropped, and the bucket expires with its newest. The records are not
+# declared in KEYS (their ids are only known inside the script); they share the customer's hash tag, so
+# they live in the same slot and Redis Cluster accepts the access.
 ERASE_CUSTOMER = """
 local deleted = 0
 for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
   deleted = deleted + redis.call('DEL', ARGV[1] .. id)
 end
-return deleted + redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+deleted = deleted + redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+local tombstones = redis.call('HGETALL', KEYS[5])
+for i = 1, #tombstones, 2 do
+  if tonumber(tombstones[i + 1]) <= tonumber(ARGV[4]) then
+    redis.call('HDEL', KEYS[5], tombstones[i])
+  end
+end
+redis.call('HSET', KEYS[5], ARGV[2], ARGV[3])
+redis.call('PEXPIREAT', KEYS[5], ARGV[3])
+return deleted
+"""
+
+# KEYS: rewrite due. ARGV: the value read before the rewrite was asked for. Deletes it unless an
+# erasure since has set a newer one (which then needs a rewrite of its own).
+CLEAR_REWRITE_DUE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 """
 
 # KEYS: attribute codes. ARGV: attribute names. The code of each name, giving new names the next free

@@ -41,7 +41,7 @@ async def test_decisions_and_events_go_over_tls_with_the_urls_settings(make_clie
     body = await send_events(client, [{"event_id": f"tls-{query[:8]}", "type": "impression", "customer_id": "c-tls",
                                        "action_id": d["actions"][0]["action_id"],
                                        "decision_id": d["decision_id"], "channel": "web"}])
-    assert body == {"accepted": 1, "duplicates": 0, "credited": 1, "unattributed": 0}
+    assert body == {"accepted": 1, "duplicates": 0, "credited": 1, "unattributed": 0, "erased": 0}
     direct = redis_client(url, 5.0)
     try:  # what the hot path wrote is there, read back over an ordinary redis-py connection
         assert await direct.exists(keys.decision("c-tls", d["decision_id"])) == 1
