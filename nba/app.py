@@ -21,6 +21,7 @@ from nba.erasure import DiskRewrite
 from nba.events import EventIngest
 from nba.http import routes, wire
 from nba.http.body import BodyLimits
+from nba.http.server import ConnectionGuard
 from nba.learner import Learner
 from nba.live import Live
 from nba.metrics import Metrics
@@ -28,6 +29,7 @@ from nba.rulebook import Rulebook
 from nba.store import keys
 from nba.store.redis import Store
 from nba.store.unreadable import Unreadable
+from nba.supervision import Supervision
 
 log = logging.getLogger("nba.app")
 
@@ -65,18 +67,27 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
                metrics: Metrics | None = None, rng: np.random.Generator | None = None,
                clock: Callable[[], float] = time.time, background: bool = True,
                decide_deadline: float = 0.25, body_limits: BodyLimits | None = None,
-               erase_rewrite: float = 300.0) -> web.Application:
+               erase_rewrite: float = 300.0, max_connections: int = 4096,
+               supervision: Supervision | None = None) -> web.Application:
     """`rules_dir` is where the rulebook came from: published to every process at start-up, watched
     for changes and re-read by POST /v1/rules/reload. `rng` and `clock` are parameters so tests decide
     deterministically; `background=False` leaves model refresh, rules sync and the learner to the caller.
     `decide_deadline`: seconds before decide answers degraded instead of waiting for Redis; `body_limits`:
     how long a request body may take to arrive; `erase_rewrite`: seconds within which an erasure leaves
-    Redis's files on disk (nba/erasure.py)."""
+    Redis's files on disk (nba/erasure.py); `max_connections`: open connections of this process beyond
+    which idle ones are closed and new ones refused (when served by nba.http.server); `supervision`: what
+    the supervising process shares (nba/supervision.py), for /healthz and /metrics."""
     metrics = metrics or Metrics()
     store = Store(client, metrics.observe_redis, Unreadable(metrics.count_unreadable))
     live = Live(rulebook, store, metrics)
     rng = rng if rng is not None else np.random.default_rng()
-    app = web.Application(middlewares=[routes.problems], client_max_size=wire.MAX_EVENTS_BODY + 1)
+    guard = ConnectionGuard(max_connections, metrics.count_dropped_connection)
+    app = web.Application(middlewares=[guard.middleware, routes.problems], client_max_size=wire.MAX_EVENTS_BODY + 1)
+    app[routes.GUARD] = guard
+    app[routes.SUPERVISION] = supervision = supervision or Supervision()
+    metrics.registry.register(supervision.collector())
+    app[routes.TASKS] = []
+    metrics.connections.set_function(lambda: guard.open)
     app[routes.LIVE] = live
     app[routes.STORE] = store
     app[routes.METRICS] = metrics
@@ -99,8 +110,13 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
         with contextlib.suppress(RedisError, OSError):
             for advice in await store.config_advice():
                 log.warning("Redis configuration: %s", advice)
-        tasks = [asyncio.create_task(live.run()), asyncio.create_task(live.follow_rules(rules_dir)),
-                 asyncio.create_task(learner.run()), asyncio.create_task(rewrite.run())] if background else []
+        loops = {"model-refresh": live.run(), "rules-follow": live.follow_rules(rules_dir), "learner": learner.run(),
+                 "erasure-rewrite": rewrite.run()}
+        tasks = [asyncio.create_task(coro, name=name) for name, coro in loops.items()] if background else []
+        if not background:
+            for coro in loops.values():
+                coro.close()
+        app[routes.TASKS] = tasks
         yield
         for task in tasks:
             task.cancel()

@@ -7,24 +7,29 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.connection
+import multiprocessing.process
 import os
 import signal
+import socket
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from nba import __version__
 from nba.errors import RulesInvalid
 from nba.locks import run_bounded
-from nba.redis_server import RedisNotFound, RedisServer
+from nba.redis_server import DataDirInUse, RedisNotFound, RedisServer
 from nba.rulebook import Rulebook, load_rulebook
 from nba.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from nba.store.redis import Store
+    from nba.supervision import Supervision
 
 log = logging.getLogger("nba")
 
@@ -208,6 +213,9 @@ async def evaluate_logs(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_server(settings: Settings, args: argparse.Namespace) -> int:
+    from nba.http.server import PortInUse, listen
+    from nba.supervision import RedisSupervisor, Supervision
+
     rules_dir = args.rules or settings.rules_dir
     try:
         load_rulebook(rules_dir)  # refuse to start on an invalid set before anything else
@@ -216,52 +224,85 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         print(f"nba: not starting: {len(exc.problems)} problem(s) in {rules_dir}", file=sys.stderr)
         return 2
-    embedded: RedisServer | None = None
-    url = settings.redis_url
-    if url is None:
-        embedded = RedisServer(settings.data_dir / "redis", persist=True)
-        try:
-            url = embedded.start()
-        except RedisNotFound as exc:
-            print(f"nba: {exc}", file=sys.stderr)
-            return 3
-        log.info("embedded redis-server on %s, data in %s", url, embedded.data_dir)
     host, port = args.host or settings.host, args.port or settings.port
     workers = args.workers or settings.workers
     try:
+        # before Redis is started: a busy port must not cost the first server its data directory. One
+        # process binds the socket it serves on; workers bind their own (SO_REUSEPORT), so this is a probe
+        sock = listen(host, port)
+    except OSError as exc:
+        why = exc.strerror if isinstance(exc, PortInUse) else f"cannot listen on {host}:{port}: {exc.strerror}"
+        print(f"nba: {why}", file=sys.stderr)
+        return 2
+    if workers > 1:
+        sock.close()
+    supervision = Supervision()
+    supervisor: RedisSupervisor | None = None
+    url = settings.redis_url
+    try:
+        if url is None:
+            embedded = RedisServer(settings.data_dir / "redis", persist=True)
+            try:
+                url = embedded.start()
+            except (RedisNotFound, DataDirInUse) as exc:
+                print(f"nba: {exc}", file=sys.stderr)
+                return 3 if isinstance(exc, RedisNotFound) else 2
+            log.info("embedded redis-server on %s, data in %s", url, embedded.data_dir)
+            supervisor = RedisSupervisor(embedded, supervision)
+            supervisor.start()
         if workers == 1:
-            _serve(rules_dir, url, settings, args.demo_customers, host, port, reuse_port=False)
+            _serve(rules_dir, url, settings, args.demo_customers, host, port, sock=sock,
+                   supervision=supervision.shared)
         else:
-            _serve_workers(workers, rules_dir, url, settings, args.demo_customers, host, port)
+            return _serve_workers(workers, rules_dir, url, settings, args.demo_customers, host, port, supervision)
     finally:
-        if embedded is not None:
-            embedded.stop()
+        sock.close()
+        if supervisor is not None:
+            supervisor.stop()
     return 0
 
 
 def _serve(rules_dir: Path, url: str, settings: Settings, demo: int, host: str, port: int, *,
-           reuse_port: bool) -> None:
-    """One server process: its own event loop (uvloop when installed), its own Redis pool."""
-    if reuse_port:  # a worker: the parent validated the rules, this process loads its own copy
+           sock: socket.socket | None = None, supervision: Any = None) -> None:
+    """One server process: its own event loop (uvloop when installed), its own Redis pool. A worker
+    (no `sock`) binds its own socket with SO_REUSEPORT; it exits with code 2 when it cannot."""
+    from nba.http.routes import GUARD
+    from nba.http.server import PortInUse, fit_to_descriptors, listen, run
+    from nba.supervision import Supervision
+
+    if sock is None:  # a worker: the parent validated the rules, this process loads its own copy
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        try:
+            sock = listen(host, port, reuse_port=True)
+        except PortInUse as exc:
+            log.error("%s", exc.strerror)
+            sys.exit(2)
     rulebook = load_rulebook(rules_dir)
     _install_uvloop()
-    web.run_app(_build(rulebook, rules_dir, url, settings, demo), host=host, port=port, access_log=None,
-                reuse_port=reuse_port or None, print=lambda msg: log.info("%s", msg),
-                # in-flight requests get this long to finish on SIGTERM/SIGINT (aiohttp's default is 60 s):
-                # decisions have a 250 ms deadline, and a stop that hangs is worse than a cut request
-                shutdown_timeout=10.0)
+    max_connections = fit_to_descriptors(settings.max_connections)
+    app = _build(rulebook, rules_dir, url, settings, demo, max_connections, Supervision(supervision))
+    # in-flight requests get shutdown_timeout to finish on SIGTERM/SIGINT (aiohttp's default is 60 s):
+    # decisions have a 250 ms deadline, and a stop that hangs is worse than a cut request
+    run(app, sock, app[GUARD], keepalive=settings.keepalive, shutdown_timeout=10.0)
 
 
 def _serve_workers(workers: int, rules_dir: Path, url: str, settings: Settings, demo: int, host: str,
-                   port: int) -> None:
-    """N processes bound to one port with SO_REUSEPORT: the kernel spreads connections over them.
-    They share rules and model through Redis. Ctrl+C or SIGTERM stops them all gracefully."""
+                   port: int, supervision: Any) -> int:
+    """N processes bound to one port with SO_REUSEPORT: the kernel spreads connections over them. They
+    share rules and model through Redis. A worker that dies is started again (supervision.Backoff);
+    Ctrl+C or SIGTERM stops them all gracefully."""
+    from nba.supervision import Backoff
+
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_serve, args=(rules_dir, url, settings, demo if i == 0 else 0, host, port),
-                         kwargs={"reuse_port": True}, name=f"nba-worker-{i}") for i in range(workers)]
-    for p in procs:
+
+    def start(i: int) -> multiprocessing.process.BaseProcess:
+        p = ctx.Process(target=_serve, args=(rules_dir, url, settings, demo if i == 0 else 0, host, port),
+                        kwargs={"supervision": supervision.shared}, name=f"nba-worker-{i}")
         p.start()
+        return p
+
+    procs = [start(i) for i in range(workers)]
+    backoffs = [Backoff() for _ in range(workers)]
     log.info("%d workers on %s:%d", workers, host, port)
 
     def stop(signum: int, frame: object) -> None:
@@ -272,8 +313,21 @@ def _serve_workers(workers: int, rules_dir: Path, url: str, settings: Settings, 
     # like a single-process server, handle it through aiohttp)
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        for p in procs:
-            p.join()
+        while True:
+            multiprocessing.connection.wait([p.sentinel for p in procs])
+            for i, p in enumerate(procs):
+                if p.is_alive():
+                    continue
+                if p.exitcode == 2:  # it could not listen: restarting would not help
+                    log.error("worker %d could not listen on %s:%d; stopping", i, host, port)
+                    return 2
+                pause = backoffs[i].next_pause()
+                log.error("worker %d (pid %s) exited with code %s; starting it again in %.0f s", i, p.pid,
+                          p.exitcode, pause)
+                time.sleep(pause)
+                procs[i] = start(i)
+                backoffs[i].started_now()
+                supervision.count_restart("worker")
     except KeyboardInterrupt:
         pass
     finally:
@@ -287,15 +341,17 @@ def _serve_workers(workers: int, rules_dir: Path, url: str, settings: Settings, 
             if p.is_alive():
                 p.kill()
                 p.join()
+    return 0
 
 
-async def _build(rulebook: Rulebook, rules_dir: Path, url: str, settings: Settings,
-                 demo: int) -> web.Application:
+def _build(rulebook: Rulebook, rules_dir: Path, url: str, settings: Settings, demo: int,
+           max_connections: int, supervision: Supervision) -> web.Application:
     from nba.app import create_app, redis_client
     from nba.http.routes import CUSTOMERS
 
     app = create_app(rulebook, redis_client(url, settings.redis_timeout), rules_dir=rules_dir,
-                     decide_deadline=settings.decide_deadline, erase_rewrite=settings.erase_rewrite)
+                     decide_deadline=settings.decide_deadline, erase_rewrite=settings.erase_rewrite,
+                     max_connections=max_connections, supervision=supervision)
     if demo > 0:
         async def seed(app: web.Application) -> None:
             from nba.demo import demo_population

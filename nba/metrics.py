@@ -52,6 +52,11 @@ class Metrics:
         self.erasure_rewrites = Counter("nba_erasure_rewrites_total",
                                         "Requests to Redis to rewrite its files on disk after erasures, by "
                                         "outcome (started, busy, refused)", ["outcome"], registry=r)
+        self.connections = Gauge("nba_http_connections", "Open HTTP connections of this process", registry=r)
+        self.dropped_connections = Counter("nba_http_connections_dropped_total",
+                                           "Connections closed at the connection cap: idle_closed (the "
+                                           "longest-idle, to make room) or refused (all busy: answered 503)",
+                                           ["reason"], registry=r)
         self.requests = Counter("nba_http_requests_total", "HTTP requests by route and status",
                                 ["route", "status"], registry=r)
 
@@ -66,6 +71,9 @@ class Metrics:
         if found is None:
             found = self._children[key] = metric.labels(*labels)
         return found
+
+    def count_dropped_connection(self, reason: str) -> None:
+        self.child(self.dropped_connections, reason).inc()
 
     def count_unreadable(self, record: str) -> None:
         self.child(self.unreadable, record).inc()

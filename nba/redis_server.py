@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import IO
 
 from nba.store.keys import REDIS_CONFIG
 
@@ -16,6 +20,10 @@ INSTALL_HINT = ("redis-server was not found. Install it (Debian/Ubuntu: apt-get 
 
 class RedisNotFound(RuntimeError):
     pass
+
+
+class DataDirInUse(RuntimeError):
+    """Another process owns the data directory: two redis-servers on one append-only file corrupt it."""
 
 
 def free_port() -> int:
@@ -34,31 +42,78 @@ class RedisServer:
         self.extra = extra
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
+        self._lock: IO[str] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> str:
+        """Start on a free port, once this process owns the data directory (DataDirInUse otherwise)."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RedisNotFound(INSTALL_HINT)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._own_directory()
         for _attempt in range(5):  # the port may be taken between free_port() and redis binding it
             self.port = free_port()
-            args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir.resolve()),
-                    "--save", "", "--appendonly", "yes" if self.persist else "no", "--daemonize", "no",
-                    "--logfile", str((self.data_dir / "redis.log").resolve()),
-                    *(x for name, value in REDIS_CONFIG.items() for x in (f"--{name}", str(value))), *self.extra]
-            self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            if self._wait(timeout):
+            if self._launch(binary, timeout):
                 # so that `nba rules rollback` and other commands find the embedded server
                 (self.data_dir / "url").write_text(self.url + "\n", encoding="utf-8")
                 return self.url
-            self.stop()
+            self._end_process()
+        self._release_directory()
+        raise RuntimeError(f"redis-server did not start; its log ends with:\n{self.log_tail()}")
+
+    def restart(self, timeout: float = 120.0) -> None:
+        """Start again on the same port (the servers' URL stays valid) after the process died; the data
+        comes back from the append-only file. RuntimeError when it does not answer within `timeout`
+        (a big file takes a while to load) or the port was taken meanwhile."""
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RedisNotFound(INSTALL_HINT)
+        self._end_process()
+        if not self._launch(binary, timeout):
+            self._end_process()
+            raise RuntimeError(f"redis-server did not restart on port {self.port}; its log ends with:\n"
+                               f"{self.log_tail()}")
+
+    def _launch(self, binary: str, timeout: float) -> bool:
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir.resolve()),
+                "--save", "", "--appendonly", "yes" if self.persist else "no", "--daemonize", "no",
+                "--logfile", str((self.data_dir / "redis.log").resolve()),
+                *(x for name, value in REDIS_CONFIG.items() for x in (f"--{name}", str(value))), *self.extra]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self._wait(timeout)
+
+    def log_tail(self, size: int = 2000) -> str:
         log = self.data_dir / "redis.log"
-        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-        raise RuntimeError(f"redis-server did not start; its log ends with:\n{tail}")
+        return log.read_text(errors="replace")[-size:] if log.exists() else ""
+
+    def _own_directory(self) -> None:
+        """One data directory, one owner: a second `nba serve` on the same directory would start a second
+        redis-server on the same append-only files, and its stop would delete the first one's `url`."""
+        lock = (self.data_dir / "nba.lock").open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.seek(0)
+            owner = lock.read().strip() or "unknown"
+            lock.close()
+            raise DataDirInUse(f"the data directory {self.data_dir} is in use by another nba serve (pid {owner}); "
+                               "give this one its own NBA_DATA_DIR, or point NBA_REDIS_URL at that server's "
+                               "Redis") from None
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        self._lock = lock
+
+    def _release_directory(self) -> None:
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
 
     def _wait(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -77,14 +132,20 @@ class RedisServer:
 
     def stop(self) -> None:
         """SIGTERM makes Redis flush the append-only file and exit cleanly."""
-        if self.process is None:
+        if self.process is None and self._lock is None:
             return
         (self.data_dir / "url").unlink(missing_ok=True)
-        if self.process.poll() is None:
-            self.process.terminate()
+        self._end_process()
+        self._release_directory()
+
+    def _end_process(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
             try:
-                self.process.wait(timeout=10)
+                process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+                process.kill()
+                process.wait()

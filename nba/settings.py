@@ -24,6 +24,8 @@ class Settings:
     decide_deadline: float = 0.25  # seconds before decide answers degraded (rules only) instead of waiting
     workers: int = 1  # server processes sharing the port
     erase_rewrite: float = 300.0  # seconds within which an erasure leaves Redis's files on disk
+    max_connections: int = 4096  # open HTTP connections per process (idle ones are closed to make room)
+    keepalive: float = 75.0  # seconds an idle keep-alive connection stays open
 
     @staticmethod
     def from_env(env: Mapping[str, str] | None = None) -> Settings:
@@ -33,6 +35,8 @@ class Settings:
         deadline_ms = _int(e, "NBA_DECIDE_DEADLINE_MS", 250, 1, 60000)
         workers = _int(e, "NBA_WORKERS", 1, 1, 64)
         erase_rewrite = _int(e, "NBA_ERASE_REWRITE_SECONDS", 300, 10, 7 * 86400)
+        max_connections = _int(e, "NBA_MAX_CONNECTIONS", 4096, 16, 1_000_000)
+        keepalive = _int(e, "NBA_KEEPALIVE_SECONDS", 75, 1, 3600)
         level = e.get("NBA_LOG_LEVEL", "INFO").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError(f"NBA_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
@@ -50,6 +54,8 @@ class Settings:
             decide_deadline=deadline_ms / 1000.0,
             workers=workers,
             erase_rewrite=float(erase_rewrite),
+            max_connections=max_connections,
+            keepalive=float(keepalive),
         )
 
 

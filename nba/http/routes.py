@@ -36,10 +36,12 @@ from nba.http import body as bodies
 from nba.http import wire
 from nba.http.openapi import openapi_document
 from nba.http.problem import problem_response
+from nba.http.server import ConnectionGuard
 from nba.learner import Learner
 from nba.live import Live
 from nba.metrics import Metrics
 from nba.store.redis import Store
+from nba.supervision import Supervision
 
 log = logging.getLogger("nba.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -55,6 +57,9 @@ Clock = Callable[[], float]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 RULES_DIR: web.AppKey[Path | None] = web.AppKey("rules_dir")
 BODY_LIMITS = web.AppKey("body_limits", bodies.BodyLimits)
+GUARD = web.AppKey("guard", ConnectionGuard)
+SUPERVISION = web.AppKey("supervision", Supervision)
+TASKS: web.AppKey[list[asyncio.Task[None]]] = web.AppKey("tasks")
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -201,6 +206,14 @@ async def action_stats(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: fails when this process can no longer serve and a restart of it would help (its embedded
+    Redis stays down, a background loop died), not when an external Redis is away (see /readyz)."""
+    problems = request.app[SUPERVISION].problems(time.time())
+    problems += [f"background task {t.get_name()} stopped: {t.exception()!r}" for t in request.app[TASKS]
+                 if t.done() and not t.cancelled()]
+    if problems:
+        raise Unavailable("this server process can no longer serve; restart it", code="unhealthy",
+                          errors=[FieldError("", p) for p in problems])
     return json_response({"status": "ok", "pid": os.getpid()})
 
 

@@ -89,7 +89,10 @@ async def test_redis_gone_decide_degrades_and_writes_are_503(make_client: AppFac
                                                                   "customer_id": "c-1", "action_id": "tv-addon",
                                                                   "channel": "web"}]})
         assert (await problem(resp, 503))["code"] == "storage_unavailable"
-        assert (await problem(await client.get("/readyz"), 503))["code"] == "unavailable"
-        assert (await client.get("/healthz")).status == 200
+        assert resp.headers["Retry-After"] == "1"  # every 503 says when to retry
+        ready = await client.get("/readyz")
+        assert (await problem(ready, 503))["code"] == "unavailable"
+        assert ready.headers["Retry-After"] == "1"
+        assert (await client.get("/healthz")).status == 200  # an external Redis away: not a reason to restart
     finally:
         server.stop()  # idempotent; never leave a redis-server behind a failed assertion

@@ -1,0 +1,99 @@
+"""Running `nba serve` as a user does, for the end-to-end tests: start, wait, call, stop, clean up."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nba.redis_server import free_port
+from tests.conftest import RULES
+
+
+def call(url: str, body: dict[str, Any] | None = None, method: str | None = None,
+         timeout: float = 5) -> tuple[int, dict[str, Any]]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+class Serve:
+    """One `nba serve` process group with its own data directory and port."""
+
+    def __init__(self, tmp: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None,
+                 preexec: Callable[[], object] | None = None, name: str = "serve"):
+        self.port = port or free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.data = tmp / "var"
+        self.log = tmp / f"{name}.log"
+        full = {k: v for k, v in os.environ.items() if k != "NBA_REDIS_URL"}
+        full |= {"NBA_PORT": str(self.port), "NBA_DATA_DIR": str(self.data), "NBA_RULES_DIR": str(RULES),
+                 **(env or {})}
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "nba.cli", "serve", *args], env=full, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=preexec)
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()
+            try:
+                if call(self.url("/readyz"), timeout=2)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        pytest.fail(f"the server did not become ready; its log:\n{self.log.read_text()[-5000:]}")
+
+    def stop(self, timeout: float = 60) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the server did not stop within {timeout:.0f} s of SIGINT; its log:\n"
+                        f"{self.log.read_text()[-5000:]}")
+
+    def kill_all(self) -> None:
+        """The server and everything it started (workers, redis-server): a failed test leaves nothing."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def children(self, what: str) -> list[int]:
+        out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(self.proc.pid)], capture_output=True,
+                             text=True).stdout
+        return [int(line.split()[0]) for line in out.splitlines() if what in line]
+
+    def redis_url(self) -> str:
+        return (self.data / "redis" / "url").read_text().strip()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, log: Path | None = None) -> float:
+    """Poll until `predicate` holds; the seconds it took. Fails after `timeout` (generous: this checks
+    that it happens, not how fast)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        with contextlib.suppress(OSError):
+            if predicate():
+                return time.monotonic() - start
+        time.sleep(0.1)
+    pytest.fail(f"{what} did not happen within {timeout:.0f} s" + (f"; log:\n{log.read_text()[-5000:]}" if log else ""))
