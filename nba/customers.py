@@ -47,7 +47,7 @@ class Customers:
         if errors:
             raise InvalidRequest("invalid attributes, nothing was stored", errors=errors)
         async with self._locks.hold(customer_id):
-            await self._save(rb, customer_id, attributes, merge)
+            await self._save(rb, customer_id, profile.normalise(rb, attributes), merge)
 
     async def _save(self, rb: Rulebook, customer_id: str, attributes: dict[str, Any], merge: bool) -> None:
         for attempt in range(_CAS_RETRIES):

@@ -6,7 +6,8 @@
     +-- NotFound                  404 not_found / customer_not_found / ...
     +-- MethodNotAllowed          405 method_not_allowed (with `Allow`)
     +-- RequestTimeout            408 body_timeout (the client stopped sending its body)
-    +-- StoredDataUnreadable      409 stored_data_unreadable (a stored record cannot be parsed: PUT
+    +-- Conflict                  409 conflict / no_rules_directory (the state of the server forbids it)
+    |   +-- StoredDataUnreadable  409 stored_data_unreadable (a stored record cannot be parsed: PUT
     |                                 replaces it, DELETE erases it; decide answers degraded meanwhile)
     +-- PayloadTooLarge           413 payload_too_large
     +-- UnsupportedMediaType      415 unsupported_media_type
@@ -70,8 +71,13 @@ class RequestTimeout(NbaError):
     title = "Request body not received in time"
 
 
-class StoredDataUnreadable(NbaError):
+class Conflict(NbaError):
     status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class StoredDataUnreadable(Conflict):
     code = "stored_data_unreadable"
     title = "Stored data cannot be read"
 

@@ -13,6 +13,7 @@ from nba.rulebook import Rulebook
 MAX_STRING = 1000
 MAX_LIST = 100
 MAX_FLAGS = 50
+MAX_INTEGER = 2**53  # exact in every JSON client (a larger one arrives as a float)
 
 
 def check_attributes(rulebook: Rulebook, attributes: Mapping[str, Any], prefix: str = "attributes",
@@ -44,7 +45,9 @@ def _check(t: str, v: Any, allowed: tuple[str, ...] | None) -> str | None:
         ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
         return None if ok else "must be a number"
     if t == "integer":
-        return None if isinstance(v, int) and not isinstance(v, bool) else "must be a whole number"
+        whole = isinstance(v, int) or (isinstance(v, float) and v.is_integer())
+        ok = whole and not isinstance(v, bool) and abs(v) <= MAX_INTEGER
+        return None if ok else f"must be a whole number of at most {MAX_INTEGER} in size"
     if t == "boolean":
         return None if isinstance(v, bool) else "must be true or false"
     if t == "date":
@@ -66,6 +69,12 @@ def _check(t: str, v: Any, allowed: tuple[str, ...] | None) -> str | None:
         bad = [k for k, x in v.items() if not isinstance(x, bool) or len(k) > 64]
         return f"flag {bad[0]!r} must be true or false" if bad else None
     return f"unsupported type {t}"  # pragma: no cover - types are validated at rules load
+
+
+def normalise(rulebook: Rulebook, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Checked attributes as stored: a whole number sent as 48.0 is kept as 48."""
+    return {name: int(v) if rulebook.attributes.get(name) == "integer" and isinstance(v, float) else v
+            for name, v in attributes.items()}
 
 
 def merge(attributes: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,19 +1,27 @@
-"""The OpenAPI 3.1 document of the HTTP API, built from the same limits the wire module enforces.
+"""The OpenAPI 3.1 document of the HTTP API, built from the same limits the wire module enforces and
+from the rules in use: channel names and their limits, and the customer attributes of profile.yaml
+with their types, so that a request the document calls valid is one the server takes.
 
 tests/api/test_openapi.py checks that its paths are exactly the routes and that real responses
-validate against these schemas.
+validate against these schemas; tests/api/test_fuzz.py sends requests generated from it.
 """
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from typing import Any
 
+import orjson
+
 from nba import __version__
+from nba import profile as profiles
 from nba.domain import EVENT_TYPES
 from nba.http import wire
+from nba.rulebook import Rulebook
 
-_ID = {"type": "string", "minLength": 1, "maxLength": wire.MAX_ID, "pattern": wire.ID_RE.pattern}
+# `$` is the end of the text in the ECMA regular expressions of JSON Schema (not before a final newline)
+_ID = {"type": "string", "minLength": 1, "maxLength": wire.MAX_ID, "pattern": f"^{wire.ID_RE.pattern}$"}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -27,8 +35,14 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 _PROBLEM = {"description": "Problem", "content": {"application/problem+json": {"schema": _ref("Problem")}}}
 
 
+_PROBLEM_RETRY = {**_PROBLEM, "headers": {
+    "Retry-After": {"description": "seconds to wait before retrying; a retry of the same request is always "
+                                   "safe (it may have been applied: events are idempotent on their ids)",
+                    "schema": {"type": "integer"}}}}
+
+
 def _problems(*codes: int) -> dict[str, Any]:
-    return {str(c): _PROBLEM for c in codes}
+    return {str(c): _PROBLEM_RETRY if c == 503 else _PROBLEM for c in codes}
 
 
 _SCHEMAS: dict[str, Any] = {
@@ -44,7 +58,7 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Context": {
         "type": "object", "maxProperties": wire.MAX_CONTEXT_KEYS,
-        "propertyNames": {"maxLength": wire.MAX_CONTEXT_KEY, "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+        "propertyNames": {"maxLength": wire.MAX_CONTEXT_KEY, "pattern": f"^{wire.CONTEXT_KEY_RE.pattern}$"},
         "additionalProperties": {"type": ["string", "number", "boolean", "null"],
                                  "maxLength": wire.MAX_CONTEXT_STRING},
     },
@@ -99,9 +113,13 @@ _SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "event_id": _ID, "type": {"enum": list(EVENT_TYPES)}, "customer_id": _ID, "action_id": _ID,
-            "decision_id": _ID, "channel": {"type": "string"},
-            "ts": {"type": "string", "format": "date-time", "description": "default: now; at most 30 days old"},
-            "properties": {"type": "object", "description": f"at most {wire.MAX_PROPERTIES_BYTES} bytes as JSON"},
+            "decision_id": _ID, "channel": {"type": "string", "description": "a channel of GET /v1/rules"},
+            "ts": {"type": "string", "format": "date-time",
+                   "description": f"default: now; with a time zone; at most {wire.MAX_FUTURE_SECONDS} s ahead of "
+                                  "the server's clock and at most 30 days old (the de-duplication window)"},
+            "properties": {"type": "object",
+                           "description": f"at most {wire.MAX_PROPERTIES_BYTES} bytes as JSON, nested at most "
+                                          f"{wire.MAX_PROPERTIES_DEPTH} levels"},
         },
     },
     "EventsRequest": {
@@ -110,14 +128,19 @@ _SCHEMAS: dict[str, Any] = {
                                   "items": _ref("Event")}},
     },
     "EventsAccepted": {
+        "description": "`erased`: events for a customer erased within 30 days, accepted and not kept",
         "type": "object", "required": ["accepted", "duplicates", "credited", "unattributed", "erased"],
         "properties": {k: {"type": "integer", "minimum": 0}
                        for k in ("accepted", "duplicates", "credited", "unattributed", "erased")},
     },
     "CustomerWrite": {
         "type": "object", "required": ["attributes"], "additionalProperties": False,
+        "properties": {"attributes": {"type": "object", "description": "typed by rules/profile.yaml"}},
+    },
+    "CustomerPatch": {
+        "type": "object", "required": ["attributes"], "additionalProperties": False,
         "properties": {"attributes": {"type": "object",
-                                      "description": "typed by rules/profile.yaml; on PATCH null removes"}},
+                                      "description": "typed by rules/profile.yaml; null removes an attribute"}},
     },
     "Customer": {
         "type": "object", "required": ["customer_id", "attributes", "segments", "updated_at", "revision", "history"],
@@ -170,10 +193,60 @@ _SCHEMAS: dict[str, Any] = {
 
 _CUSTOMER_ID = {"name": "customer_id", "in": "path", "required": True, "schema": _ID}
 _BODY_CUSTOMER = {"required": True, "content": {"application/json": {"schema": _ref("CustomerWrite")}}}
+_BODY_PATCH = {"required": True, "content": {"application/json": {"schema": _ref("CustomerPatch")}}}
+
+
+def openapi_document(rulebook: Rulebook) -> dict[str, Any]:
+    """The document for the rules in use (the same rules give the same document)."""
+    doc = copy.deepcopy(_static())
+    schemas = doc["components"]["schemas"]
+    channels = list(rulebook.channels)
+    schemas["DecideRequest"]["properties"]["channel"] = {"enum": channels}
+    # the largest limit a request may ask for depends on its channel
+    schemas["DecideRequest"]["allOf"] = [
+        {"if": {"properties": {"channel": {"const": name}}, "required": ["channel"]},
+         "then": {"properties": {"limit": {"maximum": ch.max_limit}}}} for name, ch in rulebook.channels.items()]
+    schemas["Event"]["properties"]["channel"] = {"enum": channels}
+    typed = {name: _attribute(kind, rulebook.list_values.get(name)) for name, kind in rulebook.attributes.items()}
+    schemas["CustomerWrite"]["properties"]["attributes"] |= {"properties": typed, "additionalProperties": False}
+    schemas["CustomerPatch"]["properties"]["attributes"] |= {
+        "properties": {name: {"anyOf": [t, {"type": "null"}]} for name, t in typed.items()},
+        "additionalProperties": False}
+    return doc
+
+
+_served: dict[str, bytes] = {}
+
+
+def openapi_bytes(rulebook: Rulebook) -> bytes:
+    """The document as served, encoded once per rules version."""
+    found = _served.get(rulebook.version)
+    if found is None:
+        _served.clear()
+        found = _served[rulebook.version] = orjson.dumps(openapi_document(rulebook))
+    return found
+
+
+def _attribute(kind: str, values: tuple[str, ...] | None) -> dict[str, Any]:
+    """The JSON Schema of an attribute type (profile.check_attributes is the enforcement)."""
+    if kind == "string":
+        return {"type": "string", "maxLength": profiles.MAX_STRING}
+    if kind == "integer":
+        return {"type": "integer", "minimum": -profiles.MAX_INTEGER, "maximum": profiles.MAX_INTEGER}
+    if kind in ("number", "boolean"):
+        return {"type": kind}
+    if kind == "date":
+        return {"type": "string", "format": "date", "description": "ISO 8601, e.g. 2026-11-23"}
+    if kind == "list":
+        item = {"enum": list(values)} if values else {"type": "string", "maxLength": 200}
+        return {"type": "array", "maxItems": profiles.MAX_LIST, "items": item}
+    return {"type": "object", "maxProperties": profiles.MAX_FLAGS, "propertyNames": {"maxLength": 64},
+            "additionalProperties": {"type": "boolean"}}  # flags
 
 
 @cache
-def openapi_document() -> dict[str, Any]:
+def _static() -> dict[str, Any]:
+    """What does not depend on the rules (openapi_document copies it)."""
     return {
         "openapi": "3.1.0",
         "info": {"title": "nba", "version": __version__,
@@ -183,19 +256,26 @@ def openapi_document() -> dict[str, Any]:
             "/v1/decide": {"post": {
                 "summary": "Rank the best actions for a customer on a channel",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("DecideRequest")}}},
-                "responses": {"200": _json(_ref("Decision")), **_problems(400, 413, 415, 503)}}},
+                "responses": {"200": _json(_ref("Decision")), **_problems(400, 408, 413, 415, 503)}}},
             "/v1/events": {"post": {
                 "summary": "Report what happened (idempotent on event_id; a batch is validated whole)",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("EventsRequest")}}},
-                "responses": {"202": _json(_ref("EventsAccepted"), "Accepted"), **_problems(400, 413, 415, 503)}}},
+                "description": "Events are idempotent on event_id: sending a batch again, after a 503, a timeout "
+                               "or a lost connection, is always safe (each event counts and is learned from "
+                               "once).",
+                "responses": {"202": _json(_ref("EventsAccepted"), "Accepted"),
+                              **_problems(400, 408, 413, 415, 503)}}},
             "/v1/customers/{customer_id}": {
                 "parameters": [_CUSTOMER_ID],
                 "put": {"summary": "Replace a profile's attributes", "requestBody": _BODY_CUSTOMER,
-                        "responses": {"200": _json(_ref("Customer")), **_problems(400, 413, 415, 503)}},
-                "patch": {"summary": "Merge attributes (JSON merge patch: null removes)", "requestBody": _BODY_CUSTOMER,
-                          "responses": {"200": _json(_ref("Customer")), **_problems(400, 413, 415, 503)}},
+                        "responses": {"200": _json(_ref("Customer")), **_problems(400, 408, 413, 415, 503)}},
+                "patch": {"summary": "Merge attributes (JSON merge patch: null removes)", "requestBody": _BODY_PATCH,
+                          "responses": {"200": _json(_ref("Customer")),
+                                        **_problems(400, 408, 409, 413, 415, 503)}},
                 "get": {"summary": "Profile with segments and contact-history summary",
-                        "responses": {"200": _json(_ref("Customer")), **_problems(400, 404, 503)}},
+                        "description": "409 stored_data_unreadable: the stored profile cannot be read (PUT "
+                                       "replaces it, DELETE erases it)",
+                        "responses": {"200": _json(_ref("Customer")), **_problems(400, 404, 409, 503)}},
                 "delete": {"summary": "Erase everything nba holds about the customer",
                            "description": "Deletes every key of the customer and the learner's pending events "
                                           "for it. For 30 days, events for this id are accepted and dropped "
@@ -208,10 +288,11 @@ def openapi_document() -> dict[str, Any]:
                                   "responses": {"200": _json(_ref("Rules"))}}},
             "/v1/rules/reload": {"post": {
                 "summary": "Re-read the rules directory; a valid set becomes every process's within ~1 s",
-                "responses": {"200": _json(_ref("RulesReloaded")), **_problems(422, 500, 503)}}},
+                "responses": {"200": _json(_ref("RulesReloaded")), **_problems(409, 422, 503)}}},
             "/v1/actions/stats": {"get": {"summary": "Per action and segment key: events and posterior",
                                           "responses": {"200": _json(_ref("ActionStats")), **_problems(503)}}},
-            "/healthz": {"get": {"summary": "The process is alive", "responses": {"200": _json(_ref("Status"))}}},
+            "/healthz": {"get": {"summary": "The process can serve (503: restart it)",
+                                 "responses": {"200": _json(_ref("Status")), **_problems(503)}}},
             "/readyz": {"get": {"summary": "Redis reachable and rules loaded",
                                 "responses": {"200": _json(_ref("Status")), **_problems(503)}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {

@@ -20,6 +20,7 @@ from nba.customers import Customers
 from nba.decide import Decider
 from nba.domain import Decision
 from nba.errors import (
+    Conflict,
     FieldError,
     InvalidRequest,
     MethodNotAllowed,
@@ -34,7 +35,7 @@ from nba.evaluation import lift
 from nba.events import EventIngest
 from nba.http import body as bodies
 from nba.http import wire
-from nba.http.openapi import openapi_document
+from nba.http.openapi import openapi_bytes
 from nba.http.problem import problem_response
 from nba.http.server import ConnectionGuard
 from nba.learner import Learner
@@ -161,7 +162,7 @@ async def reload_rules(request: web.Request) -> web.Response:
     """Re-read the rules directory; a valid set becomes every process's, an invalid one changes nothing."""
     directory = request.app[RULES_DIR]
     if directory is None:
-        raise NbaError("this server was started without a rules directory", code="no_rules_directory")
+        raise Conflict("this server was started without a rules directory", code="no_rules_directory")
     try:
         result = await request.app[LIVE].publish(directory)
     except RulesInvalid as exc:
@@ -233,7 +234,8 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return json_response(openapi_document())
+    body = openapi_bytes(request.app[LIVE].snapshot.rulebook)
+    return web.Response(body=body, content_type="application/json")
 
 
 ROUTES: list[tuple[str, str, Handler]] = [

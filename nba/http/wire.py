@@ -104,6 +104,17 @@ def check_context(value: Any, field: str, errors: list[FieldError]) -> dict[str,
     return value
 
 
+def whole(value: Any) -> int | None:
+    """A JSON integer, also written as 3.0 (JSON Schema's `integer` is any number without a fraction)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def parse_decide(body: Any, rulebook: Rulebook) -> DecideRequest:
     b = _object(body, "decide request")
     errors: list[FieldError] = []
@@ -117,8 +128,8 @@ def parse_decide(body: Any, rulebook: Rulebook) -> DecideRequest:
         errors.append(FieldError("channel", f"unknown channel; one of {', '.join(rulebook.channels)}"))
     else:
         ch = rulebook.channels[channel]
-        raw = b.get("limit", ch.default_limit)
-        if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= ch.max_limit:
+        raw = whole(b.get("limit", ch.default_limit))
+        if raw is None or not 1 <= raw <= ch.max_limit:
             errors.append(FieldError("limit", f"must be a whole number from 1 to {ch.max_limit} on {channel}"))
         else:
             limit = raw
@@ -161,7 +172,7 @@ def parse_events(body: Any, rulebook: Rulebook, now: float) -> list[EventIn]:
         if etype not in EVENT_TYPES:
             errors.append(FieldError(f"{p}.type", f"must be one of {', '.join(EVENT_TYPES)}"))
         channel = item.get("channel")
-        if channel not in rulebook.channels:
+        if not isinstance(channel, str) or channel not in rulebook.channels:
             errors.append(FieldError(f"{p}.channel", f"unknown channel; one of {', '.join(rulebook.channels)}"))
         ts = _timestamp(item.get("ts"), f"{p}.ts", now, errors)
         props = item.get("properties", {})
@@ -197,7 +208,7 @@ def _timestamp(value: Any, field: str, now: float, errors: list[FieldError]) -> 
         errors.append(FieldError(field, "must be an ISO 8601 timestamp such as 2026-11-23T10:00:00Z"))
         return now
     try:
-        parsed = dt.datetime.fromisoformat(value)
+        parsed = dt.datetime.fromisoformat(value.upper())  # RFC 3339 allows a lowercase t and z
     except ValueError:
         errors.append(FieldError(field, "must be an ISO 8601 timestamp such as 2026-11-23T10:00:00Z"))
         return now

@@ -9,23 +9,27 @@ from aiohttp import web
 
 from nba.http.openapi import openapi_document
 from nba.http.routes import ROUTES
+from nba.rulebook import load_rulebook
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, send_events
+from tests.conftest import RULES
+
+DOC = openapi_document(load_rulebook(RULES))
 
 
 def _validate(body: Any, schema_name: str) -> None:
-    doc = openapi_document()
+    doc = DOC
     schema = {"$ref": f"#/components/schemas/{schema_name}", "components": doc["components"]}
     jsonschema.Draft202012Validator(schema).validate(body)
 
 
 def test_paths_and_methods_match_the_routes() -> None:
-    doc = openapi_document()
+    doc = DOC
     documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops if m != "parameters"}
     assert documented == {(m, p) for m, p, _ in ROUTES}
 
 
 def test_document_is_a_valid_openapi_31_shape() -> None:
-    doc = openapi_document()
+    doc = DOC
     assert doc["openapi"] == "3.1.0"
     jsonschema.Draft202012Validator.check_schema({"components": doc["components"]})
     for name, schema in doc["components"]["schemas"].items():
@@ -33,7 +37,7 @@ def test_document_is_a_valid_openapi_31_shape() -> None:
 
 
 async def test_served_document_and_real_responses_validate(client: Client) -> None:
-    assert await (await client.get("/openapi.json")).json() == openapi_document()
+    assert await (await client.get("/openapi.json")).json() == DOC
     customer = await put_customer(client, "c-1", CROSSSELL_MOBILE)
     _validate(customer, "Customer")
     d = await decide(client, "c-1", explain=True)
@@ -66,3 +70,20 @@ async def test_metrics_and_health(client: Client) -> None:
         assert name in text
     assert (await client.get("/healthz")).status == 200
     assert isinstance(web.Application, type)
+
+
+async def test_the_document_follows_the_rules_in_use(make_client: Any, rules_copy: Any) -> None:
+    profile = rules_copy / "profile.yaml"
+    profile.write_text(profile.read_text() + "  loyalty_tier:     {type: list, values: [gold, silver]}\n")
+    channels = rules_copy / "channels.yaml"
+    channels.write_text(channels.read_text() + "  kiosk:       {direction: inbound,  default_limit: 1, max_limit: 2}\n")
+    client = await make_client(load_rulebook(rules_copy))
+    doc = await (await client.get("/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+    assert "kiosk" in schemas["Event"]["properties"]["channel"]["enum"]
+    kiosk = next(c for c in schemas["DecideRequest"]["allOf"] if c["if"]["properties"]["channel"]["const"] == "kiosk")
+    assert kiosk["then"]["properties"]["limit"]["maximum"] == 2
+    tier = schemas["CustomerWrite"]["properties"]["attributes"]["properties"]["loyalty_tier"]
+    assert tier["items"] == {"enum": ["gold", "silver"]}
+    assert schemas["CustomerPatch"]["properties"]["attributes"]["properties"]["loyalty_tier"]["anyOf"][1] == {
+        "type": "null"}

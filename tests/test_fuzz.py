@@ -1,0 +1,117 @@
+"""Requests generated from the served OpenAPI document (schemathesis) against a real `nba serve`: no
+answer is a 5xx, every answer is one the document describes, invalid requests are refused, and valid
+ones are taken (only the limits the document states in words may refuse them: an event's timestamp
+relative to the server's clock, and the serialised size and depth of its properties)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis import checks as sc
+from schemathesis.core.result import Ok
+from schemathesis.core.transport import Response
+
+from tests.serving import Serve
+
+EXAMPLES = 40  # per operation and mode
+STATED = re.compile(r"^events\[\d+\]\.(ts|properties)$")
+ANSWER_CHECKS = [sc.not_a_server_error, sc.status_code_conformance, sc.content_type_conformance,
+                 sc.response_schema_conformance, sc.response_headers_conformance]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    serve = Serve(tmp_path_factory.mktemp("fuzz"), "--demo-customers", "20")
+    try:
+        serve.wait_ready()
+        yield serve
+    finally:
+        serve.kill_all()
+
+
+def draw(strategy: st.SearchStrategy[Any], n: int) -> list[Any]:
+    """`n` seeded examples (hypothesis's generate phase only: the same requests every run)."""
+    out: list[Any] = []
+
+    @settings(max_examples=n, derandomize=True, database=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def collect(case: Any) -> None:
+        out.append(case)
+
+    collect()
+    return out
+
+
+def _operations(server: Serve) -> list[Any]:
+    doc = requests.get(server.url("/openapi.json"), timeout=10).json()
+    schema = schemathesis.openapi.from_dict(doc)
+    operations = [result.ok() for result in schema.get_all_operations() if isinstance(result, Ok)]
+    # /metrics and /openapi.json have no inputs; rules reload changes what the others are checked against
+    return [op for op in operations if op.path not in ("/metrics", "/openapi.json", "/v1/rules/reload")]
+
+
+def _refusal(response: Response) -> list[str]:
+    body: dict[str, Any] = response.json()
+    return [e["field"] for e in body.get("errors", [])]
+
+
+def test_valid_requests_are_taken_and_every_answer_is_documented(server: Serve) -> None:
+    statuses: Counter[tuple[str, int]] = Counter()
+    with requests.Session() as session:
+        for op in _operations(server):
+            for case in draw(op.as_strategy(GenerationMode.POSITIVE), EXAMPLES):
+                response = case.call_and_validate(base_url=server.base, session=session, checks=ANSWER_CHECKS)
+                statuses[(f"{case.method} {case.path}", response.status_code)] += 1
+                if response.status_code < 400 or (case.method == "GET" and response.status_code == 404):
+                    continue
+                refused = f"a valid request was refused: {case.as_curl_command()} -> {response.text}"
+                assert response.status_code == 400, refused
+                fields = _refusal(response)
+                assert fields, refused
+                assert all(STATED.match(f) for f in fields), refused
+    print(dict(statuses))
+    taken = sum(n for (_, status), n in statuses.items() if status < 300)
+    assert taken > len(statuses) * EXAMPLES // 4  # mostly taken, not mostly refused for a stated limit
+
+
+def test_invalid_requests_are_refused_with_a_problem(server: Serve) -> None:
+    statuses: Counter[int] = Counter()
+    with requests.Session() as session:
+        for op in _operations(server):
+            try:  # an operation without inputs has nothing invalid to generate
+                cases = draw(op.as_strategy(GenerationMode.NEGATIVE), EXAMPLES)
+            except Unsatisfiable:
+                continue
+            for case in cases:
+                response = case.call_and_validate(base_url=server.base, session=session,
+                                                  checks=[sc.not_a_server_error, sc.content_type_conformance,
+                                                          sc.negative_data_rejection])
+                statuses[response.status_code] += 1
+                if response.status_code >= 400:
+                    ctype = response.headers.get("content-type", [""])[0]  # schemathesis: lower-case, lists
+                    assert ctype.startswith("application/problem+json"), (
+                        f"{case.as_curl_command()} -> {response.status_code} {response.headers} {response.text}")
+    print(dict(statuses))
+    assert all(status < 500 for status in statuses)
+
+
+def test_served_document_names_the_rules_channels_and_attributes(server: Serve, tmp_path: Path) -> None:
+    doc = requests.get(server.url("/openapi.json"), timeout=10).json()
+    schemas = doc["components"]["schemas"]
+    assert schemas["DecideRequest"]["properties"]["channel"]["enum"] == ["web", "app", "call_center", "email"]
+    attributes = schemas["CustomerWrite"]["properties"]["attributes"]
+    assert attributes["additionalProperties"] is False
+    assert attributes["properties"]["tenure_months"]["type"] == "integer"
+    assert attributes["properties"]["products"]["items"] == {"enum": ["mobile", "broadband", "tv"]}
