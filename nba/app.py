@@ -110,13 +110,11 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
         with contextlib.suppress(RedisError, OSError):
             for advice in await store.config_advice():
                 log.warning("Redis configuration: %s", advice)
-        loops = {"model-refresh": live.run(), "rules-follow": live.follow_rules(rules_dir), "learner": learner.run(),
-                 "erasure-rewrite": rewrite.run()}
-        tasks = [asyncio.create_task(coro, name=name) for name, coro in loops.items()] if background else []
-        if not background:
-            for coro in loops.values():
-                coro.close()
-        app[routes.TASKS] = tasks
+        tasks = [asyncio.create_task(live.run(), name="model-refresh"),
+                 asyncio.create_task(live.follow_rules(rules_dir), name="rules-follow"),
+                 asyncio.create_task(learner.run(), name="learner"),
+                 asyncio.create_task(rewrite.run(), name="erasure-rewrite")] if background else []
+        app[routes.TASKS].extend(tasks)  # what /healthz watches
         yield
         for task in tasks:
             task.cancel()

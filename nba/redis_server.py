@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -121,14 +122,27 @@ class RedisServer:
             if self.process is not None and self.process.poll() is not None:
                 return False
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
-                        return True
+                if self._answers():
+                    return True
             except OSError:
                 pass
             time.sleep(0.02)
         return False
+
+    def _answers(self) -> bool:
+        """Our process answers on the port: PING says it has loaded its data (-LOADING before), and the
+        process id in INFO that it is ours, not another server that took the port meanwhile."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+            s.sendall(b"PING\r\nINFO server\r\n")
+            data = b""
+            while not re.search(rb"process_id:\d+\r\n", data):
+                chunk = s.recv(65536)
+                if not chunk:
+                    return False
+                data += chunk
+        found = re.search(rb"process_id:(\d+)", data)
+        return (data.startswith(b"+PONG") and found is not None and self.process is not None
+                and int(found.group(1)) == self.process.pid)
 
     def stop(self) -> None:
         """SIGTERM makes Redis flush the append-only file and exit cleanly."""
