@@ -323,7 +323,7 @@ class Store:
                 await self.client.bgrewriteaof()
                 asked = True
             if (await self.client.config_get("save")).get("save"):  # snapshots too: they hold it as well
-                await self.client.bgsave()
+                await self.client.bgsave(schedule=True)  # after a rewrite that is running
                 asked = True
         except ResponseError as exc:
             if "in progress" in str(exc) or "already" in str(exc):

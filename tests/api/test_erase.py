@@ -92,9 +92,10 @@ async def test_late_events_and_decisions_for_an_erased_customer_record_nothing(c
     assert await redis.hget(keys.erased(CID), keys.erased_field(CID)) is None
 
 
-@pytest.fixture
-async def persistent_redis(tmp_path: Path) -> AsyncIterator[tuple[str, Path]]:
-    server = RedisServer(tmp_path / "redis", persist=True)
+@pytest.fixture(params=[False, True], ids=["append-only", "and-snapshots"])
+async def persistent_redis(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, Path]]:
+    snapshots = ("--save", "3600 1") if request.param else ()
+    server = RedisServer(tmp_path / "redis", persist=True, extra=snapshots)
     url = await asyncio.to_thread(server.start)
     yield url, tmp_path / "redis"
     await asyncio.to_thread(server.stop)
@@ -119,10 +120,13 @@ async def test_an_erased_profile_leaves_the_append_only_files(make_client: AppFa
     try:
         for _ in range(1200):  # the rewrite runs in a child of Redis, old files are deleted after it
             info = await redis.info("persistence")
-            if not info["aof_rewrite_in_progress"] and not _on_disk(directory, EMAIL.encode()):
+            busy = info["aof_rewrite_in_progress"] or info["rdb_bgsave_in_progress"] or info.get(
+                "aof_rewrite_scheduled")
+            if not busy and not _on_disk(directory, EMAIL.encode()):
                 break
             await asyncio.sleep(0.05)
         assert _on_disk(directory, EMAIL.encode()) == []
         assert await redis.get(keys.REWRITE_DUE) is None
+        assert (await redis.info("persistence"))["rdb_last_bgsave_status"] == "ok"
     finally:
         await redis.aclose()
