@@ -1,4 +1,4 @@
-"""Quick closed-loop benchmark of POST /v1/decide next to an aiohttp hello-world, in the same run.
+"""Quick closed-loop benchmark of POST /v1/decide (or /v1/events) next to an aiohttp hello-world, in the same run.
 
 Starts a private redis-server, nba (seeded with demo customers; `--workers N` processes on one port) and
 as many hello-world processes on one port, then drives each with wrk (same threads, connections and
@@ -52,6 +52,8 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=2, help="alternate hello/decide this many times")
     parser.add_argument("--workers", type=int, default=1, help="nba serve --workers, and as many hello processes")
+    parser.add_argument("--endpoint", choices=["decide", "events"], default="decide",
+                        help="decide (decide.lua) or events (events.lua: batches of 10 new impressions)")
     parser.add_argument("--actions", type=int, default=0,
                         help="serve a generated rule set of this many actions instead of the shipped rules/")
     args = parser.parse_args()
@@ -76,10 +78,11 @@ def main() -> int:
             wait_http(f"http://127.0.0.1:{nba_port}/readyz", timeout=300)
             wait_http(f"http://127.0.0.1:{hello_port}/hello")
             redis_pid = server_pid(url)
-            servers = {"hello": [p.pid for p in procs[1:]], "decide": children(procs[0].pid)}
-            rows: dict[str, list[dict[str, float]]] = {"hello": [], "decide": []}
+            ep = args.endpoint
+            servers = {"hello": [p.pid for p in procs[1:]], ep: children(procs[0].pid)}
+            rows: dict[str, list[dict[str, float]]] = {"hello": [], ep: []}
             targets = {"hello": (f"http://127.0.0.1:{hello_port}", HERE / "hello.lua"),
-                       "decide": (f"http://127.0.0.1:{nba_port}", HERE / "decide.lua")}
+                       ep: (f"http://127.0.0.1:{nba_port}", HERE / f"{ep}.lua")}
             for target, script in targets.values():  # warm-up
                 run_wrk(target, script, args.threads, args.connections, 2, env)
             for _ in range(args.rounds):
@@ -106,10 +109,10 @@ def main() -> int:
             print(f"{name:8} {r['rps']:9.0f} {r.get('p50_ms', 0):8.2f} {r.get('p90_ms', 0):8.2f} "
                   f"{r.get('p99_ms', 0):8.2f} {r['non_2xx']:8.0f} {r['server_us']:14.0f} {r['redis_us']:13.0f}")
         best[name] = max(results, key=lambda r: r["rps"])
-    ratio = best["decide"]["rps"] / best["hello"]["rps"]
-    cost = min(r["server_us"] for r in rows["decide"]) / min(r["server_us"] for r in rows["hello"])
-    print(f"decide/hello throughput (best rounds): {ratio:.2f}x; server CPU per request (cheapest rounds): "
-          f"decide {cost:.1f}x hello's")
+    ratio = best[args.endpoint]["rps"] / best["hello"]["rps"]
+    cost = min(r["server_us"] for r in rows[args.endpoint]) / min(r["server_us"] for r in rows["hello"])
+    print(f"{args.endpoint}/hello throughput (best rounds): {ratio:.2f}x; server CPU per request (cheapest rounds): "
+          f"{args.endpoint} {cost:.1f}x hello's")
     return 0
 
 
