@@ -318,11 +318,15 @@ class Store:
             if info.get("aof_rewrite_in_progress") or info.get("rdb_bgsave_in_progress"):
                 await self.client.delete(keys.REWRITE_LOCK)
                 return "busy"
+            try:  # snapshots hold it as well; a managed Redis may not tell
+                snapshots = bool((await self.client.config_get("save")).get("save"))
+            except ResponseError:
+                snapshots = False
             asked = False
             if info.get("aof_enabled"):
                 await self.client.bgrewriteaof()
                 asked = True
-            if (await self.client.config_get("save")).get("save"):  # snapshots too: they hold it as well
+            if snapshots:
                 await self.client.bgsave(schedule=True)  # after a rewrite that is running
                 asked = True
         except ResponseError as exc:
