@@ -62,12 +62,6 @@ def posterior(prior_alpha: FloatArray, prior_beta: FloatArray, trials: FloatArra
     return alpha, beta
 
 
-def sample(alpha: FloatArray, beta: FloatArray, rng: np.random.Generator, draws: int) -> FloatArray:
-    """`draws` Thompson samples for each arm: shape (draws, arms)."""
-    out: FloatArray = rng.beta(alpha, beta, size=(draws, alpha.shape[0]))
-    return out
-
-
 def interval(alpha: FloatArray, beta: FloatArray, level: float = 0.95) -> tuple[FloatArray, FloatArray]:
     tail = (1.0 - level) / 2.0
     return betaincinv(alpha, beta, tail), betaincinv(alpha, beta, 1.0 - tail)

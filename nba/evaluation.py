@@ -83,12 +83,6 @@ def effective_sample_size(p: FloatArray, pi: FloatArray) -> float:
     return float(w.sum()) ** 2 / squares if squares > 0 else 0.0
 
 
-def weights_summary(p: FloatArray, pi: FloatArray) -> dict[str, float]:
-    w = pi / p
-    return {"mean": float(w.mean()), "max": float(w.max()), "ess": effective_sample_size(p, pi),
-            "n": float(w.shape[0])}
-
-
 def bootstrap_check(p: FloatArray, pi: FloatArray, r: FloatArray, rng: np.random.Generator,
                     rounds: int = 200) -> tuple[float, float]:
     """A percentile bootstrap 95% interval of IPS, to cross-check the normal approximation."""

@@ -1,10 +1,10 @@
 """The learner: the one writer of the model. Ranking reads a model snapshot, the learner moves it.
 
 Events reach the learner through a Redis stream (the inbox, written right after the customers'
-histories: see Store.apply_events). One learner at a time holds a lease; every `nba serve` process runs one in
-the background (whoever holds the lease works, the others wait to take over), and `nba learn` runs one
-alone. Per batch it credits each event to the decision that caused it (CREDIT_EVENTS: exactly once per
-event id, cross-channel answers included, nothing after the channel's attribution window), adds the
+histories: see Store.apply_events). One learner at a time holds a lease; every `nba serve` process
+runs one in the background (whoever holds the lease works, the others wait to take over). Per batch
+it credits each event to the decision that caused it (CREDIT_EVENTS: exactly once per event id,
+cross-channel answers included, nothing after the channel's attribution window), adds the
 resulting trials and rewards to the per-segment counts, the contextual model's sufficient statistics
 and the model/control tallies, and commits them together with its inbox position and a new model
 version in one script that checks the lease. A learner that dies between crediting and committing
@@ -182,7 +182,7 @@ class Learner:
         return max(1, len(entries))  # a batch of only unreadable entries still moved the position
 
     async def drain(self) -> int:
-        """Apply everything in the inbox now (tests, `nba learn --once`)."""
+        """Apply everything in the inbox now (tests, loadtests/seed.py)."""
         total = 0
         while n := await self.step():
             total += n

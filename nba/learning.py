@@ -60,10 +60,6 @@ class Learning:
     def for_channel(self, channel: str) -> ChannelLearning:
         return self.channels.get(channel) or ChannelLearning("thompson", 1.0, DEFAULT_WINDOW, self.rewards)
 
-    @property
-    def longest_window(self) -> float:
-        return max((c.attribution_window for c in self.channels.values()), default=DEFAULT_WINDOW)
-
 
 _KEYS = ["model", "segment_key", "prior", "rewards", "refresh_seconds", "probability_draws", "exploration",
          "attribution_window", "channels", "contextual", "control"]

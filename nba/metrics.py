@@ -78,5 +78,7 @@ class Metrics:
     def count_unreadable(self, record: str) -> None:
         self.child(self.unreadable, record).inc()
 
-    def observe_redis(self, op: str, ms: float) -> None:
+    def observe_redis(self, op: str, ms: float, failed: bool = False) -> None:
         self.child(self.redis_ms, op).observe(ms)
+        if failed:
+            self.child(self.redis_errors, op).inc()

@@ -153,8 +153,8 @@ async def rules(request: web.Request) -> web.Response:
         "actions": [{"id": a.id, "name": a.name, "group": a.group, "kind": a.kind, "channels": list(a.channels),
                      "value": a.value, "weight": a.weight, "mandatory": a.mandatory, "file": a.file,
                      "content": a.content, "reason": a.reason} for a in rb.actions],
-        "learning": {"model": "thompson", "segment_key": list(rb.learning.segment_key),
-                     "rewards": dict(rb.learning.rewards)},
+        "learning": {"models": {ch: rb.learning.for_channel(ch).model for ch in rb.channels},
+                     "segment_key": list(rb.learning.segment_key), "rewards": dict(rb.learning.rewards)},
     })
 
 

@@ -193,10 +193,3 @@ ATTRIBUTE_CODES = f"{PREFIX}:{{rules}}:attributes"
 def rules_set(version: str) -> str:
     return f"{PREFIX}:{{rules}}:set:{version}"
 
-
-def trials_field(action_id: str, key: str) -> str:
-    return f"n:{action_id}:{key}"
-
-
-def reward_field(action_id: str, key: str) -> str:
-    return f"r:{action_id}:{key}"

@@ -17,14 +17,14 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from nba.errors import StoredDataUnreadable
 from nba.store import history, keys, scripts
 from nba.store.multiplex import Multiplexer
 from nba.store.unreadable import Unreadable
 
-Observer = Callable[[str, float], None]
+Observer = Callable[[str, float, bool], None]  # operation, milliseconds, whether it failed
 INBOX_WAIT_MAX = 1.0  # seconds one blocking read of the inbox may wait (added to that connection's timeout)
 
 
@@ -124,7 +124,7 @@ class InboxBatch:
 class Store:
     def __init__(self, client: Redis, observe: Observer | None = None, unreadable: Unreadable | None = None):
         self.client = client
-        self._observe = observe or (lambda op, ms: None)
+        self._observe = observe or (lambda op, ms, failed: None)
         self.unreadable = unreadable or Unreadable()
         self._record = _Script(scripts.RECORD_DECISION)
         self._apply = _Script(scripts.APPLY_EVENTS)
@@ -149,10 +149,14 @@ class Store:
     async def _timed(self, op: str, call: Callable[[], Awaitable[Any]]) -> Any:
         # Any: with decode_responses=False replies are bytes, which redis-py's types cannot express
         start = time.perf_counter()
+        failed = False
         try:
             return await call()
+        except (RedisError, OSError):
+            failed = True
+            raise
         finally:
-            self._observe(op, (time.perf_counter() - start) * 1000.0)
+            self._observe(op, (time.perf_counter() - start) * 1000.0, failed)
 
     async def _eval(self, op: str, script: _Script, keys_: list[str], args: Iterable[Any]) -> Any:
         argv = script.args(keys_, args)
@@ -464,9 +468,6 @@ class Store:
                 return True
             if loop.time() >= end - 0.001:
                 return False
-
-    async def inbox_length(self) -> int:
-        return int(await self._timed("inbox_length", lambda: self.client.xlen(keys.LEARN_INBOX)))
 
     async def learner_position(self) -> str:
         v = await self.client.get(keys.LEARN_POSITION)

@@ -94,5 +94,7 @@ async def test_redis_gone_decide_degrades_and_writes_are_503(make_client: AppFac
         assert (await problem(ready, 503))["code"] == "unavailable"
         assert ready.headers["Retry-After"] == "1"
         assert (await client.get("/healthz")).status == 200  # an external Redis away: not a reason to restart
+        text = await (await client.get("/metrics")).text()
+        assert 'nba_redis_errors_total{op="apply_events"} 1.0' in text  # operators see the failures
     finally:
         server.stop()  # idempotent; never leave a redis-server behind a failed assertion

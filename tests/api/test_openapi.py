@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import jsonschema
-from aiohttp import web
 
 from nba.http.openapi import openapi_document
 from nba.http.routes import ROUTES
@@ -69,7 +68,6 @@ async def test_metrics_and_health(client: Client) -> None:
                  "nba_rules_info", "nba_events_total"):
         assert name in text
     assert (await client.get("/healthz")).status == 200
-    assert isinstance(web.Application, type)
 
 
 async def test_the_document_follows_the_rules_in_use(make_client: Any, rules_copy: Any) -> None:
@@ -87,3 +85,9 @@ async def test_the_document_follows_the_rules_in_use(make_client: Any, rules_cop
     assert tier["items"] == {"enum": ["gold", "silver"]}
     assert schemas["CustomerPatch"]["properties"]["attributes"]["properties"]["loyalty_tier"]["anyOf"][1] == {
         "type": "null"}
+
+
+async def test_rules_name_each_channel_s_model(client: Client) -> None:
+    learning = (await (await client.get("/v1/rules")).json())["learning"]
+    rulebook = load_rulebook(RULES)
+    assert learning["models"] == {ch: rulebook.learning.for_channel(ch).model for ch in rulebook.channels}
