@@ -22,7 +22,7 @@ from pathlib import Path
 
 from loadtests.gen_rules import generate
 from loadtests.procs import children, proc_cpu, server_pid, wait_http
-from nba.redis_server import RedisServer, free_port
+from nba.runtime.embedded_redis import RedisServer, free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

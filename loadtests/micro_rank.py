@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from loadtests.gen_rules import generate
-from nba import segments
-from nba.arbitration import Tally
-from nba.decide import rank
-from nba.demo import demo_population
+from nba.customers.demo import demo_population
+from nba.decision import segments
+from nba.decision.arbitration import Tally
+from nba.decision.decider import rank
 from nba.domain import DecideRequest
 from nba.live import build_snapshot
-from nba.rulebook import Rulebook, load_rulebook
+from nba.rules.rulebook import Rulebook, load_rulebook
 from nba.store.history import pack
 from nba.store.redis import CustomerSnapshot, ModelData
 

@@ -37,7 +37,7 @@ import orjson
 
 from loadtests.gen_rules import generate
 from loadtests.procs import children, own_cpu, proc_cpu, server_pid, wait_http
-from nba.redis_server import RedisServer, free_port
+from nba.runtime.embedded_redis import RedisServer, free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

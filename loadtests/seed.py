@@ -26,16 +26,16 @@ import numpy as np
 
 from loadtests.gen_rules import generate
 from nba.app import redis_client
-from nba.customers import Customers
-from nba.demo import demo_customer
+from nba.concurrency import run_bounded
+from nba.customers.demo import demo_customer
+from nba.customers.service import Customers
 from nba.domain import EventIn
-from nba.events import EventIngest
-from nba.learner import Learner
+from nba.learning.ingest import EventIngest
+from nba.learning.learner import Learner
 from nba.live import Live
-from nba.locks import run_bounded
 from nba.metrics import Metrics
-from nba.redis_server import RedisServer
-from nba.rulebook import load_rulebook
+from nba.rules.rulebook import load_rulebook
+from nba.runtime.embedded_redis import RedisServer
 from nba.store import keys
 from nba.store.redis import Store
 

@@ -38,10 +38,10 @@ import numpy as np
 import yaml
 
 from loadtests.procs import proc_cpu
-from nba.features import FeatureSpace, encode
-from nba.locks import run_bounded
-from nba.redis_server import RedisServer, free_port
-from nba.rulebook import load_rulebook
+from nba.concurrency import run_bounded
+from nba.learning.features import FeatureSpace, encode
+from nba.rules.rulebook import load_rulebook
+from nba.runtime.embedded_redis import RedisServer, free_port
 
 PLANS = ["basic", "medium", "large", "unlimited"]
 PRODUCTS = ["mobile", "broadband", "tv"]

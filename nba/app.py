@@ -15,23 +15,23 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from nba.customers import Customers
-from nba.decide import Decider
-from nba.erasure import DiskRewrite
-from nba.events import EventIngest
+from nba.customers.erasure import DiskRewrite
+from nba.customers.service import Customers
+from nba.decision.decider import Decider
 from nba.http import routes, wire
 from nba.http.body import BodyLimits
 from nba.http.server import ConnectionGuard
-from nba.learner import Learner
+from nba.learning.ingest import EventIngest
+from nba.learning.learner import Learner
 from nba.live import Live
 from nba.metrics import Metrics
-from nba.rulebook import Rulebook
+from nba.rules.rulebook import Rulebook
+from nba.runtime.supervision import Supervision
 from nba.store import keys
 from nba.store.redis import Store
 from nba.store.unreadable import Unreadable
-from nba.supervision import Supervision
 
-log = logging.getLogger("nba.app")
+log = logging.getLogger(__name__)
 
 
 def redis_client(url: str, timeout: float) -> Redis:
@@ -74,9 +74,9 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
     deterministically; `background=False` leaves model refresh, rules sync and the learner to the caller.
     `decide_deadline`: seconds before decide answers degraded instead of waiting for Redis; `body_limits`:
     how long a request body may take to arrive; `erase_rewrite`: seconds within which an erasure leaves
-    Redis's files on disk (nba/erasure.py); `max_connections`: open connections of this process beyond
+    Redis's files on disk (customers/erasure.py); `max_connections`: open connections of this process beyond
     which idle ones are closed and new ones refused (when served by nba.http.server); `supervision`: what
-    the supervising process shares (nba/supervision.py), for /healthz and /metrics."""
+    the supervising process shares (runtime/supervision.py), for /healthz and /metrics."""
     metrics = metrics or Metrics()
     store = Store(client, metrics.observe_redis, Unreadable(metrics.count_unreadable))
     live = Live(rulebook, store, metrics)
@@ -118,7 +118,7 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
         yield
         for task in tasks:
             task.cancel()
-        # bounded too: a task that swallowed its cancellation (see locks.stop_if_cancelled) must not hold
+        # bounded too: a task that swallowed its cancellation (see concurrency.stop_if_cancelled) must not hold
         # the stop forever; it is cancelled once more, and aiohttp cancels what is left after clean-up
         _, running = await asyncio.wait(tasks, timeout=SHUTDOWN_PATIENCE) if tasks else (set(), set())
         for task in running:

@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from nba import __version__
+from nba.concurrency import run_bounded
 from nba.errors import RulesInvalid
-from nba.locks import run_bounded
-from nba.redis_server import DataDirInUse, RedisNotFound, RedisServer
-from nba.rulebook import Rulebook, load_rulebook
+from nba.rules.rulebook import Rulebook, load_rulebook
+from nba.runtime.embedded_redis import DataDirInUse, RedisNotFound, RedisServer
 from nba.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from nba.runtime.supervision import Supervision
     from nba.store.redis import Store
-    from nba.supervision import Supervision
 
 log = logging.getLogger("nba")
 
@@ -103,7 +103,7 @@ def rules_check(directory: Path) -> int:
 
 
 def rules_test(directory: Path, *, verbose: bool = False) -> int:
-    from nba.rule_tests import run_all, uncovered
+    from nba.evaluation.rule_tests import run_all, uncovered
 
     try:
         rb = load_rulebook(directory)
@@ -191,8 +191,8 @@ async def evaluate_logs(settings: Settings, args: argparse.Namespace) -> int:
     import numpy as np
     import orjson
 
+    from nba.evaluation.replay import replay, report
     from nba.live import build_snapshot
-    from nba.offline import replay, report
 
     rules_dir = args.rules or settings.rules_dir
     try:
@@ -214,7 +214,7 @@ async def evaluate_logs(settings: Settings, args: argparse.Namespace) -> int:
 
 def run_server(settings: Settings, args: argparse.Namespace) -> int:
     from nba.http.server import PortInUse, listen
-    from nba.supervision import RedisSupervisor, Supervision
+    from nba.runtime.supervision import RedisSupervisor, Supervision
 
     rules_dir = args.rules or settings.rules_dir
     try:
@@ -268,7 +268,7 @@ def _serve(rules_dir: Path, url: str, settings: Settings, demo: int, host: str, 
     (no `sock`) binds its own socket with SO_REUSEPORT; it exits with code 2 when it cannot."""
     from nba.http.routes import GUARD
     from nba.http.server import PortInUse, fit_to_descriptors, listen, run
-    from nba.supervision import Supervision
+    from nba.runtime.supervision import Supervision
 
     if sock is None:  # a worker: the parent validated the rules, this process loads its own copy
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -291,7 +291,7 @@ def _serve_workers(workers: int, rules_dir: Path, url: str, settings: Settings, 
     """N processes bound to one port with SO_REUSEPORT: the kernel spreads connections over them. They
     share rules and model through Redis. A worker that dies is started again (supervision.Backoff);
     Ctrl+C or SIGTERM stops them all gracefully."""
-    from nba.supervision import Backoff
+    from nba.runtime.supervision import Backoff
 
     ctx = multiprocessing.get_context("spawn")
 
@@ -354,7 +354,7 @@ def _build(rulebook: Rulebook, rules_dir: Path, url: str, settings: Settings, de
                      max_connections=max_connections, supervision=supervision)
     if demo > 0:
         async def seed(app: web.Application) -> None:
-            from nba.demo import demo_population
+            from nba.customers.demo import demo_population
 
             customers = app[CUSTOMERS]
             saves = (customers.save(cid, attrs, merge=False) for cid, attrs in demo_population(demo))

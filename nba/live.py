@@ -28,15 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from nba.bandit import ModelState
-from nba.contextual import ContextualModel, ContextualStats
+from nba.concurrency import stop_if_cancelled
 from nba.errors import RuleProblem, RulesInvalid
-from nba.locks import stop_if_cancelled
+from nba.learning.bandit import ModelState
+from nba.learning.contextual import ContextualModel, ContextualStats
 from nba.metrics import Metrics
-from nba.rulebook import Rulebook, load_rulebook, rules_files
+from nba.rules.rulebook import Rulebook, load_rulebook, rules_files
 from nba.store.redis import ModelData, Store
 
-log = logging.getLogger("nba.live")
+log = logging.getLogger(__name__)
 RULES_POLL_SECONDS = 0.5  # Redis: a GET of the current version
 # The directory: stat-ing every rule file is slow on some file systems (2.5 ms an open() was measured on
 # a VM here; at four scans a second an idle server spent a third of a core on it).

@@ -16,10 +16,10 @@ from redis.asyncio import Redis
 
 from nba.app import create_app, redis_client
 from nba.http.routes import LEARNER, LIVE
-from nba.learner import Learner
+from nba.learning.learner import Learner
 from nba.live import Live
-from nba.redis_server import RedisServer
-from nba.rulebook import Rulebook, load_rulebook
+from nba.rules.rulebook import Rulebook, load_rulebook
+from nba.runtime.embedded_redis import RedisServer
 
 # Generated tests are seeded (the same examples every run), never timed (a busy machine is not a failure)
 # and keep no example database between runs.

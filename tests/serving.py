@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from nba.redis_server import free_port
+from nba.runtime.embedded_redis import free_port
 from tests.conftest import RULES
 
 

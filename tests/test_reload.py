@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from nba.redis_server import free_port
+from nba.runtime.embedded_redis import free_port
 
 # Generous on purpose: the design converges in about 1.5 s (WATCH_SECONDS 1 to notice the file,
 # RULES_POLL_SECONDS 0.5 to follow), but a shared CI machine can pause a process; speed is for

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from nba.redis_server import free_port
+from nba.runtime.embedded_redis import free_port
 from tests.conftest import RULES
 from tests.serving import Serve, call, wait_for
 

@@ -15,10 +15,10 @@ from typing import Any
 import orjson
 
 from nba import __version__
-from nba import profile as profiles
+from nba.customers import profile as profiles
 from nba.domain import EVENT_TYPES
 from nba.http import wire
-from nba.rulebook import Rulebook
+from nba.rules.rulebook import Rulebook
 
 # `$` is the end of the text in the ECMA regular expressions of JSON Schema (not before a final newline)
 _ID = {"type": "string", "minLength": 1, "maxLength": wire.MAX_ID, "pattern": f"^{wire.ID_RE.pattern}$"}

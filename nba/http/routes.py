@@ -15,9 +15,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from nba.bandit import ModelState, interval
-from nba.customers import Customers
-from nba.decide import Decider
+from nba.customers.service import Customers
+from nba.decision.decider import Decider
 from nba.domain import Decision
 from nba.errors import (
     Conflict,
@@ -31,20 +30,21 @@ from nba.errors import (
     RulesRejected,
     Unavailable,
 )
-from nba.evaluation import lift
-from nba.events import EventIngest
+from nba.evaluation.estimators import lift
 from nba.http import body as bodies
 from nba.http import wire
 from nba.http.openapi import openapi_bytes
 from nba.http.problem import problem_response
 from nba.http.server import ConnectionGuard
-from nba.learner import Learner
+from nba.learning.bandit import ModelState, interval
+from nba.learning.ingest import EventIngest
+from nba.learning.learner import Learner
 from nba.live import Live
 from nba.metrics import Metrics
+from nba.runtime.supervision import Supervision
 from nba.store.redis import Store
-from nba.supervision import Supervision
 
-log = logging.getLogger("nba.http")
+log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 LIVE = web.AppKey("live", Live)

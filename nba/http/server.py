@@ -27,7 +27,7 @@ from aiohttp.web_protocol import RequestHandler
 from nba.errors import Unavailable
 from nba.http.problem import problem_response
 
-log = logging.getLogger("nba.http")
+log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Any]
 SPARE_DESCRIPTORS = 256  # for Redis connections, files, and connections being closed
 # Connections the kernel may hold for us before we accept them. The event loop accepts what is queued in

@@ -15,7 +15,7 @@ import orjson
 
 from nba.domain import EVENT_TYPES, DecideRequest, EventIn
 from nba.errors import FieldError, InvalidJson, InvalidRequest
-from nba.rulebook import Rulebook
+from nba.rules.rulebook import Rulebook
 from nba.store.keys import DEDUPE_WINDOW
 
 MAX_DECIDE_BODY = 64 * 1024

@@ -45,7 +45,7 @@ other shards than the customers.
                                      Events and decisions for a tombstoned id record nothing; a profile
                                      write removes the tombstone. Expires ERASED_SECONDS after the last.
     nba:{model}:inbox         stream every accepted event, written right after the customer's history (same
-                                     round trip): what the learner consumes (nba/learner.py); an
+                                     round trip): what the learner consumes (learning/learner.py); an
                                      entry is deleted once its batch is committed.
     nba:{model}:lease         string token of the one learner allowed to commit (expires LEASE_MS).
     nba:{model}:position      string id of the last inbox entry whose statistics are committed.
@@ -63,7 +63,7 @@ other shards than the customers.
                                      and start-up publish a directory only when its content differs,
                                      so a rollback is not undone by files that did not change.
     nba:{ops}:rewrite_due     string epoch ms of the latest erasure that Redis's files on disk may still hold
-                                     (nba/erasure.py asks Redis to rewrite them, then deletes it).
+                                     (customers/erasure.py asks Redis to rewrite them, then deletes it).
     nba:{ops}:rewrite_lock    string the one process that may ask for the next rewrite (expires).
     nba:{rules}:attributes    hash   attribute name -> code (0, 1, 2, ... in order of first use, never
                                      reused or removed): profiles store codes, not names. Part of the

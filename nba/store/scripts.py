@@ -277,7 +277,7 @@ end
 return out
 """
 
-# The learner's half of an event (see nba/learner.py). KEYS: shown, customer. ARGV: key prefix of
+# The learner's half of an event (see nba/learning/learner.py). KEYS: shown, customer. ARGV: key prefix of
 # decision records, the learner's committed inbox position, T, then T triples (channel, event type,
 # reward), then 7 per event: inbox entry id, event_id, event key, ts_ms, type, action_id, decision_id
 # ('' for none).

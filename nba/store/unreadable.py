@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 
-log = logging.getLogger("nba.store")
+log = logging.getLogger(__name__)
 REPORT_SECONDS = 10.0
 SHOWN_CHARACTERS = 120
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nba.http.routes import DECIDER
-from nba.redis_server import RedisServer
+from nba.runtime.embedded_redis import RedisServer
 from tests.api.helpers import CROSSSELL_MOBILE, decide, problem, put_customer
 from tests.conftest import AppFactory
 
@@ -62,7 +62,7 @@ async def test_a_missed_deadline_gives_a_degraded_rules_only_answer(make_client:
     await proxy.close()
     assert body["degraded"] is True
     # did not wait for the 10 s reply (generous: a machine that pauses at the deadline earns the decision
-    # a fresh deadline up to Deadline.GRACES times, see nba.locks)
+    # a fresh deadline up to Deadline.GRACES times, see nba.concurrency)
     assert waited < 5.0, waited
     # an unknown, anonymous customer: nothing that needs consent or a segment, nothing mandatory
     assert {a["action_id"] for a in body["actions"]} <= {"email-capture", "crosssell-consent-request"}
@@ -79,7 +79,7 @@ async def test_redis_gone_decide_degrades_and_writes_are_503(make_client: AppFac
         await put_customer(client, "c-1", CROSSSELL_MOBILE)
         assert (await decide(client, "c-1"))["degraded"] is False
         server.stop()
-        with caplog.at_level(logging.WARNING, logger="nba.decide"):
+        with caplog.at_level(logging.WARNING, logger="nba.decision.decider"):
             body = await decide(client, "c-1")
             assert (await decide(client, "c-2"))["degraded"] is True
         assert body["degraded"] is True

@@ -12,9 +12,9 @@ import pytest
 from redis.asyncio import Redis
 
 from nba.app import redis_client
-from nba.erasure import DiskRewrite
+from nba.customers.erasure import DiskRewrite
 from nba.metrics import Metrics
-from nba.redis_server import RedisServer
+from nba.runtime.embedded_redis import RedisServer
 from nba.store import keys
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, send_events
 from tests.conftest import AppFactory, learn, learner

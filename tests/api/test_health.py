@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from nba.http.routes import SUPERVISION, TASKS
-from nba.supervision import REDIS_DOWN_GRACE, Backoff, Supervision
+from nba.runtime.supervision import REDIS_DOWN_GRACE, Backoff, Supervision
 from tests.api.helpers import Client, problem
 
 

@@ -15,7 +15,7 @@ from nba.app import create_app, redis_client
 from nba.http.body import BodyLimits
 from nba.http.routes import GUARD
 from nba.http.server import ConnectionGuard, listen, serve
-from nba.rulebook import Rulebook
+from nba.rules.rulebook import Rulebook
 from tests.api.helpers import Client, problem
 from tests.conftest import Clock
 

@@ -10,10 +10,10 @@ import numpy as np
 import orjson
 from redis.asyncio import Redis
 
-from nba.decide import control_bucket
-from nba.features import encode
+from nba.decision.decider import control_bucket
 from nba.http.routes import STORE
-from nba.rulebook import load_rulebook
+from nba.learning.features import encode
+from nba.rules.rulebook import load_rulebook
 from nba.store import keys
 from nba.store.redis import INBOX_WAIT_MAX
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, send_events

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
-from nba.redis_server import RedisServer
+from nba.runtime.embedded_redis import RedisServer
 from nba.store.multiplex import Multiplexer
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, send_events
 

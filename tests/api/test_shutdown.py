@@ -7,10 +7,10 @@ import asyncio
 import pytest
 
 from nba.app import redis_client
-from nba.learner import Learner
+from nba.learning.learner import Learner
 from nba.live import Live
 from nba.metrics import Metrics
-from nba.rulebook import Rulebook
+from nba.rules.rulebook import Rulebook
 from nba.store.redis import Store
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nba.app import redis_client
-from nba.redis_server import RedisServer, free_port
+from nba.runtime.embedded_redis import RedisServer, free_port
 from nba.store import keys
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, send_events
 from tests.conftest import AppFactory

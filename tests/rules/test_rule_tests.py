@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from nba.cli import rules_test
-from nba.rule_tests import run_all, uncovered
-from nba.rulebook import Rulebook, load_rulebook
+from nba.evaluation.rule_tests import run_all, uncovered
+from nba.rules.rulebook import Rulebook, load_rulebook
 from tests.conftest import RULES
 
 

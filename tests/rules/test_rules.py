@@ -11,7 +11,7 @@ import pytest
 from nba.cli import rules_check
 from nba.errors import RulesInvalid
 from nba.live import directory_fingerprint
-from nba.rulebook import Rulebook, load_rulebook, rules_files
+from nba.rules.rulebook import Rulebook, load_rulebook, rules_files
 from tests.conftest import RULES
 
 

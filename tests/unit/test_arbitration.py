@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from nba.arbitration import (
+from nba.decision.arbitration import (
     DRAW_BUDGET,
     MIN_DRAWS,
     SAMPLED_MAX,
@@ -20,7 +20,7 @@ from nba.arbitration import (
     random_order,
     top_k,
 )
-from nba.bandit import ModelState
+from nba.learning.bandit import ModelState
 
 
 def _model(alpha: list[float], beta: list[float]) -> ModelState:

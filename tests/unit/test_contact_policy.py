@@ -7,9 +7,9 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from nba import contact_policy as cp
+from nba.decision import contact_policy as cp
 from nba.domain import EVENT_CODE, History
-from nba.rulebook import QuietHours
+from nba.rules.rulebook import QuietHours
 
 DAY = 86400.0
 NOW = 1_000_000_000.0

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nba.contextual import ContextualModel, ContextualStats, accumulate
-from nba.decide import control_bucket
+from nba.decision.decider import control_bucket
 from nba.errors import RulesInvalid
-from nba.evaluation import lift
-from nba.features import Feature, FeatureSpace, encode, pack, unpack
-from nba.rulebook import load_rulebook
+from nba.evaluation.estimators import lift
+from nba.learning.contextual import ContextualModel, ContextualStats, accumulate
+from nba.learning.features import Feature, FeatureSpace, encode, pack, unpack
+from nba.rules.rulebook import load_rulebook
 
 SPACE = FeatureSpace((
     Feature("attribute", "plan", "one_hot", values=("basic", "large")),

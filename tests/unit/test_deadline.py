@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from nba.locks import Deadline
+from nba.concurrency import Deadline
 
 DEADLINE = 0.2
 FOREVER = 60.0  # a wait that never ends in a test's time

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from nba.evaluation import Z95, bootstrap_check, doubly_robust, effective_sample_size, ips, snips
+from nba.evaluation.estimators import Z95, bootstrap_check, doubly_robust, effective_sample_size, ips, snips
 
 P = np.array([0.5, 0.25, 1.0, 0.5])
 PI = np.array([1.0, 0.5, 0.0, 0.5])

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from nba.errors import FieldError, InvalidRequest
 from nba.http import wire
-from nba.rulebook import Rulebook
+from nba.rules.rulebook import Rulebook
 from tests.conftest import NOW
 
 ALLOWED = set(string.ascii_letters + string.digits + "._:@+-")

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from nba.decide import beliefs_for
+from nba.decision.decider import beliefs_for
+from nba.evaluation.replay import replay, report
 from nba.live import build_snapshot
-from nba.offline import replay, report
-from nba.rulebook import Rulebook
+from nba.rules.rulebook import Rulebook
 
 ELIGIBLE = ["broadband-bundle", "tv-addon", "loyalty-gift", "sim-only", "data-upgrade"]
 TRUE_RATE = {"broadband-bundle": 0.30, "tv-addon": 0.05, "loyalty-gift": 0.20, "sim-only": 0.10, "data-upgrade": 0.02}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from nba.reasons import compile_reason, render
-from nba.rulefiles import Reader
+from nba.rules.files import Reader
+from nba.rules.reasons import compile_reason, render
 
 ATTRS = {"plan": "string", "usage_gb": "number", "products": "list", "consents": "flags", "open_complaint": "boolean"}
 

@@ -22,9 +22,9 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from nba.redis_server import RedisServer
+from nba.runtime.embedded_redis import RedisServer
 
-log = logging.getLogger("nba.supervision")
+log = logging.getLogger(__name__)
 
 FIRST_PAUSE = 1.0
 LONGEST_PAUSE = 30.0

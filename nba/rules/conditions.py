@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from nba.rulefiles import Node, Reader, suggest
+from nba.rules.files import Node, Reader, suggest
 
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists"]
 OPS: tuple[Op, ...] = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists")

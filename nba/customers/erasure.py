@@ -19,11 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from nba.locks import stop_if_cancelled
+from nba.concurrency import stop_if_cancelled
 from nba.metrics import Metrics
 from nba.store.redis import Store
 
-log = logging.getLogger("nba.erasure")
+log = logging.getLogger(__name__)
 CHECK_SECONDS = 10.0  # how often each process looks for an erasure the files may still hold
 
 

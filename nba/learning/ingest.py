@@ -1,5 +1,5 @@
 """Event ingestion: one path for HTTP and replay. A validated batch goes to the learner's inbox and to
-the customers' histories (atomically per customer); the learner (nba/learner.py) moves the model."""
+the customers' histories (atomically per customer); the learner (learning/learner.py) moves the model."""
 
 from __future__ import annotations
 

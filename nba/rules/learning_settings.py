@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from nba.conditions import AttributeType
 from nba.domain import EVENT_CODE, EVENT_TYPES
-from nba.features import Feature, FeatureSpace, Source
-from nba.rulefiles import Node, Reader, suggest
+from nba.learning.features import Feature, FeatureSpace, Source
+from nba.rules.conditions import AttributeType
+from nba.rules.files import Node, Reader, suggest
 
 Model = Literal["thompson", "contextual"]
 MODELS: tuple[Model, ...] = ("thompson", "contextual")

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from nba.conditions import Facts, evaluate
 from nba.domain import BoolArray
-from nba.rulebook import Rulebook
+from nba.rules.conditions import Facts, evaluate
+from nba.rules.rulebook import Rulebook
 
 _EMPTY: Mapping[str, Any] = {}
 

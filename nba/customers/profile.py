@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nba.errors import FieldError
-from nba.rulebook import Rulebook
+from nba.rules.rulebook import Rulebook
 
 MAX_STRING = 1000
 MAX_LIST = 100

@@ -12,8 +12,8 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
-from nba.conditions import AttributeType, lookup
-from nba.rulefiles import Reader, suggest
+from nba.rules.conditions import AttributeType, lookup
+from nba.rules.files import Reader, suggest
 
 Template = tuple[tuple[str, tuple[str, ...] | None], ...]
 

@@ -31,14 +31,14 @@ from dataclasses import dataclass
 import numpy as np
 from redis.exceptions import RedisError
 
-from nba.contextual import accumulate
-from nba.features import unpack
+from nba.concurrency import stop_if_cancelled
+from nba.learning.contextual import accumulate
+from nba.learning.features import unpack
 from nba.live import Live
-from nba.locks import stop_if_cancelled
 from nba.metrics import Metrics
 from nba.store.redis import Store
 
-log = logging.getLogger("nba.learner")
+log = logging.getLogger(__name__)
 
 LEASE_MS = 10_000
 BATCH = 2000
@@ -47,7 +47,7 @@ IDLE_SECONDS = 1.0  # the longest one blocking wait for the inbox; the lease is 
 
 @dataclass(frozen=True)
 class Meta:
-    """What a decision record says about one returned action (written by decide.rank)."""
+    """What a decision record says about one returned action (written by decision.decider.rank)."""
 
     channel: str
     segment_key: str

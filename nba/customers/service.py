@@ -10,12 +10,13 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from nba import profile, segments
+from nba.concurrency import KeyedLocks
+from nba.customers import profile
+from nba.decision import segments
 from nba.domain import EVENT_TYPES
 from nba.errors import InvalidRequest, NotFound, Unavailable
 from nba.live import Live
-from nba.locks import KeyedLocks
-from nba.rulebook import Rulebook
+from nba.rules.rulebook import Rulebook
 from nba.store import history
 from nba.store.keys import HISTORY_TTL
 from nba.store.redis import Store

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nba.conditions import Combine, Condition, Facts, InSegment, Leaf, evaluate_leaf
 from nba.domain import BoolArray, FloatArray, IntArray
+from nba.rules.conditions import Combine, Condition, Facts, InSegment, Leaf, evaluate_leaf
 
 _TRUE = 0  # value slot 0 always holds True
 MEMO_SIZE = 4096  # distinct leaf-value combinations remembered per rule set (1,000 actions: 4 MB)

@@ -19,8 +19,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import numpy.typing as npt
 
-from nba import contact_policy
-from nba.conditions import (
+from nba.decision import contact_policy
+from nba.decision.contact_policy import CapTable
+from nba.decision.eligibility import Program, compile_program
+from nba.domain import EVENT_CODE, EVENT_TYPES, BoolArray, FloatArray, IntArray
+from nba.errors import RuleProblem, RulesInvalid
+from nba.rules.conditions import (
     ALWAYS,
     ATTRIBUTE_TYPES,
     AttributeType,
@@ -33,14 +37,10 @@ from nba.conditions import (
     segment_refs,
     uses_context,
 )
-from nba.conditions import DaysSince as _DaysSince
-from nba.contact_policy import CapTable
-from nba.domain import EVENT_CODE, EVENT_TYPES, BoolArray, FloatArray, IntArray
-from nba.eligibility import Program, compile_program
-from nba.errors import RuleProblem, RulesInvalid
-from nba.learning import Learning, parse_learning
-from nba.reasons import Template, compile_reason
-from nba.rulefiles import Node, Reader, load_yaml, plain, suggest
+from nba.rules.conditions import DaysSince as _DaysSince
+from nba.rules.files import Node, Reader, load_yaml, plain, suggest
+from nba.rules.learning_settings import Learning, parse_learning
+from nba.rules.reasons import Template, compile_reason
 
 FOREVER = 4102444800.0  # 2100-01-01, "no end date"
 MAX_ACTIONS = 10_000

@@ -21,22 +21,23 @@ import numpy as np
 import orjson
 from redis.exceptions import RedisError
 
-from nba import arbitration, contact_policy, eligibility, features, segments
-from nba.conditions import Facts, first_failure
+from nba.concurrency import Deadline, KeyedLocks
+from nba.decision import arbitration, contact_policy, eligibility, segments
 from nba.domain import EVENT_CODE, BoolArray, DecideRequest, Decision, FloatArray, History, IntArray, RankedAction
 from nba.errors import StoredDataUnreadable, Unavailable
-from nba.learner import Meta
+from nba.learning import features
+from nba.learning.learner import Meta
 from nba.live import Live, Snapshot
-from nba.locks import Deadline, KeyedLocks
 from nba.metrics import Metrics
-from nba.reasons import render
-from nba.rulebook import Rulebook
+from nba.rules.conditions import Facts, first_failure
+from nba.rules.reasons import render
+from nba.rules.rulebook import Rulebook
 from nba.store.history import newest_first
 from nba.store.redis import CustomerSnapshot, Recorded, Store
 
 RECORD_ATTEMPTS = 10
 DEGRADED_LOG_SECONDS = 10.0
-log = logging.getLogger("nba.decide")
+log = logging.getLogger(__name__)
 
 
 # A returned action counts as an impression (a reservation) until its impression arrives or this long.
@@ -297,7 +298,7 @@ class Decider:
         # shared connection). A decision stopped while waiting to read records nothing; one stopped while
         # its record script is on the way may still be recorded (Redis cannot take it back), exactly as if
         # the answer had been lost in transit: its reservations expire, its actions earn nothing. Time this
-        # process itself was stalled is given back (locks.Deadline): the reply may be waiting unread.
+        # process itself was stalled is given back (concurrency.Deadline): the reply may be waiting unread.
         try:
             async with Deadline(self.deadline, on_stall=self.metrics.decision_stalls.inc):
                 return await self._decide(req)
