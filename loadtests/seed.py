@@ -78,7 +78,7 @@ async def seed(url: str, rules: Path, customers: int, concurrency: int, seed_: i
     await live.publish(rules)
     people = Customers(live, store, time.time)
     ingest = EventIngest(store, metrics)
-    learner = Learner(live, store, metrics)
+    learner = Learner(lambda: live.snapshot.rulebook, store, metrics)
     action_ids = [a.id for a in rulebook.actions if a.id != "no-action"]
     await client.config_set("maxmemory-policy", "noeviction")
     before = int((await client.info("memory"))["used_memory"])

@@ -39,7 +39,8 @@ import yaml
 
 from loadtests.procs import proc_cpu
 from nba.concurrency import run_bounded
-from nba.learning.features import FeatureSpace, encode
+from nba.learning.features import encode
+from nba.rules.features import FeatureSpace
 from nba.rules.rulebook import load_rulebook
 from nba.runtime.embedded_redis import RedisServer, free_port
 

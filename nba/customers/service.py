@@ -11,11 +11,11 @@ from functools import partial
 from typing import Any
 
 from nba.concurrency import KeyedLocks
-from nba.customers import profile
 from nba.decision import segments
 from nba.domain import EVENT_TYPES
 from nba.errors import InvalidRequest, NotFound, Unavailable
 from nba.live import Live
+from nba.rules import profile
 from nba.rules.rulebook import Rulebook
 from nba.store import history
 from nba.store.keys import HISTORY_TTL

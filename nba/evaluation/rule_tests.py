@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from nba.customers import profile as profile_rules
 from nba.decision import segments
 from nba.decision.decider import rank
 from nba.domain import EVENT_TYPES, DecideRequest
 from nba.errors import RuleProblem
 from nba.live import build_snapshot
+from nba.rules import profile as profile_rules
 from nba.rules.files import Node, Reader, load_yaml, plain, suggest
 from nba.rules.rulebook import Rulebook
 from nba.store.history import pack

@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 
 from nba import __version__
-from nba.customers import profile as profiles
 from nba.domain import EVENT_TYPES
 from nba.http import wire
+from nba.rules import profile as profiles
 from nba.rules.rulebook import Rulebook
 
 # `$` is the end of the text in the ECMA regular expressions of JSON Schema (not before a final newline)

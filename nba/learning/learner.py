@@ -26,6 +26,7 @@ import logging
 import secrets
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,8 +35,8 @@ from redis.exceptions import RedisError
 from nba.concurrency import stop_if_cancelled
 from nba.learning.contextual import accumulate
 from nba.learning.features import unpack
-from nba.live import Live
 from nba.metrics import Metrics
+from nba.rules.rulebook import Rulebook
 from nba.store.redis import Store
 
 log = logging.getLogger(__name__)
@@ -68,9 +69,9 @@ class Meta:
 
 
 class Learner:
-    def __init__(self, live: Live, store: Store, metrics: Metrics, *, batch: int = BATCH,
+    def __init__(self, rules: Callable[[], Rulebook], store: Store, metrics: Metrics, *, batch: int = BATCH,
                  lease_ms: int = LEASE_MS, idle: float = IDLE_SECONDS):
-        self.live = live
+        self.rules = rules  # the rule set in use now (rewards, features, action ids)
         self.store = store
         self.metrics = metrics
         self.batch = batch
@@ -115,7 +116,7 @@ class Learner:
         if batch.last is None:
             return 0
         entries = batch.entries
-        rb = self.live.snapshot.rulebook
+        rb = self.rules()
         learning = rb.learning
         space = learning.features
         rewards = {(ch, etype): r for ch in rb.channels for etype, r in learning.for_channel(ch).rewards.items()}

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from nba.domain import EVENT_CODE, EVENT_TYPES
-from nba.learning.features import Feature, FeatureSpace, Source
 from nba.rules.conditions import AttributeType
+from nba.rules.features import Feature, FeatureSpace, Source
 from nba.rules.files import Node, Reader, suggest
 
 Model = Literal["thompson", "contextual"]

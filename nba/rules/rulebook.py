@@ -19,11 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import numpy.typing as npt
 
-from nba.decision import contact_policy
-from nba.decision.contact_policy import CapTable
-from nba.decision.eligibility import Program, compile_program
 from nba.domain import EVENT_CODE, EVENT_TYPES, BoolArray, FloatArray, IntArray
 from nba.errors import RuleProblem, RulesInvalid
+from nba.rules import caps as cap_rows
+from nba.rules.caps import CapTable
 from nba.rules.conditions import (
     ALWAYS,
     ATTRIBUTE_TYPES,
@@ -40,6 +39,7 @@ from nba.rules.conditions import (
 from nba.rules.conditions import DaysSince as _DaysSince
 from nba.rules.files import Node, Reader, load_yaml, plain, suggest
 from nba.rules.learning_settings import Learning, parse_learning
+from nba.rules.program import Program, compile_program
 from nba.rules.reasons import Template, compile_reason
 
 FOREVER = 4102444800.0  # 2100-01-01, "no end date"
@@ -589,13 +589,13 @@ def _limit(r: Reader, node: Node, path: str, action: int | None, groups: tuple[s
         event = None
     maximum = r.integer(max_node, f"{path}.max", min_value=1) if max_node is not None else 1
     window = r.duration(window_node, f"{path}.per") if window_node is not None else None
-    scope, target = contact_policy.ACTION, action if action is not None else 0
+    scope, target = cap_rows.ACTION, action if action is not None else 0
     if action is None:
-        scope = contact_policy.TOTAL
+        scope = cap_rows.TOTAL
         if "group" in m and "channel" in m:
             r.problem(path, "takes group or channel, not both", node.line)
             return []
-        for key, names, sc in (("group", groups, contact_policy.GROUP), ("channel", channels, contact_policy.CHANNEL)):
+        for key, names, sc in (("group", groups, cap_rows.GROUP), ("channel", channels, cap_rows.CHANNEL)):
             if key in m:
                 name = r.text(m[key], f"{path}.{key}")
                 if name not in names:

@@ -8,7 +8,6 @@ import pytest
 
 from nba.app import redis_client
 from nba.learning.learner import Learner
-from nba.live import Live
 from nba.metrics import Metrics
 from nba.rules.rulebook import Rulebook
 from nba.store.redis import Store
@@ -18,7 +17,7 @@ async def test_the_learner_loop_stops_when_its_cancellation_comes_back_as_a_time
                                                                                     rulebook: Rulebook) -> None:
     store = Store(redis_client(redis_url, 5.0))
     metrics = Metrics()
-    learner = Learner(Live(rulebook, store, metrics), store, metrics)
+    learner = Learner(lambda: rulebook, store, metrics)
     entered = asyncio.Event()
 
     async def step() -> int:

@@ -9,6 +9,7 @@ import pytest
 
 from nba.decision import contact_policy as cp
 from nba.domain import EVENT_CODE, History
+from nba.rules import caps as cap_rows
 from nba.rules.rulebook import QuietHours
 
 DAY = 86400.0
@@ -25,7 +26,7 @@ def _history(rows: list[tuple[float, int, int, int]]) -> History:
     return History(np.array(ts, float), np.array(ev), np.array(act), np.array(ch))
 
 
-def _blocked(caps: cp.CapTable, history: History, channel: int = 0,
+def _blocked(caps: cap_rows.CapTable, history: History, channel: int = 0,
              mandatory: np.ndarray = NO_MANDATORY) -> list[bool]:
     counts = cp.counts(caps, history, NOW, GROUP_OF)
     result: list[bool] = cp.blocked(caps, counts, channel, GROUP_OF, mandatory, 2).tolist()
@@ -34,7 +35,7 @@ def _blocked(caps: cp.CapTable, history: History, channel: int = 0,
 
 @pytest.mark.parametrize(("shown", "blocked"), [(2, False), (3, True), (4, True)])
 def test_action_cap_at_n_minus_1_n_n_plus_1(shown: int, blocked: bool) -> None:
-    caps = cp.CapTable.build([(cp.ACTION, 0, IMP, 7 * DAY, 3, "a")])
+    caps = cap_rows.CapTable.build([(cap_rows.ACTION, 0, IMP, 7 * DAY, 3, "a")])
     history = _history([(NOW - i * DAY, IMP, 0, 0) for i in range(shown)])
     assert _blocked(caps, history) == [blocked, False, False]
 
@@ -42,40 +43,40 @@ def test_action_cap_at_n_minus_1_n_n_plus_1(shown: int, blocked: bool) -> None:
 @pytest.mark.parametrize(("age", "blocked"), [(7 * DAY - 1, True), (7 * DAY, False), (7 * DAY + 1, False)])
 def test_window_edges(age: float, blocked: bool) -> None:
     """An event exactly one window old has left the window."""
-    caps = cp.CapTable.build([(cp.ACTION, 0, IMP, 7 * DAY, 1, "a")])
+    caps = cap_rows.CapTable.build([(cap_rows.ACTION, 0, IMP, 7 * DAY, 1, "a")])
     assert _blocked(caps, _history([(NOW - age, IMP, 0, 0)]))[0] is blocked
 
 
 def test_suppression_after_reject_counts_only_rejects() -> None:
-    caps = cp.CapTable.build([(cp.ACTION, 1, REJ, 30 * DAY, 1, "after reject")])
+    caps = cap_rows.CapTable.build([(cap_rows.ACTION, 1, REJ, 30 * DAY, 1, "after reject")])
     assert _blocked(caps, _history([(NOW - DAY, IMP, 1, 0)] * 5)) == [False, False, False]
     assert _blocked(caps, _history([(NOW - DAY, REJ, 1, 0)])) == [False, True, False]
 
 
 def test_group_channel_and_total_caps() -> None:
-    group = cp.CapTable.build([(cp.GROUP, 0, IMP, DAY, 2, "g")])
+    group = cap_rows.CapTable.build([(cap_rows.GROUP, 0, IMP, DAY, 2, "g")])
     history = _history([(NOW - 10, IMP, 0, 0), (NOW - 20, IMP, 1, 0)])
     assert _blocked(group, history) == [True, True, False]
-    channel = cp.CapTable.build([(cp.CHANNEL, 1, IMP, DAY, 1, "email")])
+    channel = cap_rows.CapTable.build([(cap_rows.CHANNEL, 1, IMP, DAY, 1, "email")])
     on_email = _history([(NOW - 10, IMP, 2, 1)])
     assert _blocked(channel, on_email, channel=1) == [True, True, True]
     assert _blocked(channel, on_email, channel=0) == [False, False, False]
-    total = cp.CapTable.build([(cp.TOTAL, 0, IMP, DAY, 2, "t")])
+    total = cap_rows.CapTable.build([(cap_rows.TOTAL, 0, IMP, DAY, 2, "t")])
     assert _blocked(total, history) == [True, True, True]
 
 
 def test_mandatory_actions_bypass_caps_and_unknown_actions_count_only_in_totals() -> None:
-    caps = cp.CapTable.build([(cp.TOTAL, 0, IMP, DAY, 1, "t")])
+    caps = cap_rows.CapTable.build([(cap_rows.TOTAL, 0, IMP, DAY, 1, "t")])
     history = _history([(NOW - 10, IMP, -1, -1)])  # an action no longer in the rules
     assert _blocked(caps, history, mandatory=np.array([False, False, True])) == [True, True, False]
     # nor in any action's or group's count (the last action's group, 1, included)
-    for scope, target in ((cp.ACTION, 2), (cp.GROUP, 1), (cp.GROUP, 0)):
-        one = cp.CapTable.build([(scope, target, IMP, DAY, 1, "x")])
+    for scope, target in ((cap_rows.ACTION, 2), (cap_rows.GROUP, 1), (cap_rows.GROUP, 0)):
+        one = cap_rows.CapTable.build([(scope, target, IMP, DAY, 1, "x")])
         assert cp.counts(one, history, NOW, GROUP_OF).tolist() == [0]
 
 
 def test_reasons_name_the_binding_cap() -> None:
-    caps = cp.CapTable.build([(cp.ACTION, 0, IMP, 7 * DAY, 2, "actions/x.yaml: limits[0]")])
+    caps = cap_rows.CapTable.build([(cap_rows.ACTION, 0, IMP, 7 * DAY, 2, "actions/x.yaml: limits[0]")])
     history = _history([(NOW - 10, IMP, 0, 0), (NOW - 20, IMP, 0, 0)])
     counts = cp.counts(caps, history, NOW, GROUP_OF)
     assert cp.reasons(caps, counts, 0, GROUP_OF, NO_MANDATORY) == {
@@ -104,10 +105,11 @@ def test_counts_agree_with_counting_each_row_by_its_definition() -> None:
         rows = []
         for i in range(int(rng.integers(1, 60))):
             scope = int(rng.integers(0, 4))
-            target = {cp.ACTION: n_actions, cp.GROUP: n_groups, cp.CHANNEL: n_channels, cp.TOTAL: 1}[scope]
+            target = {cap_rows.ACTION: n_actions, cap_rows.GROUP: n_groups, cap_rows.CHANNEL: n_channels,
+                      cap_rows.TOTAL: 1}[scope]
             rows.append((scope, int(rng.integers(0, target)), int(rng.choice(events)),
                          float(rng.choice([DAY, 7 * DAY, 30 * DAY])), int(rng.integers(1, 4)), f"r{i}"))
-        caps = cp.CapTable.build(rows)
+        caps = cap_rows.CapTable.build(rows)
         n = int(rng.integers(0, 30))
         history = _history([(NOW - float(rng.uniform(0, 40 * DAY)), int(rng.choice(events)),
                              int(rng.integers(-1, n_actions)), int(rng.integers(-1, n_channels))) for _ in range(n)])
@@ -115,7 +117,8 @@ def test_counts_agree_with_counting_each_row_by_its_definition() -> None:
         for scope, target, event, window, _, _ in rows:
             count = 0
             for ts, ev, act, ch in zip(history.ts, history.event, history.action, history.channel, strict=True):
-                of = {cp.ACTION: act, cp.GROUP: group_of[act] if act >= 0 else -1, cp.CHANNEL: ch, cp.TOTAL: 0}
+                of = {cap_rows.ACTION: act, cap_rows.GROUP: group_of[act] if act >= 0 else -1, cap_rows.CHANNEL: ch,
+                      cap_rows.TOTAL: 0}
                 count += int(ev == event and ts > NOW - window and of[scope] == target)
             expected.append(count)
         assert cp.counts(caps, history, NOW, group_of).tolist() == expected

@@ -13,7 +13,8 @@ from nba.decision.decider import control_bucket
 from nba.errors import RulesInvalid
 from nba.evaluation.estimators import lift
 from nba.learning.contextual import ContextualModel, ContextualStats, accumulate
-from nba.learning.features import Feature, FeatureSpace, encode, pack, unpack
+from nba.learning.features import encode, pack, unpack
+from nba.rules.features import Feature, FeatureSpace
 from nba.rules.rulebook import load_rulebook
 
 SPACE = FeatureSpace((

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nba.decision.eligibility import compile_program, eligible
+from nba.decision.eligibility import eligible
 from nba.rules.conditions import Combine, Condition, Facts, FieldTest, InSegment, check_value, evaluate
+from nba.rules.program import compile_program
 
 SEGMENTS = [f"s{i}" for i in range(8)]
 
@@ -66,6 +67,6 @@ def test_results_are_remembered_per_leaf_values_and_the_memory_is_bounded(monkey
     assert program.run(seg, Facts({"x": 9}, {}, {"s0"}, 0.0)) is first  # same leaf values: remembered
     assert not first.flags.writeable  # shared, so nobody may change it
     assert program.run(seg, Facts({"x": 1}, {}, {"s0"}, 0.0)).tolist() == [True, False, False]
-    monkeypatch.setattr("nba.decision.eligibility.MEMO_SIZE", 2)
+    monkeypatch.setattr("nba.rules.program.MEMO_SIZE", 2)
     program.run(seg, Facts({"x": 7}, {}, {"s0"}, 0.0))
     assert len(program._memo) <= 2
