@@ -21,9 +21,9 @@ from loadtests.gen_rules import generate
 from nba.customers.demo import demo_population
 from nba.decision import segments
 from nba.decision.arbitration import Tally
-from nba.decision.decider import rank
+from nba.decision.rank import rank
 from nba.domain import DecideRequest
-from nba.live import build_snapshot
+from nba.learning.snapshot import build_snapshot
 from nba.rules.rulebook import Rulebook, load_rulebook
 from nba.store.history import pack
 from nba.store.redis import CustomerSnapshot, ModelData

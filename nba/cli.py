@@ -192,7 +192,7 @@ async def evaluate_logs(settings: Settings, args: argparse.Namespace) -> int:
     import orjson
 
     from nba.evaluation.replay import replay, report
-    from nba.live import build_snapshot
+    from nba.learning.snapshot import build_snapshot
 
     rules_dir = args.rules or settings.rules_dir
     try:

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from nba.decision.arbitration import contenders
-from nba.decision.decider import beliefs_for
+from nba.decision.beliefs import beliefs_for
 from nba.domain import FloatArray
 from nba.evaluation.estimators import Estimate, doubly_robust, effective_sample_size, ips, snips
 from nba.learning.features import unpack
-from nba.live import Snapshot
+from nba.learning.snapshot import Snapshot
 
 
 @dataclass(frozen=True)

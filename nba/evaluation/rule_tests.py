@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from nba.decision import segments
-from nba.decision.decider import rank
+from nba.decision.rank import rank
 from nba.domain import EVENT_TYPES, DecideRequest
 from nba.errors import RuleProblem
-from nba.live import build_snapshot
+from nba.learning.snapshot import build_snapshot
 from nba.rules import profile as profile_rules
 from nba.rules.files import Node, Reader, load_yaml, plain, suggest
 from nba.rules.rulebook import Rulebook

@@ -27,7 +27,6 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from redis.exceptions import RedisError
@@ -35,6 +34,7 @@ from redis.exceptions import RedisError
 from nba.concurrency import stop_if_cancelled
 from nba.learning.contextual import accumulate
 from nba.learning.features import unpack
+from nba.learning.record import Meta
 from nba.metrics import Metrics
 from nba.rules.rulebook import Rulebook
 from nba.store.redis import Store
@@ -44,28 +44,6 @@ log = logging.getLogger(__name__)
 LEASE_MS = 10_000
 BATCH = 2000
 IDLE_SECONDS = 1.0  # the longest one blocking wait for the inbox; the lease is renewed between waits
-
-
-@dataclass(frozen=True)
-class Meta:
-    """What a decision record says about one returned action (written by decision.decider.rank)."""
-
-    channel: str
-    segment_key: str
-    arm: str
-    deadline_ms: int
-    signature: str
-    features: str
-
-    def text(self) -> str:
-        """As RECORD_DECISION stores it and CREDIT_EVENTS / APPLY_EVENTS read the channel and deadline."""
-        return f"{self.channel}|{self.segment_key}|{self.arm}|{self.deadline_ms}|{self.signature}|{self.features}"
-
-    @staticmethod
-    def parse(text: str) -> Meta:
-        """ValueError when `text` is not a meta nba wrote."""
-        channel, key, arm, deadline, signature, features = text.split("|", 5)
-        return Meta(channel, key, arm, int(deadline), signature, features)
 
 
 class Learner:

@@ -6,7 +6,7 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from nba.decision.decider import RESERVATION_SECONDS
+from nba.decision.rank import RESERVATION_SECONDS
 from nba.store import history, keys
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, send_events
 from tests.conftest import AppFactory, Clock

@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 from redis.asyncio import Redis
 
-from nba.decision.decider import control_bucket
+from nba.decision.rank import control_bucket
 from nba.http.routes import STORE
 from nba.learning.features import encode
 from nba.rules.rulebook import load_rulebook

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from nba.live import Live, read_rules, safe_rule_path
+from nba.live import Live
+from nba.rules.directory import read_rules, safe_rule_path
 from nba.store import keys
 from tests.api.helpers import Client
 from tests.conftest import RULES, AppFactory, live

@@ -10,7 +10,7 @@ import pytest
 
 from nba.cli import rules_check
 from nba.errors import RulesInvalid
-from nba.live import directory_fingerprint
+from nba.rules.directory import directory_fingerprint
 from nba.rules.rulebook import Rulebook, load_rulebook, rules_files
 from tests.conftest import RULES
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nba.decision.decider import control_bucket
+from nba.decision.rank import control_bucket
 from nba.errors import RulesInvalid
 from nba.evaluation.estimators import lift
 from nba.learning.contextual import ContextualModel, ContextualStats, accumulate

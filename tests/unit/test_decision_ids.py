@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from nba.decision.decider import new_decision_id
+from nba.decision.ids import new_decision_id
 
 
 def test_ids_sort_by_time_and_do_not_repeat() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nba.decision.decider import beliefs_for
+from nba.decision.beliefs import beliefs_for
 from nba.evaluation.replay import replay, report
-from nba.live import build_snapshot
+from nba.learning.snapshot import build_snapshot
 from nba.rules.rulebook import Rulebook
 
 ELIGIBLE = ["broadband-bundle", "tv-addon", "loyalty-gift", "sim-only", "data-upgrade"]

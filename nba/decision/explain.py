@@ -1,0 +1,87 @@
+"""Why each action was or was not proposed: the stage that removed it (channel, validity, pause, the
+channel gate, the eligibility layer and condition that failed, the contact cap, the per-contact limit) or
+its score components. Built only when a request asks for it (`explain: true`): a Python loop over the
+actions, off the hot path."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nba.decision import contact_policy
+from nba.decision.beliefs import beliefs_for
+from nba.domain import FloatArray
+from nba.learning.snapshot import Snapshot
+from nba.rules.conditions import Facts, first_failure
+from nba.rules.rulebook import Action, Rulebook
+
+if TYPE_CHECKING:  # the stage values are rank.py's; rank imports this module
+    from nba.decision.rank import Order, Screen, Who
+
+
+def explain(snap: Snapshot, person: Who, gates: Screen, ordering: Order) -> list[dict[str, Any]]:
+    """Per action of the rule set: the stage that removed it, or its score components."""
+    rb = snap.rulebook
+    cap_reasons = contact_policy.reasons(rb.caps, gates.row_counts, gates.channel, rb.group_of, rb.mandatory)
+    means = beliefs_for(snap, ordering.model, 0.0, np.arange(len(rb.actions)), person.key, ordering.x).mean
+    out: list[dict[str, Any]] = []
+    for i, action in enumerate(rb.actions):
+        item: dict[str, Any] = {"action_id": action.id, "rule": action.file, "eligible": bool(gates.eligible[i])}
+        item |= _removed(rb, i, action, person, gates, cap_reasons) or _scored(snap, i, action, person, ordering,
+                                                                                means)
+        out.append(item)
+    return out
+
+
+def _removed(rb: Rulebook, i: int, action: Action, person: Who, gates: Screen,
+             cap_reasons: dict[int, str]) -> dict[str, str] | None:
+    """The stage that removed action `i` before ranking, in the order the stages run; None if none did."""
+    now = person.facts.now
+    if not rb.channel_ok[i, gates.channel]:
+        return {"stage": "channel", "reason": f"not offered on {list(rb.channels)[gates.channel]}"}
+    if not rb.active_from[i] <= now < rb.active_until[i]:
+        return {"stage": "validity", "reason": "outside its active dates"}
+    if rb.weight[i] <= 0:
+        return {"stage": "paused", "reason": "weight is 0"}
+    if gates.gate is not None:
+        return {"stage": gates.gate[0], "reason": gates.gate[1]}
+    if not gates.eligible[i]:
+        return _failed_layer(action, person.facts)
+    if gates.capped[i]:
+        return {"stage": "contact_policy", "reason": cap_reasons.get(i, "capped")}
+    if gates.contact_full and rb.contact is not None:
+        return {"stage": "contact_limit",
+                "reason": f"policy.yaml: contact: this contact already had {rb.contact.max_actions} actions"}
+    return None
+
+
+def _scored(snap: Snapshot, i: int, action: Action, person: Who, ordering: Order,
+            means: FloatArray) -> dict[str, Any]:
+    """A candidate's score components, and where arbitration left it."""
+    rb, model, key, ranking = snap.rulebook, snap.model, person.key, ordering.ranking
+    components = {"propensity": float(means[i]), "model": ordering.model, "value": float(rb.value[i]),
+                  "weight": float(rb.weight[i]), "segment_key": rb.learning.keys[key],
+                  "trials": float(model.trials[i, key]), "rewards": float(model.rewards[i, key])}
+    placed = np.flatnonzero(ranking.actions == i)
+    if placed.size:
+        r = int(placed[0])
+        components |= {"draw": float(ranking.draw[r]), "score": float(ranking.score[r])}
+        return {"stage": "ranked", "rank": r + 1, "components": components}
+    if action.kind == "no_action":
+        reason = "do-nothing threshold, never shown itself"
+        return {"stage": "threshold", "reason": reason, "components": components}
+    if i not in ranking.contenders:
+        reason = "cannot reach the top with meaningful probability"
+    else:
+        reason = "ranked below the limit or the do-nothing threshold"
+    return {"stage": "arbitration", "reason": reason, "components": components}
+
+
+def _failed_layer(action: Action, facts: Facts) -> dict[str, str]:
+    for stage, source, cond in action.layers:
+        file, _, key = source.partition(": ")
+        why = first_failure(cond, facts, key)
+        if why is not None:
+            return {"stage": stage, "reason": why, "rule": file}
+    return {"stage": "eligibility", "reason": "not eligible"}

@@ -1,0 +1,208 @@
+"""Ranking one decision, as named stages over every action at once (pure: snapshot, customer data,
+request, time and rng in; decision out). docs/architecture.md draws the pipeline.
+
+    who      the customer's segments, facts and learning key
+    screen   channel gate (consent, quiet hours), eligibility, contact caps, the per-contact limit
+    order    the model's ordering (or the control group's), with the probability of each placement
+    rank     the decision, its record for the decision log and the meta the learner credits answers with
+
+`Decider.decide` (decider.py) adds the one Redis read before it and the one write after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nba.decision import arbitration, contact_policy, eligibility, explain, segments
+from nba.decision.beliefs import beliefs_for
+from nba.domain import EVENT_CODE, BoolArray, DecideRequest, Decision, FloatArray, History, IntArray, RankedAction
+from nba.learning import features
+from nba.learning.record import Meta, decision_record
+from nba.learning.snapshot import Snapshot
+from nba.rules.conditions import Facts
+from nba.rules.reasons import render
+from nba.rules.rulebook import Channel, Rulebook
+from nba.store.history import newest_first
+from nba.store.redis import CustomerSnapshot
+
+# A returned action counts as an impression (a reservation) until its impression arrives or this long.
+RESERVATION_SECONDS = 1800.0
+_IMPRESSION = EVENT_CODE["impression"]
+
+
+@dataclass(frozen=True)
+class Ranked:
+    decision: Decision
+    record: dict[str, Any]  # what the decision log keeps (learning/record.py)
+    meta: str  # what the learner needs to credit answers to this decision's actions (record.Meta)
+
+
+@dataclass(frozen=True)
+class Who:
+    """The customer as the stages see them."""
+
+    attributes: Mapping[str, Any]
+    member: set[str]  # segments, profile and context
+    segment_mask: BoolArray
+    facts: Facts
+    key: int  # column of the learning model: the first configured key segment they are in
+
+
+@dataclass(frozen=True)
+class Screen:
+    """Which actions survive the gates, and what explain needs to say why the others did not."""
+
+    channel: int
+    gate: tuple[str, str] | None  # (stage, reason) when the channel itself is closed to this customer
+    eligible: BoolArray  # rules, channel, validity, weight (all False behind a closed gate)
+    row_counts: IntArray  # per cap row
+    capped: BoolArray
+    candidates: IntArray
+    limit: int  # the request's limit, lowered by the per-contact limit
+    contact_full: bool  # the per-contact limit leaves nothing
+
+
+@dataclass(frozen=True)
+class Order:
+    """The ordering of the candidates and how it was made."""
+
+    ranking: arbitration.Ranking
+    arm: str  # model | control
+    model: str  # the channel's model
+    x: FloatArray | None  # the customer's feature vector (contextual model)
+    packed: str  # ... as the decision record keeps it
+
+
+def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: float,
+         rng: np.random.Generator, decision_id: str, *, explore: bool = True,
+         tally: arbitration.Tally | None = None, bad: Callable[[str], None] | None = None) -> Ranked:
+    """The decision for `customer`; `bad` is told of history entries that cannot be parsed (skipped)."""
+    rb = snap.rulebook
+    person = who(rb, customer, req, now)
+    gates = screen(rb, person, customer, req, now, bad)
+    ordering = order(snap, person, gates, req, rng, explore, tally)
+    ranking = ordering.ranking
+    ranked = [
+        RankedAction(
+            action_id=rb.actions[a].id, rank=r + 1, group=rb.groups[rb.group_of[a]],
+            score=float(ranking.score[r]), propensity=float(ranking.propensity[r]),
+            probability=float(ranking.probability[r]), value=float(rb.value[a]),
+            content=rb.actions[a].content, reason=render(rb.actions[a].reason_template, person.attributes),
+        )
+        for r, a in enumerate(ranking.actions.tolist())
+    ]
+    key_name = rb.learning.keys[person.key]
+    decision = Decision(
+        decision_id=decision_id, customer_id=req.customer_id, channel=req.channel, actions=ranked,
+        segments=[s.name for s in rb.segments if s.name in person.member], rules_version=rb.version,
+        model_version=snap.model.version,
+        explain=explain.explain(snap, person, gates, ordering) if req.explain else None,
+        context=req.context, contact_id=req.contact_id, segment_key=key_name, ts=now,
+    )
+    space = rb.learning.features
+    record = decision_record(decision, rb.action_ids[gates.candidates].tolist(), ranking.draw.tolist(),
+                             ranking.draws, ordering.arm, ordering.model, ordering.packed, space.signature)
+    window = rb.learning.for_channel(req.channel).attribution_window
+    meta = Meta(req.channel, key_name, ordering.arm, int((now + window) * 1000), space.signature, ordering.packed)
+    return Ranked(decision, record, meta.text())
+
+
+def who(rb: Rulebook, customer: CustomerSnapshot, req: DecideRequest, now: float) -> Who:
+    attrs = customer.attributes or {}
+    member, mask = segments.current(rb, attrs, customer.segments, customer.segments_version, req.context, now)
+    return Who(attrs, member, mask, Facts(attrs, req.context, member, now), segments.segment_key(rb, member))
+
+
+def screen(rb: Rulebook, person: Who, customer: CustomerSnapshot, req: DecideRequest, now: float,
+           bad: Callable[[str], None] | None = None) -> Screen:
+    ch = rb.channel_index[req.channel]
+    mask = eligibility.eligible(rb.program, person.segment_mask, person.facts, rb.channel_ok[:, ch], rb.active_from,
+                                rb.active_until, rb.weight)
+    gate = channel_gate(rb.channels[req.channel], person.attributes, now)
+    if gate is not None:
+        mask = np.zeros_like(mask)
+    history = parse_history(customer.history, rb, now, bad)
+    row_counts = contact_policy.counts(rb.caps, history, now, rb.group_of)
+    capped = contact_policy.blocked(rb.caps, row_counts, ch, rb.group_of, rb.mandatory, len(rb.groups))
+    limit = req.limit
+    if rb.contact is not None and req.contact_id is not None:
+        limit = max(0, min(limit, rb.contact.max_actions - customer.contact_actions))
+    return Screen(ch, gate, mask, row_counts, capped, np.flatnonzero(mask & ~capped), limit,
+                  limit < req.limit and limit == 0)
+
+
+def channel_gate(channel: Channel, attrs: Mapping[str, Any], now: float) -> tuple[str, str] | None:
+    """Nothing goes out on a channel without its consent, nor during its quiet hours."""
+    if channel.consent is not None and _consents(attrs).get(channel.consent) is not True:
+        return "consent", f"no {channel.consent} consent for the {channel.name} channel"
+    q = channel.quiet_hours
+    if q is not None and q.covers(now):
+        return "quiet_hours", (f"quiet hours on {channel.name}: {q.start_minute // 60:02d}:{q.start_minute % 60:02d}"
+                               f"-{q.end_minute // 60:02d}:{q.end_minute % 60:02d} {q.timezone}")
+    return None
+
+
+def order(snap: Snapshot, person: Who, gates: Screen, req: DecideRequest, rng: np.random.Generator,
+          explore: bool, tally: arbitration.Tally | None) -> Order:
+    """The model's ordering of the candidates, or for a customer in the control group, the control's:
+    what the rules alone imply (the priors' means) or a random order."""
+    rb = snap.rulebook
+    learning = rb.learning
+    cl = learning.for_channel(req.channel)
+    space = learning.features
+    x = features.encode(space, person.attributes, req.context, person.member) if space.features else None
+    packed = features.pack(x) if x is not None else ""
+    control = learning.control
+    in_control = control is not None and control.includes(control_bucket(req.customer_id))
+    candidates, limit = gates.candidates, gates.limit
+    if in_control and control is not None and control.ordering == "rules":
+        beliefs = arbitration.Beliefs.beta(rb.prior_alpha[candidates], rb.prior_beta[candidates],
+                                           np.zeros(candidates.shape[0]), np.ones(candidates.shape[0]))
+        ranking = arbitration.arbitrate(candidates, beliefs, rb.lever, rb.no_action, limit, rng, 1, explore=False)
+    else:
+        beliefs = beliefs_for(snap, cl.model, cl.exploration, candidates, person.key, x)
+        if in_control:
+            ranking = arbitration.random_order(candidates, beliefs, rb.lever, rb.no_action, limit, rng)
+        else:
+            ranking = arbitration.arbitrate(candidates, beliefs, rb.lever, rb.no_action, limit, rng,
+                                            learning.probability_draws, explore=explore, tally=tally)
+    return Order(ranking, "control" if in_control else "model", cl.model, x, packed)
+
+
+def parse_history(raw: bytes, rb: Rulebook, now: float, bad: Callable[[str], None] | None = None) -> History:
+    """The packed history (store/history.py) inside the longest cap window, newest first, as arrays;
+    unknown ids become -1. Live reservations count as impressions, expired ones as nothing. Entries that
+    cannot be parsed are skipped and handed to `bad`."""
+    if not raw:
+        return History.empty()
+    actions, channels = rb.action_index, rb.channel_index
+    live_from = now - RESERVATION_SECONDS
+    ts: list[float] = []
+    event: list[int] = []
+    action: list[int] = []
+    channel: list[int] = []
+    for t, e, a, c in newest_first(raw, int((now - rb.caps.horizon) * 1000), bad):
+        seconds = t / 1000.0
+        ts.append(seconds)
+        event.append(e if e >= 0 else _IMPRESSION if seconds > live_from else -1)  # e < 0: a reservation
+        action.append(actions.get(a, -1))
+        channel.append(channels.get(c, -1))
+    if not ts:
+        return History.empty()
+    return History(np.array(ts), np.array(event, np.int64), np.array(action, np.int64), np.array(channel, np.int64))
+
+
+def control_bucket(customer_id: str) -> float:
+    """A customer's stable place in [0, 1): the control group is the bottom `share` of it."""
+    digest = hashlib.blake2b(customer_id.encode(), digest_size=8, person=b"nba-ctrl").digest()
+    return int.from_bytes(digest, "big") / 2.0 ** 64
+
+
+def _consents(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
+    c = attrs.get("consents")
+    return c if isinstance(c, dict) else {}

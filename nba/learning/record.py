@@ -1,0 +1,55 @@
+"""What a decision leaves for learning, in the formats the learner, the Lua scripts and offline
+evaluation read.
+
+- `Meta`: per returned action, the text "channel|segment key|arm|attribution deadline ms|feature
+  signature|features" in the decision's hash (store/scripts.py reads its channel and deadline, the
+  learner all of it).
+- `decision_record`: the JSON record `nba log export` writes and evaluation/replay.py replays: the
+  eligible set, what was placed where with which probability and draw, the arm, model and features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nba.domain import Decision
+
+
+@dataclass(frozen=True)
+class Meta:
+    """What a decision record says about one returned action: its field `a:<action>`."""
+
+    channel: str
+    segment_key: str
+    arm: str
+    deadline_ms: int
+    signature: str
+    features: str
+
+    def text(self) -> str:
+        """As RECORD_DECISION stores it and CREDIT_EVENTS / APPLY_EVENTS read the channel and deadline."""
+        return f"{self.channel}|{self.segment_key}|{self.arm}|{self.deadline_ms}|{self.signature}|{self.features}"
+
+    @staticmethod
+    def parse(text: str) -> Meta:
+        """ValueError when `text` is not a meta nba wrote."""
+        channel, key, arm, deadline, signature, features = text.split("|", 5)
+        return Meta(channel, key, arm, int(deadline), signature, features)
+
+
+def decision_record(d: Decision, eligible: list[str], draws: list[float], probability_draws: int, arm: str,
+                    model: str, features: str, signature: str) -> dict[str, Any]:
+    """The decision log's record of `d`: `eligible` are the candidates' ids, `draws` the sampled value of
+    each returned action."""
+    return {
+        "decision_id": d.decision_id, "customer_id": d.customer_id, "channel": d.channel,
+        "contact_id": d.contact_id, "ts": d.ts, "context": d.context, "segments": d.segments,
+        "segment_key": d.segment_key, "rules_version": d.rules_version, "model_version": d.model_version,
+        "eligible": eligible,
+        "actions": [{"action_id": a.action_id, "rank": a.rank, "score": a.score, "propensity": a.propensity,
+                     "probability": a.probability, "draw": draw}
+                    for a, draw in zip(d.actions, draws, strict=True)],
+        "probability_draws": probability_draws, "arm": arm, "model": model,
+        "features": features, "feature_signature": signature,
+    }

@@ -1,0 +1,40 @@
+"""The model in use with the rules it was built for: one immutable value a decision reads whole.
+
+Built from the statistics the learner committed (or from the priors alone), for one rule set: a
+snapshot never mixes the model of one rule set with another (nba/live.py swaps them together).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from nba.learning.bandit import ModelState
+from nba.learning.contextual import ContextualModel, ContextualStats
+from nba.rules.rulebook import Rulebook
+from nba.store.redis import ModelData
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    rulebook: Rulebook
+    model: ModelState  # per segment key
+    contextual: ContextualModel
+    arms: Mapping[str, tuple[float, float]]  # model/control: (shown, rewards) credited
+
+
+def build_snapshot(rb: Rulebook, data: ModelData | None) -> Snapshot:
+    """The models of every action of `rb` from stored statistics (priors only when `data` is None)."""
+    action_ids = [a.id for a in rb.actions]
+    model = ModelState.build(data.version if data else "", rb.prior_alpha, rb.prior_beta, action_ids,
+                             rb.learning.keys, data.counts if data else {})
+    space = rb.learning.features
+    rows = data.contextual if data and data.signature == space.signature else {}
+    stats = ContextualStats.from_rows(action_ids, space.dim,
+                                      {a: np.frombuffer(r, np.float64) for a, r in rows.items()})
+    contextual = ContextualModel.build(stats, rb.group_of, len(rb.groups),
+                                       rb.prior_alpha / (rb.prior_alpha + rb.prior_beta), rb.learning.prior_variance,
+                                       rb.learning.noise_variance)
+    return Snapshot(rb, model, contextual, data.arms if data else {})
