@@ -25,8 +25,8 @@ from nba.decision.rank import rank
 from nba.domain import DecideRequest
 from nba.learning.snapshot import build_snapshot
 from nba.rules.rulebook import Rulebook, load_rulebook
+from nba.store.contract import CustomerSnapshot, ModelData
 from nba.store.history import pack
-from nba.store.redis import CustomerSnapshot, ModelData
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -29,7 +29,7 @@ from nba.learning.snapshot import Snapshot, build_snapshot
 from nba.metrics import Metrics
 from nba.rules.directory import directory_fingerprint, read_rules, rulebook_from_files
 from nba.rules.rulebook import Rulebook
-from nba.store.redis import Store
+from nba.store.contract import Storage
 
 log = logging.getLogger(__name__)
 RULES_POLL_SECONDS = 0.5  # Redis: a GET of the current version
@@ -45,7 +45,7 @@ class Reload:
 
 
 class Live:
-    def __init__(self, rulebook: Rulebook, store: Store, metrics: Metrics):
+    def __init__(self, rulebook: Rulebook, store: Storage, metrics: Metrics):
         self.store = store
         self.metrics = metrics
         self._snapshot = build_snapshot(rulebook, None)

@@ -21,14 +21,14 @@ import logging
 
 from nba.concurrency import stop_if_cancelled
 from nba.metrics import Metrics
-from nba.store.redis import Store
+from nba.store.contract import Storage
 
 log = logging.getLogger(__name__)
 CHECK_SECONDS = 10.0  # how often each process looks for an erasure the files may still hold
 
 
 class DiskRewrite:
-    def __init__(self, store: Store, metrics: Metrics, interval: float):
+    def __init__(self, store: Storage, metrics: Metrics, interval: float):
         self.store = store
         self.metrics = metrics
         self.interval = interval

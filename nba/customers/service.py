@@ -18,14 +18,14 @@ from nba.live import Live
 from nba.rules import profile
 from nba.rules.rulebook import Rulebook
 from nba.store import history
+from nba.store.contract import Storage
 from nba.store.keys import HISTORY_TTL
-from nba.store.redis import Store
 
 _CAS_RETRIES = 20
 
 
 class Customers:
-    def __init__(self, live: Live, store: Store, clock: Callable[[], float]):
+    def __init__(self, live: Live, store: Storage, clock: Callable[[], float]):
         self.live = live
         self.store = store
         self.clock = clock

@@ -23,7 +23,7 @@ from nba.domain import DecideRequest, Decision
 from nba.errors import StoredDataUnreadable, Unavailable
 from nba.live import Live
 from nba.metrics import Metrics
-from nba.store.redis import CustomerSnapshot, Recorded, Store
+from nba.store.contract import CustomerSnapshot, Recorded, Storage
 
 RECORD_ATTEMPTS = 10
 DEGRADED_LOG_SECONDS = 10.0
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class Decider:
-    def __init__(self, live: Live, store: Store, metrics: Metrics, rng: np.random.Generator,
+    def __init__(self, live: Live, store: Storage, metrics: Metrics, rng: np.random.Generator,
                  clock: Callable[[], float], deadline: float = 0.25):
         self.live = live
         self.store = store

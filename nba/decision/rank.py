@@ -27,8 +27,8 @@ from nba.learning.snapshot import Snapshot
 from nba.rules.conditions import Facts
 from nba.rules.reasons import render
 from nba.rules.rulebook import Channel, Rulebook
+from nba.store.contract import CustomerSnapshot
 from nba.store.history import newest_first
-from nba.store.redis import CustomerSnapshot
 
 # A returned action counts as an impression (a reservation) until its impression arrives or this long.
 RESERVATION_SECONDS = 1800.0

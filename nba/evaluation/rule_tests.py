@@ -36,8 +36,8 @@ from nba.learning.snapshot import build_snapshot
 from nba.rules import profile as profile_rules
 from nba.rules.files import Node, Reader, load_yaml, plain, suggest
 from nba.rules.rulebook import Rulebook
+from nba.store.contract import CustomerSnapshot
 from nba.store.history import pack
-from nba.store.redis import CustomerSnapshot
 
 _CASE_KEYS = ["name", "channel", "profile", "context", "history", "now", "limit", "expect"]
 _EXPECT_KEYS = ["first", "includes", "excludes", "empty"]

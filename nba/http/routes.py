@@ -42,7 +42,7 @@ from nba.learning.learner import Learner
 from nba.live import Live
 from nba.metrics import Metrics
 from nba.runtime.supervision import Supervision
-from nba.store.redis import Store
+from nba.store.contract import Storage
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -52,7 +52,7 @@ DECIDER = web.AppKey("decider", Decider)
 INGEST = web.AppKey("ingest", EventIngest)
 LEARNER = web.AppKey("learner", Learner)
 CUSTOMERS = web.AppKey("customers", Customers)
-STORE = web.AppKey("store", Store)
+STORE = web.AppKey("store", Storage)
 METRICS = web.AppKey("metrics", Metrics)
 Clock = Callable[[], float]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")

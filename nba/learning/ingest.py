@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from nba.domain import EventIn
 from nba.metrics import Metrics
-from nba.store.redis import EventArgs, Store
+from nba.store.contract import EventArgs, Storage
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class IngestResult:
 
 
 class EventIngest:
-    def __init__(self, store: Store, metrics: Metrics, clock: Callable[[], float] = time.time):
+    def __init__(self, store: Storage, metrics: Metrics, clock: Callable[[], float] = time.time):
         self.store = store
         self.metrics = metrics
         self.clock = clock

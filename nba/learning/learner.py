@@ -37,7 +37,7 @@ from nba.learning.features import unpack
 from nba.learning.record import Meta
 from nba.metrics import Metrics
 from nba.rules.rulebook import Rulebook
-from nba.store.redis import Store
+from nba.store.contract import Storage, Tally
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ IDLE_SECONDS = 1.0  # the longest one blocking wait for the inbox; the lease is 
 
 
 class Learner:
-    def __init__(self, rules: Callable[[], Rulebook], store: Store, metrics: Metrics, *, batch: int = BATCH,
+    def __init__(self, rules: Callable[[], Rulebook], store: Storage, metrics: Metrics, *, batch: int = BATCH,
                  lease_ms: int = LEASE_MS, idle: float = IDLE_SECONDS):
         self.rules = rules  # the rule set in use now (rewards, features, action ids)
         self.store = store
@@ -100,7 +100,7 @@ class Learner:
         rewards = {(ch, etype): r for ch in rb.channels for etype, r in learning.for_channel(ch).rewards.items()}
         grants = await self.store.credit_events(entries, rewards, self._position)
 
-        counts: dict[tuple[int, str], float] = defaultdict(float)
+        counts: dict[tuple[Tally, str], float] = defaultdict(float)
         ctx_actions: list[int] = []
         ctx_x: list[np.ndarray] = []
         ctx_trial: list[float] = []
@@ -109,7 +109,7 @@ class Learner:
         reset = signature != self._signature
         for (_, event), grant in zip(entries, grants, strict=True):
             if grant.counted:
-                counts[(2, f"{event.action_id}:{event.type}")] += 1
+                counts[(Tally.EVENTS, f"{event.action_id}:{event.type}")] += 1
             if grant.status == "bad":
                 self.store.unreadable("decision_meta", event.customer_id, grant.meta)
             if grant.status != "granted" or not (grant.trial or grant.reward):
@@ -120,11 +120,11 @@ class Learner:
                 self.store.unreadable("decision_meta", event.customer_id, grant.meta)
                 continue
             if grant.trial:
-                counts[(1, f"n:{event.action_id}:{meta.segment_key}")] += grant.trial
-                counts[(3, f"n:{meta.arm}")] += grant.trial
+                counts[(Tally.COUNTS, f"n:{event.action_id}:{meta.segment_key}")] += grant.trial
+                counts[(Tally.ARMS, f"n:{meta.arm}")] += grant.trial
             if grant.reward:
-                counts[(1, f"r:{event.action_id}:{meta.segment_key}")] += grant.reward
-                counts[(3, f"r:{meta.arm}")] += grant.reward
+                counts[(Tally.COUNTS, f"r:{event.action_id}:{meta.segment_key}")] += grant.reward
+                counts[(Tally.ARMS, f"r:{meta.arm}")] += grant.reward
             index = rb.action_index.get(event.action_id)
             if meta.signature == signature and index is not None and space.features:
                 ctx_actions.append(index)

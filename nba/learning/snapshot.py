@@ -14,7 +14,7 @@ import numpy as np
 from nba.learning.bandit import ModelState
 from nba.learning.contextual import ContextualModel, ContextualStats
 from nba.rules.rulebook import Rulebook
-from nba.store.redis import ModelData
+from nba.store.contract import ModelData
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ call, also on Redis Cluster. Global state has tags of its own (`{model}`, `{rule
 other shards than the customers.
 
     nba:{c:<id>}              hash   the customer: one key, so its main-dictionary and expiry entries are
-                                     paid once. Fields (store/redis.py encodes the profile,
+                                     paid once. Fields (store/redis/customers.py encodes the profile,
                                      store/history.py the history):
                                        a  attributes, JSON [code, value, code, value, ...] with the codes
                                           of nba:{rules}:attributes in place of the names

@@ -13,7 +13,8 @@ from redis.exceptions import ResponseError
 from nba.app import redis_client
 from nba.errors import StoredDataUnreadable
 from nba.store import history, keys
-from nba.store.redis import EventArgs, Store
+from nba.store.contract import EventArgs
+from nba.store.redis import Store
 
 
 @pytest.fixture

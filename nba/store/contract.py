@@ -1,0 +1,244 @@
+"""The storage contract: what nba needs from its store, and the values that cross it.
+
+The domain (decision, learning, customers, live) depends on `Storage`, never on Redis. `nba/store/redis/`
+implements it on one Redis; tests/store/test_contract.py is the suite every implementation must pass
+(a Redis Cluster runs the same suite). docs/architecture.md explains the guarantees in prose.
+
+Guarantees every implementation keeps:
+- a customer's reads and writes are atomic per customer (one script, one slot);
+- a decision is recorded only on the history it was ranked on (compare-and-set on a version);
+- events are idempotent on their ids: applied, credited to a decision and counted in the tally once;
+- a learner's batch is committed with its inbox position, and only while it holds the lease;
+- an erased customer leaves nothing readable, and events or decisions for it record nothing for
+  ERASED_SECONDS (keys.py).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from nba.store.unreadable import Unreadable
+
+GrantStatus = Literal["none", "late", "granted", "dup", "bad"]
+EventStatus = Literal["erased", "dup", "hist", "late", "credited"]
+RewriteOutcome = Literal["none", "started", "busy", "refused"]
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerSnapshot:
+    """What a decision needs about one customer, read in one call."""
+
+    attributes: dict[str, Any] | None
+    segments: int | None  # bits over the rule set's segments (segments.materialise)
+    segments_version: str | None  # of the rules that computed `segments`
+    history: bytes  # packed, oldest first (history.py)
+    contact_actions: int = 0  # actions already returned in this contact_id
+    version: str = "0"  # of the history this snapshot saw; a decision records only on the same one
+
+
+class Recorded(enum.IntEnum):
+    """What recording a decision did."""
+
+    CHANGED = 0  # the history moved on since it was read: nothing written, rank again
+    RECORDED = 1
+    ERASED = 2  # the customer was erased: nothing written
+
+
+@dataclass(frozen=True, slots=True)
+class StoredProfile:
+    attributes: dict[str, Any]
+    segments: int
+    segments_version: str
+    revision: str
+    updated_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventArgs:
+    """One accepted event, as the store keeps it."""
+
+    customer_id: str
+    event_id: str
+    ts_ms: int
+    type: str
+    action_id: str
+    channel: str
+    decision_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """The learner's credit for one inbox entry."""
+
+    status: GrantStatus  # bad: the decision's meta cannot be read
+    trial: float
+    reward: float
+    meta: str  # the decision's learning meta for this action ('' when none)
+    counted: bool  # this inbox entry counts the event in the per-action tally (once per event id)
+    marked: bool  # ... decided by a tally mark, which the commit makes obsolete (clear_tally_marks)
+
+
+class Tally(enum.IntEnum):
+    """The statistics a learner's commit adds to."""
+
+    COUNTS = 1  # per action and segment key: n:<action>:<key> trials, r:<action>:<key> rewards
+    EVENTS = 2  # per action and event type: <action>:<type>
+    ARMS = 3  # model and control: n:<arm>, r:<arm>
+
+
+@dataclass(frozen=True, slots=True)
+class ModelData:
+    """Everything the serving model is built from, read at one version."""
+
+    version: str
+    counts: dict[tuple[str, str], tuple[float, float]]
+    contextual: dict[str, bytes]  # action -> row bytes
+    signature: str  # feature columns the contextual rows were learned on
+    arms: dict[str, tuple[float, float]]  # arm -> (shown, rewards)
+
+
+@dataclass(frozen=True, slots=True)
+class InboxBatch:
+    """Inbox entries after a position: the readable ones, and the id of the last one read (readable or not,
+    so the learner moves past an entry it skipped)."""
+
+    entries: list[tuple[str, EventArgs]]
+    last: str | None
+
+
+class Storage(Protocol):
+    """Everything nba stores. Every method is one round trip unless it says otherwise."""
+
+    unreadable: Unreadable  # told of every stored record that cannot be parsed (readers skip it)
+
+    # ------------------------------------------------------------------------------ customers
+
+    async def read_customer(self, customer_id: str, contact_id: str | None = None) -> CustomerSnapshot:
+        """Profile, segments, history and its version (and the contact's count): a decision's only read.
+        StoredDataUnreadable when the profile cannot be parsed."""
+        ...
+
+    async def get_profile(self, customer_id: str) -> tuple[StoredProfile | None, bytes]:
+        """The stored profile (None when there is none) and the packed history."""
+        ...
+
+    async def write_profile(self, customer_id: str, expected_revision: str, attributes: Mapping[str, Any],
+                            segments: int, segments_version: str, updated_ms: int) -> int:
+        """The new revision, or -1 when the profile changed since `expected_revision` ('' when it must not
+        exist yet, '*' for any). A profile makes the customer permanent and lifts an erasure."""
+        ...
+
+    async def erase(self, customer_id: str, now_ms: int) -> int:
+        """Delete everything of the customer, including the learner's pending events for it, and refuse
+        its id for ERASED_SECONDS; the number of keys deleted."""
+        ...
+
+    async def rewrite_if_due(self, interval: float) -> RewriteOutcome:
+        """Take erased customers off the files on disk, at most once per `interval` across processes."""
+        ...
+
+    # ------------------------------------------------------------------------------ decisions
+
+    async def record_decision(self, customer_id: str, decision_id: str, ts_ms: int, record: bytes,
+                              ranked: list[tuple[str, str]], *, channel: str, version: str,
+                              contact_id: str | None = None, contact_ttl: float = 0) -> Recorded:
+        """Record the decision and reserve its actions if the customer's history is still at `version`.
+        `ranked`: (action_id, learning meta) per returned action."""
+        ...
+
+    def customers_with_decisions(self) -> AsyncIterator[str]:
+        """Every customer with decision records (incremental: never blocks the store)."""
+        ...
+
+    async def decision_records(self, customer_id: str) -> list[dict[str, Any]]:
+        """The decision log of one customer, each record with the rewards its actions earned."""
+        ...
+
+    # ------------------------------------------------------------------------------ events
+
+    async def apply_events(self, by_customer: Mapping[str, list[EventArgs]],
+                           now_ms: int | None = None) -> dict[str, list[EventStatus]]:
+        """Apply events to the customers' histories and queue them for the learner; a status per event."""
+        ...
+
+    # ------------------------------------------------------------------------------ the learner
+
+    async def read_inbox(self, after: str, count: int) -> InboxBatch:
+        ...
+
+    async def wait_inbox(self, after: str, seconds: float) -> bool:
+        """Wait up to `seconds` for an entry after `after`; True as soon as there is one."""
+        ...
+
+    async def learner_position(self) -> str:
+        ...
+
+    async def take_lease(self, token: str, lease_ms: int) -> bool:
+        """Take the learner's lease when free, or renew it when `token` holds it."""
+        ...
+
+    async def release_lease(self, token: str) -> None:
+        ...
+
+    async def credit_events(self, entries: list[tuple[str, EventArgs]], rewards: Mapping[tuple[str, str], float],
+                            position: str) -> list[Grant]:
+        """Credit inbox entries to the decisions they answer, exactly once per event id (the same entry
+        replayed gets the same grant). `rewards`: (channel, event type) -> reward."""
+        ...
+
+    async def clear_tally_marks(self, customer_ids: Iterable[str], position: str) -> None:
+        """After a commit at `position`: forget what the committed entries counted."""
+        ...
+
+    async def commit_learning(self, token: str, lease_ms: int, position: str,
+                              increments: list[tuple[Tally, str, float]], contextual: Mapping[str, bytes],
+                              signature: str, *, reset: bool = False) -> bool:
+        """Add one batch's statistics and move the position, atomically, if `token` holds the lease."""
+        ...
+
+    # ------------------------------------------------------------------------------ the model
+
+    async def model_version(self) -> str:
+        ...
+
+    async def model_data(self) -> ModelData:
+        """The version and every statistic, read together so the version names exactly these."""
+        ...
+
+    async def event_counts(self) -> dict[tuple[str, str], int]:
+        """(action, event type) -> events received, each event id counted once."""
+        ...
+
+    # ------------------------------------------------------------------------------ rules
+
+    async def publish_rules(self, version: str, files: Mapping[str, str], *, force: bool = True) -> bool:
+        """Make a rule set read from a rules directory current; without `force` only when it differs from
+        the last set published from a directory. True when the current version changed."""
+        ...
+
+    async def rules_source_version(self) -> str | None:
+        ...
+
+    async def current_rules_version(self) -> str | None:
+        ...
+
+    async def rules_files(self, version: str) -> dict[str, str] | None:
+        ...
+
+    async def rollback_rules(self) -> str | None:
+        """Make the previously published set current again; the version now current, or None."""
+        ...
+
+    # ------------------------------------------------------------------------------ the connection
+
+    async def ping(self) -> bool:
+        ...
+
+    async def config_advice(self) -> list[str]:
+        ...
+
+    async def close(self) -> None:
+        ...

@@ -1,0 +1,113 @@
+"""Customers: the profile and history of one customer, read in one call, written by
+compare-and-set; attributes stored under the codes of the shared registry."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from nba.errors import StoredDataUnreadable
+from nba.store import keys, scripts
+from nba.store.contract import CustomerSnapshot, StoredProfile
+from nba.store.redis.base import RedisBase, Script
+
+_WRITE_PROFILE = Script(scripts.WRITE_PROFILE)
+_ATTRIBUTE_CODES = Script(scripts.ATTRIBUTE_CODES)
+
+
+class Customers(RedisBase):
+    async def read_customer(self, customer_id: str, contact_id: str | None = None) -> CustomerSnapshot:
+        """Profile and history in one HMGET (and the contact's count with it, pipelined): a decision's
+        only read. Not atomic with the count, and need not be: a decision recorded in between changes
+        the version read first, so recording on it fails and the decision is ranked again."""
+        async def call() -> tuple[list[Any], Any]:
+            read = self._mux.execute("HMGET", keys.customer(customer_id), "a", "s", "g", "v", "h")
+            if contact_id is None:
+                return await read, 0
+            count = self._mux.execute("HGET", keys.contacts(customer_id), contact_id)
+            both: tuple[list[Any], Any] = await asyncio.gather(read, count)
+            return both
+
+        (attrs, segs, segver, version, hist), shown = await self._timed("read_customer", call)
+        return CustomerSnapshot(
+            attributes=await self._decode_attributes(attrs, customer_id) if attrs else None,
+            segments=_bits(segs),
+            segments_version=segver.decode(errors="replace") if segver else None,
+            history=hist or b"",
+            contact_actions=int(shown or 0),
+            version=version.decode(errors="replace") if version else "0",
+        )
+
+    async def get_profile(self, customer_id: str) -> tuple[StoredProfile | None, bytes]:
+        """The stored profile (None when there is none) and the packed history."""
+        async def call() -> list[Any]:
+            return await self._mux.execute(  # type: ignore[no-any-return]
+                "HMGET", keys.customer(customer_id), "a", "s", "g", "r", "u", "h")
+
+        attrs, segs, segver, rev, updated, hist = await self._timed("get_profile", call)
+        if rev is None:
+            return None, hist or b""
+        try:
+            updated_ms = int(updated or 0)
+        except ValueError:
+            updated_ms = 0
+        return StoredProfile(
+            attributes=await self._decode_attributes(attrs or b"[]", customer_id), segments=_bits(segs) or 0,
+            segments_version=(segver or b"").decode(errors="replace"), revision=rev.decode(errors="replace"),
+            updated_ms=updated_ms), hist or b""
+
+    async def write_profile(self, customer_id: str, expected_revision: str, attributes: Mapping[str, Any],
+                            segments: int, segments_version: str, updated_ms: int) -> int:
+        """Returns the new revision, or -1 when the profile changed since `expected_revision`."""
+        encoded = await self._encode_attributes(attributes)
+        return int(await self._eval(
+            "write_profile", _WRITE_PROFILE, [keys.customer(customer_id), keys.erased(customer_id)],
+            [expected_revision, encoded, segments, segments_version, updated_ms, keys.erased_field(customer_id)]))
+
+    async def _encode_attributes(self, attributes: Mapping[str, Any]) -> bytes:
+        new = [name for name in attributes if name not in self._code_of]
+        if new:
+            codes = await self._eval("attribute_codes", _ATTRIBUTE_CODES, [keys.ATTRIBUTE_CODES], new)
+            self._learn_codes(zip(new, codes, strict=True))
+        return orjson.dumps([x for name, value in attributes.items() for x in (self._code_of[name], value)])
+
+    async def _decode_attributes(self, raw: bytes, customer_id: str) -> dict[str, Any]:
+        try:
+            flat = orjson.loads(raw)
+            if not isinstance(flat, list) or len(flat) % 2:
+                raise ValueError("not a [code, value, ...] list")
+            codes = flat[0::2]
+            hash(tuple(codes))  # codes must be usable as keys (a list or object is not)
+        except (ValueError, TypeError):
+            self.unreadable("profile", customer_id, raw)
+            raise StoredDataUnreadable(f"the stored profile of customer {customer_id} cannot be read; "
+                                       "PUT replaces it, DELETE erases it") from None
+        if any(code not in self._name_of for code in codes):
+            # written by a process that met an attribute first: its code is in the registry
+            registry: dict[bytes, bytes] = await self._timed(
+                "attribute_codes", lambda: self.client.hgetall(keys.ATTRIBUTE_CODES))
+            self._learn_codes((name.decode(), int(code)) for name, code in registry.items())
+            lost = [code for code in codes if code not in self._name_of]
+            if lost:
+                self.unreadable("profile", customer_id, raw)
+                raise StoredDataUnreadable(f"the stored profile of customer {customer_id} uses attribute codes "
+                                           f"{lost}, which are not in {keys.ATTRIBUTE_CODES}; PUT replaces it, "
+                                           "DELETE erases it")
+        names = self._name_of
+        return {names[code]: value for code, value in zip(codes, flat[1::2], strict=True)}
+
+    def _learn_codes(self, pairs: Iterable[tuple[str, int]]) -> None:
+        for name, code in pairs:
+            self._code_of[name] = code
+            self._name_of[code] = name
+
+
+def _bits(raw: bytes | None) -> int | None:
+    """Stored segment bits; None (recompute them) when absent or unreadable."""
+    try:
+        return int(raw) if raw else None
+    except ValueError:
+        return None

@@ -1,0 +1,223 @@
+"""The storage contract (nba/store/contract.py), tested through the Protocol alone.
+
+Every implementation runs this suite unchanged: the `storage` fixture names them (today one Redis; a
+Redis Cluster is added there). Nothing here reads a key or knows a layout: tests/store/test_redis_layout.py
+checks what is particular to the Redis implementation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from nba.app import redis_client
+from nba.store import history
+from nba.store.contract import EventArgs, Recorded, Storage, Tally
+from nba.store.redis import Store
+
+NOW_MS = 1_795_435_200_000  # 2026-11-23T12:00:00Z
+REWARDS = {("web", "accept"): 1.0, ("web", "click"): 0.2}
+
+
+@pytest.fixture(params=["redis"])
+async def storage(request: pytest.FixtureRequest, redis_url: str, redis: Redis) -> AsyncIterator[Storage]:
+    """A fresh, empty store of each implementation."""
+    store: Storage = Store(redis_client(redis_url, 5.0))
+    yield store
+    await store.close()
+
+
+def _event(eid: str, cid: str = "c-1", etype: str = "click", action: str = "a1", decision: str | None = None,
+           ts_ms: int = NOW_MS) -> EventArgs:
+    return EventArgs(cid, eid, ts_ms, etype, action, "web", decision)
+
+
+def _meta(deadline_ms: int = NOW_MS + 86_400_000) -> str:
+    return f"web|other|model|{deadline_ms}||"
+
+
+async def _decide(storage: Storage, cid: str = "c-1", did: str = "d1", actions: tuple[str, ...] = ("a1",),
+                  meta: str | None = None) -> Recorded:
+    snap = await storage.read_customer(cid)
+    return await storage.record_decision(cid, did, NOW_MS, orjson.dumps({"decision_id": did}),
+                                         [(a, meta or _meta()) for a in actions], channel="web",
+                                         version=snap.version)
+
+
+# ------------------------------------------------------------------------------------ customers
+
+async def test_a_profile_is_written_by_compare_and_set_and_read_back(storage: Storage) -> None:
+    assert await storage.get_profile("c-1") == (None, b"")
+    assert await storage.write_profile("c-1", "", {"plan": "large", "n": 3}, 5, "sv", NOW_MS) == 1
+    assert await storage.write_profile("c-1", "", {"plan": "small"}, 5, "sv", NOW_MS) == -1  # must not exist
+    assert await storage.write_profile("c-1", "7", {"plan": "small"}, 5, "sv", NOW_MS) == -1  # stale
+    assert await storage.write_profile("c-1", "1", {"plan": "medium"}, 6, "sv2", NOW_MS + 1) == 2
+    assert await storage.write_profile("c-1", "*", {"plan": "medium", "n": 1}, 6, "sv2", NOW_MS + 2) == 3
+    profile, _ = await storage.get_profile("c-1")
+    assert profile is not None
+    assert (profile.attributes, profile.segments, profile.segments_version, profile.revision,
+            profile.updated_ms) == ({"plan": "medium", "n": 1}, 6, "sv2", "3", NOW_MS + 2)
+    snap = await storage.read_customer("c-1")
+    assert (snap.attributes, snap.segments, snap.segments_version) == ({"plan": "medium", "n": 1}, 6, "sv2")
+
+
+async def test_an_unknown_customer_reads_as_empty(storage: Storage) -> None:
+    snap = await storage.read_customer("nobody", "call-1")
+    assert (snap.attributes, snap.segments, snap.history, snap.contact_actions, snap.version) == (
+        None, None, b"", 0, "0")
+
+
+# ------------------------------------------------------------------------------------ decisions
+
+async def test_a_decision_is_recorded_only_on_the_history_it_was_ranked_on(storage: Storage) -> None:
+    before = await storage.read_customer("c-1")
+    assert await _decide(storage, did="d1") is Recorded.RECORDED
+    after = await storage.read_customer("c-1")
+    assert after.version != before.version
+    assert after.history  # the returned action is reserved
+    stale = await storage.record_decision("c-1", "d2", NOW_MS, b"{}", [("a1", _meta())], channel="web",
+                                          version=before.version)
+    assert stale is Recorded.CHANGED
+    assert [r["decision_id"] for r in await storage.decision_records("c-1")] == ["d1"]
+    assert [c async for c in storage.customers_with_decisions()] == ["c-1"]
+
+
+async def test_decisions_in_one_contact_are_counted(storage: Storage) -> None:
+    snap = await storage.read_customer("c-1", "call-1")
+    assert await storage.record_decision("c-1", "d1", NOW_MS, b"{}", [("a1", _meta()), ("a2", _meta())],
+                                         channel="web", version=snap.version, contact_id="call-1",
+                                         contact_ttl=60) is Recorded.RECORDED
+    assert (await storage.read_customer("c-1", "call-1")).contact_actions == 2
+    assert (await storage.read_customer("c-1", "call-2")).contact_actions == 0
+
+
+# ------------------------------------------------------------------------------------ events
+
+async def test_events_are_applied_once_and_say_what_they_answer(storage: Storage) -> None:
+    await _decide(storage, did="d1", actions=("a1",))
+    statuses = await storage.apply_events({"c-1": [
+        _event("e1", action="a1", decision="d1", etype="impression"),  # answers d1
+        _event("e2", action="a9"),  # no decision showed a9
+        _event("e1", action="a1", decision="d1", etype="impression"),  # the same id in the batch
+    ]}, NOW_MS)
+    assert statuses == {"c-1": ["credited", "hist", "dup"]}
+    assert await storage.apply_events({"c-1": [_event("e2", action="a9")]}, NOW_MS) == {"c-1": ["dup"]}
+    late = await storage.apply_events({"c-1": [_event("e3", action="a1", decision="d1",
+                                                      ts_ms=NOW_MS + 2 * 86_400_000)]}, NOW_MS)
+    assert late == {"c-1": ["late"]}
+    _, hist = await storage.get_profile("c-1")
+    keys = {history.event_key(e) for e in ("e1", "e2", "e3")}
+    assert all(k.encode() in hist for k in keys)
+
+
+# ------------------------------------------------------------------------------------ the learner
+
+async def test_only_the_lease_holder_commits_and_the_position_moves_with_the_batch(storage: Storage) -> None:
+    assert await storage.take_lease("t1", 10_000)
+    assert not await storage.take_lease("t2", 10_000)
+    assert await storage.take_lease("t1", 10_000)  # renewed
+    await storage.apply_events({"c-1": [_event("e1"), _event("e2")]}, NOW_MS)
+    batch = await storage.read_inbox(await storage.learner_position(), 10)
+    assert [e.event_id for _, e in batch.entries] == ["e1", "e2"]
+    assert batch.last == batch.entries[-1][0]
+    assert not await storage.commit_learning("t2", 10_000, batch.last, [(Tally.EVENTS, "a1:click", 2.0)], {}, "")
+    version = await storage.model_version()
+    assert await storage.commit_learning("t1", 10_000, batch.last, [(Tally.EVENTS, "a1:click", 2.0)], {}, "")
+    assert await storage.learner_position() == batch.last
+    assert (await storage.read_inbox(batch.last, 10)).last is None
+    assert await storage.model_version() != version
+    assert await storage.event_counts() == {("a1", "click"): 2}
+    await storage.release_lease("t1")
+    assert await storage.take_lease("t2", 10_000)
+
+
+async def test_an_answer_is_credited_once_and_a_replay_gets_the_same_grant(storage: Storage) -> None:
+    await _decide(storage, did="d1")
+    await storage.apply_events({"c-1": [_event("e1", etype="accept", decision="d1")]}, NOW_MS)
+    batch = await storage.read_inbox("0", 10)
+    first = await storage.credit_events(batch.entries, REWARDS, "0")
+    assert [(g.status, g.trial, g.reward, g.counted) for g in first] == [("granted", 1.0, 1.0, True)]
+    replay = await storage.credit_events(batch.entries, REWARDS, "0")  # the learner died before committing
+    assert [(g.status, g.trial, g.reward, g.counted) for g in replay] == [("granted", 1.0, 1.0, True)]
+    await storage.apply_events({"c-1": [_event("e1", etype="accept", decision="d1")]}, NOW_MS)  # re-sent
+    assert batch.last is not None
+    resent = await storage.read_inbox(batch.last, 10)
+    again = await storage.credit_events(resent.entries, REWARDS, batch.last)
+    assert [(g.status, g.trial, g.reward, g.counted) for g in again] == [("dup", 0.0, 0.0, False)]
+
+
+async def test_events_without_a_decision_are_counted_once(storage: Storage) -> None:
+    await storage.apply_events({"c-1": [_event("e1")]}, NOW_MS)
+    await storage.apply_events({"c-1": [_event("e1")]}, NOW_MS)  # re-sent before the learner ran
+    batch = await storage.read_inbox("0", 10)
+    grants = await storage.credit_events(batch.entries, REWARDS, "0")
+    assert [(g.status, g.counted) for g in grants] == [("none", True), ("none", False)]
+    assert batch.last is not None
+    await storage.clear_tally_marks(["c-1"], batch.last)
+    assert [g.counted for g in await storage.credit_events(batch.entries, REWARDS, batch.last)] == [False, False]
+
+
+async def test_wait_inbox_returns_when_an_event_arrives(storage: Storage) -> None:
+    position = await storage.learner_position()
+    assert await storage.wait_inbox(position, 0.2) is False
+    waiting = asyncio.ensure_future(storage.wait_inbox(position, 30))
+    await asyncio.sleep(0.05)
+    await storage.apply_events({"c-1": [_event("e1")]}, NOW_MS)
+    assert await asyncio.wait_for(waiting, 30) is True
+
+
+# ------------------------------------------------------------------------------------ the model
+
+async def test_the_model_is_read_at_one_version(storage: Storage) -> None:
+    assert await storage.take_lease("t", 10_000)
+    await storage.apply_events({"c-1": [_event("e1")]}, NOW_MS)
+    batch = await storage.read_inbox("0", 10)
+    assert batch.last is not None
+    row = bytes(range(8))
+    assert await storage.commit_learning("t", 10_000, batch.last, [
+        (Tally.COUNTS, "n:a1:other", 3.0), (Tally.COUNTS, "r:a1:other", 1.0), (Tally.ARMS, "n:model", 3.0),
+        (Tally.ARMS, "r:model", 1.0)], {"a1": row}, "sig")
+    data = await storage.model_data()
+    assert data.version == await storage.model_version()
+    assert data.counts == {("a1", "other"): (3.0, 1.0)}
+    assert data.arms == {"model": (3.0, 1.0)}
+    assert (data.contextual, data.signature) == ({"a1": row}, "sig")
+
+
+# ------------------------------------------------------------------------------------ rules
+
+async def test_rules_publish_rollback_and_their_source(storage: Storage) -> None:
+    assert await storage.current_rules_version() is None
+    assert await storage.publish_rules("v1", {"a.yaml": "1"}, force=False)
+    assert await storage.publish_rules("v2", {"a.yaml": "2"}, force=False)
+    assert await storage.rules_files("v2") == {"a.yaml": "2"}
+    assert await storage.rollback_rules() == "v1"
+    assert await storage.current_rules_version() == "v1"
+    assert not await storage.publish_rules("v2", {"a.yaml": "2"}, force=False)  # the source did not change
+    assert await storage.current_rules_version() == "v1"
+    assert await storage.rules_source_version() == "v2"
+    assert await storage.publish_rules("v2", {"a.yaml": "2"}, force=True)
+    assert await storage.current_rules_version() == "v2"
+    assert await storage.rollback_rules() == "v1"
+    assert await storage.rollback_rules() is None  # nothing older
+
+
+# ------------------------------------------------------------------------------------ erasure
+
+async def test_an_erased_customer_is_gone_and_does_not_come_back_until_a_new_profile(storage: Storage) -> None:
+    await storage.write_profile("c-1", "", {"plan": "large"}, 1, "sv", NOW_MS)
+    await _decide(storage, did="d1")
+    await storage.apply_events({"c-1": [_event("e1", decision="d1")]}, NOW_MS)
+    assert await storage.erase("c-1", NOW_MS) >= 1
+    assert await storage.get_profile("c-1") == (None, b"")
+    assert await storage.decision_records("c-1") == []
+    assert (await storage.read_inbox("0", 10)).entries == []
+    assert await storage.apply_events({"c-1": [_event("e2")]}, NOW_MS) == {"c-1": ["erased"]}
+    assert await _decide(storage, did="d2") is Recorded.ERASED
+    assert (await storage.read_customer("c-1")).history == b""
+    await storage.write_profile("c-1", "", {"plan": "small"}, 1, "sv", NOW_MS)  # a new relationship
+    assert await storage.apply_events({"c-1": [_event("e3")]}, NOW_MS) == {"c-1": ["hist"]}
