@@ -37,8 +37,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import ndtri
 
 from nba.domain import BoolArray, FloatArray, IntArray
+from nba.learning.bandit import TAIL
 
 DRAW_BUDGET = 1024
 MIN_DRAWS = 32
@@ -103,8 +105,9 @@ class Beliefs:
         return np.minimum(np.maximum(theta, 0.0, out=theta), 1.0, out=theta)
 
 
-# z of the 1 - TAIL normal quantile (bandit.TAIL = 1e-4): the contextual model's pruning bound
-TAIL_Z = 3.719016485455709
+# z of the 1 - TAIL normal quantile: the contextual model's pruning bound, as the Beta quantiles are the
+# thompson model's
+TAIL_Z = float(ndtri(1.0 - TAIL))
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,27 @@ indexed by (scope, target, event type), so counting can find the few rows an eve
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from nba.domain import EVENT_TYPES, FloatArray, IntArray
 
 ACTION, GROUP, CHANNEL, TOTAL = range(4)  # what a cap row counts per
+
+
+class CapRow(NamedTuple):
+    """One limit of the rules: at most `max` events of type `event` in the last `window` seconds, counted
+    per `scope` (for `target`: an action, group or channel index; 0 for total)."""
+
+    scope: int
+    target: int
+    event: int
+    window: float
+    max: int
+    source: str  # "file: key.path", for explanations
 
 
 @dataclass(frozen=True)
@@ -32,16 +45,16 @@ class CapTable:
     horizon: float  # the longest window: older history cannot count
 
     @staticmethod
-    def build(rows: list[tuple[int, int, int, float, int, str]]) -> CapTable:
+    def build(rows: Sequence[CapRow]) -> CapTable:
         rows_for: dict[tuple[int, int, int], list[tuple[int, float]]] = {}
-        for i, (scope, target, event, window, _, _) in enumerate(rows):
-            rows_for.setdefault((scope, target, event), []).append((i, float(window)))
+        for i, row in enumerate(rows):
+            rows_for.setdefault((row.scope, row.target, row.event), []).append((i, float(row.window)))
         return CapTable(
-            scope=np.array([r[0] for r in rows], np.int64), target=np.array([r[1] for r in rows], np.int64),
-            event=np.array([r[2] for r in rows], np.int64), window=np.array([r[3] for r in rows], np.float64),
-            max=np.array([r[4] for r in rows], np.int64), source=tuple(r[5] for r in rows),
+            scope=np.array([r.scope for r in rows], np.int64), target=np.array([r.target for r in rows], np.int64),
+            event=np.array([r.event for r in rows], np.int64), window=np.array([r.window for r in rows], np.float64),
+            max=np.array([r.max for r in rows], np.int64), source=tuple(r.source for r in rows),
             rows_for={k: tuple(v) for k, v in rows_for.items()},
-            horizon=max((float(r[3]) for r in rows), default=0.0),
+            horizon=max((float(r.window) for r in rows), default=0.0),
         )
 
     def __len__(self) -> int:

@@ -21,8 +21,7 @@ import numpy.typing as npt
 
 from nba.domain import EVENT_CODE, EVENT_TYPES, BoolArray, FloatArray, IntArray
 from nba.errors import RuleProblem, RulesInvalid
-from nba.rules import caps as cap_rows
-from nba.rules.caps import CapTable
+from nba.rules.caps import ACTION, CHANNEL, GROUP, TOTAL, CapRow, CapTable
 from nba.rules.conditions import (
     ALWAYS,
     ATTRIBUTE_TYPES,
@@ -200,7 +199,7 @@ def load_rulebook(directory: Path) -> Rulebook:
     segments, seg_names = _segments(*read("segments.yaml"), attributes)
     groups, group_layers, learning, contact, cap_nodes = _policy(*read("policy.yaml"), seg_names, attributes,
                                                                  list_values, tuple(channels))
-    cap_rows: list[tuple[int, int, int, float, int, str]] = []
+    cap_rows: list[CapRow] = []
     policy_reader = Reader("policy.yaml", problems)
     for cap_path, cap_node in cap_nodes:
         cap_rows.extend(_limit(policy_reader, cap_node, cap_path, None, tuple(groups), tuple(channels)))
@@ -225,8 +224,7 @@ def load_rulebook(directory: Path) -> Rulebook:
         if path.stem != action.id:
             reader.problem("id", f"id {action.id!r} differs from the file name {path.stem!r}", node.lines.get("id"))
         seen[action.id] = name
-        cap_rows.extend((scope, len(actions), event, window, most, source)
-                        for scope, _, event, window, most, source in limits)
+        cap_rows.extend(row._replace(target=len(actions)) for row in limits)
         actions.append(action)
     if len(actions) > MAX_ACTIONS:
         problems.append(RuleProblem("actions/", "", f"{len(actions)} actions, at most {MAX_ACTIONS}"))
@@ -490,7 +488,7 @@ _ACTION_KEYS = ["id", "name", "group", "kind", "channels", "value", "weight", "a
 
 def _action(r: Reader, node: Node, channels: Mapping[str, Channel], attributes: Mapping[str, AttributeType],
             segments: frozenset[str], groups: Mapping[str, float], group_layers: Mapping[str, list[Layer]],
-            default_prior: tuple[float, float]) -> tuple[Action, list[tuple[int, int, int, float, int, str]]] | None:
+            default_prior: tuple[float, float]) -> tuple[Action, list[CapRow]] | None:
     m = r.mapping(node, "", allowed=_ACTION_KEYS, required=["id", "group", "channels", "value"])
     if m is None or not all(k in m for k in ("id", "group", "channels", "value")):
         return None
@@ -566,7 +564,7 @@ def _is_date(node: Node) -> bool:
 
 
 def _limit(r: Reader, node: Node, path: str, action: int | None, groups: tuple[str, ...],
-           channels: tuple[str, ...]) -> list[tuple[int, int, int, float, int, str]]:
+           channels: tuple[str, ...]) -> list[CapRow]:
     scope_keys = ["group", "channel"] if action is None else []
     m = r.mapping(node, path, allowed=["count", "max", "per", "after", "times", "suppress_for", *scope_keys])
     if m is None:
@@ -589,13 +587,13 @@ def _limit(r: Reader, node: Node, path: str, action: int | None, groups: tuple[s
         event = None
     maximum = r.integer(max_node, f"{path}.max", min_value=1) if max_node is not None else 1
     window = r.duration(window_node, f"{path}.per") if window_node is not None else None
-    scope, target = cap_rows.ACTION, action if action is not None else 0
+    scope, target = ACTION, action if action is not None else 0
     if action is None:
-        scope = cap_rows.TOTAL
+        scope = TOTAL
         if "group" in m and "channel" in m:
             r.problem(path, "takes group or channel, not both", node.line)
             return []
-        for key, names, sc in (("group", groups, cap_rows.GROUP), ("channel", channels, cap_rows.CHANNEL)):
+        for key, names, sc in (("group", groups, GROUP), ("channel", channels, CHANNEL)):
             if key in m:
                 name = r.text(m[key], f"{path}.{key}")
                 if name not in names:
@@ -604,4 +602,4 @@ def _limit(r: Reader, node: Node, path: str, action: int | None, groups: tuple[s
                 scope, target = sc, names.index(name)
     if event is None or maximum is None or window is None:
         return []
-    return [(scope, target, EVENT_CODE[event], window, maximum, f"{r.file}: {path}")]
+    return [CapRow(scope, target, EVENT_CODE[event], window, maximum, f"{r.file}: {path}")]

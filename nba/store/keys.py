@@ -100,6 +100,19 @@ TALLY_MARKS_BYTES = 40_000  # tally marks kept per customer while the learner is
 REDIS_CONFIG = {"hash-max-listpack-value": 4096}
 
 
+class Field:
+    """The fields of a customer's hash (store/lua/customer.lua names them as well; a test compares)."""
+
+    ATTRIBUTES = "a"
+    SEGMENTS = "s"
+    SEGMENTS_VERSION = "g"
+    UPDATED = "u"
+    REVISION = "r"
+    VERSION = "v"
+    HISTORY = "h"
+    TALLY = "t"
+
+
 def customer_tag(customer_id: str) -> str:
     # ids are validated to exclude { and }, which would move the key to another slot
     return f"{PREFIX}:{{c:{customer_id}}}"

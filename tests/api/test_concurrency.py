@@ -42,7 +42,7 @@ async def test_without_contention_every_decision_may_show_it(make_client: AppFac
 
 async def _history(redis: Redis, cid: str) -> list[str]:
     """The stored history as "type|action|id" lines, type names spelled out ('reserved' for reservations)."""
-    raw: bytes = await redis.hget(keys.customer(cid), "h") or b""  # type: ignore[assignment]
+    raw: bytes = await redis.hget(keys.customer(cid), keys.Field.HISTORY) or b""  # type: ignore[assignment]
     names = {code: name for name, code in history.TYPE_CODE.items()} | {history.RESERVED: "reserved"}
     lines = [line.split("|") for line in raw.decode().splitlines()]
     return [f"|{names[t]}|{action}|{eid}" for _, t, action, _, eid in lines]

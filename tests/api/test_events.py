@@ -153,7 +153,7 @@ async def test_a_bad_event_rejects_the_whole_batch_and_names_every_problem(clien
     body = await problem(resp, 400)
     fields = {e["field"] for e in body["errors"]}
     assert fields == {"events[1].type", "events[2].customer_id", "events[2].ts", "events[3].channel"}
-    assert await redis.hmget(keys.customer("c-1"), "h", "v") == [None, None]
+    assert await redis.hmget(keys.customer("c-1"), keys.Field.HISTORY, keys.Field.VERSION) == [None, None]
 
 
 async def test_batch_limit(client: Client) -> None:
@@ -193,7 +193,7 @@ async def test_the_event_tally_counts_each_event_id_once_however_often_it_is_sen
     await send_events(client, twice)  # re-sent before the learner ran
     assert await _events_count(client, "tv-addon") == {"click": 200, "accept": 1}
     for i in range(7):  # the marks are gone once counted and committed
-        assert await redis.hget(keys.customer(f"c-{i}"), "t") is None
+        assert await redis.hget(keys.customer(f"c-{i}"), keys.Field.TALLY) is None
 
 
 async def test_late_answers_are_counted_once_too(make_client: AppFactory) -> None:
@@ -228,4 +228,4 @@ async def test_a_replayed_batch_counts_once_and_a_crash_before_clearing_marks_do
     resent = await lr.store.read_inbox(batch.last, 100)
     again = await lr.store.credit_events(resent.entries, rewards, batch.last)
     assert [g.counted for g in again] == [False]
-    assert await redis.hget(keys.customer("c-1"), "t") is None  # the committed marks went with it
+    assert await redis.hget(keys.customer("c-1"), keys.Field.TALLY) is None  # the committed marks went with it

@@ -46,7 +46,7 @@ async def test_a_damaged_history_entry_is_skipped_everywhere(client: Client, red
     await put_customer(client, "c-1", CROSSSELL_MOBILE)
     await send_events(client, [{"event_id": "before", "type": "impression", "customer_id": "c-1",
                                 "action_id": "tv-addon", "channel": "web"}])
-    stored: bytes = await redis.hget(keys.customer("c-1"), "h")  # type: ignore[assignment]
+    stored: bytes = await redis.hget(keys.customer("c-1"), keys.Field.HISTORY)  # type: ignore[assignment]
     await redis.hset(keys.customer("c-1"), "h", damage + stored)
 
     d = await decide(client, "c-1")
@@ -66,7 +66,7 @@ async def test_a_damaged_history_entry_is_skipped_everywhere(client: Client, red
 async def test_an_unreadable_profile_degrades_decisions_and_is_409_until_replaced(client: Client,
                                                                                   redis: Redis) -> None:
     await put_customer(client, "c-1", CROSSSELL_MOBILE)
-    await redis.hset(keys.customer("c-1"), mapping={"a": b"{broken", "s": b"x"})
+    await redis.hset(keys.customer("c-1"), mapping={keys.Field.ATTRIBUTES: b"{broken", keys.Field.SEGMENTS: b"x"})
 
     d = await decide(client, "c-1")
     assert d["degraded"]  # the rules alone, as for an unknown customer

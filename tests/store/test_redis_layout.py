@@ -3,6 +3,7 @@ duplicates and trimming, expiry of customers without a profile, and the shared a
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -12,7 +13,7 @@ from redis.exceptions import ResponseError
 
 from nba.app import redis_client
 from nba.errors import StoredDataUnreadable
-from nba.store import history, keys
+from nba.store import history, keys, scripts
 from nba.store.contract import EventArgs
 from nba.store.redis import Store
 
@@ -29,7 +30,7 @@ def _event(event_id: str, ts_ms: int, cid: str = "c-1", etype: str = "impression
 
 
 async def _stored(redis: Redis, cid: str = "c-1") -> list[tuple[int, str]]:
-    raw: bytes = await redis.hget(keys.customer(cid), "h") or b""  # type: ignore[assignment]
+    raw: bytes = await redis.hget(keys.customer(cid), keys.Field.HISTORY) or b""  # type: ignore[assignment]
     rows = [line.split("|") for line in raw.decode().splitlines()]
     return [(int(t, 36), eid) for t, _, _, _, eid in rows]
 
@@ -44,7 +45,7 @@ async def test_late_events_are_kept_in_order_and_duplicates_are_found(store: Sto
     assert again == {"c-1": ["dup", "hist", "dup"]}
     stored = await _stored(redis)
     assert stored == [(t + k * 1000, history.event_key(f"e{k}")) for k in range(4)]
-    assert await redis.hget(keys.customer("c-1"), "v") == b"2"  # one per batch that changed it
+    assert await redis.hget(keys.customer("c-1"), keys.Field.VERSION) == b"2"  # one per batch that changed it
 
 
 async def test_the_history_is_trimmed_to_its_age_and_size_limits(store: Store, redis: Redis,
@@ -76,7 +77,7 @@ async def test_a_customer_without_a_profile_expires_with_its_history(store: Stor
 async def test_profiles_store_attribute_codes_that_every_process_can_read(redis_url: str, store: Store,
                                                                           redis: Redis) -> None:
     await store.write_profile("c-1", "*", {"age": 40, "plan": "basic"}, 5, "v1", 1)
-    raw = await redis.hget(keys.customer("c-1"), "a")
+    raw = await redis.hget(keys.customer("c-1"), keys.Field.ATTRIBUTES)
     assert raw == b'[0,40,1,"basic"]'  # codes, not names
     other = Store(redis_client(redis_url, 5.0))  # another process: it has not seen these attributes
     try:
@@ -126,3 +127,11 @@ async def test_events_reach_the_inbox_in_the_same_round_trip_as_the_histories_an
     assert await store.apply_events({"c-1": [_event("e3", t + 1000)]}) == {"c-1": ["dup"]}
     assert await redis.xlen(keys.LEARN_INBOX) == 1
     assert [eid for _, eid in await _stored(redis)] == [history.event_key("e1"), history.event_key("e3")]
+
+
+def test_the_lua_scripts_name_the_customer_fields_as_keys_py_does() -> None:
+    table = re.search(r"local F = \{(.*?)\}", scripts.CUSTOMER, re.S)
+    assert table is not None
+    in_lua = dict(re.findall(r"(\w+) = '(\w)'", table.group(1)))
+    in_python = {name.lower(): value for name, value in vars(keys.Field).items() if name.isupper()}
+    assert in_lua == in_python

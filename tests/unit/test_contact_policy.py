@@ -35,7 +35,7 @@ def _blocked(caps: cap_rows.CapTable, history: History, channel: int = 0,
 
 @pytest.mark.parametrize(("shown", "blocked"), [(2, False), (3, True), (4, True)])
 def test_action_cap_at_n_minus_1_n_n_plus_1(shown: int, blocked: bool) -> None:
-    caps = cap_rows.CapTable.build([(cap_rows.ACTION, 0, IMP, 7 * DAY, 3, "a")])
+    caps = cap_rows.CapTable.build([cap_rows.CapRow(cap_rows.ACTION, 0, IMP, 7 * DAY, 3, "a")])
     history = _history([(NOW - i * DAY, IMP, 0, 0) for i in range(shown)])
     assert _blocked(caps, history) == [blocked, False, False]
 
@@ -43,40 +43,40 @@ def test_action_cap_at_n_minus_1_n_n_plus_1(shown: int, blocked: bool) -> None:
 @pytest.mark.parametrize(("age", "blocked"), [(7 * DAY - 1, True), (7 * DAY, False), (7 * DAY + 1, False)])
 def test_window_edges(age: float, blocked: bool) -> None:
     """An event exactly one window old has left the window."""
-    caps = cap_rows.CapTable.build([(cap_rows.ACTION, 0, IMP, 7 * DAY, 1, "a")])
+    caps = cap_rows.CapTable.build([cap_rows.CapRow(cap_rows.ACTION, 0, IMP, 7 * DAY, 1, "a")])
     assert _blocked(caps, _history([(NOW - age, IMP, 0, 0)]))[0] is blocked
 
 
 def test_suppression_after_reject_counts_only_rejects() -> None:
-    caps = cap_rows.CapTable.build([(cap_rows.ACTION, 1, REJ, 30 * DAY, 1, "after reject")])
+    caps = cap_rows.CapTable.build([cap_rows.CapRow(cap_rows.ACTION, 1, REJ, 30 * DAY, 1, "after reject")])
     assert _blocked(caps, _history([(NOW - DAY, IMP, 1, 0)] * 5)) == [False, False, False]
     assert _blocked(caps, _history([(NOW - DAY, REJ, 1, 0)])) == [False, True, False]
 
 
 def test_group_channel_and_total_caps() -> None:
-    group = cap_rows.CapTable.build([(cap_rows.GROUP, 0, IMP, DAY, 2, "g")])
+    group = cap_rows.CapTable.build([cap_rows.CapRow(cap_rows.GROUP, 0, IMP, DAY, 2, "g")])
     history = _history([(NOW - 10, IMP, 0, 0), (NOW - 20, IMP, 1, 0)])
     assert _blocked(group, history) == [True, True, False]
-    channel = cap_rows.CapTable.build([(cap_rows.CHANNEL, 1, IMP, DAY, 1, "email")])
+    channel = cap_rows.CapTable.build([cap_rows.CapRow(cap_rows.CHANNEL, 1, IMP, DAY, 1, "email")])
     on_email = _history([(NOW - 10, IMP, 2, 1)])
     assert _blocked(channel, on_email, channel=1) == [True, True, True]
     assert _blocked(channel, on_email, channel=0) == [False, False, False]
-    total = cap_rows.CapTable.build([(cap_rows.TOTAL, 0, IMP, DAY, 2, "t")])
+    total = cap_rows.CapTable.build([cap_rows.CapRow(cap_rows.TOTAL, 0, IMP, DAY, 2, "t")])
     assert _blocked(total, history) == [True, True, True]
 
 
 def test_mandatory_actions_bypass_caps_and_unknown_actions_count_only_in_totals() -> None:
-    caps = cap_rows.CapTable.build([(cap_rows.TOTAL, 0, IMP, DAY, 1, "t")])
+    caps = cap_rows.CapTable.build([cap_rows.CapRow(cap_rows.TOTAL, 0, IMP, DAY, 1, "t")])
     history = _history([(NOW - 10, IMP, -1, -1)])  # an action no longer in the rules
     assert _blocked(caps, history, mandatory=np.array([False, False, True])) == [True, True, False]
     # nor in any action's or group's count (the last action's group, 1, included)
     for scope, target in ((cap_rows.ACTION, 2), (cap_rows.GROUP, 1), (cap_rows.GROUP, 0)):
-        one = cap_rows.CapTable.build([(scope, target, IMP, DAY, 1, "x")])
+        one = cap_rows.CapTable.build([cap_rows.CapRow(scope, target, IMP, DAY, 1, "x")])
         assert cp.counts(one, history, NOW, GROUP_OF).tolist() == [0]
 
 
 def test_reasons_name_the_binding_cap() -> None:
-    caps = cap_rows.CapTable.build([(cap_rows.ACTION, 0, IMP, 7 * DAY, 2, "actions/x.yaml: limits[0]")])
+    caps = cap_rows.CapTable.build([cap_rows.CapRow(cap_rows.ACTION, 0, IMP, 7 * DAY, 2, "actions/x.yaml: limits[0]")])
     history = _history([(NOW - 10, IMP, 0, 0), (NOW - 20, IMP, 0, 0)])
     counts = cp.counts(caps, history, NOW, GROUP_OF)
     assert cp.reasons(caps, counts, 0, GROUP_OF, NO_MANDATORY) == {
@@ -107,8 +107,9 @@ def test_counts_agree_with_counting_each_row_by_its_definition() -> None:
             scope = int(rng.integers(0, 4))
             target = {cap_rows.ACTION: n_actions, cap_rows.GROUP: n_groups, cap_rows.CHANNEL: n_channels,
                       cap_rows.TOTAL: 1}[scope]
-            rows.append((scope, int(rng.integers(0, target)), int(rng.choice(events)),
-                         float(rng.choice([DAY, 7 * DAY, 30 * DAY])), int(rng.integers(1, 4)), f"r{i}"))
+            rows.append(cap_rows.CapRow(scope, int(rng.integers(0, target)), int(rng.choice(events)),
+                                        float(rng.choice([DAY, 7 * DAY, 30 * DAY])), int(rng.integers(1, 4)),
+                                        f"r{i}"))
         caps = cap_rows.CapTable.build(rows)
         n = int(rng.integers(0, 30))
         history = _history([(NOW - float(rng.uniform(0, 40 * DAY)), int(rng.choice(events)),

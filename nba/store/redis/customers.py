@@ -14,6 +14,8 @@ from nba.store import keys, scripts
 from nba.store.contract import CustomerSnapshot, StoredProfile
 from nba.store.redis.base import RedisBase, Script
 
+_F = keys.Field
+
 _WRITE_PROFILE = Script(scripts.WRITE_PROFILE)
 _ATTRIBUTE_CODES = Script(scripts.ATTRIBUTE_CODES)
 
@@ -24,7 +26,8 @@ class Customers(RedisBase):
         only read. Not atomic with the count, and need not be: a decision recorded in between changes
         the version read first, so recording on it fails and the decision is ranked again."""
         async def call() -> tuple[list[Any], Any]:
-            read = self._mux.execute("HMGET", keys.customer(customer_id), "a", "s", "g", "v", "h")
+            read = self._mux.execute("HMGET", keys.customer(customer_id), _F.ATTRIBUTES, _F.SEGMENTS,
+                                     _F.SEGMENTS_VERSION, _F.VERSION, _F.HISTORY)
             if contact_id is None:
                 return await read, 0
             count = self._mux.execute("HGET", keys.contacts(customer_id), contact_id)
@@ -45,7 +48,8 @@ class Customers(RedisBase):
         """The stored profile (None when there is none) and the packed history."""
         async def call() -> list[Any]:
             return await self._mux.execute(  # type: ignore[no-any-return]
-                "HMGET", keys.customer(customer_id), "a", "s", "g", "r", "u", "h")
+                "HMGET", keys.customer(customer_id), _F.ATTRIBUTES, _F.SEGMENTS, _F.SEGMENTS_VERSION,
+                _F.REVISION, _F.UPDATED, _F.HISTORY)
 
         attrs, segs, segver, rev, updated, hist = await self._timed("get_profile", call)
         if rev is None:

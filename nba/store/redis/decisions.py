@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -14,6 +14,25 @@ from nba.store.redis.base import RedisBase, Script
 _RECORD_DECISION = Script(scripts.RECORD_DECISION)
 
 
+class RecordArgs(NamedTuple):
+    """The ARGV of record_decision.lua, in its order (the returned actions follow)."""
+
+    decision_id: str
+    ts_ms: int
+    record: bytes
+    record_ttl: int  # seconds a decision record (and the shown map) lives
+    index_cutoff: int  # ts_ms before which the index forgets records
+    records_max: int
+    record_prefix: str  # key prefix of the customer's decision records
+    contact_id: str  # '' for none
+    contact_ttl: int
+    expected_version: str  # of the history the decision was ranked on
+    history_ttl: int
+    history_cutoff: int
+    history_max: int
+    erased_field: str
+
+
 class Decisions(RedisBase):
     async def record_decision(self, customer_id: str, decision_id: str, ts_ms: int, record: bytes,
                               ranked: list[tuple[str, str]], *, channel: str, version: str,
@@ -21,16 +40,20 @@ class Decisions(RedisBase):
         """Record the decision and reserve its actions, if the customer's history is still at
         `version`. CHANGED (nothing written) when it moved on: rank again; ERASED (nothing written)
         for an erased customer. `ranked`: (action_id, learning meta) per returned action."""
-        flat = [x for action, meta in ranked
-                for x in (action, meta, history.reservation_entry(ts_ms, action, channel, decision_id))]
+        args = RecordArgs(
+            decision_id=decision_id, ts_ms=ts_ms, record=record, record_ttl=keys.DECISION_TTL,
+            index_cutoff=ts_ms - keys.DECISION_TTL * 1000, records_max=keys.DECISIONS_MAX,
+            record_prefix=keys.decision(customer_id, ""), contact_id=contact_id or "",
+            contact_ttl=max(1, int(contact_ttl)), expected_version=version, history_ttl=keys.HISTORY_TTL,
+            history_cutoff=ts_ms - keys.HISTORY_TTL * 1000, history_max=keys.HISTORY_MAX,
+            erased_field=keys.erased_field(customer_id))
+        returned = [x for action, meta in ranked
+                    for x in (action, meta, history.reservation_entry(ts_ms, action, channel, decision_id))]
         return Recorded(int(await self._eval(
             "record_decision", _RECORD_DECISION,
             [keys.decisions(customer_id), keys.decision(customer_id, decision_id), keys.contacts(customer_id),
              keys.customer(customer_id), keys.shown(customer_id), keys.erased(customer_id)],
-            [decision_id, ts_ms, record, keys.DECISION_TTL, ts_ms - keys.DECISION_TTL * 1000, keys.DECISIONS_MAX,
-             keys.decision(customer_id, ""), contact_id or "", max(1, int(contact_ttl)), version,
-             keys.HISTORY_TTL, ts_ms - keys.HISTORY_TTL * 1000, keys.HISTORY_MAX, keys.erased_field(customer_id),
-             *flat])))
+            [*args, *returned])))
 
     async def customers_with_decisions(self) -> AsyncIterator[str]:
         """Every customer with decision records (SCAN: incremental, never blocks Redis)."""
