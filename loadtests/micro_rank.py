@@ -24,7 +24,8 @@ from nba.decision.arbitration import Tally
 from nba.decision.rank import rank
 from nba.domain import DecideRequest
 from nba.learning.snapshot import build_snapshot
-from nba.rules.rulebook import Rulebook, load_rulebook
+from nba.rules.load import load_rulebook
+from nba.rules.rulebook import Rulebook
 from nba.store.contract import CustomerSnapshot, ModelData
 from nba.store.history import pack
 

@@ -34,7 +34,7 @@ from nba.learning.ingest import EventIngest
 from nba.learning.learner import Learner
 from nba.live import Live
 from nba.metrics import Metrics
-from nba.rules.rulebook import load_rulebook
+from nba.rules.load import load_rulebook
 from nba.runtime.embedded_redis import RedisServer
 from nba.store import keys
 from nba.store.redis import Store

@@ -41,7 +41,7 @@ from loadtests.procs import proc_cpu
 from nba.concurrency import run_bounded
 from nba.learning.features import encode
 from nba.rules.features import FeatureSpace
-from nba.rules.rulebook import load_rulebook
+from nba.rules.load import load_rulebook
 from nba.runtime.embedded_redis import RedisServer, free_port
 
 PLANS = ["basic", "medium", "large", "unlimited"]

@@ -23,7 +23,8 @@ from aiohttp import web
 from nba import __version__
 from nba.concurrency import run_bounded
 from nba.errors import RulesInvalid
-from nba.rules.rulebook import Rulebook, load_rulebook
+from nba.rules.load import load_rulebook
+from nba.rules.rulebook import Rulebook
 from nba.runtime.embedded_redis import DataDirInUse, RedisNotFound, RedisServer
 from nba.settings import Settings, SettingsError
 

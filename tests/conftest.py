@@ -18,7 +18,8 @@ from nba.app import create_app, redis_client
 from nba.http.routes import LEARNER, LIVE
 from nba.learning.learner import Learner
 from nba.live import Live
-from nba.rules.rulebook import Rulebook, load_rulebook
+from nba.rules.load import load_rulebook
+from nba.rules.rulebook import Rulebook
 from nba.runtime.embedded_redis import RedisServer
 
 # Generated tests are seeded (the same examples every run), never timed (a busy machine is not a failure)

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from nba.errors import RuleProblem, RulesInvalid
-from nba.rules.rulebook import Rulebook, load_rulebook, rules_files
+from nba.rules.load import load_rulebook, rules_files
+from nba.rules.rulebook import Rulebook
 
 
 def read_rules(directory: Path) -> tuple[Rulebook, dict[str, str]]:

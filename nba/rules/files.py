@@ -9,14 +9,17 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from nba.errors import RuleProblem
+
+T = TypeVar("T")
+D = TypeVar("D")
 
 _DURATION = re.compile(r"(\d+)(s|m|h|d|w)")
 _DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -123,6 +126,14 @@ class Reader:
             if key not in m:
                 self.problem(_join(path, key), "is required", node.line)
         return m
+
+    def optional(self, m: Mapping[str, Node], key: str, read: Callable[..., T | None], default: D, *,
+                 at: str = "", **options: Any) -> T | D | None:
+        """`read` of the key's node (its path `at.key`, or `key` at the top), or `default` when the mapping
+        has no such key: the one way an optional key is read."""
+        if key not in m:
+            return default
+        return read(m[key], _join(at, key), **options)
 
     def sequence(self, node: Node, path: str) -> list[Node] | None:
         if not isinstance(node.value, list):

@@ -72,18 +72,15 @@ def parse_learning(r: Reader, node: Node, segments: frozenset[str], attributes: 
     if lm is None:
         return Learning()
     key: list[str] = []
-    for i, n in enumerate(r.sequence(lm["segment_key"], "learning.segment_key") or []
-                          if "segment_key" in lm else []):
+    for i, n in enumerate(r.optional(lm, "segment_key", r.sequence, [], at="learning") or []):
         s = r.text(n, f"learning.segment_key[{i}]")
         if s is not None and s not in segments:
             r.problem(f"learning.segment_key[{i}]", f"unknown segment {s!r}" + suggest(s, segments), n.line)
         elif s is not None:
             key.append(s)
-    rewards = _rewards(r, lm["rewards"], "learning.rewards") if "rewards" in lm else {}
-    refresh = r.number(lm["refresh_seconds"], "learning.refresh_seconds", min_value=0.05, max_value=60) \
-        if "refresh_seconds" in lm else 1.0
-    draws = r.integer(lm["probability_draws"], "learning.probability_draws", min_value=16) \
-        if "probability_draws" in lm else 256
+    rewards = r.optional(lm, "rewards", lambda n, path: _rewards(r, n, path), {}, at="learning") or {}
+    refresh = r.optional(lm, "refresh_seconds", r.number, 1.0, at="learning", min_value=0.05, max_value=60)
+    draws = r.optional(lm, "probability_draws", r.integer, 256, at="learning", min_value=16)
     default = ChannelLearning(
         _model(r, lm, "learning") or "thompson", _exploration(r, lm, "learning") or 1.0,
         _window(r, lm, "learning") or DEFAULT_WINDOW, rewards)
@@ -98,13 +95,13 @@ def parse_learning(r: Reader, node: Node, segments: frozenset[str], attributes: 
             resolved[name] = ChannelLearning(
                 _model(r, cm, p) or default.model, default.exploration if explore is None else explore,
                 _window(r, cm, p) or default.attribution_window,
-                {**rewards, **_rewards(r, cm["rewards"], f"{p}.rewards")} if "rewards" in cm else rewards)
+                {**rewards, **(r.optional(cm, "rewards", lambda n, path: _rewards(r, n, path), {}, at=p) or {})})
     space, prior_var, noise_var = FeatureSpace(()), 0.05, 0.1
     if "contextual" in lm:
         space, prior_var, noise_var = _contextual(r, lm["contextual"], segments, attributes, list_values)
     if any(c.model == "contextual" for c in resolved.values()) and "contextual" not in lm:
         r.problem("learning.contextual", "a channel uses the contextual model: declare its features here", node.line)
-    control = _control(r, lm["control"]) if "control" in lm else None
+    control = r.optional(lm, "control", lambda n, _: _control(r, n), None)
     return Learning(tuple(key), prior or (1.0, 1.0), rewards, refresh or 1.0, draws or 256, resolved, space,
                     prior_var, noise_var, control)
 
@@ -122,11 +119,11 @@ def _model(r: Reader, m: Mapping[str, Node], path: str) -> Model | None:
 
 
 def _exploration(r: Reader, m: Mapping[str, Node], path: str) -> float | None:
-    return r.number(m["exploration"], f"{path}.exploration", min_value=0, max_value=2) if "exploration" in m else None
+    return r.optional(m, "exploration", r.number, None, at=path, min_value=0, max_value=2)
 
 
 def _window(r: Reader, m: Mapping[str, Node], path: str) -> float | None:
-    return r.duration(m["attribution_window"], f"{path}.attribution_window") if "attribution_window" in m else None
+    return r.optional(m, "attribution_window", r.duration, None, at=path)
 
 
 def _rewards(r: Reader, node: Node, path: str) -> dict[str, float]:
@@ -143,7 +140,7 @@ def _control(r: Reader, node: Node) -> Control | None:
     if m is None or "share" not in m:
         return None
     share = r.number(m["share"], "learning.control.share", min_value=0, max_value=0.5)
-    ordering = r.text(m["ordering"], "learning.control.ordering") if "ordering" in m else "random"
+    ordering = r.optional(m, "ordering", r.text, "random", at="learning.control")
     if ordering not in ("random", "rules"):
         r.problem("learning.control.ordering", f"must be random or rules, got {ordering!r}", m["ordering"].line)
         return None
@@ -159,13 +156,12 @@ def _contextual(r: Reader, node: Node, segments: frozenset[str], attributes: Map
                   required=["features"])
     if m is None:
         return FeatureSpace(()), 0.05, 0.1
-    prior_var = r.number(m["prior_variance"], "learning.contextual.prior_variance", min_value=1e-4,
-                         max_value=100) if "prior_variance" in m else 0.05
-    noise_var = r.number(m["noise_variance"], "learning.contextual.noise_variance", min_value=1e-3,
-                         max_value=10) if "noise_variance" in m else 0.1
+    prior_var = r.optional(m, "prior_variance", r.number, 0.05, at="learning.contextual", min_value=1e-4,
+                           max_value=100)
+    noise_var = r.optional(m, "noise_variance", r.number, 0.1, at="learning.contextual", min_value=1e-3,
+                           max_value=10)
     out: list[Feature] = []
-    for i, n in enumerate(r.sequence(m["features"], "learning.contextual.features") or []
-                          if "features" in m else []):
+    for i, n in enumerate(r.optional(m, "features", r.sequence, [], at="learning.contextual") or []):
         f = _feature(r, n, f"learning.contextual.features[{i}]", segments, attributes, list_values)
         if f is not None:
             out.append(f)

@@ -100,7 +100,7 @@ async def test_an_answer_without_decision_id_is_credited_to_the_decision_that_sh
 async def test_answers_after_the_attribution_window_do_not_train(make_client: object, rules_copy: object) -> None:
     from pathlib import Path
 
-    from nba.rules.rulebook import load_rulebook
+    from nba.rules.load import load_rulebook
 
     policy = Path(str(rules_copy)) / "policy.yaml"
     text = policy.read_text().replace("  refresh_seconds: 1.0", "  refresh_seconds: 1.0\n  attribution_window: 2h")

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from nba.decision.rank import control_bucket
 from nba.http.routes import STORE
 from nba.learning.features import encode
-from nba.rules.rulebook import load_rulebook
+from nba.rules.load import load_rulebook
 from nba.store import keys
 from nba.store.redis import INBOX_WAIT_MAX
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, send_events

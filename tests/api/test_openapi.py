@@ -8,7 +8,7 @@ import jsonschema
 
 from nba.http.openapi import openapi_document
 from nba.http.routes import ROUTES
-from nba.rules.rulebook import load_rulebook
+from nba.rules.load import load_rulebook
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, send_events
 from tests.conftest import RULES
 

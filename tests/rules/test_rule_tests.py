@@ -8,7 +8,8 @@ import pytest
 
 from nba.cli import rules_test
 from nba.evaluation.rule_tests import run_all, uncovered
-from nba.rules.rulebook import Rulebook, load_rulebook
+from nba.rules.load import load_rulebook
+from nba.rules.rulebook import Rulebook
 from tests.conftest import RULES
 
 

@@ -11,7 +11,8 @@ import pytest
 from nba.cli import rules_check
 from nba.errors import RulesInvalid
 from nba.rules.directory import directory_fingerprint
-from nba.rules.rulebook import Rulebook, load_rulebook, rules_files
+from nba.rules.load import load_rulebook, rules_files
+from nba.rules.rulebook import Rulebook
 from tests.conftest import RULES
 
 

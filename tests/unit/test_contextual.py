@@ -15,7 +15,7 @@ from nba.evaluation.estimators import lift
 from nba.learning.contextual import ContextualModel, ContextualStats, accumulate
 from nba.learning.features import encode, pack, unpack
 from nba.rules.features import Feature, FeatureSpace
-from nba.rules.rulebook import load_rulebook
+from nba.rules.load import load_rulebook
 
 SPACE = FeatureSpace((
     Feature("attribute", "plan", "one_hot", values=("basic", "large")),
