@@ -17,7 +17,6 @@ from redis.exceptions import RedisError
 
 from nba.customers.service import Customers
 from nba.decision.decider import Decider
-from nba.domain import Decision
 from nba.errors import (
     Conflict,
     FieldError,
@@ -30,13 +29,12 @@ from nba.errors import (
     RulesRejected,
     Unavailable,
 )
-from nba.evaluation.estimators import lift
+from nba.evaluation import stats
 from nba.http import body as bodies
 from nba.http import wire
 from nba.http.openapi import openapi_bytes
 from nba.http.problem import problem_response
 from nba.http.server import ConnectionGuard
-from nba.learning.bandit import ModelState, interval
 from nba.learning.ingest import EventIngest
 from nba.learning.learner import Learner
 from nba.live import Live
@@ -90,24 +88,7 @@ async def decide(request: web.Request) -> web.Response:
     decision = await app[DECIDER].decide(req)
     metrics = app[METRICS]
     metrics.child(metrics.decision_ms, req.channel).observe((time.perf_counter() - start) * 1000)
-    return json_response(decision_body(decision))
-
-
-def decision_body(d: Decision) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "decision_id": d.decision_id, "customer_id": d.customer_id, "channel": d.channel,
-        "actions": [
-            {"action_id": a.action_id, "rank": a.rank, "group": a.group, "score": a.score,
-             "propensity": a.propensity, "probability": a.probability, "value": a.value,
-             "content": a.content, "reason": a.reason}
-            for a in d.actions
-        ],
-        "segments": d.segments, "rules_version": d.rules_version, "model_version": d.model_version,
-        "degraded": d.degraded,
-    }
-    if d.explain is not None:
-        body["explain"] = d.explain
-    return body
+    return json_response(wire.decision_body(decision))
 
 
 async def events(request: web.Request) -> web.Response:
@@ -115,9 +96,7 @@ async def events(request: web.Request) -> web.Response:
     body = await read_json(request, wire.MAX_EVENTS_BODY)
     batch = wire.parse_events(body, app[LIVE].snapshot.rulebook, app[CLOCK]())
     result = await app[INGEST].ingest(batch)
-    return json_response({"accepted": result.accepted, "duplicates": result.duplicates,
-                          "credited": result.credited, "unattributed": result.unattributed,
-                          "erased": result.erased}, status=202)
+    return json_response(wire.ingest_body(result), status=202)
 
 
 async def put_customer(request: web.Request) -> web.Response:
@@ -142,20 +121,7 @@ async def delete_customer(request: web.Request) -> web.Response:
 
 
 async def rules(request: web.Request) -> web.Response:
-    rb = request.app[LIVE].snapshot.rulebook
-    return json_response({
-        "version": rb.version,
-        "segments_version": rb.segments_version,
-        "channels": [{"name": c.name, "direction": c.direction, "default_limit": c.default_limit,
-                      "max_limit": c.max_limit, "consent": c.consent} for c in rb.channels.values()],
-        "groups": [{"name": g, "weight": w} for g, w in rb.group_weights.items()],
-        "segments": [{"name": s.name, "kind": s.kind, "description": s.description} for s in rb.segments],
-        "actions": [{"id": a.id, "name": a.name, "group": a.group, "kind": a.kind, "channels": list(a.channels),
-                     "value": a.value, "weight": a.weight, "mandatory": a.mandatory, "file": a.file,
-                     "content": a.content, "reason": a.reason} for a in rb.actions],
-        "learning": {"models": {ch: rb.learning.for_channel(ch).model for ch in rb.channels},
-                     "segment_key": list(rb.learning.segment_key), "rewards": dict(rb.learning.rewards)},
-    })
+    return json_response(wire.rules_body(request.app[LIVE].snapshot.rulebook))
 
 
 async def reload_rules(request: web.Request) -> web.Response:
@@ -175,35 +141,10 @@ async def reload_rules(request: web.Request) -> web.Response:
 
 
 async def action_stats(request: web.Request) -> web.Response:
-    """Read from Redis, not the process's model copy: an operator sees what the learner committed.
-    `control` compares the accept rates of model-ranked and control-group decisions (the lift)."""
+    """Read from the store, not the process's model copy: an operator sees what the learner committed."""
     store = request.app[STORE]
-    rb = request.app[LIVE].snapshot.rulebook
     data = await store.model_data()
-    model = ModelState.build(data.version, rb.prior_alpha, rb.prior_beta, [a.id for a in rb.actions], rb.learning.keys,
-                             data.counts)
-    counts = await store.event_counts()
-    low, high = interval(model.alpha, model.beta)
-    out = []
-    for i, a in enumerate(rb.actions):
-        out.append({
-            "action_id": a.id, "group": a.group,
-            "events": {etype: n for (aid, etype), n in sorted(counts.items()) if aid == a.id},
-            "segments": [
-                {"segment_key": key, "trials": float(model.trials[i, j]), "rewards": float(model.rewards[i, j]),
-                 "mean": float(model.mean[i, j]), "interval_95": [float(low[i, j]), float(high[i, j])]}
-                for j, key in enumerate(rb.learning.keys)
-            ],
-        })
-    control = rb.learning.control
-    arms = {arm: {"shown": n, "rewards": r, "rate": r / n if n else None}
-            for arm, (n, r) in sorted(data.arms.items())}
-    comparison: dict[str, Any] = {"share": control.share if control else 0.0,
-                                  "ordering": control.ordering if control else None, "arms": arms}
-    if "model" in data.arms and "control" in data.arms:
-        comparison["lift"] = lift(data.arms["model"], data.arms["control"])
-    return json_response({"model_version": model.version, "rules_version": rb.version, "actions": out,
-                          "control": comparison})
+    return json_response(stats.report(request.app[LIVE].snapshot.rulebook, data, await store.event_counts()))
 
 
 async def healthz(request: web.Request) -> web.Response:

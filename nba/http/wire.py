@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
-from nba.domain import EVENT_TYPES, DecideRequest, EventIn
+from nba.domain import EVENT_TYPES, DecideRequest, Decision, EventIn
 from nba.errors import FieldError, InvalidJson, InvalidRequest
+from nba.learning.ingest import IngestResult
 from nba.rules.rulebook import Rulebook
 from nba.store.keys import DEDUPE_WINDOW
 
@@ -76,9 +77,8 @@ def _unknown(body: dict[str, Any], allowed: tuple[str, ...], prefix: str, errors
             errors.append(FieldError(f"{prefix}{key}", f"unknown field; expected one of {', '.join(allowed)}"))
 
 
-def _raise(errors: list[FieldError], what: str) -> None:
-    if errors:
-        raise InvalidRequest(f"{what}: {len(errors)} problem(s), see errors", errors=errors)
+def _raise(errors: list[FieldError], what: str) -> NoReturn:
+    raise InvalidRequest(f"{what}: {len(errors)} problem(s), see errors", errors=errors)
 
 
 def check_context(value: Any, field: str, errors: list[FieldError]) -> dict[str, Any]:
@@ -138,8 +138,9 @@ def parse_decide(body: Any, rulebook: Rulebook) -> DecideRequest:
     if not isinstance(explain, bool):
         errors.append(FieldError("explain", "must be true or false"))
     contact_id = check_id(b.get("contact_id"), "contact_id", errors, required=False)
-    _raise(errors, "invalid decide request")
-    return DecideRequest(customer_id or "", channel, context, limit, explain, contact_id)  # type: ignore[arg-type]
+    if errors or customer_id is None or not isinstance(channel, str) or not isinstance(explain, bool):
+        _raise(errors, "invalid decide request")
+    return DecideRequest(customer_id, channel, context, limit, explain, contact_id)
 
 
 _EVENT_FIELDS = ("event_id", "type", "customer_id", "action_id", "decision_id", "channel", "ts", "properties")
@@ -153,7 +154,6 @@ def parse_events(body: Any, rulebook: Rulebook, now: float) -> list[EventIn]:
     if not isinstance(items, list) or not items:
         errors.append(FieldError("events", "must be a non-empty list"))
         _raise(errors, "invalid events request")
-    assert isinstance(items, list)
     if len(items) > MAX_EVENTS:
         errors.append(FieldError("events", f"at most {MAX_EVENTS} events per request, got {len(items)}"))
         _raise(errors, "invalid events request")
@@ -182,9 +182,11 @@ def parse_events(body: Any, rulebook: Rulebook, now: float) -> list[EventIn]:
             errors.append(FieldError(f"{p}.properties", f"nested deeper than {MAX_PROPERTIES_DEPTH} levels"))
         elif len(orjson.dumps(props)) > MAX_PROPERTIES_BYTES:
             errors.append(FieldError(f"{p}.properties", f"at most {MAX_PROPERTIES_BYTES} bytes as JSON"))
-        if not errors:
-            out.append(EventIn(event_id, etype, customer_id, action_id, channel, decision_id, ts, props))  # type: ignore[arg-type]
-    _raise(errors, "invalid events batch, nothing was applied")
+        if (not errors and event_id is not None and customer_id is not None and action_id is not None
+                and isinstance(etype, str) and isinstance(channel, str) and isinstance(props, dict)):
+            out.append(EventIn(event_id, etype, customer_id, action_id, channel, decision_id, ts, props))
+    if errors:
+        _raise(errors, "invalid events batch, nothing was applied")
     return out
 
 
@@ -230,5 +232,47 @@ def parse_attributes(body: Any) -> dict[str, Any]:
     attrs = b.get("attributes")
     if not isinstance(attrs, dict):
         errors.append(FieldError("attributes", "is required and must be an object"))
-    _raise(errors, "invalid customer request")
-    return attrs  # type: ignore[return-value]
+    if errors or not isinstance(attrs, dict):
+        _raise(errors, "invalid customer request")
+    return attrs
+
+
+# ------------------------------------------------------------------------------------- answers
+
+
+def decision_body(d: Decision) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "decision_id": d.decision_id, "customer_id": d.customer_id, "channel": d.channel,
+        "actions": [
+            {"action_id": a.action_id, "rank": a.rank, "group": a.group, "score": a.score,
+             "propensity": a.propensity, "probability": a.probability, "value": a.value,
+             "content": a.content, "reason": a.reason}
+            for a in d.actions
+        ],
+        "segments": d.segments, "rules_version": d.rules_version, "model_version": d.model_version,
+        "degraded": d.degraded,
+    }
+    if d.explain is not None:
+        body["explain"] = d.explain
+    return body
+
+
+def ingest_body(result: IngestResult) -> dict[str, int]:
+    return {"accepted": result.accepted, "duplicates": result.duplicates, "credited": result.credited,
+            "unattributed": result.unattributed, "erased": result.erased}
+
+
+def rules_body(rb: Rulebook) -> dict[str, Any]:
+    return {
+        "version": rb.version,
+        "segments_version": rb.segments_version,
+        "channels": [{"name": c.name, "direction": c.direction, "default_limit": c.default_limit,
+                      "max_limit": c.max_limit, "consent": c.consent} for c in rb.channels.values()],
+        "groups": [{"name": g, "weight": w} for g, w in rb.group_weights.items()],
+        "segments": [{"name": s.name, "kind": s.kind, "description": s.description} for s in rb.segments],
+        "actions": [{"id": a.id, "name": a.name, "group": a.group, "kind": a.kind, "channels": list(a.channels),
+                     "value": a.value, "weight": a.weight, "mandatory": a.mandatory, "file": a.file,
+                     "content": a.content, "reason": a.reason} for a in rb.actions],
+        "learning": {"models": {ch: rb.learning.for_channel(ch).model for ch in rb.channels},
+                     "segment_key": list(rb.learning.segment_key), "rewards": dict(rb.learning.rewards)},
+    }
