@@ -21,7 +21,7 @@ from loadtests.gen_rules import generate
 from nba.customers.demo import demo_population
 from nba.decision import segments
 from nba.decision.arbitration import Tally
-from nba.decision.rank import rank
+from nba.decision.rank import How, rank
 from nba.domain import DecideRequest
 from nba.learning.snapshot import build_snapshot
 from nba.rules.load import load_rulebook
@@ -55,11 +55,11 @@ def bench(rb: Rulebook, n: int = 3000, history: int = 5, data: ModelData | None 
         customers.append(CustomerSnapshot(attrs, segments.materialise(rb, attrs, now), rb.segments_version, hist))
     req = DecideRequest("c-1", "web", {"device": "mobile"}, 3, False, None)
     for c in customers:
-        rank(snap, c, req, now, rng, "d", tally=tally)
+        rank(snap, c, req, now, "d", How(rng, tally=tally))
     times = np.empty(n)
     for i in range(n):
         t = time.perf_counter()
-        rank(snap, customers[i % len(customers)], req, now, rng, "d", tally=tally)
+        rank(snap, customers[i % len(customers)], req, now, "d", How(rng, tally=tally))
         times[i] = time.perf_counter() - t
     return float(np.median(times) * 1e6), float(np.percentile(times, 99) * 1e6)
 

@@ -8,6 +8,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -63,25 +64,31 @@ async def _first_contact(live: Live, rules_dir: Path | None) -> None:
             await asyncio.sleep(0.5)
 
 
-def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = None,
-               metrics: Metrics | None = None, rng: np.random.Generator | None = None,
-               clock: Callable[[], float] = time.time, background: bool = True,
-               decide_deadline: float = 0.25, body_limits: BodyLimits | None = None,
-               erase_rewrite: float = 300.0, max_connections: int = 4096,
-               supervision: Supervision | None = None) -> web.Application:
-    """`rules_dir` is where the rulebook came from: published to every process at start-up, watched
-    for changes and re-read by POST /v1/rules/reload. `rng` and `clock` are parameters so tests decide
-    deterministically; `background=False` leaves model refresh, rules sync and the learner to the caller.
-    `decide_deadline`: seconds before decide answers degraded instead of waiting for Redis; `body_limits`:
-    how long a request body may take to arrive; `erase_rewrite`: seconds within which an erasure leaves
-    Redis's files on disk (customers/erasure.py); `max_connections`: open connections of this process beyond
-    which idle ones are closed and new ones refused (when served by nba.http.server); `supervision`: what
-    the supervising process shares (runtime/supervision.py), for /healthz and /metrics."""
-    metrics = metrics or Metrics()
+@dataclass(frozen=True)
+class AppOptions:
+    """How one server process runs (cli.py fills it from Settings; tests set what they need)."""
+
+    rules_dir: Path | None = None  # published at start-up, watched, re-read by POST /v1/rules/reload
+    metrics: Metrics | None = None
+    rng: np.random.Generator | None = None  # seeded by tests, which decide deterministically
+    clock: Callable[[], float] = time.time
+    background: bool = True  # False leaves model refresh, rules sync and the learner to the caller
+    decide_deadline: float = 0.25  # seconds before decide answers degraded instead of waiting for Redis
+    body_limits: BodyLimits = field(default_factory=BodyLimits)
+    erase_rewrite: float = 300.0  # seconds within which an erasure leaves Redis's files (customers/erasure.py)
+    max_connections: int = 4096  # open connections beyond which idle ones close (http/server.py)
+    supervision: Supervision | None = None  # what the supervising process shares (runtime/supervision.py)
+
+
+def create_app(rulebook: Rulebook, client: Redis, options: AppOptions | None = None) -> web.Application:
+    """The application of one server process over `client`'s Redis, starting from `rulebook`."""
+    o = options or AppOptions()
+    rules_dir, clock, supervision = o.rules_dir, o.clock, o.supervision
+    metrics = o.metrics or Metrics()
     store = Store(client, metrics.observe_redis, Unreadable(metrics.count_unreadable))
     live = Live(rulebook, store, metrics)
-    rng = rng if rng is not None else np.random.default_rng()
-    guard = ConnectionGuard(max_connections, metrics.count_dropped_connection)
+    rng = o.rng if o.rng is not None else np.random.default_rng()
+    guard = ConnectionGuard(o.max_connections, metrics.count_dropped_connection)
     app = web.Application(middlewares=[guard.middleware, routes.problems], client_max_size=wire.MAX_EVENTS_BODY + 1)
     app[routes.GUARD] = guard
     app[routes.SUPERVISION] = supervision = supervision or Supervision()
@@ -92,14 +99,14 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
     app[routes.STORE] = store
     app[routes.METRICS] = metrics
     app[routes.CLOCK] = clock
-    app[routes.DECIDER] = Decider(live, store, metrics, rng, clock, decide_deadline)
+    app[routes.DECIDER] = Decider(live, store, metrics, rng, clock, o.decide_deadline)
     app[routes.INGEST] = EventIngest(store, metrics, clock)
     learner = Learner(lambda: live.snapshot.rulebook, store, metrics)
     app[routes.LEARNER] = learner
-    rewrite = DiskRewrite(store, metrics, erase_rewrite)
+    rewrite = DiskRewrite(store, metrics, o.erase_rewrite)
     app[routes.CUSTOMERS] = Customers(live, store, clock)
     app[routes.RULES_DIR] = rules_dir
-    app[routes.BODY_LIMITS] = body_limits or BodyLimits()
+    app[routes.BODY_LIMITS] = o.body_limits
     for method, path, handler in routes.ROUTES:
         # aiohttp's default placeholder refuses { and }: match them so the answer explains the 400
         app.router.add_route(method, re.sub(r"\{(\w+)\}", r"{\1:[^/]+}", path), handler)
@@ -113,7 +120,7 @@ def create_app(rulebook: Rulebook, client: Redis, *, rules_dir: Path | None = No
         tasks = [asyncio.create_task(live.run(), name="model-refresh"),
                  asyncio.create_task(live.follow_rules(rules_dir), name="rules-follow"),
                  asyncio.create_task(learner.run(), name="learner"),
-                 asyncio.create_task(rewrite.run(), name="erasure-rewrite")] if background else []
+                 asyncio.create_task(rewrite.run(), name="erasure-rewrite")] if o.background else []
         app[routes.TASKS].extend(tasks)  # what /healthz watches
         yield
         for task in tasks:

@@ -252,10 +252,10 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
             supervisor = RedisSupervisor(embedded, supervision)
             supervisor.start()
         if workers == 1:
-            _serve(rules_dir, url, settings, args.demo_customers, host, port, sock=sock,
+            _serve(rules_dir, url, settings, args.demo_customers, (host, port), sock=sock,
                    supervision=supervision.shared)
         else:
-            return _serve_workers(workers, rules_dir, url, settings, args.demo_customers, host, port, supervision)
+            return _serve_workers(workers, rules_dir, url, settings, args.demo_customers, (host, port), supervision)
     finally:
         sock.close()
         if supervisor is not None:
@@ -263,7 +263,7 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(rules_dir: Path, url: str, settings: Settings, demo: int, host: str, port: int, *,
+def _serve(rules_dir: Path, url: str, settings: Settings, demo: int, address: tuple[str, int], *,
            sock: socket.socket | None = None, supervision: Any = None) -> None:
     """One server process: its own event loop (uvloop when installed), its own Redis pool. A worker
     (no `sock`) binds its own socket with SO_REUSEPORT; it exits with code 2 when it cannot."""
@@ -274,7 +274,7 @@ def _serve(rules_dir: Path, url: str, settings: Settings, demo: int, host: str, 
     if sock is None:  # a worker: the parent validated the rules, this process loads its own copy
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
         try:
-            sock = listen(host, port, reuse_port=True)
+            sock = listen(*address, reuse_port=True)
         except PortInUse as exc:
             log.error("%s", exc.strerror)
             sys.exit(2)
@@ -287,8 +287,8 @@ def _serve(rules_dir: Path, url: str, settings: Settings, demo: int, host: str, 
     run(app, sock, app[GUARD], keepalive=settings.keepalive, shutdown_timeout=10.0)
 
 
-def _serve_workers(workers: int, rules_dir: Path, url: str, settings: Settings, demo: int, host: str,
-                   port: int, supervision: Any) -> int:
+def _serve_workers(workers: int, rules_dir: Path, url: str, settings: Settings, demo: int,
+                   address: tuple[str, int], supervision: Any) -> int:
     """N processes bound to one port with SO_REUSEPORT: the kernel spreads connections over them. They
     share rules and model through Redis. A worker that dies is started again (supervision.Backoff);
     Ctrl+C or SIGTERM stops them all gracefully."""
@@ -297,14 +297,14 @@ def _serve_workers(workers: int, rules_dir: Path, url: str, settings: Settings, 
     ctx = multiprocessing.get_context("spawn")
 
     def start(i: int) -> multiprocessing.process.BaseProcess:
-        p = ctx.Process(target=_serve, args=(rules_dir, url, settings, demo if i == 0 else 0, host, port),
+        p = ctx.Process(target=_serve, args=(rules_dir, url, settings, demo if i == 0 else 0, address),
                         kwargs={"supervision": supervision.shared}, name=f"nba-worker-{i}")
         p.start()
         return p
 
     procs = [start(i) for i in range(workers)]
     backoffs = [Backoff() for _ in range(workers)]
-    log.info("%d workers on %s:%d", workers, host, port)
+    log.info("%d workers on %s:%d", workers, *address)
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -320,7 +320,7 @@ def _serve_workers(workers: int, rules_dir: Path, url: str, settings: Settings, 
                 if p.is_alive():
                     continue
                 if p.exitcode == 2:  # it could not listen: restarting would not help
-                    log.error("worker %d could not listen on %s:%d; stopping", i, host, port)
+                    log.error("worker %d could not listen on %s:%d; stopping", i, *address)
                     return 2
                 pause = backoffs[i].next_pause()
                 log.error("worker %d (pid %s) exited with code %s; starting it again in %.0f s", i, p.pid,
@@ -347,12 +347,12 @@ def _serve_workers(workers: int, rules_dir: Path, url: str, settings: Settings, 
 
 def _build(rulebook: Rulebook, rules_dir: Path, url: str, settings: Settings, demo: int,
            max_connections: int, supervision: Supervision) -> web.Application:
-    from nba.app import create_app, redis_client
+    from nba.app import AppOptions, create_app, redis_client
     from nba.http.routes import CUSTOMERS
 
-    app = create_app(rulebook, redis_client(url, settings.redis_timeout), rules_dir=rules_dir,
-                     decide_deadline=settings.decide_deadline, erase_rewrite=settings.erase_rewrite,
-                     max_connections=max_connections, supervision=supervision)
+    app = create_app(rulebook, redis_client(url, settings.redis_timeout), AppOptions(
+        rules_dir=rules_dir, decide_deadline=settings.decide_deadline, erase_rewrite=settings.erase_rewrite,
+        max_connections=max_connections, supervision=supervision))
     if demo > 0:
         async def seed(app: web.Application) -> None:
             from nba.customers.demo import demo_population

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, settings
 from redis.asyncio import Redis
 
-from nba.app import create_app, redis_client
+from nba.app import AppOptions, create_app, redis_client
 from nba.http.routes import LEARNER, LIVE
 from nba.learning.learner import Learner
 from nba.live import Live
@@ -74,9 +74,9 @@ async def make_client(redis_url: str, redis: Redis, rulebook: Rulebook) -> Async
     async def make(rules: Rulebook | None = None, *, seed: int = 7, clock: Clock | None = None,
                    rules_dir: Path | None = None, url: str | None = None,
                    deadline: float = 5.0, **options: Any) -> TestClient[web.Request, web.Application]:
-        app = create_app(rules or rulebook, redis_client(url or redis_url, 5.0), rng=np.random.default_rng(seed),
-                         clock=clock or Clock(), background=False, rules_dir=rules_dir, decide_deadline=deadline,
-                         **options)
+        app = create_app(rules or rulebook, redis_client(url or redis_url, 5.0), AppOptions(
+            rng=np.random.default_rng(seed), clock=clock or Clock(), background=False, rules_dir=rules_dir,
+            decide_deadline=deadline, **options))
         client = TestClient(TestServer(app))
         await client.start_server()
         clients.append(client)

@@ -222,12 +222,24 @@ def _place(theta: FloatArray, lever: FloatArray, fixed: BoolArray,
     return priority, order, np.cumsum(fixed[order], axis=1) == 0
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """How a decision samples: `draws` joint samples from `rng` (fewer with many contenders: DRAW_BUDGET);
+    `explore=False` ranks by the posterior means instead (rule tests, degraded answers: the order the rules
+    alone imply); with a `tally`, a situation seen before mostly costs no sampling at all (module
+    docstring)."""
+
+    rng: np.random.Generator
+    draws: int
+    explore: bool = True
+    tally: Tally | None = None
+
+
 def arbitrate(candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_action: BoolArray, limit: int,
-              rng: np.random.Generator, draws: int, *, explore: bool = True, tally: Tally | None = None) -> Ranking:
+              sampling: Sampling) -> Ranking:
     """`beliefs` are aligned with `candidates` (the eligible action indices); `lever` is value x weight
-    per action. `explore=False` ranks by the posterior means instead of samples (rule tests, degraded
-    answers: the order the rules alone imply). With a `tally`, a situation seen before mostly costs no
-    sampling at all (module docstring); without, every decision draws `draws` samples of its own."""
+    per action; `no_action` marks the do-nothing thresholds."""
+    rng, draws, explore, tally = sampling.rng, sampling.draws, sampling.explore, sampling.tally
     keep = contenders(candidates, lever, beliefs, no_action, limit)
     c = candidates[keep]
     m = c.shape[0]
@@ -239,7 +251,7 @@ def arbitrate(candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_acti
     k = min(limit, m)
     # (the contextual model's beliefs depend on each customer's features: its situations hardly repeat)
     if explore and tally is not None and own.kind == "beta":
-        return _counted(c, own, lever_c, fixed, k, rng, _block(draws, m), tally)
+        return _counted(c, own, lever_c, fixed, k, _block(draws, m), sampling)
     if explore:
         draws = _block(draws, m)
         theta = own.sample(rng, draws)
@@ -260,18 +272,20 @@ def _block(draws: int, m: int) -> int:
     return max(MIN_DRAWS, min(draws, DRAW_BUDGET // m))
 
 
-def _counted(c: IntArray, own: Beliefs, lever: FloatArray, fixed: BoolArray, k: int, rng: np.random.Generator,
-             block: int, tally: Tally) -> Ranking:
+def _counted(c: IntArray, own: Beliefs, lever: FloatArray, fixed: BoolArray, k: int, block: int,
+             sampling: Sampling) -> Ranking:
     """`arbitrate` for the contenders `c` through the tally. Keyed after the preselection: with a large
     catalogue customers' eligible sets differ more often than the few contenders picked from them, and
     the key stays small."""
+    tally = sampling.tally
+    assert tally is not None  # arbitrate counts only with one
     key = (np.array([own.exploration, k]).tobytes(), own.a.tobytes(), own.b.tobytes(), lever.tobytes(),
            fixed.tobytes())
     seen = tally.get(key)
     if seen is None:
         seen = Placements(own, lever, fixed, k)
         tally.add(key, seen, block)
-    row = seen.next_sample(rng, block)
+    row = seen.next_sample(sampling.rng, block)
     chosen = seen.order[row, :seen.n_shown[row]]
     return Ranking(
         actions=c[chosen], draw=seen.theta[row, chosen], score=seen.priority[row, chosen],

@@ -18,12 +18,12 @@ from redis.exceptions import RedisError
 from nba.concurrency import Deadline, KeyedLocks
 from nba.decision import arbitration
 from nba.decision.ids import new_decision_id
-from nba.decision.rank import rank
+from nba.decision.rank import How, rank
 from nba.domain import DecideRequest, Decision
 from nba.errors import StoredDataUnreadable, Unavailable
 from nba.live import Live
 from nba.metrics import Metrics
-from nba.store.contract import CustomerSnapshot, Recorded, Storage
+from nba.store.contract import CustomerSnapshot, DecisionWrite, Recorded, Storage
 
 RECORD_ATTEMPTS = 10
 DEGRADED_LOG_SECONDS = 10.0
@@ -74,7 +74,7 @@ class Decider:
             self._unlogged, self._logged_at = 0, at
         now = self.clock()
         anonymous = CustomerSnapshot(None, None, None, b"")
-        ranked = rank(self.live.snapshot, anonymous, req, now, self.rng, new_decision_id(now), explore=False)
+        ranked = rank(self.live.snapshot, anonymous, req, now, new_decision_id(now), How(self.rng, explore=False))
         return replace(ranked.decision, degraded=True)
 
     async def _decide(self, req: DecideRequest) -> Decision:
@@ -87,14 +87,14 @@ class Decider:
                 snap = self.live.snapshot
                 now = self.clock()
                 customer = await self.store.read_customer(req.customer_id, req.contact_id)
-                ranked = rank(snap, customer, req, now, self.rng, new_decision_id(now), tally=self.tally,
-                              bad=partial(self.store.unreadable, "history_entry", req.customer_id))
+                ranked = rank(snap, customer, req, now, new_decision_id(now),
+                              How(self.rng, tally=self.tally, bad=partial(self.store.unreadable, "history_entry",
+                                                                          req.customer_id)))
                 d = ranked.decision
-                recorded = await self.store.record_decision(
-                    req.customer_id, d.decision_id, int(now * 1000), orjson.dumps(ranked.record),
-                    [(a.action_id, ranked.meta) for a in d.actions], channel=req.channel,
-                    version=customer.version, contact_id=req.contact_id,
-                    contact_ttl=snap.rulebook.contact.within if snap.rulebook.contact else 0)
+                recorded = await self.store.record_decision(req.customer_id, customer.version, DecisionWrite(
+                    d.decision_id, int(now * 1000), orjson.dumps(ranked.record),
+                    [(a.action_id, ranked.meta) for a in d.actions], req.channel, req.contact_id,
+                    snap.rulebook.contact.within if snap.rulebook.contact else 0))
                 if recorded is not Recorded.CHANGED:  # an erased customer's answer is given, not recorded
                     self.metrics.child(self.metrics.decisions, req.channel, "actions" if d.actions else "empty").inc()
                     return d

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from nba.decision import arbitration, contact_policy, eligibility, explain, segments
+from nba.decision.arbitration import Sampling
 from nba.decision.beliefs import beliefs_for
 from nba.domain import EVENT_CODE, BoolArray, DecideRequest, Decision, FloatArray, History, IntArray, RankedAction
 from nba.learning import features
@@ -78,14 +79,25 @@ class Order:
     packed: str  # ... as the decision record keeps it
 
 
-def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: float,
-         rng: np.random.Generator, decision_id: str, *, explore: bool = True,
-         tally: arbitration.Tally | None = None, bad: Callable[[str], None] | None = None) -> Ranked:
-    """The decision for `customer`; `bad` is told of history entries that cannot be parsed (skipped)."""
+@dataclass(frozen=True)
+class How:
+    """How to rank: `rng` draws the samples; `explore=False` ranks by the posterior means (rule tests,
+    degraded answers); a `tally` shares placement samples between decisions (arbitration.Tally); `bad` is
+    told of history entries that cannot be parsed (they are skipped)."""
+
+    rng: np.random.Generator
+    explore: bool = True
+    tally: arbitration.Tally | None = None
+    bad: Callable[[str], None] | None = None
+
+
+def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: float, decision_id: str,
+         how: How) -> Ranked:
+    """The decision for `customer`."""
     rb = snap.rulebook
     person = who(rb, customer, req, now)
-    gates = screen(rb, person, customer, req, now, bad)
-    ordering = order(snap, person, gates, req, rng, explore, tally)
+    gates = screen(rb, person, customer, req, now, how.bad)
+    ordering = order(snap, person, gates, req, how)
     ranking = ordering.ranking
     ranked = [
         RankedAction(
@@ -105,10 +117,10 @@ def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: fl
         context=req.context, contact_id=req.contact_id, segment_key=key_name, ts=now,
     )
     space = rb.learning.features
-    record = decision_record(decision, rb.action_ids[gates.candidates].tolist(), ranking.draw.tolist(),
-                             ranking.draws, ordering.arm, ordering.model, ordering.packed, space.signature)
     window = rb.learning.for_channel(req.channel).attribution_window
     meta = Meta(req.channel, key_name, ordering.arm, int((now + window) * 1000), space.signature, ordering.packed)
+    record = decision_record(decision, rb.action_ids[gates.candidates].tolist(), ranking.draw.tolist(),
+                             ranking.draws, meta, ordering.model)
     return Ranked(decision, record, meta.text())
 
 
@@ -147,8 +159,7 @@ def channel_gate(channel: Channel, attrs: Mapping[str, Any], now: float) -> tupl
     return None
 
 
-def order(snap: Snapshot, person: Who, gates: Screen, req: DecideRequest, rng: np.random.Generator,
-          explore: bool, tally: arbitration.Tally | None) -> Order:
+def order(snap: Snapshot, person: Who, gates: Screen, req: DecideRequest, how: How) -> Order:
     """The model's ordering of the candidates, or for a customer in the control group, the control's:
     what the rules alone imply (the priors' means) or a random order."""
     rb = snap.rulebook
@@ -163,14 +174,16 @@ def order(snap: Snapshot, person: Who, gates: Screen, req: DecideRequest, rng: n
     if in_control and control is not None and control.ordering == "rules":
         beliefs = arbitration.Beliefs.beta(rb.prior_alpha[candidates], rb.prior_beta[candidates],
                                            np.zeros(candidates.shape[0]), np.ones(candidates.shape[0]))
-        ranking = arbitration.arbitrate(candidates, beliefs, rb.lever, rb.no_action, limit, rng, 1, explore=False)
+        ranking = arbitration.arbitrate(candidates, beliefs, rb.lever, rb.no_action, limit,
+                                        Sampling(how.rng, 1, explore=False))
     else:
         beliefs = beliefs_for(snap, cl.model, cl.exploration, candidates, person.key, x)
         if in_control:
-            ranking = arbitration.random_order(candidates, beliefs, rb.lever, rb.no_action, limit, rng)
+            ranking = arbitration.random_order(candidates, beliefs, rb.lever, rb.no_action, limit, how.rng)
         else:
-            ranking = arbitration.arbitrate(candidates, beliefs, rb.lever, rb.no_action, limit, rng,
-                                            learning.probability_draws, explore=explore, tally=tally)
+            ranking = arbitration.arbitrate(
+                candidates, beliefs, rb.lever, rb.no_action, limit,
+                Sampling(how.rng, learning.probability_draws, explore=how.explore, tally=how.tally))
     return Order(ranking, "control" if in_control else "model", cl.model, x, packed)
 
 

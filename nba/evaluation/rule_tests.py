@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from nba.decision import segments
-from nba.decision.rank import rank
+from nba.decision.rank import How, rank
 from nba.domain import EVENT_TYPES, DecideRequest
 from nba.errors import RuleProblem
 from nba.learning.snapshot import build_snapshot
@@ -160,7 +160,7 @@ def run_case(rb: Rulebook, case: Case, now: float) -> Outcome:
     customer = CustomerSnapshot(case.profile, segments.materialise(rb, case.profile, now), rb.segments_version,
                                 history)
     req = DecideRequest("rule-test", case.channel, case.context, case.limit, True, None)
-    ranked = rank(snap, customer, req, now, np.random.default_rng(0), "test", explore=False)
+    ranked = rank(snap, customer, req, now, "test", How(np.random.default_rng(0), explore=False))
     ids = [a.action_id for a in ranked.decision.actions]
     why = {e["action_id"]: f"{e['stage']}: {e.get('reason', '')}" for e in ranked.decision.explain or []}
     out = Outcome(case, ids)

@@ -38,10 +38,11 @@ class Meta:
         return Meta(channel, key, arm, int(deadline), signature, features)
 
 
-def decision_record(d: Decision, eligible: list[str], draws: list[float], probability_draws: int, arm: str,
-                    model: str, features: str, signature: str) -> dict[str, Any]:
+def decision_record(d: Decision, eligible: list[str], draws: list[float], probability_draws: int, meta: Meta,
+                    model: str) -> dict[str, Any]:
     """The decision log's record of `d`: `eligible` are the candidates' ids, `draws` the sampled value of
-    each returned action."""
+    each returned action, `meta` what the learner is told of each (the arm and features), `model` the
+    channel's model."""
     return {
         "decision_id": d.decision_id, "customer_id": d.customer_id, "channel": d.channel,
         "contact_id": d.contact_id, "ts": d.ts, "context": d.context, "segments": d.segments,
@@ -50,6 +51,6 @@ def decision_record(d: Decision, eligible: list[str], draws: list[float], probab
         "actions": [{"action_id": a.action_id, "rank": a.rank, "score": a.score, "propensity": a.propensity,
                      "probability": a.probability, "draw": draw}
                     for a, draw in zip(d.actions, draws, strict=True)],
-        "probability_draws": probability_draws, "arm": arm, "model": model,
-        "features": features, "feature_signature": signature,
+        "probability_draws": probability_draws, "arm": meta.arm, "model": model,
+        "features": meta.features, "feature_signature": meta.signature,
     }

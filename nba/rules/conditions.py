@@ -99,44 +99,63 @@ def compile_condition(node: Node, path: str, reader: Reader, vocab: Vocabulary) 
                        node.line)
         return None
     if combinators:
-        for k in m:
-            if k not in COMBINATORS:
-                reader.problem(f"{path}.{k}", "unknown key" + suggest(k, COMBINATORS), node.lines.get(k))
-        parts: list[Condition] = []
-        ok = True
-        for k in combinators:
-            items = reader.sequence(m[k], f"{path}.{k}")
-            if items is None:
-                ok = False
-                continue
-            if not items:
-                reader.problem(f"{path}.{k}", "must not be empty", m[k].line)
-                ok = False
-                continue
-            children = [compile_condition(c, f"{path}.{k}[{i}]", reader, vocab) for i, c in enumerate(items)]
-            if any(c is None for c in children):
-                ok = False
-                continue
-            # kept even with one child: explanations then name the exact list position
-            parts.append(Combine(k, tuple(c for c in children if c is not None)))  # type: ignore[arg-type]
-        if not ok:
-            return None
-        return parts[0] if len(parts) == 1 else Combine("all", tuple(parts), merged=True)
+        return _combination(node, m, path, reader, vocab)
     if len(leaves) != 1:
         reader.problem(path, "needs exactly one of " + ", ".join(COMBINATORS + LEAF_KEYS)
                        + (suggest(next(iter(m)), COMBINATORS + LEAF_KEYS) if m else ""), node.line)
         return None
-    kind = leaves[0]
-    if kind == "in_segment":
-        reader.mapping(node, path, allowed=["in_segment"])
-        name = reader.text(m["in_segment"], f"{path}.in_segment")
-        if name is None:
-            return None
-        if name not in vocab.segments:
-            reader.problem(f"{path}.in_segment", f"unknown segment {name!r}" + suggest(name, vocab.segments),
-                           m["in_segment"].line)
-            return None
-        return InSegment(name)
+    if leaves[0] == "in_segment":
+        return _in_segment(node, m, path, reader, vocab)
+    return _test(node, m, leaves[0], path, reader, vocab)
+
+
+_COMBINE: dict[str, Literal["all", "any", "none"]] = {"all": "all", "any": "any", "none": "none"}
+
+
+def _combination(node: Node, m: Mapping[str, Node], path: str, reader: Reader, vocab: Vocabulary) -> Condition | None:
+    """all / any / none of lists of conditions (several in one mapping: all of them)."""
+    for k in m:
+        if k not in COMBINATORS:
+            reader.problem(f"{path}.{k}", "unknown key" + suggest(k, COMBINATORS), node.lines.get(k))
+    parts: list[Condition] = []
+    ok = True
+    for k in m:
+        combine = _COMBINE.get(k)
+        if combine is None:
+            continue
+        items = reader.sequence(m[k], f"{path}.{k}")
+        if not items:
+            if items is not None:
+                reader.problem(f"{path}.{k}", "must not be empty", m[k].line)
+            ok = False
+            continue
+        children = [compile_condition(c, f"{path}.{k}[{i}]", reader, vocab) for i, c in enumerate(items)]
+        compiled = [c for c in children if c is not None]
+        if len(compiled) < len(children):
+            ok = False
+            continue
+        # kept even with one child: explanations then name the exact list position
+        parts.append(Combine(combine, tuple(compiled)))
+    if not ok:
+        return None
+    return parts[0] if len(parts) == 1 else Combine("all", tuple(parts), merged=True)
+
+
+def _in_segment(node: Node, m: Mapping[str, Node], path: str, reader: Reader, vocab: Vocabulary) -> Condition | None:
+    reader.mapping(node, path, allowed=["in_segment"])
+    name = reader.text(m["in_segment"], f"{path}.in_segment")
+    if name is None:
+        return None
+    if name not in vocab.segments:
+        reader.problem(f"{path}.in_segment", f"unknown segment {name!r}" + suggest(name, vocab.segments),
+                       m["in_segment"].line)
+        return None
+    return InSegment(name)
+
+
+def _test(node: Node, m: Mapping[str, Node], kind: str, path: str, reader: Reader,
+          vocab: Vocabulary) -> Condition | None:
+    """A test of a context key, a profile attribute or the days since a date attribute."""
     reader.mapping(node, path, allowed=[kind, *OPS])
     ops = [k for k in m if k in OPS]
     if len(ops) != 1:
@@ -146,34 +165,38 @@ def compile_condition(node: Node, path: str, reader: Reader, vocab: Vocabulary) 
     target = reader.text(m[kind], f"{path}.{kind}", max_len=200)
     if target is None:
         return None
-    operand_node = m[op]
     if kind == "context":
         if not vocab.allow_context:
             reader.problem(f"{path}.context", "context is not available here", m[kind].line)
             return None
-        operand = _operand(operand_node, f"{path}.{op}", op, None, reader)
+        operand = _operand(m[op], f"{path}.{op}", op, None, reader)
         return None if operand is _BAD else FieldTest("context", (target,), op, operand)
-    parts_path = tuple(target.split("."))
-    attr_type = vocab.attributes.get(parts_path[0])
+    parts = tuple(target.split("."))
+    attr_type = vocab.attributes.get(parts[0])
     if attr_type is None:
-        reader.problem(f"{path}.{kind}", f"unknown profile attribute {parts_path[0]!r}"
-                       + suggest(parts_path[0], vocab.attributes), m[kind].line)
+        reader.problem(f"{path}.{kind}",
+                       f"unknown profile attribute {parts[0]!r}" + suggest(parts[0], vocab.attributes), m[kind].line)
         return None
-    if (len(parts_path) > 1 and attr_type != "flags") or len(parts_path) > 2:
+    if (len(parts) > 1 and attr_type != "flags") or len(parts) > 2:
         reader.problem(f"{path}.{kind}", f"{target!r}: only flags attributes have sub-keys", m[kind].line)
         return None
-    value_type: AttributeType = "boolean" if len(parts_path) == 2 else attr_type
+    value_type: AttributeType = "boolean" if len(parts) == 2 else attr_type
     if kind == "days_since":
-        if value_type != "date":
-            reader.problem(f"{path}.days_since", f"{target!r} is a {value_type}, not a date", m[kind].line)
-            return None
-        if op not in _ORDERED:
-            reader.problem(f"{path}.{op}", "days_since takes gt, gte, lt or lte", operand_node.line)
-            return None
-        days = reader.number(operand_node, f"{path}.{op}")
-        return None if days is None else DaysSince(parts_path, op, days)
-    operand = _operand(operand_node, f"{path}.{op}", op, value_type, reader)
-    return None if operand is _BAD else FieldTest("profile", parts_path, op, operand)
+        return _days_since(m[op], parts, op, value_type, path, reader, m[kind].line)
+    operand = _operand(m[op], f"{path}.{op}", op, value_type, reader)
+    return None if operand is _BAD else FieldTest("profile", parts, op, operand)
+
+
+def _days_since(operand: Node, target: tuple[str, ...], op: Op, value_type: AttributeType, path: str, reader: Reader,
+                line: int | None) -> Condition | None:
+    if value_type != "date":
+        reader.problem(f"{path}.days_since", f"{'.'.join(target)!r} is a {value_type}, not a date", line)
+        return None
+    if op not in _ORDERED:
+        reader.problem(f"{path}.{op}", "days_since takes gt, gte, lt or lte", operand.line)
+        return None
+    days = reader.number(operand, f"{path}.{op}")
+    return None if days is None else DaysSince(target, op, days)
 
 
 _BAD = object()

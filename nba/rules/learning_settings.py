@@ -207,29 +207,38 @@ def _feature(r: Reader, node: Node, path: str, segments: frozenset[str], attribu
         r.problem(path, "give one encoding: one_hot: [values], buckets: [edges] or scale: number", node.line)
         return None
     enc = encodings[0]
-    p = f"{path}.{enc}"
     if enc == "one_hot":
-        if kind is not None and kind not in ("string", "list"):
-            r.problem(p, f"one_hot needs a string or list attribute; {name!r} is a {kind}", m[enc].line)
-            return None
-        values = [r.text(v, f"{p}[{j}]", max_len=128) for j, v in enumerate(r.sequence(m[enc], p) or [])]
-        if not values or any(v is None for v in values) or len(set(values)) != len(values):
-            r.problem(p, "must list distinct values", m[enc].line)
-            return None
-        known = list_values.get(name, ())
-        for v in values:
-            if known and v not in known:
-                r.problem(p, f"{v!r} is not a value of {name}" + suggest(str(v), known), m[enc].line)
-        return Feature(src, name, "one_hot", values=tuple(str(v) for v in values))
+        return _one_hot(r, m[enc], f"{path}.{enc}", src, name, kind, list_values.get(name, ()))
+    return _numeric(r, m[enc], enc, f"{path}.{enc}", src, name, kind)
+
+
+def _one_hot(r: Reader, node: Node, p: str, src: Source, name: str, kind: AttributeType | None,
+             known: tuple[str, ...]) -> Feature | None:
+    if kind is not None and kind not in ("string", "list"):
+        r.problem(p, f"one_hot needs a string or list attribute; {name!r} is a {kind}", node.line)
+        return None
+    values = [r.text(v, f"{p}[{j}]", max_len=128) for j, v in enumerate(r.sequence(node, p) or [])]
+    if not values or any(v is None for v in values) or len(set(values)) != len(values):
+        r.problem(p, "must list distinct values", node.line)
+        return None
+    for v in values:
+        if known and v not in known:
+            r.problem(p, f"{v!r} is not a value of {name}" + suggest(str(v), known), node.line)
+    return Feature(src, name, "one_hot", values=tuple(str(v) for v in values))
+
+
+def _numeric(r: Reader, node: Node, enc: str, p: str, src: Source, name: str,
+             kind: AttributeType | None) -> Feature | None:
+    """buckets: [edges] or scale: number, of a number attribute or context key."""
     if kind is not None and kind not in ("number", "integer"):
-        r.problem(p, f"{enc} needs a number attribute; {name!r} is a {kind}", m[enc].line)
+        r.problem(p, f"{enc} needs a number attribute; {name!r} is a {kind}", node.line)
         return None
     if enc == "buckets":
-        edges = [r.number(v, f"{p}[{j}]") for j, v in enumerate(r.sequence(m[enc], p) or [])]
+        edges = [r.number(v, f"{p}[{j}]") for j, v in enumerate(r.sequence(node, p) or [])]
         clean = [e for e in edges if e is not None]
         if not clean or len(clean) != len(edges) or any(b <= a for a, b in itertools.pairwise(clean)):
-            r.problem(p, "must be increasing numbers", m[enc].line)
+            r.problem(p, "must be increasing numbers", node.line)
             return None
         return Feature(src, name, "buckets", edges=tuple(clean))
-    scale = r.number(m[enc], p, min_value=1e-9)
+    scale = r.number(node, p, min_value=1e-9)
     return None if scale is None else Feature(src, name, "scale", scale=scale)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from nba.store.unreadable import Unreadable
 
@@ -45,6 +45,18 @@ class Recorded(enum.IntEnum):
     CHANGED = 0  # the history moved on since it was read: nothing written, rank again
     RECORDED = 1
     ERASED = 2  # the customer was erased: nothing written
+
+
+class DecisionWrite(NamedTuple):
+    """A decision to record, with what it reserves."""
+
+    decision_id: str
+    ts_ms: int
+    record: bytes  # the decision log's JSON (learning/record.py)
+    ranked: list[tuple[str, str]]  # (action_id, learning meta) per returned action
+    channel: str
+    contact_id: str | None = None
+    contact_ttl: float = 0  # seconds the contact's count of returned actions lives
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,11 +154,8 @@ class Storage(Protocol):
 
     # ------------------------------------------------------------------------------ decisions
 
-    async def record_decision(self, customer_id: str, decision_id: str, ts_ms: int, record: bytes,
-                              ranked: list[tuple[str, str]], *, channel: str, version: str,
-                              contact_id: str | None = None, contact_ttl: float = 0) -> Recorded:
-        """Record the decision and reserve its actions if the customer's history is still at `version`.
-        `ranked`: (action_id, learning meta) per returned action."""
+    async def record_decision(self, customer_id: str, version: str, write: DecisionWrite) -> Recorded:
+        """Record the decision and reserve its actions if the customer's history is still at `version`."""
         ...
 
     def customers_with_decisions(self) -> AsyncIterator[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import hiredis
@@ -132,17 +133,27 @@ def tls_context(pool: ConnectionPool) -> ssl.SSLContext | None:
     return connection.ssl_context.get()
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a connection goes and how it logs in."""
+
+    host: str = "127.0.0.1"
+    port: int = 6379
+    path: str | None = None  # a unix socket instead of host and port
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    tls: ssl.SSLContext | None = None
+
+
 class Multiplexer:
     """`await mux.execute("EVALSHA", sha, 2, k1, k2, ...)`: connects on first use and after a loss.
     When Redis sends nothing for `timeout` while a command waits, every waiting call fails and the
     connection is reset (Redis is stuck: every call behind it would wait too). Callers with a tighter
     budget (decide's deadline) stop waiting on their own."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 6379, path: str | None = None, db: int = 0,
-                 username: str | None = None, password: str | None = None, tls: ssl.SSLContext | None = None,
-                 timeout: float = 1.0):
-        self.host, self.port, self.path, self.db = host, port, path, db
-        self.username, self.password, self.tls = username, password, tls
+    def __init__(self, endpoint: Endpoint, timeout: float = 1.0):
+        self.endpoint = endpoint
         self.timeout = timeout
         self._proto: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
@@ -151,15 +162,14 @@ class Multiplexer:
     def like(cls, pool: ConnectionPool) -> Multiplexer:
         """Same server, database, credentials and TLS settings as a redis-py connection pool's."""
         kw = pool.connection_kwargs
-        return cls(host=kw.get("host", "127.0.0.1"), port=int(kw.get("port", 6379)), path=kw.get("path"),
-                   db=int(kw.get("db", 0) or 0), username=kw.get("username"), password=kw.get("password"),
-                   tls=tls_context(pool), timeout=float(kw.get("socket_timeout") or 5.0))
+        return cls(Endpoint(host=kw.get("host", "127.0.0.1"), port=int(kw.get("port", 6379)), path=kw.get("path"),
+                            db=int(kw.get("db", 0) or 0), username=kw.get("username"), password=kw.get("password"),
+                            tls=tls_context(pool)), timeout=float(kw.get("socket_timeout") or 5.0))
 
     def blocking(self, seconds: float) -> Multiplexer:
         """A connection of its own to the same server, for blocking commands (XREAD BLOCK) that wait up to
         `seconds` by design: that is added to its timeout, and one blocked carries nothing else."""
-        return Multiplexer(host=self.host, port=self.port, path=self.path, db=self.db, username=self.username,
-                           password=self.password, tls=self.tls, timeout=self.timeout + seconds)
+        return Multiplexer(self.endpoint, timeout=self.timeout + seconds)
 
     async def execute(self, *args: Any) -> Any:
         proto = self._proto if self._proto is not None and not self._proto.closed else await self._connect()
@@ -178,17 +188,17 @@ class Multiplexer:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.timeout):
-                if self.path:
-                    _, proto = await loop.create_unix_connection(lambda: _Protocol(self, self.timeout), self.path)
+                e = self.endpoint
+                if e.path:
+                    _, proto = await loop.create_unix_connection(lambda: _Protocol(self, self.timeout), e.path)
                 else:
-                    _, proto = await loop.create_connection(lambda: _Protocol(self, self.timeout), self.host, self.port,
-                                                            ssl=self.tls)
+                    _, proto = await loop.create_connection(lambda: _Protocol(self, self.timeout), e.host, e.port,
+                                                            ssl=e.tls)
                 setup: list[tuple[Any, ...]] = []
-                if self.password:
-                    setup.append(("AUTH", self.username, self.password) if self.username
-                                 else ("AUTH", self.password))
-                if self.db:
-                    setup.append(("SELECT", self.db))
+                if e.password:
+                    setup.append(("AUTH", e.username, e.password) if e.username else ("AUTH", e.password))
+                if e.db:
+                    setup.append(("SELECT", e.db))
                 for fut in [proto.send(hiredis.pack_command(cmd)) for cmd in setup]:
                     await fut
         except (OSError, TimeoutError) as exc:

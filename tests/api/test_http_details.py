@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from aiohttp import ClientSession
 
-from nba.app import create_app, redis_client
+from nba.app import AppOptions, create_app, redis_client
 from nba.http.body import BodyLimits
 from nba.http.routes import GUARD
 from nba.http.server import ConnectionGuard, listen, serve
@@ -29,8 +29,9 @@ async def test_405_names_the_allowed_methods(client: Client) -> None:
 @pytest.fixture
 async def guarded(redis_url: str, rulebook: Rulebook) -> AsyncIterator[tuple[int, ConnectionGuard]]:
     """nba served the way `nba serve` serves it, with a cap of 3 connections."""
-    app = create_app(rulebook, redis_client(redis_url, 5.0), rng=np.random.default_rng(1), clock=Clock(),
-                     background=False, max_connections=3, body_limits=BodyLimits(idle=30.0, total=30.0))
+    app = create_app(rulebook, redis_client(redis_url, 5.0), AppOptions(
+        rng=np.random.default_rng(1), clock=Clock(), background=False, max_connections=3,
+        body_limits=BodyLimits(idle=30.0, total=30.0)))
     sock = listen("127.0.0.1", 0)
     port = sock.getsockname()[1]
     task = asyncio.create_task(serve(app, sock, app[GUARD], keepalive=75.0, shutdown_timeout=1.0))

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from nba.app import redis_client
 from nba.store import history
-from nba.store.contract import EventArgs, Recorded, Storage, Tally
+from nba.store.contract import DecisionWrite, EventArgs, Recorded, Storage, Tally
 from nba.store.redis import Store
 
 NOW_MS = 1_795_435_200_000  # 2026-11-23T12:00:00Z
@@ -43,9 +43,8 @@ def _meta(deadline_ms: int = NOW_MS + 86_400_000) -> str:
 async def _decide(storage: Storage, cid: str = "c-1", did: str = "d1", actions: tuple[str, ...] = ("a1",),
                   meta: str | None = None) -> Recorded:
     snap = await storage.read_customer(cid)
-    return await storage.record_decision(cid, did, NOW_MS, orjson.dumps({"decision_id": did}),
-                                         [(a, meta or _meta()) for a in actions], channel="web",
-                                         version=snap.version)
+    return await storage.record_decision(cid, snap.version, DecisionWrite(
+        did, NOW_MS, orjson.dumps({"decision_id": did}), [(a, meta or _meta()) for a in actions], "web"))
 
 
 # ------------------------------------------------------------------------------------ customers
@@ -79,8 +78,8 @@ async def test_a_decision_is_recorded_only_on_the_history_it_was_ranked_on(stora
     after = await storage.read_customer("c-1")
     assert after.version != before.version
     assert after.history  # the returned action is reserved
-    stale = await storage.record_decision("c-1", "d2", NOW_MS, b"{}", [("a1", _meta())], channel="web",
-                                          version=before.version)
+    stale = await storage.record_decision("c-1", before.version,
+                                          DecisionWrite("d2", NOW_MS, b"{}", [("a1", _meta())], "web"))
     assert stale is Recorded.CHANGED
     assert [r["decision_id"] for r in await storage.decision_records("c-1")] == ["d1"]
     assert [c async for c in storage.customers_with_decisions()] == ["c-1"]
@@ -88,9 +87,8 @@ async def test_a_decision_is_recorded_only_on_the_history_it_was_ranked_on(stora
 
 async def test_decisions_in_one_contact_are_counted(storage: Storage) -> None:
     snap = await storage.read_customer("c-1", "call-1")
-    assert await storage.record_decision("c-1", "d1", NOW_MS, b"{}", [("a1", _meta()), ("a2", _meta())],
-                                         channel="web", version=snap.version, contact_id="call-1",
-                                         contact_ttl=60) is Recorded.RECORDED
+    write = DecisionWrite("d1", NOW_MS, b"{}", [("a1", _meta()), ("a2", _meta())], "web", "call-1", 60)
+    assert await storage.record_decision("c-1", snap.version, write) is Recorded.RECORDED
     assert (await storage.read_customer("c-1", "call-1")).contact_actions == 2
     assert (await storage.read_customer("c-1", "call-2")).contact_actions == 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,13 +12,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
 from nba.runtime.embedded_redis import RedisServer
-from nba.store.multiplex import Multiplexer
+from nba.store.multiplex import Endpoint, Multiplexer
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, send_events
 
 
 def mux_for(url: str, timeout: float = 2.0) -> Multiplexer:
     host, port = url.removeprefix("redis://").split("/")[0].split(":")
-    return Multiplexer(host=host, port=int(port), timeout=timeout)
+    return Multiplexer(Endpoint(host=host, port=int(port)), timeout=timeout)
 
 
 async def test_concurrent_commands_get_their_own_replies(redis_url: str, redis: Redis) -> None:
@@ -98,7 +99,7 @@ async def test_a_lost_server_fails_waiting_calls_and_a_new_one_is_used(tmp_path:
         with pytest.raises(RedisConnectionError):
             await mux.execute("PING")
         url = server.start()
-        mux.port = int(url.rsplit(":", 1)[1].split("/")[0])  # a restarted server may get another port
+        mux.endpoint = replace(mux.endpoint, port=int(url.rsplit(":", 1)[1].split("/")[0]))  # perhaps another port
         assert await mux.execute("PING") == b"PONG"
     finally:
         await mux.close()

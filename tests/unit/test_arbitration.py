@@ -14,6 +14,7 @@ from nba.decision.arbitration import (
     SAMPLED_MAX,
     Beliefs,
     Ranking,
+    Sampling,
     Tally,
     arbitrate,
     contenders,
@@ -34,7 +35,7 @@ def _run(alpha: list[float], beta: list[float], lever: list[float], limit: int, 
     n = len(alpha)
     na = np.array(no_action or [False] * n)
     beliefs = Beliefs.beta(m.alpha[:, 0], m.beta[:, 0], m.low[:, 0], m.high[:, 0])
-    return arbitrate(np.arange(n), beliefs, np.array(lever), na, limit, np.random.default_rng(seed), draws)
+    return arbitrate(np.arange(n), beliefs, np.array(lever), na, limit, Sampling(np.random.default_rng(seed), draws))
 
 
 def test_probability_matches_the_exact_chance_of_ranking_first() -> None:
@@ -93,7 +94,7 @@ def test_many_young_actions_sample_a_bounded_set_picked_optimistically() -> None
     keep = contenders(np.arange(n), lever, beliefs, na, 3)
     assert keep.tolist() == [7, *range(n - SAMPLED_MAX, n)]
     assert contenders(np.arange(n), lever, beliefs, na, 10).shape[0] == 40 + 1  # 4 x the limit when larger
-    r = arbitrate(np.arange(n), beliefs, lever, na, 3, np.random.default_rng(1), 256)
+    r = arbitrate(np.arange(n), beliefs, lever, na, 3, Sampling(np.random.default_rng(1), 256))
     assert r.draws * r.contenders.shape[0] <= DRAW_BUDGET + MIN_DRAWS
     assert r.draws >= MIN_DRAWS
     assert set(r.actions.tolist()) <= set(range(n - SAMPLED_MAX, n))
@@ -109,7 +110,7 @@ def test_logged_probabilities_are_those_of_the_preselecting_policy() -> None:
     firsts = np.zeros(n)
     logged = np.zeros(n)
     for seed in range(runs):
-        r = arbitrate(np.arange(n), beliefs, lever, np.zeros(n, bool), 1, np.random.default_rng(seed), 256)
+        r = arbitrate(np.arange(n), beliefs, lever, np.zeros(n, bool), 1, Sampling(np.random.default_rng(seed), 256))
         firsts[r.actions[0]] += 1
         logged[r.actions[0]] += r.probability[0]
     shown = firsts > 0
@@ -143,7 +144,8 @@ def test_normal_beliefs_probability_matches_the_exact_chance() -> None:
     se = math.sqrt(exact * (1 - exact) / draws)
     beliefs = Beliefs.normal(np.array([0.30, 0.25]), np.array([0.05, 0.08]))
     for seed in range(20):
-        r = arbitrate(np.arange(2), beliefs, np.ones(2), np.zeros(2, bool), 1, np.random.default_rng(seed), draws)
+        r = arbitrate(np.arange(2), beliefs, np.ones(2), np.zeros(2, bool), 1,
+                      Sampling(np.random.default_rng(seed), draws))
         p_first = r.probability[0] if r.actions[0] == 0 else 1 - r.probability[0]
         assert abs(p_first - exact) < 4 * se, (seed, p_first, exact)
 
@@ -155,7 +157,7 @@ def test_exploration_zero_is_greedy_and_narrows_the_bounds() -> None:
     assert (none.high == none.mean).all()
     assert (wide.high > none.high).all()
     for seed in range(10):
-        r = arbitrate(np.arange(2), none, np.ones(2), np.zeros(2, bool), 1, np.random.default_rng(seed), 64)
+        r = arbitrate(np.arange(2), none, np.ones(2), np.zeros(2, bool), 1, Sampling(np.random.default_rng(seed), 64))
         assert r.actions.tolist() == [0]
         assert r.probability[0] == 1.0
     beta = Beliefs.beta(np.array([3.0]), np.array([30.0]), np.array([0.01]), np.array([0.3]), exploration=0.5)
@@ -196,7 +198,7 @@ def test_a_tally_logs_the_frequency_of_the_policy_that_ran() -> None:
     firsts = np.zeros(n)
     logged = np.zeros(n)
     for _ in range(runs):
-        r = arbitrate(np.arange(n), beliefs, lever, np.zeros(n, bool), 1, rng, 256, tally=tally)
+        r = arbitrate(np.arange(n), beliefs, lever, np.zeros(n, bool), 1, Sampling(rng, 256, tally=tally))
         firsts[r.actions[0]] += 1
         logged[r.actions[0]] += r.probability[0]
     assert len(tally) == 1
@@ -216,7 +218,7 @@ def test_a_tally_converges_on_the_exact_chance_of_ranking_first() -> None:
     tally = Tally()
     rng = np.random.default_rng(3)
     for _ in range(5000):
-        r = arbitrate(np.arange(2), beliefs, np.ones(2), np.zeros(2, bool), 1, rng, 256, tally=tally)
+        r = arbitrate(np.arange(2), beliefs, np.ones(2), np.zeros(2, bool), 1, Sampling(rng, 256, tally=tally))
     p_first = r.probability[0] if r.actions[0] == 0 else 1 - r.probability[0]
     assert abs(p_first - exact) < 4 * math.sqrt(exact * (1 - exact) / r.draws), (p_first, exact, r.draws)
 
@@ -228,13 +230,13 @@ def test_a_tally_uses_each_sample_once_and_draws_a_new_block_when_they_run_out()
     na = np.zeros(n, bool)
     tally = Tally()
     block = DRAW_BUDGET // n
-    seen = [arbitrate(np.arange(n), beliefs, lever, na, 3, np.random.default_rng(1), 256, tally=tally)
+    seen = [arbitrate(np.arange(n), beliefs, lever, na, 3, Sampling(np.random.default_rng(1), 256, tally=tally))
             for _ in range(block + 1)]
     assert [r.draws for r in seen] == [block] * block + [2 * block]
     draws = [tuple(r.draw.tolist()) for r in seen[:block]]
     assert len(set(draws)) == block  # distinct samples, though every call got the same seed
     # the same seed without a tally draws the same first block: sample 0 of each decision is its row
-    alone = arbitrate(np.arange(n), beliefs, lever, na, 3, np.random.default_rng(1), 256)
+    alone = arbitrate(np.arange(n), beliefs, lever, na, 3, Sampling(np.random.default_rng(1), 256))
     assert alone.actions.tolist() == seen[0].actions.tolist()
 
 
@@ -247,7 +249,7 @@ def test_a_tally_keeps_situations_apart_and_forgets_the_least_recently_used() ->
     def decide(beta: float) -> Ranking:
         beliefs = _model([1.0] * 4, [beta] * 4)
         b = Beliefs.beta(beliefs.alpha[:, 0], beliefs.beta[:, 0], beliefs.low[:, 0], beliefs.high[:, 0])
-        return arbitrate(np.arange(4), b, lever, na, 1, rng, 256, tally=tally)
+        return arbitrate(np.arange(4), b, lever, na, 1, Sampling(rng, 256, tally=tally))
 
     def draws_samples(beta: float) -> bool:
         """Whether deciding in this situation drew new samples (a situation remembered mid-block does not)."""
@@ -266,8 +268,8 @@ def test_a_tally_keeps_situations_apart_and_forgets_the_least_recently_used() ->
     assert draws_samples(9.0)  # forgotten, so started afresh
     # explore=False and the contextual model's per-customer beliefs do not use the tally
     normal = Beliefs.normal(np.array([0.3, 0.2]), np.array([0.05, 0.05]))
-    arbitrate(np.arange(2), normal, np.ones(2), np.zeros(2, bool), 1, rng, 64, tally=tally)
-    arbitrate(np.arange(4), _young(4), lever, na, 1, rng, 64, explore=False, tally=tally)
+    arbitrate(np.arange(2), normal, np.ones(2), np.zeros(2, bool), 1, Sampling(rng, 64, tally=tally))
+    arbitrate(np.arange(4), _young(4), lever, na, 1, Sampling(rng, 64, explore=False, tally=tally))
     assert len(tally) == 2
 
 
@@ -276,13 +278,13 @@ def test_a_tally_stays_within_its_memory_budget() -> None:
     na = np.zeros(50, bool)
     rng = np.random.default_rng(1)
     one = Tally()
-    arbitrate(np.arange(50), _young(50), lever, na, 3, rng, 256, tally=one)
+    arbitrate(np.arange(50), _young(50), lever, na, 3, Sampling(rng, 256, tally=one))
     per_situation = one.nbytes
     assert per_situation > 64 * 16 * 8 * 2  # a block of 64 samples of 16 contenders, and their priorities
     small = Tally(max_bytes=3 * per_situation)
     for beta in range(10, 30):  # 20 model states: 20 situations of about the same size
         m = _model([1.0] * 50, [float(beta)] * 50)
         b = Beliefs.beta(m.alpha[:, 0], m.beta[:, 0], m.low[:, 0], m.high[:, 0])
-        arbitrate(np.arange(50), b, lever, na, 3, rng, 256, tally=small)
+        arbitrate(np.arange(50), b, lever, na, 3, Sampling(rng, 256, tally=small))
         assert small.nbytes <= small.max_bytes
     assert 2 <= len(small) <= 3

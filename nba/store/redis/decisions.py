@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from nba.store import history, keys, scripts
-from nba.store.contract import Recorded
+from nba.store.contract import DecisionWrite, Recorded
 from nba.store.redis.base import RedisBase, Script
 
 _RECORD_DECISION = Script(scripts.RECORD_DECISION)
@@ -34,21 +34,20 @@ class RecordArgs(NamedTuple):
 
 
 class Decisions(RedisBase):
-    async def record_decision(self, customer_id: str, decision_id: str, ts_ms: int, record: bytes,
-                              ranked: list[tuple[str, str]], *, channel: str, version: str,
-                              contact_id: str | None = None, contact_ttl: float = 0) -> Recorded:
+    async def record_decision(self, customer_id: str, version: str, write: DecisionWrite) -> Recorded:
         """Record the decision and reserve its actions, if the customer's history is still at
         `version`. CHANGED (nothing written) when it moved on: rank again; ERASED (nothing written)
-        for an erased customer. `ranked`: (action_id, learning meta) per returned action."""
+        for an erased customer."""
+        decision_id, ts_ms = write.decision_id, write.ts_ms
         args = RecordArgs(
-            decision_id=decision_id, ts_ms=ts_ms, record=record, record_ttl=keys.DECISION_TTL,
+            decision_id=decision_id, ts_ms=ts_ms, record=write.record, record_ttl=keys.DECISION_TTL,
             index_cutoff=ts_ms - keys.DECISION_TTL * 1000, records_max=keys.DECISIONS_MAX,
-            record_prefix=keys.decision(customer_id, ""), contact_id=contact_id or "",
-            contact_ttl=max(1, int(contact_ttl)), expected_version=version, history_ttl=keys.HISTORY_TTL,
+            record_prefix=keys.decision(customer_id, ""), contact_id=write.contact_id or "",
+            contact_ttl=max(1, int(write.contact_ttl)), expected_version=version, history_ttl=keys.HISTORY_TTL,
             history_cutoff=ts_ms - keys.HISTORY_TTL * 1000, history_max=keys.HISTORY_MAX,
             erased_field=keys.erased_field(customer_id))
-        returned = [x for action, meta in ranked
-                    for x in (action, meta, history.reservation_entry(ts_ms, action, channel, decision_id))]
+        returned = [x for action, meta in write.ranked
+                    for x in (action, meta, history.reservation_entry(ts_ms, action, write.channel, decision_id))]
         return Recorded(int(await self._eval(
             "record_decision", _RECORD_DECISION,
             [keys.decisions(customer_id), keys.decision(customer_id, decision_id), keys.contacts(customer_id),
