@@ -28,11 +28,16 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-def run_wrk(url: str, script: Path, threads: int, connections: int, duration: int,
-            env: dict[str, str]) -> dict[str, float]:
+def run_wrk(
+    url: str, script: Path, threads: int, connections: int, duration: int, env: dict[str, str]
+) -> dict[str, float]:
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True, env=env).stdout
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout
     result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
     for pct in ("50", "90", "99"):
         m = re.search(rf"\s{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)", out)
@@ -52,10 +57,18 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=2, help="alternate hello/decide this many times")
     parser.add_argument("--workers", type=int, default=1, help="nba serve --workers, and as many hello processes")
-    parser.add_argument("--endpoint", choices=["decide", "events"], default="decide",
-                        help="decide (decide.lua) or events (events.lua: batches of 10 new impressions)")
-    parser.add_argument("--actions", type=int, default=0,
-                        help="serve a generated rule set of this many actions instead of the shipped rules/")
+    parser.add_argument(
+        "--endpoint",
+        choices=["decide", "events"],
+        default="decide",
+        help="decide (decide.lua) or events (events.lua: batches of 10 new impressions)",
+    )
+    parser.add_argument(
+        "--actions",
+        type=int,
+        default=0,
+        help="serve a generated rule set of this many actions instead of the shipped rules/",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install wrk", file=sys.stderr)
@@ -67,22 +80,53 @@ def main() -> int:
         url = redis.start()
         try:
             nba_port, hello_port = free_port(), free_port()
-            env = {**os.environ, "NBA_REDIS_URL": url, "NBA_PORT": str(nba_port), "NBA_LOG_LEVEL": "WARNING",
-                   "NBA_BENCH_CUSTOMERS": str(args.customers)}
-            procs.append(subprocess.Popen([sys.executable, "-m", "nba.cli", "serve", "--rules", str(rules),
-                                           "--demo-customers", str(args.customers), "--workers", str(args.workers)],
-                                          env=env, cwd=tmp))
+            env = {
+                **os.environ,
+                "NBA_REDIS_URL": url,
+                "NBA_PORT": str(nba_port),
+                "NBA_LOG_LEVEL": "WARNING",
+                "NBA_BENCH_CUSTOMERS": str(args.customers),
+            }
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "nba.cli",
+                        "serve",
+                        "--rules",
+                        str(rules),
+                        "--demo-customers",
+                        str(args.customers),
+                        "--workers",
+                        str(args.workers),
+                    ],
+                    env=env,
+                    cwd=tmp,
+                )
+            )
             for _ in range(args.workers):
-                procs.append(subprocess.Popen([sys.executable, str(HERE / "hello.py"), "--port", str(hello_port),
-                                               *(["--reuse-port"] if args.workers > 1 else [])]))
+                procs.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            str(HERE / "hello.py"),
+                            "--port",
+                            str(hello_port),
+                            *(["--reuse-port"] if args.workers > 1 else []),
+                        ]
+                    )
+                )
             wait_http(f"http://127.0.0.1:{nba_port}/readyz", timeout=300)
             wait_http(f"http://127.0.0.1:{hello_port}/hello")
             redis_pid = server_pid(url)
             ep = args.endpoint
             servers = {"hello": [p.pid for p in procs[1:]], ep: children(procs[0].pid)}
             rows: dict[str, list[dict[str, float]]] = {"hello": [], ep: []}
-            targets = {"hello": (f"http://127.0.0.1:{hello_port}", HERE / "hello.lua"),
-                       ep: (f"http://127.0.0.1:{nba_port}", HERE / f"{ep}.lua")}
+            targets = {
+                "hello": (f"http://127.0.0.1:{hello_port}", HERE / "hello.lua"),
+                ep: (f"http://127.0.0.1:{nba_port}", HERE / f"{ep}.lua"),
+            }
             for target, script in targets.values():  # warm-up
                 run_wrk(target, script, args.threads, args.connections, 2, env)
             for _ in range(args.rounds):
@@ -98,21 +142,29 @@ def main() -> int:
                 p.terminate()
                 p.wait(timeout=10)
             redis.stop()
-    print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} alternating rounds, "
-          f"{args.customers} customers, rules: {args.actions or 'shipped'} actions, {args.workers} process(es) each, "
-          f"{os.cpu_count()} cores shared by server, Redis and wrk")
-    print(f"{'endpoint':8} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
-          f"{'server us/req':>14} {'redis us/req':>13}")
+    print(
+        f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} alternating rounds, "
+        f"{args.customers} customers, rules: {args.actions or 'shipped'} actions, {args.workers} process(es) each, "
+        f"{os.cpu_count()} cores shared by server, Redis and wrk"
+    )
+    print(
+        f"{'endpoint':8} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
+        f"{'server us/req':>14} {'redis us/req':>13}"
+    )
     best: dict[str, dict[str, float]] = {}
     for name, results in rows.items():
         for r in results:
-            print(f"{name:8} {r['rps']:9.0f} {r.get('p50_ms', 0):8.2f} {r.get('p90_ms', 0):8.2f} "
-                  f"{r.get('p99_ms', 0):8.2f} {r['non_2xx']:8.0f} {r['server_us']:14.0f} {r['redis_us']:13.0f}")
+            print(
+                f"{name:8} {r['rps']:9.0f} {r.get('p50_ms', 0):8.2f} {r.get('p90_ms', 0):8.2f} "
+                f"{r.get('p99_ms', 0):8.2f} {r['non_2xx']:8.0f} {r['server_us']:14.0f} {r['redis_us']:13.0f}"
+            )
         best[name] = max(results, key=lambda r: r["rps"])
     ratio = best[args.endpoint]["rps"] / best["hello"]["rps"]
     cost = min(r["server_us"] for r in rows[args.endpoint]) / min(r["server_us"] for r in rows["hello"])
-    print(f"{args.endpoint}/hello throughput (best rounds): {ratio:.2f}x; server CPU per request (cheapest rounds): "
-          f"{args.endpoint} {cost:.1f}x hello's")
+    print(
+        f"{args.endpoint}/hello throughput (best rounds): {ratio:.2f}x; server CPU per request (cheapest rounds): "
+        f"{args.endpoint} {cost:.1f}x hello's"
+    )
     return 0
 
 

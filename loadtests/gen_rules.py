@@ -16,9 +16,24 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-SEGMENTS = ["mobile_customer", "broadband_customer", "tv_customer", "crosssell_consent", "email_missing",
-            "high_value", "mid_value", "low_value", "long_tenure", "new_customer", "heavy_data_user",
-            "pays_too_much", "recent_buyer", "triple_play", "billing_contact", "on_mobile_device"]
+SEGMENTS = [
+    "mobile_customer",
+    "broadband_customer",
+    "tv_customer",
+    "crosssell_consent",
+    "email_missing",
+    "high_value",
+    "mid_value",
+    "low_value",
+    "long_tenure",
+    "new_customer",
+    "heavy_data_user",
+    "pays_too_much",
+    "recent_buyer",
+    "triple_play",
+    "billing_contact",
+    "on_mobile_device",
+]
 GROUPS = ["sales", "retention", "service", "data"]
 CHANNELS = ["app", "call_center", "email"]
 
@@ -46,8 +61,10 @@ def generate(out: Path, n_actions: int, seed: int) -> Path:
             "value": round(float(rng.lognormal(2.0, 0.8)), 2),
             "weight": round(float(rng.uniform(0.5, 1.5)), 2),
             "eligible_when": cond,
-            "limits": [{"count": "impression", "max": int(rng.integers(2, 6)), "per": f"{int(rng.integers(1, 4))}w"},
-                       {"after": "reject", "suppress_for": f"{int(rng.integers(7, 90))}d"}],
+            "limits": [
+                {"count": "impression", "max": int(rng.integers(2, 6)), "per": f"{int(rng.integers(1, 4))}w"},
+                {"after": "reject", "suppress_for": f"{int(rng.integers(7, 90))}d"},
+            ],
             "content": {"headline": f"Offer {i}"},
             "reason": f"Generated reason {i}",
         }

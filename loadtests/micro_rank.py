@@ -42,16 +42,24 @@ def trained(rb: Rulebook, seed: int = 1) -> ModelData:
     return ModelData("trained", counts, {}, "", {})
 
 
-def bench(rb: Rulebook, n: int = 3000, history: int = 5, data: ModelData | None = None,
-          tally: Tally | None = None, population: int = 2000) -> tuple[float, float]:
+def bench(
+    rb: Rulebook,
+    n: int = 3000,
+    history: int = 5,
+    data: ModelData | None = None,
+    tally: Tally | None = None,
+    population: int = 2000,
+) -> tuple[float, float]:
     rng = np.random.default_rng(1)
     snap = build_snapshot(rb, data)
     now = time.time()
     ids = [a.id for a in rb.actions]
     customers = []
     for k, (_, attrs) in enumerate(demo_population(population)):
-        hist = pack((int(now * 1000) - j * 3_600_000, "impression", ids[(k + j) % len(ids)], "web", f"e{j}")
-                    for j in range(history))
+        hist = pack(
+            (int(now * 1000) - j * 3_600_000, "impression", ids[(k + j) % len(ids)], "web", f"e{j}")
+            for j in range(history)
+        )
         customers.append(CustomerSnapshot(attrs, segments.materialise(rb, attrs, now), rb.segments_version, hist))
     req = DecideRequest("c-1", "web", {"device": "mobile"}, 3, False, None)
     for c in customers:

@@ -65,12 +65,12 @@ class _Conn(asyncio.Protocol):
         at = head.find(b"content-length:")
         if at >= 0:
             eol = head.find(b"\r\n", at)
-            length = int(head[at + 15:eol if eol >= 0 else None])
+            length = int(head[at + 15 : eol if eol >= 0 else None])
         if len(self.buf) < end + 4 + length:
             return
         status = int(head[9:12])
-        body = bytes(self.buf[end + 4:end + 4 + length])
-        del self.buf[:end + 4 + length]
+        body = bytes(self.buf[end + 4 : end + 4 + length])
+        del self.buf[: end + 4 + length]
         waiter, self.waiter = self.waiter, None
         if not waiter.done():
             waiter.set_result((status, body))
@@ -157,18 +157,26 @@ class Phase:
             return float(np.percentile(a, q)) if a.size else float("nan")
 
         n = max(1, len(self.latencies))
-        return {"rate": self.rate, "achieved": len(self.latencies) / self.seconds,
-                "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99), "p999_ms": pct(lat, 99.9), "max_ms": pct(lat, 100),
-                "errors": self.errors, "send_lag_p99_ms": pct(lag, 99),
-                **{f"cpu_{k}_pct": 100 * v / self.seconds for k, v in self.cpu.items()},
-                **{f"cpu_{k}_us_per_req": 1e6 * v / n for k, v in self.cpu.items()}}
+        return {
+            "rate": self.rate,
+            "achieved": len(self.latencies) / self.seconds,
+            "p50_ms": pct(lat, 50),
+            "p99_ms": pct(lat, 99),
+            "p999_ms": pct(lat, 99.9),
+            "max_ms": pct(lat, 100),
+            "errors": self.errors,
+            "send_lag_p99_ms": pct(lag, 99),
+            **{f"cpu_{k}_pct": 100 * v / self.seconds for k, v in self.cpu.items()},
+            **{f"cpu_{k}_us_per_req": 1e6 * v / n for k, v in self.cpu.items()},
+        }
 
 
 Request = Callable[[int], tuple[bytes, Callable[[bytes], list[bytes]] | None]]
 
 
-async def run_phase(name: str, pool: Pool, make: Request, rate: float, duration: float,
-                    cpu_of: dict[str, Callable[[], float]]) -> Phase:
+async def run_phase(
+    name: str, pool: Pool, make: Request, rate: float, duration: float, cpu_of: dict[str, Callable[[], float]]
+) -> Phase:
     """Send make(i) at t0 + i / rate; follow-ups (the web scenario's events) go out after the answer and
     are not part of the latency (a channel would send them asynchronously too)."""
     phase = Phase(name, rate)
@@ -223,16 +231,30 @@ def scenarios(customers: int, seed: int) -> dict[str, Request]:
 
     def web(i: int) -> tuple[bytes, Callable[[bytes], list[bytes]]]:
         customer = cid()
-        body = orjson.dumps({"customer_id": customer, "channel": "web", "limit": 3,
-                             "context": {"device": rnd.choice(("mobile", "desktop"))}})
+        body = orjson.dumps(
+            {
+                "customer_id": customer,
+                "channel": "web",
+                "limit": 3,
+                "context": {"device": rnd.choice(("mobile", "desktop"))},
+            }
+        )
 
         def events(answer: bytes) -> list[bytes]:
             d = orjson.loads(answer)
             if not d.get("actions"):
                 return []
             first = d["actions"][0]["action_id"]
-            evs = [{"event_id": f"ol-{i}-{customer}-i", "type": "impression", "customer_id": customer,
-                    "action_id": first, "decision_id": d["decision_id"], "channel": "web"}]
+            evs = [
+                {
+                    "event_id": f"ol-{i}-{customer}-i",
+                    "type": "impression",
+                    "customer_id": customer,
+                    "action_id": first,
+                    "decision_id": d["decision_id"],
+                    "channel": "web",
+                }
+            ]
             if rnd.random() < 0.05:
                 evs.append({**evs[0], "event_id": f"ol-{i}-{customer}-a", "type": "accept"})
             return [http_request("POST", "/v1/events", orjson.dumps({"events": evs}))]
@@ -240,20 +262,30 @@ def scenarios(customers: int, seed: int) -> dict[str, Request]:
         return http_request("POST", "/v1/decide", body), events
 
     def call_center(i: int) -> tuple[bytes, None]:
-        body = orjson.dumps({"customer_id": cid(), "channel": "call_center", "limit": 3, "explain": True,
-                             "contact_id": f"call-{i}"})
+        body = orjson.dumps(
+            {"customer_id": cid(), "channel": "call_center", "limit": 3, "explain": True, "contact_id": f"call-{i}"}
+        )
         return http_request("POST", "/v1/decide", body), None
 
     def outbound(i: int) -> tuple[bytes, None]:
-        evs = [{"event_id": f"ob-{seed}-{i}-{k}", "type": "impression", "customer_id": cid(),
-                "action_id": "no-action", "channel": "email"} for k in range(500)]
+        evs = [
+            {
+                "event_id": f"ob-{seed}-{i}-{k}",
+                "type": "impression",
+                "customer_id": cid(),
+                "action_id": "no-action",
+                "channel": "email",
+            }
+            for k in range(500)
+        ]
         return http_request("POST", "/v1/events", orjson.dumps({"events": evs})), None
 
     return {"hello": hello, "web": web, "call_center": call_center, "outbound": outbound}
 
 
-async def drive(args: argparse.Namespace, ports: dict[str, int], pids: dict[str, Callable[[], list[int]]]
-                ) -> list[Phase]:
+async def drive(
+    args: argparse.Namespace, ports: dict[str, int], pids: dict[str, Callable[[], list[int]]]
+) -> list[Phase]:
     makers = scenarios(args.customers, args.seed)
     phases: list[Phase] = []
     pools = {name: Pool(port, args.max_connections) for name, port in ports.items()}
@@ -263,20 +295,24 @@ async def drive(args: argparse.Namespace, ports: dict[str, int], pids: dict[str,
                 target = "hello" if scenario == "hello" else "nba"
                 cpu_of: dict[str, Callable[[], float]] = {
                     "server": lambda t=target: proc_cpu(pids[t]()),  # type: ignore[misc]
-                    "redis": lambda: proc_cpu(pids["redis"]()), "generator": own_cpu}
+                    "redis": lambda: proc_cpu(pids["redis"]()),
+                    "generator": own_cpu,
+                }
                 per_second = rate / 500 if scenario == "outbound" else rate
                 await run_phase(scenario, pools[target], makers[scenario], per_second, 2, cpu_of)  # warm-up
-                phase = await run_phase(scenario, pools[target], makers[scenario], per_second, args.duration,
-                                        cpu_of)
+                phase = await run_phase(scenario, pools[target], makers[scenario], per_second, args.duration, cpu_of)
                 phase.rate = rate
                 phases.append(phase)
                 r = phase.row()
                 achieved = r["achieved"] * (500 if scenario == "outbound" else 1)
-                print(f"{scenario:12} {rate:6.0f}/s achieved {achieved:7.0f}"
-                      f"  p50 {r['p50_ms']:7.2f}  p99 {r['p99_ms']:8.2f}  p99.9 {r['p999_ms']:8.2f} ms"
-                      f"  errors {phase.errors}  send lag p99 {r['send_lag_p99_ms']:.2f} ms"
-                      f"  cpu% server {r['cpu_server_pct']:.0f} redis {r['cpu_redis_pct']:.0f}"
-                      f" gen {r['cpu_generator_pct']:.0f}", flush=True)
+                print(
+                    f"{scenario:12} {rate:6.0f}/s achieved {achieved:7.0f}"
+                    f"  p50 {r['p50_ms']:7.2f}  p99 {r['p99_ms']:8.2f}  p99.9 {r['p999_ms']:8.2f} ms"
+                    f"  errors {phase.errors}  send lag p99 {r['send_lag_p99_ms']:.2f} ms"
+                    f"  cpu% server {r['cpu_server_pct']:.0f} redis {r['cpu_redis_pct']:.0f}"
+                    f" gen {r['cpu_generator_pct']:.0f}",
+                    flush=True,
+                )
     finally:
         for pool in pools.values():
             pool.close()
@@ -287,13 +323,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", type=float, nargs="+", default=[200, 500, 1000])
     parser.add_argument("--duration", type=float, default=20, help="seconds per scenario and rate")
-    parser.add_argument("--scenarios", nargs="+", default=["hello", "web", "call_center", "outbound"],
-                        choices=["hello", "web", "call_center", "outbound"])
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        default=["hello", "web", "call_center", "outbound"],
+        choices=["hello", "web", "call_center", "outbound"],
+    )
     parser.add_argument("--workers", type=int, default=1, help="nba serve --workers")
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--actions", type=int, default=0, help="generated actions (0: the shipped rules/)")
-    parser.add_argument("--redis", help="an already seeded Redis (loadtests/seed.py); default: a private one "
-                                        "with --customers demo customers")
+    parser.add_argument(
+        "--redis",
+        help="an already seeded Redis (loadtests/seed.py); default: a private one with --customers demo customers",
+    )
     parser.add_argument("--max-connections", type=int, default=256)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, help="write the rows as JSON here")
@@ -311,19 +353,40 @@ def main() -> int:
         url = args.redis or redis.start()  # type: ignore[union-attr]
         try:
             nba_port, hello_port = free_port(), free_port()
-            env = {**os.environ, "NBA_REDIS_URL": url, "NBA_PORT": str(nba_port), "NBA_HOST": "127.0.0.1",
-                   "NBA_LOG_LEVEL": "WARNING"}
+            env = {
+                **os.environ,
+                "NBA_REDIS_URL": url,
+                "NBA_PORT": str(nba_port),
+                "NBA_HOST": "127.0.0.1",
+                "NBA_LOG_LEVEL": "WARNING",
+            }
             demo = [] if args.redis else ["--demo-customers", str(args.customers)]
-            server = subprocess.Popen([sys.executable, "-m", "nba.cli", "serve", "--rules", str(rules),
-                                       "--workers", str(args.workers), *demo], env=env, cwd=tmp)
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "nba.cli",
+                    "serve",
+                    "--rules",
+                    str(rules),
+                    "--workers",
+                    str(args.workers),
+                    *demo,
+                ],
+                env=env,
+                cwd=tmp,
+            )
             hello = subprocess.Popen([sys.executable, str(HERE / "hello.py"), "--port", str(hello_port)])
             procs += [server, hello]
             wait_http(f"http://127.0.0.1:{nba_port}/readyz", timeout=600)
             wait_http(f"http://127.0.0.1:{hello_port}/hello")
             redis_pid = server_pid(url)
             # "server" CPU is the hello process in hello's phases, nba's processes (all workers) in nba's
-            pids = {"nba": lambda: children(server.pid), "hello": lambda: children(hello.pid),
-                    "redis": lambda: [redis_pid]}
+            pids = {
+                "nba": lambda: children(server.pid),
+                "hello": lambda: children(hello.pid),
+                "redis": lambda: [redis_pid],
+            }
             phases = asyncio.run(drive(args, {"nba": nba_port, "hello": hello_port}, pids))
         finally:
             for p in procs:
@@ -335,9 +398,11 @@ def main() -> int:
                     p.kill()
             if redis is not None:
                 redis.stop()
-    print(f"\n{os.cpu_count()} cores shared by nba ({args.workers} worker(s)), Redis, hello-world and this "
-          f"generator; {args.duration:.0f} s per phase; rules: {args.actions or 'shipped'} actions; "
-          f"{args.customers:,} customers")
+    print(
+        f"\n{os.cpu_count()} cores shared by nba ({args.workers} worker(s)), Redis, hello-world and this "
+        f"generator; {args.duration:.0f} s per phase; rules: {args.actions or 'shipped'} actions; "
+        f"{args.customers:,} customers"
+    )
     by = {(p.scenario, p.rate): p.row() for p in phases}
     for rate in args.rates:
         base = by.get(("hello", rate))
@@ -345,9 +410,11 @@ def main() -> int:
             r = by.get((scenario, rate))
             if r is None or base is None or scenario == "hello" or scenario == "outbound":
                 continue
-            print(f"at {rate:.0f}/s {scenario}: p99 {r['p99_ms']:.2f} ms = {r['p99_ms'] / base['p99_ms']:.2f}x "
-                  f"hello's {base['p99_ms']:.2f} ms; p50 {r['p50_ms'] / base['p50_ms']:.2f}x; "
-                  f"server CPU {r['cpu_server_us_per_req']:.0f} us/request (hello {base['cpu_server_us_per_req']:.0f})")
+            print(
+                f"at {rate:.0f}/s {scenario}: p99 {r['p99_ms']:.2f} ms = {r['p99_ms'] / base['p99_ms']:.2f}x "
+                f"hello's {base['p99_ms']:.2f} ms; p50 {r['p50_ms'] / base['p50_ms']:.2f}x; "
+                f"server CPU {r['cpu_server_us_per_req']:.0f} us/request (hello {base['cpu_server_us_per_req']:.0f})"
+            )
     if args.out:
         rows = [{"scenario": p.scenario, **p.row()} for p in phases]
         args.out.write_text(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())

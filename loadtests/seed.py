@@ -51,8 +51,7 @@ def customer_id(i: int) -> str:
     return f"c-{1000 + i}"  # the demo ids, so the load generators find them
 
 
-def histories(start: int, stop: int, action_ids: list[str], now: float, rng: np.random.Generator
-              ) -> list[EventIn]:
+def histories(start: int, stop: int, action_ids: list[str], now: float, rng: np.random.Generator) -> list[EventIn]:
     events: list[EventIn] = []
     for i in range(start, stop):
         if rng.random() >= 0.7:
@@ -62,10 +61,18 @@ def histories(start: int, stop: int, action_ids: list[str], now: float, rng: np.
         ages = np.sort(rng.uniform(60, HISTORY_DAYS * 86400, size=n))[::-1]
         for k in range(n):
             action = action_ids[int(rng.integers(len(action_ids)))]
-            events.append(EventIn(
-                event_id=f"seed-{i}-{k}", type=str(types[k]), customer_id=customer_id(i), action_id=action,
-                channel=str(CHANNELS[int(rng.integers(3))]), decision_id=None, ts=now - float(ages[k]),
-                properties={}))
+            events.append(
+                EventIn(
+                    event_id=f"seed-{i}-{k}",
+                    type=str(types[k]),
+                    customer_id=customer_id(i),
+                    action_id=action,
+                    channel=str(CHANNELS[int(rng.integers(3))]),
+                    decision_id=None,
+                    ts=now - float(ages[k]),
+                    properties={},
+                )
+            )
     return events
 
 
@@ -98,7 +105,7 @@ async def seed(url: str, rules: Path, customers: int, concurrency: int, seed_: i
         t2 = time.perf_counter()
         events = histories(start, stop, action_ids, time.time(), rng)
         n_events += len(events)
-        posts = (ingest.ingest(events[k:k + BATCH]) for k in range(0, len(events), BATCH))
+        posts = (ingest.ingest(events[k : k + BATCH]) for k in range(0, len(events), BATCH))
         await run_bounded(posts, concurrency)
         t3 = time.perf_counter()
         await learner.drain()  # as a server's learner would, so the inbox does not pile up
@@ -106,9 +113,12 @@ async def seed(url: str, rules: Path, customers: int, concurrency: int, seed_: i
         phases[1] += t3 - t2
         phases[2] += time.perf_counter() - t3
         elapsed = time.perf_counter() - t0
-        print(f"  {stop:>9,} customers, {n_events:>10,} events, {elapsed:6.0f} s "
-              f"({stop / elapsed:,.0f} customers/s; profiles {phases[0]:.0f} s, "
-              f"events {phases[1]:.0f} s, learner {phases[2]:.0f} s)", flush=True)
+        print(
+            f"  {stop:>9,} customers, {n_events:>10,} events, {elapsed:6.0f} s "
+            f"({stop / elapsed:,.0f} customers/s; profiles {phases[0]:.0f} s, "
+            f"events {phases[1]:.0f} s, learner {phases[2]:.0f} s)",
+            flush=True,
+        )
     await learner.stop()
     seconds = time.perf_counter() - t0
     info = await client.info("memory")
@@ -119,10 +129,18 @@ async def seed(url: str, rules: Path, customers: int, concurrency: int, seed_: i
     # the model, rules and inbox keys do not grow with the customers (per-action event counts are the
     # largest): per 1M customers counts only what does
     per_customer = (after - before - shared) / customers
-    return {"customers": customers, "events": n_events, "seconds": seconds, "keys": n_keys,
-            "used_memory_before": before, "used_memory_after": after, "shared": shared,
-            "bytes_per_customer": per_customer,
-            "gib_per_million": per_customer * 1e6 / 2**30, "rss": int(info["used_memory_rss"])}
+    return {
+        "customers": customers,
+        "events": n_events,
+        "seconds": seconds,
+        "keys": n_keys,
+        "used_memory_before": before,
+        "used_memory_after": after,
+        "shared": shared,
+        "bytes_per_customer": per_customer,
+        "gib_per_million": per_customer * 1e6 / 2**30,
+        "rss": int(info["used_memory_rss"]),
+    }
 
 
 async def shared_bytes(client: Any) -> int:
@@ -151,13 +169,17 @@ def main() -> int:
         finally:
             if server is not None:
                 server.stop()
-    print(f"seeded {r['customers']:,} customers and {r['events']:,} contact events in {r['seconds']:.0f} s "
-          f"({r['customers'] / r['seconds']:,.0f} customers/s, {r['events'] / r['seconds']:,.0f} events/s); "
-          f"{r['keys']:,} keys")
-    print(f"Redis used_memory {r['used_memory_before'] / 2**20:.1f} -> {r['used_memory_after'] / 2**20:.1f} MiB "
-          f"(rss {r['rss'] / 2**20:.1f} MiB), of which {r['shared'] / 2**20:.2f} MiB model, rules and inbox: "
-          f"{r['bytes_per_customer']:.0f} bytes per customer, "
-          f"{r['gib_per_million']:.3f} GiB per 1M customers")
+    print(
+        f"seeded {r['customers']:,} customers and {r['events']:,} contact events in {r['seconds']:.0f} s "
+        f"({r['customers'] / r['seconds']:,.0f} customers/s, {r['events'] / r['seconds']:,.0f} events/s); "
+        f"{r['keys']:,} keys"
+    )
+    print(
+        f"Redis used_memory {r['used_memory_before'] / 2**20:.1f} -> {r['used_memory_after'] / 2**20:.1f} MiB "
+        f"(rss {r['rss'] / 2**20:.1f} MiB), of which {r['shared'] / 2**20:.2f} MiB model, rules and inbox: "
+        f"{r['bytes_per_customer']:.0f} bytes per customer, "
+        f"{r['gib_per_million']:.3f} GiB per 1M customers"
+    )
     return 0
 
 

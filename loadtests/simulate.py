@@ -59,23 +59,59 @@ FEATURES = [
 def write_rules(out: Path, n_actions: int, model: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "actions").mkdir(exist_ok=True)
-    (out / "channels.yaml").write_text(yaml.safe_dump(
-        {"channels": {"web": {"direction": "inbound", "default_limit": 1, "max_limit": 3}}}))
-    (out / "profile.yaml").write_text(yaml.safe_dump({"attributes": {
-        "plan": {"type": "string"}, "usage_gb": {"type": "number"}, "tenure_months": {"type": "integer"},
-        "products": {"type": "list", "values": PRODUCTS}}}))
-    (out / "segments.yaml").write_text(yaml.safe_dump({"segments": {
-        "premium": {"when": {"field": "plan", "in": ["large", "unlimited"]}},
-        "standard": {"when": {"field": "plan", "eq": "medium"}}}}))
-    (out / "policy.yaml").write_text(yaml.safe_dump({
-        "groups": {"sales": {"weight": 1.0}, "service": {"weight": 1.0}},
-        "learning": {"model": model, "segment_key": ["premium", "standard"], "prior": {"alpha": 1, "beta": 19},
-                     "rewards": {"accept": 1.0}, "refresh_seconds": 0.5,
-                     "contextual": {"features": FEATURES}}}, sort_keys=False))
+    (out / "channels.yaml").write_text(
+        yaml.safe_dump({"channels": {"web": {"direction": "inbound", "default_limit": 1, "max_limit": 3}}})
+    )
+    (out / "profile.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "attributes": {
+                    "plan": {"type": "string"},
+                    "usage_gb": {"type": "number"},
+                    "tenure_months": {"type": "integer"},
+                    "products": {"type": "list", "values": PRODUCTS},
+                }
+            }
+        )
+    )
+    (out / "segments.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "segments": {
+                    "premium": {"when": {"field": "plan", "in": ["large", "unlimited"]}},
+                    "standard": {"when": {"field": "plan", "eq": "medium"}},
+                }
+            }
+        )
+    )
+    (out / "policy.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "groups": {"sales": {"weight": 1.0}, "service": {"weight": 1.0}},
+                "learning": {
+                    "model": model,
+                    "segment_key": ["premium", "standard"],
+                    "prior": {"alpha": 1, "beta": 19},
+                    "rewards": {"accept": 1.0},
+                    "refresh_seconds": 0.5,
+                    "contextual": {"features": FEATURES},
+                },
+            },
+            sort_keys=False,
+        )
+    )
     for i in range(n_actions):
-        (out / "actions" / f"offer-{i}.yaml").write_text(yaml.safe_dump({
-            "id": f"offer-{i}", "group": "sales" if i % 2 == 0 else "service", "channels": ["web"], "value": 1,
-            "content": {"headline": f"Offer {i}"}}))
+        (out / "actions" / f"offer-{i}.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "id": f"offer-{i}",
+                    "group": "sales" if i % 2 == 0 else "service",
+                    "channels": ["web"],
+                    "value": 1,
+                    "content": {"headline": f"Offer {i}"},
+                }
+            )
+        )
     return out
 
 
@@ -96,11 +132,14 @@ class World:
         profiles: list[dict[str, object]] = []
         for _ in range(n_customers):
             plan = PLANS[int(rng.choice(4, p=[0.35, 0.3, 0.2, 0.15]))]
-            profiles.append({
-                "plan": plan, "usage_gb": round(float(rng.lognormal(2.3, 1.0)), 1),
-                "tenure_months": int(rng.integers(0, 120)),
-                "products": [p for p in PRODUCTS if rng.random() < (0.8 if p == "mobile" else 0.35)],
-            })
+            profiles.append(
+                {
+                    "plan": plan,
+                    "usage_gb": round(float(rng.lognormal(2.3, 1.0)), 1),
+                    "tenure_months": int(rng.integers(0, 120)),
+                    "products": [p for p in PRODUCTS if rng.random() < (0.8 if p == "mobile" else 0.35)],
+                }
+            )
         d = space.dim
         theta = np.zeros((n_actions, d))
         theta[:, 0] = rng.normal(-3.6, 0.3, n_actions)  # baselines around 3%
@@ -109,8 +148,12 @@ class World:
             theta[a, cols] = rng.uniform(0.8, 1.8, cols.shape[0])
         visitors = rng.integers(0, n_customers, visits)
         devices = rng.choice(2, visits, p=[0.6, 0.4])
-        x = np.array([encode(space, profiles[c], {"device": DEVICES[dv]}, set())
-                      for c, dv in zip(visitors.tolist(), devices.tolist(), strict=True)])
+        x = np.array(
+            [
+                encode(space, profiles[c], {"device": DEVICES[dv]}, set())
+                for c, dv in zip(visitors.tolist(), devices.tolist(), strict=True)
+            ]
+        )
         p = 1.0 / (1.0 + np.exp(-(x @ theta.T)))
         return World(profiles, devices, visitors, x, p, space)
 
@@ -146,18 +189,32 @@ def vw_run(world: World, seed: int, args: str) -> Run:
     start, cpu = time.perf_counter(), time.process_time()
     for i in range(n):
         nz = np.flatnonzero(world.x[i])
-        shared = "shared |c " + " ".join(names[j].replace(":", "_").replace("=", "_").replace(" ", "_")
-                                         .replace("[", "_").replace(",", "_").replace(")", "_") for j in nz)
+        shared = "shared |c " + " ".join(
+            names[j]
+            .replace(":", "_")
+            .replace("=", "_")
+            .replace(" ", "_")
+            .replace("[", "_")
+            .replace(",", "_")
+            .replace(")", "_")
+            for j in nz
+        )
         pmf = vw.predict([shared, *actions])
         probs = np.asarray(pmf, float)
         a = int(rng.choice(k, p=probs / probs.sum()))
         shown[i] = a
         accepted[i] = rng.random() < world.p[i, a]
-        lines = [shared] + [f"0:{-float(accepted[i])}:{probs[j]} {actions[j]}" if j == a else actions[j]
-                            for j in range(k)]
+        lines = [shared] + [
+            f"0:{-float(accepted[i])}:{probs[j]} {actions[j]}" if j == a else actions[j] for j in range(k)
+        ]
         vw.learn(lines)
-    run = Run(f"vw {args}".strip(), world.p[np.arange(n), shown], accepted, time.perf_counter() - start,
-              time.process_time() - cpu)
+    run = Run(
+        f"vw {args}".strip(),
+        world.p[np.arange(n), shown],
+        accepted,
+        time.perf_counter() - start,
+        time.process_time() - cpu,
+    )
     vw.finish()
     return run
 
@@ -170,11 +227,18 @@ async def nba_run(name: str, world: World, rules: Path, workers: int, seed: int,
     redis = RedisServer(workdir / name, persist=False)
     url = redis.start()
     port = free_port()
-    env = {**os.environ, "NBA_REDIS_URL": url, "NBA_RULES_DIR": str(rules), "NBA_PORT": str(port),
-           "NBA_HOST": "127.0.0.1", "NBA_LOG_LEVEL": "WARNING",
-           # this measures learning, not latency: on a 2-core VM shared with this generator, a 250 ms
-           # deadline turns scheduling hiccups into degraded (rules-only, unlearnable) answers
-           "NBA_DECIDE_DEADLINE_MS": "5000", "NBA_REDIS_TIMEOUT_MS": "5000"}
+    env = {
+        **os.environ,
+        "NBA_REDIS_URL": url,
+        "NBA_RULES_DIR": str(rules),
+        "NBA_PORT": str(port),
+        "NBA_HOST": "127.0.0.1",
+        "NBA_LOG_LEVEL": "WARNING",
+        # this measures learning, not latency: on a 2-core VM shared with this generator, a 250 ms
+        # deadline turns scheduling hiccups into degraded (rules-only, unlearnable) answers
+        "NBA_DECIDE_DEADLINE_MS": "5000",
+        "NBA_REDIS_TIMEOUT_MS": "5000",
+    }
     server = _start_server(env)
     base = f"http://127.0.0.1:{port}"
     n = world.p.shape[0]
@@ -210,8 +274,12 @@ async def nba_run(name: str, world: World, rules: Path, workers: int, seed: int,
                     if i % 5000 == 0:
                         print(f"  {name}: {i} decisions, {time.perf_counter() - start:.0f} s", flush=True)
                     cid = f"sim-{world.visitors[i]}"
-                    body = {"customer_id": cid, "channel": "web", "limit": 1,
-                            "context": {"device": DEVICES[world.devices[i]]}}
+                    body = {
+                        "customer_id": cid,
+                        "channel": "web",
+                        "limit": 1,
+                        "context": {"device": DEVICES[world.devices[i]]},
+                    }
                     async with http.post(f"{base}/v1/decide", json=body) as r:
                         d = await r.json()
                         assert r.status == 200, d
@@ -219,12 +287,24 @@ async def nba_run(name: str, world: World, rules: Path, workers: int, seed: int,
                     a = int(d["actions"][0]["action_id"].split("-")[1])
                     shown[i] = a
                     accepted[i] = answers[i] < world.p[i, a]
-                    events = [{"event_id": f"{i}-i", "type": "impression", "customer_id": cid,
-                               "action_id": d["actions"][0]["action_id"], "decision_id": d["decision_id"],
-                               "channel": "web"},
-                              {"event_id": f"{i}-a", "type": "accept" if accepted[i] else "reject", "customer_id": cid,
-                               "action_id": d["actions"][0]["action_id"], "decision_id": d["decision_id"],
-                               "channel": "web"}]
+                    events = [
+                        {
+                            "event_id": f"{i}-i",
+                            "type": "impression",
+                            "customer_id": cid,
+                            "action_id": d["actions"][0]["action_id"],
+                            "decision_id": d["decision_id"],
+                            "channel": "web",
+                        },
+                        {
+                            "event_id": f"{i}-a",
+                            "type": "accept" if accepted[i] else "reject",
+                            "customer_id": cid,
+                            "action_id": d["actions"][0]["action_id"],
+                            "decision_id": d["decision_id"],
+                            "channel": "web",
+                        },
+                    ]
                     for attempt in range(20):  # a channel retries a 503 (same event ids: applied once)
                         async with http.post(f"{base}/v1/events", json={"events": events}) as r:
                             if r.status == 202:
@@ -250,8 +330,14 @@ async def nba_run(name: str, world: World, rules: Path, workers: int, seed: int,
             server.wait()
         redis.stop()
     lag = [line for line in metrics.splitlines() if line.startswith("nba_learner_lag_seconds")]
-    return Run(name, world.p[np.arange(n), shown], accepted, seconds, cpu,
-               {"learner_lag": lag, "degraded_decisions": degraded[0], "event_retries": retries[0]})
+    return Run(
+        name,
+        world.p[np.arange(n), shown],
+        accepted,
+        seconds,
+        cpu,
+        {"learner_lag": lag, "degraded_decisions": degraded[0], "event_retries": retries[0]},
+    )
 
 
 def plot(runs: list[Run], path: Path, events_per_decision: int = 2) -> None:
@@ -295,19 +381,35 @@ async def main_async(args: argparse.Namespace) -> None:
         late = r.expected[tail].sum() / oracle.expected[tail].sum()
         wall = r.seconds / args.decisions * 1e6
         cpu = r.cpu_seconds / args.decisions * 1e6
-        print(f"{r.name:34} {r.expected.sum():9.1f} {100 * share:8.1f}% {int(r.accepted.sum()):8d} "
-              f"{100 * late:11.1f}% {wall:11.0f} {cpu:10.0f}  {r.notes or ''}", flush=True)
-        report.append({"policy": r.name, "expected_reward": float(r.expected.sum()), "share_of_oracle": share,
-                       "share_of_oracle_last_20pct": late, "accepts": int(r.accepted.sum()),
-                       "wall_us_per_decision": wall, "cpu_us_per_decision": cpu, **r.notes})
+        print(
+            f"{r.name:34} {r.expected.sum():9.1f} {100 * share:8.1f}% {int(r.accepted.sum()):8d} "
+            f"{100 * late:11.1f}% {wall:11.0f} {cpu:10.0f}  {r.notes or ''}",
+            flush=True,
+        )
+        report.append(
+            {
+                "policy": r.name,
+                "expected_reward": float(r.expected.sum()),
+                "share_of_oracle": share,
+                "share_of_oracle_last_20pct": late,
+                "accepts": int(r.accepted.sum()),
+                "wall_us_per_decision": wall,
+                "cpu_us_per_decision": cpu,
+                **r.notes,
+            }
+        )
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
 
-    print(f"{args.decisions} decisions ({2 * args.decisions} events), {args.actions} actions, "
-          f"{args.customers} customers, seed {args.seed}")
-    print(f"{'policy':34} {'expected':>9} {'% oracle':>9} {'accepts':>8} {'last 20% %or':>12} "
-          f"{'wall us/dec':>11} {'cpu us/dec':>10}")
+    print(
+        f"{args.decisions} decisions ({2 * args.decisions} events), {args.actions} actions, "
+        f"{args.customers} customers, seed {args.seed}"
+    )
+    print(
+        f"{'policy':34} {'expected':>9} {'% oracle':>9} {'accepts':>8} {'last 20% %or':>12} "
+        f"{'wall us/dec':>11} {'cpu us/dec':>10}"
+    )
     first, runs = runs, []
     for r in first:
         add(r)
@@ -328,12 +430,19 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=8, help="concurrent channel sessions against nba")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--vw", nargs="*", default=["", "--squarecb"],
-                        help="Vowpal Wabbit exploration arguments to compare (one run each)")
+    parser.add_argument(
+        "--vw",
+        nargs="*",
+        default=["", "--squarecb"],
+        help="Vowpal Wabbit exploration arguments to compare (one run each)",
+    )
     parser.add_argument("--skip-nba", action="store_true", help="only the offline policies and VW")
-    parser.add_argument("--out", type=lambda v: Path(v) if v else None,
-                        default=Path("loadtests/results/simulation.png"),
-                        help="PNG of the reward curves (a JSON report beside it); '' for neither")
+    parser.add_argument(
+        "--out",
+        type=lambda v: Path(v) if v else None,
+        default=Path("loadtests/results/simulation.png"),
+        help="PNG of the reward curves (a JSON report beside it); '' for neither",
+    )
     asyncio.run(main_async(parser.parse_args()))
 
 

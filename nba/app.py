@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 
 def redis_client(url: str, timeout: float) -> Redis:
     # one pool per process; hiredis parses replies when installed (a declared dependency)
-    return Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, max_connections=256,
-                          health_check_interval=30)
+    return Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, max_connections=256, health_check_interval=30
+    )
 
 
 SHUTDOWN_PATIENCE = 5.0  # seconds each clean-up step may take before a stopping server goes on without it
@@ -117,10 +118,16 @@ def create_app(rulebook: Rulebook, client: Redis, options: AppOptions | None = N
         with contextlib.suppress(RedisError, OSError):
             for advice in await store.config_advice():
                 log.warning("Redis configuration: %s", advice)
-        tasks = [asyncio.create_task(live.run(), name="model-refresh"),
-                 asyncio.create_task(live.follow_rules(rules_dir), name="rules-follow"),
-                 asyncio.create_task(learner.run(), name="learner"),
-                 asyncio.create_task(rewrite.run(), name="erasure-rewrite")] if o.background else []
+        tasks = (
+            [
+                asyncio.create_task(live.run(), name="model-refresh"),
+                asyncio.create_task(live.follow_rules(rules_dir), name="rules-follow"),
+                asyncio.create_task(learner.run(), name="learner"),
+                asyncio.create_task(rewrite.run(), name="erasure-rewrite"),
+            ]
+            if o.background
+            else []
+        )
         app[routes.TASKS].extend(tasks)  # what /healthz watches
         yield
         for task in tasks:

@@ -43,10 +43,20 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="listen address (NBA_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (NBA_PORT, default 8080)")
     serve.add_argument("--rules", type=Path, help="rules directory (NBA_RULES_DIR, default ./rules)")
-    serve.add_argument("--workers", type=int, default=None, metavar="N",
-                       help="server processes sharing the port (SO_REUSEPORT; NBA_WORKERS, default 1)")
-    serve.add_argument("--demo-customers", type=int, default=0, metavar="N",
-                       help="seed N reproducible demo customers (c-1000 ...) at start-up")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="server processes sharing the port (SO_REUSEPORT; NBA_WORKERS, default 1)",
+    )
+    serve.add_argument(
+        "--demo-customers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed N reproducible demo customers (c-1000 ...) at start-up",
+    )
     rules = sub.add_parser("rules", help="rule set tools")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_sub.add_parser("check", help="validate a rules directory; exit 1 when invalid")
@@ -59,8 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     evaluate = sub.add_parser("evaluate", help="off-policy estimate of a candidate configuration on exported logs")
     evaluate.add_argument("log", type=Path, help="decision records from `nba log export`")
     evaluate.add_argument("--rules", type=Path, default=None, help="the candidate's rules (default: NBA_RULES_DIR)")
-    evaluate.add_argument("--model", choices=["priors", "redis"], default="redis",
-                          help="the candidate's model: the current statistics in Redis, or the priors alone")
+    evaluate.add_argument(
+        "--model",
+        choices=["priors", "redis"],
+        default="redis",
+        help="the candidate's model: the current statistics in Redis, or the priors alone",
+    )
     evaluate.add_argument("--draws", type=int, default=512, help="Monte-Carlo draws per decision")
     evaluate.add_argument("--seed", type=int, default=0)
     test = rules_sub.add_parser("test", help="run the rule tests in DIR/tests/*.yaml; exit 1 on a failure")
@@ -98,8 +112,10 @@ def rules_check(directory: Path) -> int:
             print(problem, file=sys.stderr)
         print(f"{len(exc.problems)} problem(s) in {directory}", file=sys.stderr)
         return 1
-    print(f"{directory}: ok, version {rb.version}: {len(rb.actions)} actions, {len(rb.segments)} segments, "
-          f"{len(rb.channels)} channels")
+    print(
+        f"{directory}: ok, version {rb.version}: {len(rb.actions)} actions, {len(rb.segments)} segments, "
+        f"{len(rb.channels)} channels"
+    )
     return 0
 
 
@@ -147,8 +163,7 @@ async def admin_store(settings: Settings, purpose: str) -> AsyncIterator[Store]:
 
     url = redis_url_of(settings)
     if url is None:
-        raise NoRedis(f"nba: no Redis to {purpose}: set NBA_REDIS_URL (or run this next to a running "
-                      "`nba serve`)")
+        raise NoRedis(f"nba: no Redis to {purpose}: set NBA_REDIS_URL (or run this next to a running `nba serve`)")
     store = Store(redis_client(url, settings.redis_timeout))
     try:
         yield store
@@ -165,10 +180,12 @@ async def rules_rollback(settings: Settings) -> int:
         return 1
     print(f"rules version {version} is current again; every process switches within about a second")
     if source is not None and source != version:
-        print(f"note: the rules directory still holds version {source}. Servers keep {version} until those "
-              f"files change or POST /v1/rules/reload publishes them; to make the rollback permanent, change "
-              f"the files back to version {version} (`nba rules check` prints a directory's version).",
-              file=sys.stderr)
+        print(
+            f"note: the rules directory still holds version {source}. Servers keep {version} until those "
+            f"files change or POST /v1/rules/reload publishes them; to make the rollback permanent, change "
+            f"the files back to version {version} (`nba rules check` prints a directory's version).",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -252,8 +269,9 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
             supervisor = RedisSupervisor(embedded, supervision)
             supervisor.start()
         if workers == 1:
-            _serve(rules_dir, url, settings, args.demo_customers, (host, port), sock=sock,
-                   supervision=supervision.shared)
+            _serve(
+                rules_dir, url, settings, args.demo_customers, (host, port), sock=sock, supervision=supervision.shared
+            )
         else:
             return _serve_workers(workers, rules_dir, url, settings, args.demo_customers, (host, port), supervision)
     finally:
@@ -263,8 +281,16 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(rules_dir: Path, url: str, settings: Settings, demo: int, address: tuple[str, int], *,
-           sock: socket.socket | None = None, supervision: Any = None) -> None:
+def _serve(
+    rules_dir: Path,
+    url: str,
+    settings: Settings,
+    demo: int,
+    address: tuple[str, int],
+    *,
+    sock: socket.socket | None = None,
+    supervision: Any = None,
+) -> None:
     """One server process: its own event loop (uvloop when installed), its own Redis pool. A worker
     (no `sock`) binds its own socket with SO_REUSEPORT; it exits with code 2 when it cannot."""
     from nba.http.routes import GUARD
@@ -287,8 +313,9 @@ def _serve(rules_dir: Path, url: str, settings: Settings, demo: int, address: tu
     run(app, sock, app[GUARD], keepalive=settings.keepalive, shutdown_timeout=10.0)
 
 
-def _serve_workers(workers: int, rules_dir: Path, url: str, settings: Settings, demo: int,
-                   address: tuple[str, int], supervision: Any) -> int:
+def _serve_workers(
+    workers: int, rules_dir: Path, url: str, settings: Settings, demo: int, address: tuple[str, int], supervision: Any
+) -> int:
     """N processes bound to one port with SO_REUSEPORT: the kernel spreads connections over them. They
     share rules and model through Redis. A worker that dies is started again (supervision.Backoff);
     Ctrl+C or SIGTERM stops them all gracefully."""
@@ -297,8 +324,12 @@ def _serve_workers(workers: int, rules_dir: Path, url: str, settings: Settings, 
     ctx = multiprocessing.get_context("spawn")
 
     def start(i: int) -> multiprocessing.process.BaseProcess:
-        p = ctx.Process(target=_serve, args=(rules_dir, url, settings, demo if i == 0 else 0, address),
-                        kwargs={"supervision": supervision.shared}, name=f"nba-worker-{i}")
+        p = ctx.Process(
+            target=_serve,
+            args=(rules_dir, url, settings, demo if i == 0 else 0, address),
+            kwargs={"supervision": supervision.shared},
+            name=f"nba-worker-{i}",
+        )
         p.start()
         return p
 
@@ -323,8 +354,9 @@ def _serve_workers(workers: int, rules_dir: Path, url: str, settings: Settings, 
                     log.error("worker %d could not listen on %s:%d; stopping", i, *address)
                     return 2
                 pause = backoffs[i].next_pause()
-                log.error("worker %d (pid %s) exited with code %s; starting it again in %.0f s", i, p.pid,
-                          p.exitcode, pause)
+                log.error(
+                    "worker %d (pid %s) exited with code %s; starting it again in %.0f s", i, p.pid, p.exitcode, pause
+                )
                 time.sleep(pause)
                 procs[i] = start(i)
                 backoffs[i].started_now()
@@ -345,15 +377,31 @@ def _serve_workers(workers: int, rules_dir: Path, url: str, settings: Settings, 
     return 0
 
 
-def _build(rulebook: Rulebook, rules_dir: Path, url: str, settings: Settings, demo: int,
-           max_connections: int, supervision: Supervision) -> web.Application:
+def _build(
+    rulebook: Rulebook,
+    rules_dir: Path,
+    url: str,
+    settings: Settings,
+    demo: int,
+    max_connections: int,
+    supervision: Supervision,
+) -> web.Application:
     from nba.app import AppOptions, create_app, redis_client
     from nba.http.routes import CUSTOMERS
 
-    app = create_app(rulebook, redis_client(url, settings.redis_timeout), AppOptions(
-        rules_dir=rules_dir, decide_deadline=settings.decide_deadline, erase_rewrite=settings.erase_rewrite,
-        max_connections=max_connections, supervision=supervision))
+    app = create_app(
+        rulebook,
+        redis_client(url, settings.redis_timeout),
+        AppOptions(
+            rules_dir=rules_dir,
+            decide_deadline=settings.decide_deadline,
+            erase_rewrite=settings.erase_rewrite,
+            max_connections=max_connections,
+            supervision=supervision,
+        ),
+    )
     if demo > 0:
+
         async def seed(app: web.Application) -> None:
             from nba.customers.demo import demo_population
 

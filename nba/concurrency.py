@@ -75,8 +75,9 @@ class Deadline:
 
     __slots__ = ("_due", "_graces", "_handle", "_loop", "_timeout", "on_stall", "seconds", "stall")
 
-    def __init__(self, seconds: float, stall: float | None = None,
-                 on_stall: Callable[[], object] | None = None) -> None:
+    def __init__(
+        self, seconds: float, stall: float | None = None, on_stall: Callable[[], object] | None = None
+    ) -> None:
         self.seconds = seconds
         self.stall = seconds / 5 if stall is None else stall  # lateness that means a stall, not a busy loop
         self.on_stall = on_stall  # told of every grace (decide counts them: operators see the stalls)
@@ -105,7 +106,8 @@ class Deadline:
         else:
             self._timeout.reschedule(now)  # cancels the wait; __aexit__ turns that into TimeoutError
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._handle.cancel()
         await self._timeout.__aexit__(exc_type, exc, tb)  # raises TimeoutError when it expired

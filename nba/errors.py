@@ -1,19 +1,19 @@
 """The one error hierarchy of nba; HTTP status and problem `code` live here and nowhere else.
 
-    NbaError                      500 internal_error (never raised on purpose)
-    +-- InvalidRequest            400 invalid_request  (field-level `errors`)
-    |   +-- InvalidJson           400 invalid_json
-    +-- NotFound                  404 not_found / customer_not_found / ...
-    +-- MethodNotAllowed          405 method_not_allowed (with `Allow`)
-    +-- RequestTimeout            408 body_timeout (the client stopped sending its body)
-    +-- Conflict                  409 conflict / no_rules_directory (the state of the server forbids it)
-    |   +-- StoredDataUnreadable  409 stored_data_unreadable (a stored record cannot be parsed: PUT
-    |                                 replaces it, DELETE erases it; decide answers degraded meanwhile)
-    +-- PayloadTooLarge           413 payload_too_large
-    +-- UnsupportedMediaType      415 unsupported_media_type
-    +-- RulesRejected             422 rules_invalid (a reload found problems; the running set stays)
-    +-- Unavailable               503 unavailable (Redis down, rules not loaded; with `Retry-After`)
-    RulesInvalid                  not an HTTP error: stops start-up / refuses a reload
+NbaError                      500 internal_error (never raised on purpose)
++-- InvalidRequest            400 invalid_request  (field-level `errors`)
+|   +-- InvalidJson           400 invalid_json
++-- NotFound                  404 not_found / customer_not_found / ...
++-- MethodNotAllowed          405 method_not_allowed (with `Allow`)
++-- RequestTimeout            408 body_timeout (the client stopped sending its body)
++-- Conflict                  409 conflict / no_rules_directory (the state of the server forbids it)
+|   +-- StoredDataUnreadable  409 stored_data_unreadable (a stored record cannot be parsed: PUT
+|                                 replaces it, DELETE erases it; decide answers degraded meanwhile)
++-- PayloadTooLarge           413 payload_too_large
++-- UnsupportedMediaType      415 unsupported_media_type
++-- RulesRejected             422 rules_invalid (a reload found problems; the running set stays)
++-- Unavailable               503 unavailable (Redis down, rules not loaded; with `Retry-After`)
+RulesInvalid                  not an HTTP error: stops start-up / refuses a reload
 """
 
 from __future__ import annotations
@@ -32,8 +32,14 @@ class NbaError(Exception):
     code = "internal_error"
     title = "Internal error"
 
-    def __init__(self, detail: str, *, code: str | None = None, errors: list[FieldError] | None = None,
-                 headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(detail)
         self.detail = detail
         if code is not None:
@@ -109,8 +115,14 @@ class Unavailable(NbaError):
     title = "Service unavailable"
     RETRY_AFTER = 1
 
-    def __init__(self, detail: str, *, code: str | None = None, errors: list[FieldError] | None = None,
-                 retry_after: int = RETRY_AFTER):
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        errors: list[FieldError] | None = None,
+        retry_after: int = RETRY_AFTER,
+    ):
         super().__init__(detail, code=code, errors=errors, headers={"Retry-After": str(retry_after)})
 
 

@@ -125,8 +125,12 @@ class Live:
         except RulesInvalid as exc:  # published by a different nba version with other rules? keep ours
             self._refused = version  # refused once, logged once: not re-read every poll
             self.metrics.rules_reloads.labels("invalid").inc()
-            log.error("published rules %s do not validate here, keeping %s:\n%s", version,
-                      self._snapshot.rulebook.version, exc)
+            log.error(
+                "published rules %s do not validate here, keeping %s:\n%s",
+                version,
+                self._snapshot.rulebook.version,
+                exc,
+            )
             return False
         await self._adopt(rb)
         return True
@@ -168,6 +172,10 @@ class Live:
                 try:
                     await self.publish(directory, force=False)
                 except RulesInvalid as exc:
-                    log.error("rules in %s are invalid, still running %s:\n%s", directory,
-                              self._snapshot.rulebook.version, exc)
+                    log.error(
+                        "rules in %s are invalid, still running %s:\n%s",
+                        directory,
+                        self._snapshot.rulebook.version,
+                        exc,
+                    )
         await self.sync_rules()

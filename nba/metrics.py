@@ -16,49 +16,70 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.decisions = Counter("nba_decisions_total", "Decisions answered", ["channel", "outcome"], registry=r)
-        self.decision_conflicts = Counter("nba_decision_conflicts_total",
-                                          "Decisions ranked again because the customer's history changed",
-                                          registry=r)
-        self.decision_stalls = Counter("nba_decision_stalls_total",
-                                       "Decision deadlines that found this process stalled (a pause, GC or long "
-                                       "callback) and gave the decision a fresh deadline instead of degrading it",
-                                       registry=r)
-        self.decision_ms = Histogram("nba_decision_duration_ms", "Time to answer a decide request, ms",
-                                     ["channel"], buckets=_MS_BUCKETS, registry=r)
-        self.events = Counter("nba_events_total", "Events received, by type and outcome",
-                              ["type", "outcome"], registry=r)
-        self.redis_ms = Histogram("nba_redis_call_duration_ms", "Redis round trip, ms", ["op"],
-                                  buckets=_MS_BUCKETS, registry=r)
+        self.decision_conflicts = Counter(
+            "nba_decision_conflicts_total", "Decisions ranked again because the customer's history changed", registry=r
+        )
+        self.decision_stalls = Counter(
+            "nba_decision_stalls_total",
+            "Decision deadlines that found this process stalled (a pause, GC or long "
+            "callback) and gave the decision a fresh deadline instead of degrading it",
+            registry=r,
+        )
+        self.decision_ms = Histogram(
+            "nba_decision_duration_ms",
+            "Time to answer a decide request, ms",
+            ["channel"],
+            buckets=_MS_BUCKETS,
+            registry=r,
+        )
+        self.events = Counter(
+            "nba_events_total", "Events received, by type and outcome", ["type", "outcome"], registry=r
+        )
+        self.redis_ms = Histogram(
+            "nba_redis_call_duration_ms", "Redis round trip, ms", ["op"], buckets=_MS_BUCKETS, registry=r
+        )
         self.redis_errors = Counter("nba_redis_errors_total", "Redis calls that failed", ["op"], registry=r)
         self.rules = Info("nba_rules", "Rules version in use", registry=r)
-        self.rules_reloads = Counter("nba_rules_reloads_total", "Rule set reloads by outcome",
-                                     ["outcome"], registry=r)
+        self.rules_reloads = Counter("nba_rules_reloads_total", "Rule set reloads by outcome", ["outcome"], registry=r)
         self.model_version = Gauge("nba_model_version", "Model statistics version in use", registry=r)
-        self.model_refresh_errors = Counter("nba_model_refresh_errors_total",
-                                            "Failed refreshes of the in-memory model", registry=r)
-        self.learner_events = Counter("nba_learner_events_total", "Inbox events applied by this process's learner",
-                                      registry=r)
-        self.learner_errors = Counter("nba_learner_errors_total", "Learner batches that failed (retried)",
-                                      registry=r)
-        self.learner_lag = Gauge("nba_learner_lag_seconds",
-                                 "Age of the newest event in the last committed learner batch", registry=r)
-        self.arm_shown = Gauge("nba_arm_shown", "Shown actions credited, by arm (model or control)", ["arm"],
-                               registry=r)
-        self.arm_reward = Gauge("nba_arm_reward", "Rewards credited, by arm (model or control)", ["arm"],
-                                registry=r)
-        self.unreadable = Counter("nba_unreadable_records_total",
-                                  "Stored records that could not be parsed: skipped (history and inbox entries, "
-                                  "decision records) or answered degraded (profiles)", ["record"], registry=r)
-        self.erasure_rewrites = Counter("nba_erasure_rewrites_total",
-                                        "Requests to Redis to rewrite its files on disk after erasures, by "
-                                        "outcome (started, busy, refused)", ["outcome"], registry=r)
+        self.model_refresh_errors = Counter(
+            "nba_model_refresh_errors_total", "Failed refreshes of the in-memory model", registry=r
+        )
+        self.learner_events = Counter(
+            "nba_learner_events_total", "Inbox events applied by this process's learner", registry=r
+        )
+        self.learner_errors = Counter("nba_learner_errors_total", "Learner batches that failed (retried)", registry=r)
+        self.learner_lag = Gauge(
+            "nba_learner_lag_seconds", "Age of the newest event in the last committed learner batch", registry=r
+        )
+        self.arm_shown = Gauge(
+            "nba_arm_shown", "Shown actions credited, by arm (model or control)", ["arm"], registry=r
+        )
+        self.arm_reward = Gauge("nba_arm_reward", "Rewards credited, by arm (model or control)", ["arm"], registry=r)
+        self.unreadable = Counter(
+            "nba_unreadable_records_total",
+            "Stored records that could not be parsed: skipped (history and inbox entries, "
+            "decision records) or answered degraded (profiles)",
+            ["record"],
+            registry=r,
+        )
+        self.erasure_rewrites = Counter(
+            "nba_erasure_rewrites_total",
+            "Requests to Redis to rewrite its files on disk after erasures, by outcome (started, busy, refused)",
+            ["outcome"],
+            registry=r,
+        )
         self.connections = Gauge("nba_http_connections", "Open HTTP connections of this process", registry=r)
-        self.dropped_connections = Counter("nba_http_connections_dropped_total",
-                                           "Connections closed at the connection cap: idle_closed (the "
-                                           "longest-idle, to make room) or refused (all busy: answered 503)",
-                                           ["reason"], registry=r)
-        self.requests = Counter("nba_http_requests_total", "HTTP requests by route and status",
-                                ["route", "status"], registry=r)
+        self.dropped_connections = Counter(
+            "nba_http_connections_dropped_total",
+            "Connections closed at the connection cap: idle_closed (the "
+            "longest-idle, to make room) or refused (all busy: answered 503)",
+            ["reason"],
+            registry=r,
+        )
+        self.requests = Counter(
+            "nba_http_requests_total", "HTTP requests by route and status", ["route", "status"], registry=r
+        )
 
         # labels() validates and locks on every call; the hot path counts a few times per request
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}

@@ -28,11 +28,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.nba-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   echo "setup: installing nba and its dependencies into .venv" >&2
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   # byte-compiled at install (a few minutes once): with PYTHONDONTWRITEBYTECODE set, as on some machines,
-  # every process would otherwise compile numpy, scipy and aiohttp from source at each start
-  .venv/bin/python -m pip install -q -e '.[dev,fast]'
+  # every process would otherwise compile numpy, scipy and aiohttp from source at each start.
+  # constraints.txt: the versions CI tested, so a fresh clone runs what passed
+  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev,fast]'
   touch "$stamp"
 fi

@@ -24,8 +24,14 @@ from nba.runtime.embedded_redis import RedisServer
 
 # Generated tests are seeded (the same examples every run), never timed (a busy machine is not a failure)
 # and keep no example database between runs.
-settings.register_profile("nba", derandomize=True, deadline=None, database=None, max_examples=200,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "nba",
+    derandomize=True,
+    deadline=None,
+    database=None,
+    max_examples=200,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.load_profile("nba")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,12 +77,28 @@ AppFactory = Callable[..., Any]
 async def make_client(redis_url: str, redis: Redis, rulebook: Rulebook) -> AsyncIterator[AppFactory]:
     clients: list[TestClient[web.Request, web.Application]] = []
 
-    async def make(rules: Rulebook | None = None, *, seed: int = 7, clock: Clock | None = None,
-                   rules_dir: Path | None = None, url: str | None = None,
-                   deadline: float = 5.0, **options: Any) -> TestClient[web.Request, web.Application]:
-        app = create_app(rules or rulebook, redis_client(url or redis_url, 5.0), AppOptions(
-            rng=np.random.default_rng(seed), clock=clock or Clock(), background=False, rules_dir=rules_dir,
-            decide_deadline=deadline, **options))
+    async def make(
+        rules: Rulebook | None = None,
+        *,
+        seed: int = 7,
+        clock: Clock | None = None,
+        rules_dir: Path | None = None,
+        url: str | None = None,
+        deadline: float = 5.0,
+        **options: Any,
+    ) -> TestClient[web.Request, web.Application]:
+        app = create_app(
+            rules or rulebook,
+            redis_client(url or redis_url, 5.0),
+            AppOptions(
+                rng=np.random.default_rng(seed),
+                clock=clock or Clock(),
+                background=False,
+                rules_dir=rules_dir,
+                decide_deadline=deadline,
+                **options,
+            ),
+        )
         client = TestClient(TestServer(app))
         await client.start_server()
         clients.append(client)

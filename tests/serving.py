@@ -21,11 +21,16 @@ from nba.runtime.embedded_redis import free_port
 from tests.conftest import RULES
 
 
-def call(url: str, body: dict[str, Any] | None = None, method: str | None = None,
-         timeout: float = 5) -> tuple[int, dict[str, Any]]:
+def call(
+    url: str, body: dict[str, Any] | None = None, method: str | None = None, timeout: float = 5
+) -> tuple[int, dict[str, Any]]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method or ("POST" if data is not None else "GET"),
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, json.loads(resp.read())
@@ -36,18 +41,30 @@ def call(url: str, body: dict[str, Any] | None = None, method: str | None = None
 class Serve:
     """One `nba serve` process group with its own data directory and port."""
 
-    def __init__(self, tmp: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None,
-                 preexec: Callable[[], object] | None = None, name: str = "serve"):
+    def __init__(
+        self,
+        tmp: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        preexec: Callable[[], object] | None = None,
+        name: str = "serve",
+    ):
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.data = tmp / "var"
         self.log = tmp / f"{name}.log"
         full = {k: v for k, v in os.environ.items() if k != "NBA_REDIS_URL"}
-        full |= {"NBA_PORT": str(self.port), "NBA_DATA_DIR": str(self.data), "NBA_RULES_DIR": str(RULES),
-                 **(env or {})}
+        full |= {"NBA_PORT": str(self.port), "NBA_DATA_DIR": str(self.data), "NBA_RULES_DIR": str(RULES), **(env or {})}
         with self.log.open("wb") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "nba.cli", "serve", *args], env=full, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=preexec)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "nba.cli", "serve", *args],
+                env=full,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=preexec,
+            )
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -69,8 +86,9 @@ class Serve:
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"the server did not stop within {timeout:.0f} s of SIGINT; its log:\n"
-                        f"{self.log.read_text()[-5000:]}")
+            pytest.fail(
+                f"the server did not stop within {timeout:.0f} s of SIGINT; its log:\n{self.log.read_text()[-5000:]}"
+            )
 
     def kill_all(self) -> None:
         """The server and everything it started (workers, redis-server): a failed test leaves nothing."""
@@ -79,8 +97,9 @@ class Serve:
         self.proc.wait()
 
     def children(self, what: str) -> list[int]:
-        out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(self.proc.pid)], capture_output=True,
-                             text=True).stdout
+        out = subprocess.run(
+            ["ps", "-o", "pid=,args=", "--ppid", str(self.proc.pid)], capture_output=True, text=True
+        ).stdout
         return [int(line.split()[0]) for line in out.splitlines() if what in line]
 
     def redis_url(self) -> str:

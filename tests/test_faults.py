@@ -9,10 +9,13 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
 from nba.store import history, keys
 from tests.serving import Serve, call, wait_for
+
+pytestmark = pytest.mark.slow
 
 SEND_SECONDS = 8.0
 KILL_AFTER = 2.0
@@ -33,9 +36,16 @@ def test_events_answered_202_survive_a_killed_redis(tmp_path: Path) -> None:
             n = 0
             while time.monotonic() - start < SEND_SECONDS:
                 # many customers: a history keeps the newest 1,000 events of each
-                events = [{"event_id": f"f-{n}-{k}", "type": "impression",
-                           "customer_id": f"c-f{(n * BATCH + k) % 3000}", "action_id": "tv-addon", "channel": "web"}
-                          for k in range(BATCH)]
+                events = [
+                    {
+                        "event_id": f"f-{n}-{k}",
+                        "type": "impression",
+                        "customer_id": f"c-f{(n * BATCH + k) % 3000}",
+                        "action_id": "tv-addon",
+                        "channel": "web",
+                    }
+                    for k in range(BATCH)
+                ]
                 n += 1
                 try:
                     status, _ = call(server.url("/v1/events"), {"events": events}, timeout=10)
@@ -74,8 +84,10 @@ def test_events_answered_202_survive_a_killed_redis(tmp_path: Path) -> None:
             missing = [eid for cid, eid in accepted if f"|{history.event_key(eid)}\n".encode() not in stored[cid]]
         finally:
             client.close()
-        print(f"{len(accepted)} events answered 202, {len(refused)} batches refused (503) while Redis was "
-              f"away, first 202 {first_after_kill[0]:.2f} s after the kill")
+        print(
+            f"{len(accepted)} events answered 202, {len(refused)} batches refused (503) while Redis was "
+            f"away, first 202 {first_after_kill[0]:.2f} s after the kill"
+        )
         assert missing == []
         assert len(accepted) > BATCH * 10
         assert server.stop() == 0

@@ -24,10 +24,17 @@ from schemathesis.core.transport import Response
 
 from tests.serving import Serve
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = 40  # per operation and mode
 STATED = re.compile(r"^events\[\d+\]\.(ts|properties)$")
-ANSWER_CHECKS = [sc.not_a_server_error, sc.status_code_conformance, sc.content_type_conformance,
-                 sc.response_schema_conformance, sc.response_headers_conformance]
+ANSWER_CHECKS = [
+    sc.not_a_server_error,
+    sc.status_code_conformance,
+    sc.content_type_conformance,
+    sc.response_schema_conformance,
+    sc.response_headers_conformance,
+]
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +51,13 @@ def draw(strategy: st.SearchStrategy[Any], n: int) -> list[Any]:
     """`n` seeded examples (hypothesis's generate phase only: the same requests every run)."""
     out: list[Any] = []
 
-    @settings(max_examples=n, derandomize=True, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=n,
+        derandomize=True,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(strategy)
     def collect(case: Any) -> None:
         out.append(case)
@@ -95,14 +107,17 @@ def test_invalid_requests_are_refused_with_a_problem(server: Serve) -> None:
             except Unsatisfiable:
                 continue
             for case in cases:
-                response = case.call_and_validate(base_url=server.base, session=session,
-                                                  checks=[sc.not_a_server_error, sc.content_type_conformance,
-                                                          sc.negative_data_rejection])
+                response = case.call_and_validate(
+                    base_url=server.base,
+                    session=session,
+                    checks=[sc.not_a_server_error, sc.content_type_conformance, sc.negative_data_rejection],
+                )
                 statuses[response.status_code] += 1
                 if response.status_code >= 400:
                     ctype = response.headers.get("content-type", [""])[0]  # schemathesis: lower-case, lists
                     assert ctype.startswith("application/problem+json"), (
-                        f"{case.as_curl_command()} -> {response.status_code} {response.headers} {response.text}")
+                        f"{case.as_curl_command()} -> {response.status_code} {response.headers} {response.text}"
+                    )
     print(dict(statuses))
     assert all(status < 500 for status in statuses)
 

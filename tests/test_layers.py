@@ -43,8 +43,10 @@ def _prefix(name: str, prefixes: tuple[str, ...]) -> str | None:
 
 
 def layer(name: str) -> int:
-    best = max(((len(p), i) for i, group in enumerate(LAYERS) for p in group
-                if name == p or name.startswith(p + ".")), default=(0, -1))
+    best = max(
+        ((len(p), i) for i, group in enumerate(LAYERS) for p in group if name == p or name.startswith(p + ".")),
+        default=(0, -1),
+    )
     return best[1]
 
 

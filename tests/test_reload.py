@@ -17,6 +17,8 @@ import pytest
 
 from nba.runtime.embedded_redis import free_port
 
+pytestmark = pytest.mark.slow
+
 # Generous on purpose: the design converges in about 1.5 s (WATCH_SECONDS 1 to notice the file,
 # RULES_POLL_SECONDS 0.5 to follow), but a shared CI machine can pause a process; speed is for
 # benchmarks, the test checks that convergence happens. The measured times are printed (pytest -s).
@@ -25,8 +27,12 @@ CONVERGE_SECONDS = 10.0
 
 def _call(url: str, body: dict[str, object] | None = None, method: str | None = None) -> tuple[int, dict[str, Any]]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method or ("POST" if data is not None else "GET"),
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, json.loads(resp.read())
@@ -41,11 +47,20 @@ def two_servers(redis_url: str, rules_copy: Path, tmp_path: Path) -> Iterator[li
     bases: list[str] = []
     for i in range(2):
         port = free_port()
-        env = {**os.environ, "NBA_REDIS_URL": redis_url, "NBA_PORT": str(port), "NBA_RULES_DIR": str(rules_copy),
-               "NBA_LOG_LEVEL": "WARNING", "NBA_DECIDE_DEADLINE_MS": "10000"}  # reloads are tested, not deadlines
+        env = {
+            **os.environ,
+            "NBA_REDIS_URL": redis_url,
+            "NBA_PORT": str(port),
+            "NBA_RULES_DIR": str(rules_copy),
+            "NBA_LOG_LEVEL": "WARNING",
+            "NBA_DECIDE_DEADLINE_MS": "10000",
+        }  # reloads are tested, not deadlines
         with (tmp_path / f"server{i}.log").open("wb") as log:
-            procs.append(subprocess.Popen([sys.executable, "-m", "nba.cli", "serve"], env=env, stdout=log,
-                                          stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "nba.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+                )
+            )
         bases.append(f"http://127.0.0.1:{port}")
     try:
         deadline = time.monotonic() + 120
@@ -92,15 +107,17 @@ def _learned(base: str, action: str, timeout: float) -> float:
     start = time.monotonic()
     while True:
         _, stats = _call(f"{base}/v1/actions/stats")
-        rewards = float(sum(c["rewards"] for c in next(x for x in stats["actions"]
-                                                      if x["action_id"] == action)["segments"]))
+        rewards = float(
+            sum(c["rewards"] for c in next(x for x in stats["actions"] if x["action_id"] == action)["segments"])
+        )
         if rewards or time.monotonic() - start >= timeout:
             return rewards
         time.sleep(0.05)
 
 
-def test_edit_converges_invalid_is_refused_rollback_returns(two_servers: list[str], rules_copy: Path,
-                                                           redis_url: str) -> None:
+def test_edit_converges_invalid_is_refused_rollback_returns(
+    two_servers: list[str], rules_copy: Path, redis_url: str
+) -> None:
     a, b = two_servers
     v1 = _versions(two_servers)
     assert v1[0] == v1[1]
@@ -110,9 +127,21 @@ def test_edit_converges_invalid_is_refused_rollback_returns(two_servers: list[st
     status, d = _call(f"{a}/v1/decide", {"customer_id": "c-1", "channel": "web"})
     assert status == 200
     action = d["actions"][0]["action_id"]
-    status, _ = _call(f"{a}/v1/events", {"events": [{"event_id": "e1", "type": "accept", "customer_id": "c-1",
-                                                     "action_id": action, "decision_id": d["decision_id"],
-                                                     "channel": "web"}]})
+    status, _ = _call(
+        f"{a}/v1/events",
+        {
+            "events": [
+                {
+                    "event_id": "e1",
+                    "type": "accept",
+                    "customer_id": "c-1",
+                    "action_id": action,
+                    "decision_id": d["decision_id"],
+                    "channel": "web",
+                }
+            ]
+        },
+    )
     assert status == 202
     # the learner commits it in the background: wait for that, so that what is checked after the edit is
     # that the learning survived the reload, not how fast the learner was
@@ -142,8 +171,9 @@ def test_edit_converges_invalid_is_refused_rollback_returns(two_servers: list[st
     assert reloaded["version"] == v2
 
     env = {**os.environ, "NBA_REDIS_URL": redis_url}
-    result = subprocess.run([sys.executable, "-m", "nba.cli", "rules", "rollback"], env=env, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "nba.cli", "rules", "rollback"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert v1[0] in result.stdout
     assert f"still holds version {v2}" in result.stderr  # says how to make the rollback stick

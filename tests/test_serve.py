@@ -11,9 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from nba.runtime.embedded_redis import free_port
 from tests.conftest import RULES
 from tests.serving import Serve, call, wait_for
+
+pytestmark = pytest.mark.slow
 
 
 def test_serve_with_embedded_redis_and_demo_customers(tmp_path: Path) -> None:
@@ -35,14 +39,19 @@ def test_serve_with_embedded_redis_and_demo_customers(tmp_path: Path) -> None:
 
 def _nba_serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """`nba serve` that is expected to refuse to start: its exit code and messages."""
-    return subprocess.run([sys.executable, "-m", "nba.cli", "serve"], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "nba.cli", "serve"], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_serve_without_redis_server_says_how_to_get_one(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "NBA_REDIS_URL"}
-    env |= {"PATH": str(tmp_path), "NBA_DATA_DIR": str(tmp_path / "var"), "NBA_RULES_DIR": str(RULES),
-            "NBA_PORT": str(free_port())}
+    env |= {
+        "PATH": str(tmp_path),
+        "NBA_DATA_DIR": str(tmp_path / "var"),
+        "NBA_RULES_DIR": str(RULES),
+        "NBA_PORT": str(free_port()),
+    }
     result = _nba_serve(env)
     assert result.returncode == 3
     assert "apt-get install redis-server" in result.stderr
@@ -70,7 +79,8 @@ def test_a_second_server_on_a_busy_port_or_data_directory_says_so_and_harms_noth
         assert busy_port.returncode == 2
         assert busy_port.stderr.strip().splitlines() == [
             f"nba: port {first.port} on 127.0.0.1 is in use (another nba serve?); choose another with --port or "
-            "NBA_PORT"]
+            "NBA_PORT"
+        ]
         busy_data = _nba_serve(env | {"NBA_PORT": str(free_port())})
         assert busy_data.returncode == 2
         assert f"the data directory {first.data / 'redis'} is in use by another nba serve" in busy_data.stderr
@@ -119,17 +129,29 @@ def test_a_killed_embedded_redis_and_a_killed_worker_are_started_again(tmp_path:
         port = int(server.redis_url().rsplit(":", 1)[1].split("/")[0])
         os.kill(server.children("redis-server")[0], signal.SIGKILL)
         # the same port, the data back from the append-only file, every worker serving again
-        wait_for(lambda: call(server.url("/v1/customers/c-1000"))[0] == 200 and len(server.children("redis")) == 1,
-                 60, "redis-server restarted", server.log)
+        wait_for(
+            lambda: call(server.url("/v1/customers/c-1000"))[0] == 200 and len(server.children("redis")) == 1,
+            60,
+            "redis-server restarted",
+            server.log,
+        )
         assert server.redis_url().endswith(f":{port}/0")
-        wait_for(lambda: _metric(server, 'nba_supervised_restarts_total{process="redis"}') == 1, 30,
-                 "the restart counted")
+        wait_for(
+            lambda: _metric(server, 'nba_supervised_restarts_total{process="redis"}') == 1, 30, "the restart counted"
+        )
         workers = server.children("multiprocessing.spawn")
         os.kill(workers[0], signal.SIGKILL)
-        wait_for(lambda: len(set(server.children("multiprocessing.spawn")) - set(workers)) == 1, 60,
-                 "a new worker", server.log)
-        wait_for(lambda: _metric(server, 'nba_supervised_restarts_total{process="worker"}') == 1, 30,
-                 "the worker restart counted")
+        wait_for(
+            lambda: len(set(server.children("multiprocessing.spawn")) - set(workers)) == 1,
+            60,
+            "a new worker",
+            server.log,
+        )
+        wait_for(
+            lambda: _metric(server, 'nba_supervised_restarts_total{process="worker"}') == 1,
+            30,
+            "the worker restart counted",
+        )
         assert call(server.url("/healthz"))[0] == 200
         log = server.log.read_text()
         assert "the embedded redis-server exited" in log

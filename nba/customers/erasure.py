@@ -42,8 +42,10 @@ class DiskRewrite:
             log.info("asked Redis to rewrite its files on disk after an erasure")
         elif outcome == "refused" and not self._told_refused:
             self._told_refused = True
-            log.warning("Redis refused to rewrite its files after an erasure (BGREWRITEAOF/BGSAVE/CONFIG not "
-                        "allowed): erased customers stay in its files on disk as long as its own settings say")
+            log.warning(
+                "Redis refused to rewrite its files after an erasure (BGREWRITEAOF/BGSAVE/CONFIG not "
+                "allowed): erased customers stay in its files on disk as long as its own settings say"
+            )
         return outcome
 
     async def run(self) -> None:

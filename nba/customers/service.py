@@ -62,8 +62,7 @@ class Customers:
                 expected = current.revision if current else ""
                 new = profile.merge(current.attributes if current else {}, attributes)
             segs = segments.materialise(rb, new, now)
-            rev = await self.store.write_profile(customer_id, expected, new, segs, rb.segments_version,
-                                                 int(now * 1000))
+            rev = await self.store.write_profile(customer_id, expected, new, segs, rb.segments_version, int(now * 1000))
             if rev >= 0:
                 return
         raise Unavailable(f"customer {customer_id} is being changed concurrently; try again")

@@ -70,23 +70,39 @@ class Beliefs:
     exploration: float = 1.0
 
     @staticmethod
-    def beta(alpha: FloatArray, beta: FloatArray, low: FloatArray, high: FloatArray,
-             exploration: float = 1.0) -> Beliefs:
+    def beta(
+        alpha: FloatArray, beta: FloatArray, low: FloatArray, high: FloatArray, exploration: float = 1.0
+    ) -> Beliefs:
         mean = alpha / (alpha + beta)
         if exploration == 1.0:
             return Beliefs("beta", alpha, beta, mean, low, high, exploration)
-        return Beliefs("beta", alpha, beta, mean, mean + exploration * (low - mean), mean + exploration * (high - mean),
-                       exploration)
+        return Beliefs(
+            "beta",
+            alpha,
+            beta,
+            mean,
+            mean + exploration * (low - mean),
+            mean + exploration * (high - mean),
+            exploration,
+        )
 
     @staticmethod
     def normal(mean: FloatArray, sd: FloatArray, exploration: float = 1.0) -> Beliefs:
         z = TAIL_Z * exploration * sd
-        return Beliefs("normal", mean, sd, np.clip(mean, 0.0, 1.0), np.clip(mean - z, 0.0, 1.0),
-                       np.clip(mean + z, 0.0, 1.0), exploration)
+        return Beliefs(
+            "normal",
+            mean,
+            sd,
+            np.clip(mean, 0.0, 1.0),
+            np.clip(mean - z, 0.0, 1.0),
+            np.clip(mean + z, 0.0, 1.0),
+            exploration,
+        )
 
     def take(self, idx: IntArray) -> Beliefs:
-        return Beliefs(self.kind, self.a[idx], self.b[idx], self.mean[idx], self.low[idx], self.high[idx],
-                       self.exploration)
+        return Beliefs(
+            self.kind, self.a[idx], self.b[idx], self.mean[idx], self.low[idx], self.high[idx], self.exploration
+        )
 
     def sample(self, rng: np.random.Generator, draws: int) -> FloatArray:
         """(draws, candidates) propensity draws."""
@@ -121,8 +137,7 @@ class Ranking:
     draws: int  # samples behind `probability` (with a Tally: all of the situation's so far)
 
 
-def contenders(candidates: IntArray, lever: FloatArray, beliefs: Beliefs, no_action: BoolArray,
-               limit: int) -> IntArray:
+def contenders(candidates: IntArray, lever: FloatArray, beliefs: Beliefs, no_action: BoolArray, limit: int) -> IntArray:
     """Positions (into `candidates`) of the ones that can reach the top-k."""
     if candidates.shape[0] <= limit:
         return np.arange(candidates.shape[0])
@@ -212,8 +227,7 @@ class Tally:
         self.nbytes += size
 
 
-def _place(theta: FloatArray, lever: FloatArray, fixed: BoolArray,
-           k: int) -> tuple[FloatArray, IntArray, BoolArray]:
+def _place(theta: FloatArray, lever: FloatArray, fixed: BoolArray, k: int) -> tuple[FloatArray, IntArray, BoolArray]:
     """Per sample row: priorities, the top-k columns best first, and which of them are shown (those
     before the first do-nothing threshold)."""
     theta[:, fixed] = 1.0
@@ -235,8 +249,9 @@ class Sampling:
     tally: Tally | None = None
 
 
-def arbitrate(candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_action: BoolArray, limit: int,
-              sampling: Sampling) -> Ranking:
+def arbitrate(
+    candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_action: BoolArray, limit: int, sampling: Sampling
+) -> Ranking:
     """`beliefs` are aligned with `candidates` (the eligible action indices); `lever` is value x weight
     per action; `no_action` marks the do-nothing thresholds."""
     rng, draws, explore, tally = sampling.rng, sampling.draws, sampling.explore, sampling.tally
@@ -263,8 +278,13 @@ def arbitrate(candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_acti
     chosen = order[0, :n_shown]
     probability = ((order[:, :n_shown] == chosen) & shown[:, :n_shown]).mean(axis=0)
     return Ranking(
-        actions=c[chosen], draw=theta[0, chosen], score=priority[0, chosen], probability=probability,
-        propensity=own.mean[chosen], contenders=c, draws=draws,
+        actions=c[chosen],
+        draw=theta[0, chosen],
+        score=priority[0, chosen],
+        probability=probability,
+        propensity=own.mean[chosen],
+        contenders=c,
+        draws=draws,
     )
 
 
@@ -272,25 +292,29 @@ def _block(draws: int, m: int) -> int:
     return max(MIN_DRAWS, min(draws, DRAW_BUDGET // m))
 
 
-def _counted(c: IntArray, own: Beliefs, lever: FloatArray, fixed: BoolArray, k: int, block: int,
-             sampling: Sampling) -> Ranking:
+def _counted(
+    c: IntArray, own: Beliefs, lever: FloatArray, fixed: BoolArray, k: int, block: int, sampling: Sampling
+) -> Ranking:
     """`arbitrate` for the contenders `c` through the tally. Keyed after the preselection: with a large
     catalogue customers' eligible sets differ more often than the few contenders picked from them, and
     the key stays small."""
     tally = sampling.tally
     assert tally is not None  # arbitrate counts only with one
-    key = (np.array([own.exploration, k]).tobytes(), own.a.tobytes(), own.b.tobytes(), lever.tobytes(),
-           fixed.tobytes())
+    key = (np.array([own.exploration, k]).tobytes(), own.a.tobytes(), own.b.tobytes(), lever.tobytes(), fixed.tobytes())
     seen = tally.get(key)
     if seen is None:
         seen = Placements(own, lever, fixed, k)
         tally.add(key, seen, block)
     row = seen.next_sample(sampling.rng, block)
-    chosen = seen.order[row, :seen.n_shown[row]]
+    chosen = seen.order[row, : seen.n_shown[row]]
     return Ranking(
-        actions=c[chosen], draw=seen.theta[row, chosen], score=seen.priority[row, chosen],
+        actions=c[chosen],
+        draw=seen.theta[row, chosen],
+        score=seen.priority[row, chosen],
         probability=seen.counts[np.arange(chosen.shape[0]), chosen] / seen.samples,
-        propensity=seen.own.mean[chosen], contenders=c, draws=seen.samples,
+        propensity=seen.own.mean[chosen],
+        contenders=c,
+        draws=seen.samples,
     )
 
 
@@ -314,8 +338,14 @@ def top_k(priority: FloatArray, k: int) -> IntArray:
     return out
 
 
-def random_order(candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_action: BoolArray, limit: int,
-                 rng: np.random.Generator) -> Ranking:
+def random_order(
+    candidates: IntArray,
+    beliefs: Beliefs,
+    lever: FloatArray,
+    no_action: BoolArray,
+    limit: int,
+    rng: np.random.Generator,
+) -> Ranking:
     """The control group's ordering: a uniformly random permutation of the eligible actions (the
     do-nothing threshold does not apply: control measures what showing *something* earns). Each
     action lands at each rank with probability exactly 1/m."""
@@ -324,7 +354,11 @@ def random_order(candidates: IntArray, beliefs: Beliefs, lever: FloatArray, no_a
     k = min(limit, m)
     pick = pool[rng.permutation(m)[:k]] if k > 0 else np.zeros(0, np.int64)
     return Ranking(
-        actions=candidates[pick], draw=beliefs.mean[pick], score=beliefs.mean[pick] * lever[candidates[pick]],
-        probability=np.full(k, 1.0 / m if m else 0.0), propensity=beliefs.mean[pick], contenders=candidates[pool],
+        actions=candidates[pick],
+        draw=beliefs.mean[pick],
+        score=beliefs.mean[pick] * lever[candidates[pick]],
+        probability=np.full(k, 1.0 / m if m else 0.0),
+        propensity=beliefs.mean[pick],
+        contenders=candidates[pool],
         draws=0,
     )

@@ -21,8 +21,9 @@ def counts(caps: CapTable, history: History, now: float, group_of: IntArray) -> 
     hits: dict[int, int] = {}  # row -> count, for the few rows any event counts for
     rows_for = caps.rows_for
     n_actions = group_of.shape[0]
-    for ts, event, action, channel in zip(history.ts.tolist(), history.event.tolist(), history.action.tolist(),
-                                          history.channel.tolist(), strict=True):
+    for ts, event, action, channel in zip(
+        history.ts.tolist(), history.event.tolist(), history.action.tolist(), history.channel.tolist(), strict=True
+    ):
         keys = [(TOTAL, 0, event)]
         if 0 <= action < n_actions:
             keys += [(ACTION, action, event), (GROUP, int(group_of[action]), event)]
@@ -38,8 +39,9 @@ def counts(caps: CapTable, history: History, now: float, group_of: IntArray) -> 
     return out
 
 
-def blocked(caps: CapTable, row_counts: IntArray, channel: int, group_of: IntArray, mandatory: BoolArray,
-            n_groups: int) -> BoolArray:
+def blocked(
+    caps: CapTable, row_counts: IntArray, channel: int, group_of: IntArray, mandatory: BoolArray, n_groups: int
+) -> BoolArray:
     """Actions a cap forbids now. Channel caps bind only decisions on that channel; mandatory actions
     (legal or service messages) bypass every cap."""
     n_actions = group_of.shape[0]
@@ -57,8 +59,9 @@ def blocked(caps: CapTable, row_counts: IntArray, channel: int, group_of: IntArr
     return out
 
 
-def reasons(caps: CapTable, row_counts: IntArray, channel: int, group_of: IntArray,
-            mandatory: BoolArray) -> dict[int, str]:
+def reasons(
+    caps: CapTable, row_counts: IntArray, channel: int, group_of: IntArray, mandatory: BoolArray
+) -> dict[int, str]:
     """For explanations only (a Python loop, off the hot path): action index -> the first cap that binds."""
     out: dict[int, str] = {}
     for row in np.flatnonzero(row_counts >= caps.max):

@@ -31,8 +31,15 @@ log = logging.getLogger(__name__)
 
 
 class Decider:
-    def __init__(self, live: Live, store: Storage, metrics: Metrics, rng: np.random.Generator,
-                 clock: Callable[[], float], deadline: float = 0.25):
+    def __init__(
+        self,
+        live: Live,
+        store: Storage,
+        metrics: Metrics,
+        rng: np.random.Generator,
+        clock: Callable[[], float],
+        deadline: float = 0.25,
+    ):
         self.live = live
         self.store = store
         self.metrics = metrics
@@ -69,8 +76,12 @@ class Decider:
         self._unlogged += 1
         at = time.monotonic()
         if at - self._logged_at >= DEGRADED_LOG_SECONDS:
-            log.warning("%d degraded decision(s) since the last warning; the latest for %s: %r",
-                        self._unlogged, req.customer_id, why)
+            log.warning(
+                "%d degraded decision(s) since the last warning; the latest for %s: %r",
+                self._unlogged,
+                req.customer_id,
+                why,
+            )
             self._unlogged, self._logged_at = 0, at
         now = self.clock()
         anonymous = CustomerSnapshot(None, None, None, b"")
@@ -87,18 +98,35 @@ class Decider:
                 snap = self.live.snapshot
                 now = self.clock()
                 customer = await self.store.read_customer(req.customer_id, req.contact_id)
-                ranked = rank(snap, customer, req, now, new_decision_id(now),
-                              How(self.rng, tally=self.tally, bad=partial(self.store.unreadable, "history_entry",
-                                                                          req.customer_id)))
+                ranked = rank(
+                    snap,
+                    customer,
+                    req,
+                    now,
+                    new_decision_id(now),
+                    How(
+                        self.rng, tally=self.tally, bad=partial(self.store.unreadable, "history_entry", req.customer_id)
+                    ),
+                )
                 d = ranked.decision
-                recorded = await self.store.record_decision(req.customer_id, customer.version, DecisionWrite(
-                    d.decision_id, int(now * 1000), orjson.dumps(ranked.record),
-                    [(a.action_id, ranked.meta) for a in d.actions], req.channel, req.contact_id,
-                    snap.rulebook.contact.within if snap.rulebook.contact else 0))
+                recorded = await self.store.record_decision(
+                    req.customer_id,
+                    customer.version,
+                    DecisionWrite(
+                        d.decision_id,
+                        int(now * 1000),
+                        orjson.dumps(ranked.record),
+                        [(a.action_id, ranked.meta) for a in d.actions],
+                        req.channel,
+                        req.contact_id,
+                        snap.rulebook.contact.within if snap.rulebook.contact else 0,
+                    ),
+                )
                 if recorded is not Recorded.CHANGED:  # an erased customer's answer is given, not recorded
                     self.metrics.child(self.metrics.decisions, req.channel, "actions" if d.actions else "empty").inc()
                     return d
                 self.metrics.decision_conflicts.inc()
         self.metrics.child(self.metrics.decisions, req.channel, "conflict").inc()
-        raise Unavailable(f"customer {req.customer_id} changed {RECORD_ATTEMPTS} times while deciding; retry",
-                          code="customer_busy")
+        raise Unavailable(
+            f"customer {req.customer_id} changed {RECORD_ATTEMPTS} times while deciding; retry", code="customer_busy"
+        )

@@ -28,14 +28,14 @@ def explain(snap: Snapshot, person: Who, gates: Screen, ordering: Order) -> list
     out: list[dict[str, Any]] = []
     for i, action in enumerate(rb.actions):
         item: dict[str, Any] = {"action_id": action.id, "rule": action.file, "eligible": bool(gates.eligible[i])}
-        item |= _removed(rb, i, action, person, gates, cap_reasons) or _scored(snap, i, action, person, ordering,
-                                                                                means)
+        item |= _removed(rb, i, action, person, gates, cap_reasons) or _scored(snap, i, action, person, ordering, means)
         out.append(item)
     return out
 
 
-def _removed(rb: Rulebook, i: int, action: Action, person: Who, gates: Screen,
-             cap_reasons: dict[int, str]) -> dict[str, str] | None:
+def _removed(
+    rb: Rulebook, i: int, action: Action, person: Who, gates: Screen, cap_reasons: dict[int, str]
+) -> dict[str, str] | None:
     """The stage that removed action `i` before ranking, in the order the stages run; None if none did."""
     now = person.facts.now
     if not rb.channel_ok[i, gates.channel]:
@@ -51,18 +51,25 @@ def _removed(rb: Rulebook, i: int, action: Action, person: Who, gates: Screen,
     if gates.capped[i]:
         return {"stage": "contact_policy", "reason": cap_reasons.get(i, "capped")}
     if gates.contact_full and rb.contact is not None:
-        return {"stage": "contact_limit",
-                "reason": f"policy.yaml: contact: this contact already had {rb.contact.max_actions} actions"}
+        return {
+            "stage": "contact_limit",
+            "reason": f"policy.yaml: contact: this contact already had {rb.contact.max_actions} actions",
+        }
     return None
 
 
-def _scored(snap: Snapshot, i: int, action: Action, person: Who, ordering: Order,
-            means: FloatArray) -> dict[str, Any]:
+def _scored(snap: Snapshot, i: int, action: Action, person: Who, ordering: Order, means: FloatArray) -> dict[str, Any]:
     """A candidate's score components, and where arbitration left it."""
     rb, model, key, ranking = snap.rulebook, snap.model, person.key, ordering.ranking
-    components = {"propensity": float(means[i]), "model": ordering.model, "value": float(rb.value[i]),
-                  "weight": float(rb.weight[i]), "segment_key": rb.learning.keys[key],
-                  "trials": float(model.trials[i, key]), "rewards": float(model.rewards[i, key])}
+    components = {
+        "propensity": float(means[i]),
+        "model": ordering.model,
+        "value": float(rb.value[i]),
+        "weight": float(rb.weight[i]),
+        "segment_key": rb.learning.keys[key],
+        "trials": float(model.trials[i, key]),
+        "rewards": float(model.rewards[i, key]),
+    }
     placed = np.flatnonzero(ranking.actions == i)
     if placed.size:
         r = int(placed[0])

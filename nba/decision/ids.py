@@ -23,7 +23,7 @@ class _Entropy:
         if self._at + n > len(self._buf):
             self._buf, self._at = os.urandom(self.BLOCK), 0
         self._at += n
-        return self._buf[self._at - n:self._at].hex()
+        return self._buf[self._at - n : self._at].hex()
 
 
 _entropy = _Entropy()

@@ -91,8 +91,9 @@ class How:
     bad: Callable[[str], None] | None = None
 
 
-def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: float, decision_id: str,
-         how: How) -> Ranked:
+def rank(
+    snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: float, decision_id: str, how: How
+) -> Ranked:
     """The decision for `customer`."""
     rb = snap.rulebook
     person = who(rb, customer, req, now)
@@ -101,26 +102,39 @@ def rank(snap: Snapshot, customer: CustomerSnapshot, req: DecideRequest, now: fl
     ranking = ordering.ranking
     ranked = [
         RankedAction(
-            action_id=rb.actions[a].id, rank=r + 1, group=rb.groups[rb.group_of[a]],
-            score=float(ranking.score[r]), propensity=float(ranking.propensity[r]),
-            probability=float(ranking.probability[r]), value=float(rb.value[a]),
-            content=rb.actions[a].content, reason=render(rb.actions[a].reason_template, person.attributes),
+            action_id=rb.actions[a].id,
+            rank=r + 1,
+            group=rb.groups[rb.group_of[a]],
+            score=float(ranking.score[r]),
+            propensity=float(ranking.propensity[r]),
+            probability=float(ranking.probability[r]),
+            value=float(rb.value[a]),
+            content=rb.actions[a].content,
+            reason=render(rb.actions[a].reason_template, person.attributes),
         )
         for r, a in enumerate(ranking.actions.tolist())
     ]
     key_name = rb.learning.keys[person.key]
     decision = Decision(
-        decision_id=decision_id, customer_id=req.customer_id, channel=req.channel, actions=ranked,
-        segments=[s.name for s in rb.segments if s.name in person.member], rules_version=rb.version,
+        decision_id=decision_id,
+        customer_id=req.customer_id,
+        channel=req.channel,
+        actions=ranked,
+        segments=[s.name for s in rb.segments if s.name in person.member],
+        rules_version=rb.version,
         model_version=snap.model.version,
         explain=explain.explain(snap, person, gates, ordering) if req.explain else None,
-        context=req.context, contact_id=req.contact_id, segment_key=key_name, ts=now,
+        context=req.context,
+        contact_id=req.contact_id,
+        segment_key=key_name,
+        ts=now,
     )
     space = rb.learning.features
     window = rb.learning.for_channel(req.channel).attribution_window
     meta = Meta(req.channel, key_name, ordering.arm, int((now + window) * 1000), space.signature, ordering.packed)
-    record = decision_record(decision, rb.action_ids[gates.candidates].tolist(), ranking.draw.tolist(),
-                             ranking.draws, meta, ordering.model)
+    record = decision_record(
+        decision, rb.action_ids[gates.candidates].tolist(), ranking.draw.tolist(), ranking.draws, meta, ordering.model
+    )
     return Ranked(decision, record, meta.text())
 
 
@@ -130,11 +144,18 @@ def who(rb: Rulebook, customer: CustomerSnapshot, req: DecideRequest, now: float
     return Who(attrs, member, mask, Facts(attrs, req.context, member, now), segments.segment_key(rb, member))
 
 
-def screen(rb: Rulebook, person: Who, customer: CustomerSnapshot, req: DecideRequest, now: float,
-           bad: Callable[[str], None] | None = None) -> Screen:
+def screen(
+    rb: Rulebook,
+    person: Who,
+    customer: CustomerSnapshot,
+    req: DecideRequest,
+    now: float,
+    bad: Callable[[str], None] | None = None,
+) -> Screen:
     ch = rb.channel_index[req.channel]
-    mask = eligibility.eligible(rb.program, person.segment_mask, person.facts, rb.channel_ok[:, ch], rb.active_from,
-                                rb.active_until, rb.weight)
+    mask = eligibility.eligible(
+        rb.program, person.segment_mask, person.facts, rb.channel_ok[:, ch], rb.active_from, rb.active_until, rb.weight
+    )
     gate = channel_gate(rb.channels[req.channel], person.attributes, now)
     if gate is not None:
         mask = np.zeros_like(mask)
@@ -144,8 +165,9 @@ def screen(rb: Rulebook, person: Who, customer: CustomerSnapshot, req: DecideReq
     limit = req.limit
     if rb.contact is not None and req.contact_id is not None:
         limit = max(0, min(limit, rb.contact.max_actions - customer.contact_actions))
-    return Screen(ch, gate, mask, row_counts, capped, np.flatnonzero(mask & ~capped), limit,
-                  limit < req.limit and limit == 0)
+    return Screen(
+        ch, gate, mask, row_counts, capped, np.flatnonzero(mask & ~capped), limit, limit < req.limit and limit == 0
+    )
 
 
 def channel_gate(channel: Channel, attrs: Mapping[str, Any], now: float) -> tuple[str, str] | None:
@@ -154,8 +176,10 @@ def channel_gate(channel: Channel, attrs: Mapping[str, Any], now: float) -> tupl
         return "consent", f"no {channel.consent} consent for the {channel.name} channel"
     q = channel.quiet_hours
     if q is not None and q.covers(now):
-        return "quiet_hours", (f"quiet hours on {channel.name}: {q.start_minute // 60:02d}:{q.start_minute % 60:02d}"
-                               f"-{q.end_minute // 60:02d}:{q.end_minute % 60:02d} {q.timezone}")
+        return "quiet_hours", (
+            f"quiet hours on {channel.name}: {q.start_minute // 60:02d}:{q.start_minute % 60:02d}"
+            f"-{q.end_minute // 60:02d}:{q.end_minute % 60:02d} {q.timezone}"
+        )
     return None
 
 
@@ -172,18 +196,28 @@ def order(snap: Snapshot, person: Who, gates: Screen, req: DecideRequest, how: H
     in_control = control is not None and control.includes(control_bucket(req.customer_id))
     candidates, limit = gates.candidates, gates.limit
     if in_control and control is not None and control.ordering == "rules":
-        beliefs = arbitration.Beliefs.beta(rb.prior_alpha[candidates], rb.prior_beta[candidates],
-                                           np.zeros(candidates.shape[0]), np.ones(candidates.shape[0]))
-        ranking = arbitration.arbitrate(candidates, beliefs, rb.lever, rb.no_action, limit,
-                                        Sampling(how.rng, 1, explore=False))
+        beliefs = arbitration.Beliefs.beta(
+            rb.prior_alpha[candidates],
+            rb.prior_beta[candidates],
+            np.zeros(candidates.shape[0]),
+            np.ones(candidates.shape[0]),
+        )
+        ranking = arbitration.arbitrate(
+            candidates, beliefs, rb.lever, rb.no_action, limit, Sampling(how.rng, 1, explore=False)
+        )
     else:
         beliefs = beliefs_for(snap, cl.model, cl.exploration, candidates, person.key, x)
         if in_control:
             ranking = arbitration.random_order(candidates, beliefs, rb.lever, rb.no_action, limit, how.rng)
         else:
             ranking = arbitration.arbitrate(
-                candidates, beliefs, rb.lever, rb.no_action, limit,
-                Sampling(how.rng, learning.probability_draws, explore=how.explore, tally=how.tally))
+                candidates,
+                beliefs,
+                rb.lever,
+                rb.no_action,
+                limit,
+                Sampling(how.rng, learning.probability_draws, explore=how.explore, tally=how.tally),
+            )
     return Order(ranking, "control" if in_control else "model", cl.model, x, packed)
 
 
@@ -213,7 +247,7 @@ def parse_history(raw: bytes, rb: Rulebook, now: float, bad: Callable[[str], Non
 def control_bucket(customer_id: str) -> float:
     """A customer's stable place in [0, 1): the control group is the bottom `share` of it."""
     digest = hashlib.blake2b(customer_id.encode(), digest_size=8, person=b"nba-ctrl").digest()
-    return int.from_bytes(digest, "big") / 2.0 ** 64
+    return int.from_bytes(digest, "big") / 2.0**64
 
 
 def _consents(attrs: Mapping[str, Any]) -> Mapping[str, Any]:

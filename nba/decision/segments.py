@@ -34,8 +34,14 @@ def _bits(rulebook: Rulebook, member: set[str]) -> int:
     return sum(1 << i for i, s in enumerate(rulebook.segments) if s.name in member)
 
 
-def current(rulebook: Rulebook, attributes: Mapping[str, Any], stored: int | None,
-            stored_version: str | None, context: Mapping[str, Any], now: float) -> tuple[set[str], BoolArray]:
+def current(
+    rulebook: Rulebook,
+    attributes: Mapping[str, Any],
+    stored: int | None,
+    stored_version: str | None,
+    context: Mapping[str, Any],
+    now: float,
+) -> tuple[set[str], BoolArray]:
     """All segments the customer is in now. Stored profile segments are trusted only if they were
     computed by the same segment definitions; otherwise (rules changed since) they are recomputed."""
     if stored is not None and stored_version == rulebook.segments_version:

@@ -67,8 +67,9 @@ def snips(p: FloatArray, pi: FloatArray, r: FloatArray) -> Estimate:
     return Estimate.from_terms(terms, value)
 
 
-def doubly_robust(p: FloatArray, pi: FloatArray, r: FloatArray, q_logged: FloatArray,
-                  q_expected: FloatArray) -> Estimate:
+def doubly_robust(
+    p: FloatArray, pi: FloatArray, r: FloatArray, q_logged: FloatArray, q_expected: FloatArray
+) -> Estimate:
     """`q_logged[i]` is the reward model's prediction for the logged action, `q_expected[i]` the
     candidate's expected reward under the model, sum over a of pi(a|x_i) q(x_i, a)."""
     w = _check(p, pi, r)
@@ -83,8 +84,9 @@ def effective_sample_size(p: FloatArray, pi: FloatArray) -> float:
     return float(w.sum()) ** 2 / squares if squares > 0 else 0.0
 
 
-def bootstrap_check(p: FloatArray, pi: FloatArray, r: FloatArray, rng: np.random.Generator,
-                    rounds: int = 200) -> tuple[float, float]:
+def bootstrap_check(
+    p: FloatArray, pi: FloatArray, r: FloatArray, rng: np.random.Generator, rounds: int = 200
+) -> tuple[float, float]:
     """A percentile bootstrap 95% interval of IPS, to cross-check the normal approximation."""
     w = _check(p, pi, r)
     n = w.shape[0]
@@ -107,10 +109,12 @@ def lift(model: tuple[float, float], control: tuple[float, float]) -> dict[str, 
     out: dict[str, object] = {
         "model_rate_95": [p_m - Z95 * math.sqrt(var_m), p_m + Z95 * math.sqrt(var_m)],
         "control_rate_95": [p_c - Z95 * math.sqrt(var_c), p_c + Z95 * math.sqrt(var_c)],
-        "difference": diff, "difference_95": [diff - Z95 * se, diff + Z95 * se], "relative": None,
+        "difference": diff,
+        "difference_95": [diff - Z95 * se, diff + Z95 * se],
+        "relative": None,
     }
     if p_m > 0 and p_c > 0:
-        se_log = math.sqrt(var_m / p_m ** 2 + var_c / p_c ** 2)
+        se_log = math.sqrt(var_m / p_m**2 + var_c / p_c**2)
         log_ratio = math.log(p_m / p_c)
         out["relative"] = p_m / p_c - 1
         out["relative_95"] = [math.exp(log_ratio - Z95 * se_log) - 1, math.exp(log_ratio + Z95 * se_log) - 1]

@@ -39,8 +39,7 @@ class Replay:
     skipped: Mapping[str, int]
 
 
-def replay(snap: Snapshot, records: Iterable[Mapping[str, Any]], rng: np.random.Generator,
-           draws: int = 512) -> Replay:
+def replay(snap: Snapshot, records: Iterable[Mapping[str, Any]], rng: np.random.Generator, draws: int = 512) -> Replay:
     rb = snap.rulebook
     keys = {k: i for i, k in enumerate(rb.learning.keys)}
     cols: dict[str, list[float]] = {"p": [], "pi": [], "r": [], "ql": [], "qe": []}
@@ -61,8 +60,11 @@ def replay(snap: Snapshot, records: Iterable[Mapping[str, Any]], rng: np.random.
         logged = rb.action_index.get(first["action_id"], -1)
         cl = rb.learning.for_channel(rec["channel"])
         space = rb.learning.features
-        x = unpack(rec.get("features", ""), space.dim) \
-            if space.features and rec.get("feature_signature") == space.signature else None
+        x = (
+            unpack(rec.get("features", ""), space.dim)
+            if space.features and rec.get("feature_signature") == space.signature
+            else None
+        )
         key = keys.get(rec.get("segment_key", ""), len(rb.learning.keys) - 1)
         pi, q_logged, q_expected = 0.0, 0.0, 0.0
         if eligible.shape[0]:
@@ -97,7 +99,8 @@ def report(r: Replay) -> dict[str, Any]:
     if r.p.shape[0] == 0:
         return {"decisions": 0, "skipped": dict(r.skipped)}
     return {
-        "decisions": int(r.p.shape[0]), "skipped": dict(r.skipped),
+        "decisions": int(r.p.shape[0]),
+        "skipped": dict(r.skipped),
         "logged_reward": float(r.reward.mean()),
         "ips": est(ips(r.p, r.pi, r.reward)),
         "snips": est(snips(r.p, r.pi, r.reward)) if r.pi.sum() > 0 else None,

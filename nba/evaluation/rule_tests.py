@@ -70,8 +70,13 @@ class Outcome:
         where = f"{self.case.file}:{self.case.line}: {self.case.name}"
         if not self.failures:
             return f"ok    {where}"
-        return "\n".join([f"FAIL  {where}", *(f"      {f}" for f in self.failures),
-                          f"      got: {', '.join(self.ranked) or '(nothing)'}"])
+        return "\n".join(
+            [
+                f"FAIL  {where}",
+                *(f"      {f}" for f in self.failures),
+                f"      got: {', '.join(self.ranked) or '(nothing)'}",
+            ]
+        )
 
 
 def load_cases(rb: Rulebook, directory: Path) -> tuple[list[Case], list[RuleProblem]]:
@@ -140,8 +145,21 @@ def _case(rb: Rulebook, r: Reader, node: Node, p: str, file_now: float | None) -
         r.problem(f"{p}.expect", "expects nothing: give first, includes, excludes or empty", m["expect"].line)
     if len(r.problems) > before:
         return None
-    return Case(r.file, node.line, name, channel, attrs, context, history, now, limit, first,
-                lists["includes"], lists["excludes"], empty)
+    return Case(
+        r.file,
+        node.line,
+        name,
+        channel,
+        attrs,
+        context,
+        history,
+        now,
+        limit,
+        first,
+        lists["includes"],
+        lists["excludes"],
+        empty,
+    )
 
 
 def _action_id(rb: Rulebook, r: Reader, node: Node, path: str) -> str | None:
@@ -155,10 +173,10 @@ def _action_id(rb: Rulebook, r: Reader, node: Node, path: str) -> str | None:
 def run_case(rb: Rulebook, case: Case, now: float) -> Outcome:
     now = case.now if case.now is not None else now
     snap = build_snapshot(rb, None)
-    history = pack((int((now - ago) * 1000), etype, action, ch, f"t{i}")
-                   for i, (ago, etype, action, ch) in enumerate(case.history))
-    customer = CustomerSnapshot(case.profile, segments.materialise(rb, case.profile, now), rb.segments_version,
-                                history)
+    history = pack(
+        (int((now - ago) * 1000), etype, action, ch, f"t{i}") for i, (ago, etype, action, ch) in enumerate(case.history)
+    )
+    customer = CustomerSnapshot(case.profile, segments.materialise(rb, case.profile, now), rb.segments_version, history)
     req = DecideRequest("rule-test", case.channel, case.context, case.limit, True, None)
     ranked = rank(snap, customer, req, now, "test", How(np.random.default_rng(0), explore=False))
     ids = [a.action_id for a in ranked.decision.actions]

@@ -16,22 +16,35 @@ def report(rb: Rulebook, data: ModelData, counts: Mapping[tuple[str, str], int])
     """Per action: the events received by type and, per segment key, trials, rewards, the posterior mean
     and its 95% interval. `control` compares the reward rates of model-ranked and control-group decisions
     (the lift)."""
-    model = ModelState.build(data.version, rb.prior_alpha, rb.prior_beta, [a.id for a in rb.actions], rb.learning.keys,
-                             data.counts)
+    model = ModelState.build(
+        data.version, rb.prior_alpha, rb.prior_beta, [a.id for a in rb.actions], rb.learning.keys, data.counts
+    )
     low, high = interval(model.alpha, model.beta)
-    actions = [{
-        "action_id": a.id, "group": a.group,
-        "events": {etype: n for (aid, etype), n in sorted(counts.items()) if aid == a.id},
-        "segments": [
-            {"segment_key": key, "trials": float(model.trials[i, j]), "rewards": float(model.rewards[i, j]),
-             "mean": float(model.mean[i, j]), "interval_95": [float(low[i, j]), float(high[i, j])]}
-            for j, key in enumerate(rb.learning.keys)
-        ],
-    } for i, a in enumerate(rb.actions)]
+    actions = [
+        {
+            "action_id": a.id,
+            "group": a.group,
+            "events": {etype: n for (aid, etype), n in sorted(counts.items()) if aid == a.id},
+            "segments": [
+                {
+                    "segment_key": key,
+                    "trials": float(model.trials[i, j]),
+                    "rewards": float(model.rewards[i, j]),
+                    "mean": float(model.mean[i, j]),
+                    "interval_95": [float(low[i, j]), float(high[i, j])],
+                }
+                for j, key in enumerate(rb.learning.keys)
+            ],
+        }
+        for i, a in enumerate(rb.actions)
+    ]
     control = rb.learning.control
     arms = {arm: {"shown": n, "rewards": r, "rate": r / n if n else None} for arm, (n, r) in sorted(data.arms.items())}
-    comparison: dict[str, Any] = {"share": control.share if control else 0.0,
-                                  "ordering": control.ordering if control else None, "arms": arms}
+    comparison: dict[str, Any] = {
+        "share": control.share if control else 0.0,
+        "ordering": control.ordering if control else None,
+        "arms": arms,
+    }
     if "model" in data.arms and "control" in data.arms:
         comparison["lift"] = lift(data.arms["model"], data.arms["control"])
     return {"model_version": model.version, "rules_version": rb.version, "actions": actions, "control": comparison}

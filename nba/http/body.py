@@ -53,8 +53,10 @@ async def read_body(request: web.Request, limit: int, limits: BodyLimits) -> byt
                 if size > limit:
                     break
     except TimeoutError:
-        raise RequestTimeout(f"the body stopped arriving after {size} bytes (each part must follow within "
-                             f"{limits.idle:g} s, the whole body within {limits.total:g} s)") from None
+        raise RequestTimeout(
+            f"the body stopped arriving after {size} bytes (each part must follow within "
+            f"{limits.idle:g} s, the whole body within {limits.total:g} s)"
+        ) from None
     return _checked(b"".join(pieces), limit)
 
 

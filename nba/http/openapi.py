@@ -35,10 +35,16 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 _PROBLEM = {"description": "Problem", "content": {"application/problem+json": {"schema": _ref("Problem")}}}
 
 
-_PROBLEM_RETRY = {**_PROBLEM, "headers": {
-    "Retry-After": {"description": "seconds to wait before retrying; a retry of the same request is always "
-                                   "safe (it may have been applied: events are idempotent on their ids)",
-                    "schema": {"type": "integer"}}}}
+_PROBLEM_RETRY = {
+    **_PROBLEM,
+    "headers": {
+        "Retry-After": {
+            "description": "seconds to wait before retrying; a retry of the same request is always "
+            "safe (it may have been applied: events are idempotent on their ids)",
+            "schema": {"type": "integer"},
+        }
+    },
+}
 
 
 def _problems(*codes: int) -> dict[str, Any]:
@@ -47,118 +53,203 @@ def _problems(*codes: int) -> dict[str, Any]:
 
 _SCHEMAS: dict[str, Any] = {
     "Problem": {
-        "type": "object", "required": ["type", "title", "status", "detail", "code", "errors"],
+        "type": "object",
+        "required": ["type", "title", "status", "detail", "code", "errors"],
         "properties": {
-            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-            "detail": {"type": "string"}, "code": {"type": "string", "pattern": "^[a-z_]+$"},
-            "errors": {"type": "array", "items": {
-                "type": "object", "required": ["field", "message"],
-                "properties": {"field": {"type": "string"}, "message": {"type": "string"}}}},
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "code": {"type": "string", "pattern": "^[a-z_]+$"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["field", "message"],
+                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                },
+            },
         },
     },
     "Context": {
-        "type": "object", "maxProperties": wire.MAX_CONTEXT_KEYS,
+        "type": "object",
+        "maxProperties": wire.MAX_CONTEXT_KEYS,
         "propertyNames": {"maxLength": wire.MAX_CONTEXT_KEY, "pattern": f"^{wire.CONTEXT_KEY_RE.pattern}$"},
-        "additionalProperties": {"type": ["string", "number", "boolean", "null"],
-                                 "maxLength": wire.MAX_CONTEXT_STRING},
+        "additionalProperties": {"type": ["string", "number", "boolean", "null"], "maxLength": wire.MAX_CONTEXT_STRING},
     },
     "DecideRequest": {
-        "type": "object", "required": ["customer_id", "channel"], "additionalProperties": False,
+        "type": "object",
+        "required": ["customer_id", "channel"],
+        "additionalProperties": False,
         "properties": {
-            "customer_id": _ID, "channel": {"type": "string", "description": "a channel of GET /v1/rules"},
+            "customer_id": _ID,
+            "channel": {"type": "string", "description": "a channel of GET /v1/rules"},
             "context": _ref("Context"),
             "limit": {"type": "integer", "minimum": 1, "description": "at most the channel's max_limit"},
-            "explain": {"type": "boolean", "default": False}, "contact_id": _ID,
+            "explain": {"type": "boolean", "default": False},
+            "contact_id": _ID,
         },
     },
     "RankedAction": {
         "type": "object",
-        "required": ["action_id", "rank", "group", "score", "propensity", "probability", "value", "content",
-                     "reason"],
+        "required": ["action_id", "rank", "group", "score", "propensity", "probability", "value", "content", "reason"],
         "properties": {
-            "action_id": {"type": "string"}, "rank": {"type": "integer", "minimum": 1},
+            "action_id": {"type": "string"},
+            "rank": {"type": "integer", "minimum": 1},
             "group": {"type": "string"},
             "score": {"type": "number", "description": "Thompson draw x value x weight"},
-            "propensity": {"type": "number", "minimum": 0, "maximum": 1,
-                           "description": "posterior mean acceptance probability"},
-            "probability": {"type": "number", "minimum": 0, "maximum": 1,
-                            "description": "chance the policy puts this action at this rank (Monte Carlo)"},
-            "value": {"type": "number"}, "content": {"type": "object"}, "reason": {"type": "string"},
+            "propensity": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "description": "posterior mean acceptance probability",
+            },
+            "probability": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "description": "chance the policy puts this action at this rank (Monte Carlo)",
+            },
+            "value": {"type": "number"},
+            "content": {"type": "object"},
+            "reason": {"type": "string"},
         },
     },
     "ExplainItem": {
-        "type": "object", "required": ["action_id", "rule", "eligible", "stage"],
+        "type": "object",
+        "required": ["action_id", "rule", "eligible", "stage"],
         "properties": {
-            "action_id": {"type": "string"}, "rule": {"type": "string"}, "eligible": {"type": "boolean"},
-            "stage": {"enum": ["channel", "validity", "paused", "consent", "quiet_hours", "eligibility",
-                               "applicability", "suitability", "contact_policy", "contact_limit", "arbitration",
-                               "threshold", "ranked"]},
-            "reason": {"type": "string"}, "rank": {"type": "integer"}, "components": {"type": "object"},
+            "action_id": {"type": "string"},
+            "rule": {"type": "string"},
+            "eligible": {"type": "boolean"},
+            "stage": {
+                "enum": [
+                    "channel",
+                    "validity",
+                    "paused",
+                    "consent",
+                    "quiet_hours",
+                    "eligibility",
+                    "applicability",
+                    "suitability",
+                    "contact_policy",
+                    "contact_limit",
+                    "arbitration",
+                    "threshold",
+                    "ranked",
+                ]
+            },
+            "reason": {"type": "string"},
+            "rank": {"type": "integer"},
+            "components": {"type": "object"},
         },
     },
     "Decision": {
         "type": "object",
-        "required": ["decision_id", "customer_id", "channel", "actions", "segments", "rules_version",
-                     "model_version", "degraded"],
+        "required": [
+            "decision_id",
+            "customer_id",
+            "channel",
+            "actions",
+            "segments",
+            "rules_version",
+            "model_version",
+            "degraded",
+        ],
         "properties": {
-            "decision_id": {"type": "string"}, "customer_id": {"type": "string"}, "channel": {"type": "string"},
+            "decision_id": {"type": "string"},
+            "customer_id": {"type": "string"},
+            "channel": {"type": "string"},
             "actions": {"type": "array", "items": _ref("RankedAction")},
             "segments": {"type": "array", "items": {"type": "string"}},
-            "rules_version": {"type": "string"}, "model_version": {"type": "string"},
-            "degraded": {"type": "boolean"}, "explain": {"type": "array", "items": _ref("ExplainItem")},
+            "rules_version": {"type": "string"},
+            "model_version": {"type": "string"},
+            "degraded": {"type": "boolean"},
+            "explain": {"type": "array", "items": _ref("ExplainItem")},
         },
     },
     "Event": {
-        "type": "object", "required": ["event_id", "type", "customer_id", "action_id", "channel"],
+        "type": "object",
+        "required": ["event_id", "type", "customer_id", "action_id", "channel"],
         "additionalProperties": False,
         "properties": {
-            "event_id": _ID, "type": {"enum": list(EVENT_TYPES)}, "customer_id": _ID, "action_id": _ID,
-            "decision_id": _ID, "channel": {"type": "string", "description": "a channel of GET /v1/rules"},
-            "ts": {"type": "string", "format": "date-time",
-                   "description": f"default: now; with a time zone; at most {wire.MAX_FUTURE_SECONDS} s ahead of "
-                                  "the server's clock and at most 30 days old (the de-duplication window)"},
-            "properties": {"type": "object",
-                           "description": f"at most {wire.MAX_PROPERTIES_BYTES} bytes as JSON, nested at most "
-                                          f"{wire.MAX_PROPERTIES_DEPTH} levels"},
+            "event_id": _ID,
+            "type": {"enum": list(EVENT_TYPES)},
+            "customer_id": _ID,
+            "action_id": _ID,
+            "decision_id": _ID,
+            "channel": {"type": "string", "description": "a channel of GET /v1/rules"},
+            "ts": {
+                "type": "string",
+                "format": "date-time",
+                "description": f"default: now; with a time zone; at most {wire.MAX_FUTURE_SECONDS} s ahead of "
+                "the server's clock and at most 30 days old (the de-duplication window)",
+            },
+            "properties": {
+                "type": "object",
+                "description": f"at most {wire.MAX_PROPERTIES_BYTES} bytes as JSON, nested at most "
+                f"{wire.MAX_PROPERTIES_DEPTH} levels",
+            },
         },
     },
     "EventsRequest": {
-        "type": "object", "required": ["events"], "additionalProperties": False,
-        "properties": {"events": {"type": "array", "minItems": 1, "maxItems": wire.MAX_EVENTS,
-                                  "items": _ref("Event")}},
+        "type": "object",
+        "required": ["events"],
+        "additionalProperties": False,
+        "properties": {"events": {"type": "array", "minItems": 1, "maxItems": wire.MAX_EVENTS, "items": _ref("Event")}},
     },
     "EventsAccepted": {
         "description": "`erased`: events for a customer erased within 30 days, accepted and not kept",
-        "type": "object", "required": ["accepted", "duplicates", "credited", "unattributed", "erased"],
-        "properties": {k: {"type": "integer", "minimum": 0}
-                       for k in ("accepted", "duplicates", "credited", "unattributed", "erased")},
+        "type": "object",
+        "required": ["accepted", "duplicates", "credited", "unattributed", "erased"],
+        "properties": {
+            k: {"type": "integer", "minimum": 0}
+            for k in ("accepted", "duplicates", "credited", "unattributed", "erased")
+        },
     },
     "CustomerWrite": {
-        "type": "object", "required": ["attributes"], "additionalProperties": False,
+        "type": "object",
+        "required": ["attributes"],
+        "additionalProperties": False,
         "properties": {"attributes": {"type": "object", "description": "typed by rules/profile.yaml"}},
     },
     "CustomerPatch": {
-        "type": "object", "required": ["attributes"], "additionalProperties": False,
-        "properties": {"attributes": {"type": "object",
-                                      "description": "typed by rules/profile.yaml; null removes an attribute"}},
+        "type": "object",
+        "required": ["attributes"],
+        "additionalProperties": False,
+        "properties": {
+            "attributes": {"type": "object", "description": "typed by rules/profile.yaml; null removes an attribute"}
+        },
     },
     "Customer": {
-        "type": "object", "required": ["customer_id", "attributes", "segments", "updated_at", "revision", "history"],
+        "type": "object",
+        "required": ["customer_id", "attributes", "segments", "updated_at", "revision", "history"],
         "properties": {
-            "customer_id": {"type": "string"}, "attributes": {"type": "object"},
-            "segments": {"type": "array", "items": {"type": "string"}}, "updated_at": {"type": "string"},
+            "customer_id": {"type": "string"},
+            "attributes": {"type": "object"},
+            "segments": {"type": "array", "items": {"type": "string"}},
+            "updated_at": {"type": "string"},
             "revision": {"type": "integer"},
-            "history": {"type": "object", "required": ["events", "last_contact_at", "by_action"], "properties": {
-                "events": {"type": "integer"}, "last_contact_at": {"type": ["string", "null"]},
-                "by_action": {"type": "object", "additionalProperties": {
-                    "type": "object", "additionalProperties": {"type": "integer"}}}}},
+            "history": {
+                "type": "object",
+                "required": ["events", "last_contact_at", "by_action"],
+                "properties": {
+                    "events": {"type": "integer"},
+                    "last_contact_at": {"type": ["string", "null"]},
+                    "by_action": {
+                        "type": "object",
+                        "additionalProperties": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    },
+                },
+            },
         },
     },
     "Rules": {
         "type": "object",
         "required": ["version", "segments_version", "channels", "groups", "segments", "actions", "learning"],
         "properties": {
-            "version": {"type": "string"}, "segments_version": {"type": "string"},
+            "version": {"type": "string"},
+            "segments_version": {"type": "string"},
             "channels": {"type": "array", "items": {"type": "object"}},
             "groups": {"type": "array", "items": {"type": "object"}},
             "segments": {"type": "array", "items": {"type": "object"}},
@@ -166,29 +257,59 @@ _SCHEMAS: dict[str, Any] = {
             "learning": {"type": "object"},
         },
     },
-    "RulesReloaded": {"type": "object", "required": ["version", "changed"],
-                      "properties": {"version": {"type": "string"}, "changed": {"type": "boolean"}}},
+    "RulesReloaded": {
+        "type": "object",
+        "required": ["version", "changed"],
+        "properties": {"version": {"type": "string"}, "changed": {"type": "boolean"}},
+    },
     "ActionStats": {
-        "type": "object", "required": ["model_version", "rules_version", "actions"],
+        "type": "object",
+        "required": ["model_version", "rules_version", "actions"],
         "properties": {
-            "model_version": {"type": "string"}, "rules_version": {"type": "string"},
-            "actions": {"type": "array", "items": {
-                "type": "object", "required": ["action_id", "group", "events", "segments"],
-                "properties": {
-                    "action_id": {"type": "string"}, "group": {"type": "string"},
-                    "events": {"type": "object", "additionalProperties": {"type": "integer"}},
-                    "segments": {"type": "array", "items": {
-                        "type": "object", "required": ["segment_key", "trials", "rewards", "mean", "interval_95"],
-                        "properties": {
-                            "segment_key": {"type": "string"}, "trials": {"type": "number"},
-                            "rewards": {"type": "number"}, "mean": {"type": "number"},
-                            "interval_95": {"type": "array", "items": {"type": "number"},
-                                            "minItems": 2, "maxItems": 2}}}}}}},
+            "model_version": {"type": "string"},
+            "rules_version": {"type": "string"},
+            "actions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["action_id", "group", "events", "segments"],
+                    "properties": {
+                        "action_id": {"type": "string"},
+                        "group": {"type": "string"},
+                        "events": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "segments": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["segment_key", "trials", "rewards", "mean", "interval_95"],
+                                "properties": {
+                                    "segment_key": {"type": "string"},
+                                    "trials": {"type": "number"},
+                                    "rewards": {"type": "number"},
+                                    "mean": {"type": "number"},
+                                    "interval_95": {
+                                        "type": "array",
+                                        "items": {"type": "number"},
+                                        "minItems": 2,
+                                        "maxItems": 2,
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
         },
     },
-    "Status": {"type": "object", "required": ["status"], "properties": {
-        "status": {"type": "string"}, "rules_version": {"type": "string"},
-        "pid": {"type": "integer", "description": "the server process that answered (one of --workers)"}}},
+    "Status": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"type": "string"},
+            "rules_version": {"type": "string"},
+            "pid": {"type": "integer", "description": "the server process that answered (one of --workers)"},
+        },
+    },
 }
 
 _CUSTOMER_ID = {"name": "customer_id", "in": "path", "required": True, "schema": _ID}
@@ -204,14 +325,19 @@ def openapi_document(rulebook: Rulebook) -> dict[str, Any]:
     schemas["DecideRequest"]["properties"]["channel"] = {"enum": channels}
     # the largest limit a request may ask for depends on its channel
     schemas["DecideRequest"]["allOf"] = [
-        {"if": {"properties": {"channel": {"const": name}}, "required": ["channel"]},
-         "then": {"properties": {"limit": {"maximum": ch.max_limit}}}} for name, ch in rulebook.channels.items()]
+        {
+            "if": {"properties": {"channel": {"const": name}}, "required": ["channel"]},
+            "then": {"properties": {"limit": {"maximum": ch.max_limit}}},
+        }
+        for name, ch in rulebook.channels.items()
+    ]
     schemas["Event"]["properties"]["channel"] = {"enum": channels}
     typed = {name: _attribute(kind, rulebook.list_values.get(name)) for name, kind in rulebook.attributes.items()}
     schemas["CustomerWrite"]["properties"]["attributes"] |= {"properties": typed, "additionalProperties": False}
     schemas["CustomerPatch"]["properties"]["attributes"] |= {
         "properties": {name: {"anyOf": [t, {"type": "null"}]} for name, t in typed.items()},
-        "additionalProperties": False}
+        "additionalProperties": False,
+    }
     return doc
 
 
@@ -240,8 +366,12 @@ def _attribute(kind: str, values: tuple[str, ...] | None) -> dict[str, Any]:
     if kind == "list":
         item = {"enum": list(values)} if values else {"type": "string", "maxLength": 200}
         return {"type": "array", "maxItems": profiles.MAX_LIST, "items": item}
-    return {"type": "object", "maxProperties": profiles.MAX_FLAGS, "propertyNames": {"maxLength": 64},
-            "additionalProperties": {"type": "boolean"}}  # flags
+    return {
+        "type": "object",
+        "maxProperties": profiles.MAX_FLAGS,
+        "propertyNames": {"maxLength": 64},
+        "additionalProperties": {"type": "boolean"},
+    }  # flags
 
 
 @cache
@@ -249,54 +379,103 @@ def _static() -> dict[str, Any]:
     """What does not depend on the rules (openapi_document copies it)."""
     return {
         "openapi": "3.1.0",
-        "info": {"title": "nba", "version": __version__,
-                 "description": "Real-time next-best-action decisioning. Errors are RFC 9457 problem+json "
-                                "with a stable `code` and field paths in `errors`."},
+        "info": {
+            "title": "nba",
+            "version": __version__,
+            "description": "Real-time next-best-action decisioning. Errors are RFC 9457 problem+json "
+            "with a stable `code` and field paths in `errors`.",
+        },
         "paths": {
-            "/v1/decide": {"post": {
-                "summary": "Rank the best actions for a customer on a channel",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("DecideRequest")}}},
-                "responses": {"200": _json(_ref("Decision")), **_problems(400, 408, 413, 415, 503)}}},
-            "/v1/events": {"post": {
-                "summary": "Report what happened (idempotent on event_id; a batch is validated whole)",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("EventsRequest")}}},
-                "description": "Events are idempotent on event_id: sending a batch again, after a 503, a timeout "
-                               "or a lost connection, is always safe (each event counts and is learned from "
-                               "once).",
-                "responses": {"202": _json(_ref("EventsAccepted"), "Accepted"),
-                              **_problems(400, 408, 413, 415, 503)}}},
+            "/v1/decide": {
+                "post": {
+                    "summary": "Rank the best actions for a customer on a channel",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("DecideRequest")}},
+                    },
+                    "responses": {"200": _json(_ref("Decision")), **_problems(400, 408, 413, 415, 503)},
+                }
+            },
+            "/v1/events": {
+                "post": {
+                    "summary": "Report what happened (idempotent on event_id; a batch is validated whole)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("EventsRequest")}},
+                    },
+                    "description": "Events are idempotent on event_id: sending a batch again, after a 503, a timeout "
+                    "or a lost connection, is always safe (each event counts and is learned from "
+                    "once).",
+                    "responses": {
+                        "202": _json(_ref("EventsAccepted"), "Accepted"),
+                        **_problems(400, 408, 413, 415, 503),
+                    },
+                }
+            },
             "/v1/customers/{customer_id}": {
                 "parameters": [_CUSTOMER_ID],
-                "put": {"summary": "Replace a profile's attributes", "requestBody": _BODY_CUSTOMER,
-                        "responses": {"200": _json(_ref("Customer")), **_problems(400, 408, 413, 415, 503)}},
-                "patch": {"summary": "Merge attributes (JSON merge patch: null removes)", "requestBody": _BODY_PATCH,
-                          "responses": {"200": _json(_ref("Customer")),
-                                        **_problems(400, 408, 409, 413, 415, 503)}},
-                "get": {"summary": "Profile with segments and contact-history summary",
-                        "description": "409 stored_data_unreadable: the stored profile cannot be read (PUT "
-                                       "replaces it, DELETE erases it)",
-                        "responses": {"200": _json(_ref("Customer")), **_problems(400, 404, 409, 503)}},
-                "delete": {"summary": "Erase everything nba holds about the customer",
-                           "description": "Deletes every key of the customer and the learner's pending events "
-                                          "for it. For 30 days, events for this id are accepted and dropped "
-                                          "(`erased` in the answer) and decisions are answered but not "
-                                          "recorded, unless a profile is written for it again. Redis's files "
-                                          "on disk are rewritten within NBA_ERASE_REWRITE_SECONDS.",
-                           "responses": {"204": {"description": "Erased"}, **_problems(400, 503)}},
+                "put": {
+                    "summary": "Replace a profile's attributes",
+                    "requestBody": _BODY_CUSTOMER,
+                    "responses": {"200": _json(_ref("Customer")), **_problems(400, 408, 413, 415, 503)},
+                },
+                "patch": {
+                    "summary": "Merge attributes (JSON merge patch: null removes)",
+                    "requestBody": _BODY_PATCH,
+                    "responses": {"200": _json(_ref("Customer")), **_problems(400, 408, 409, 413, 415, 503)},
+                },
+                "get": {
+                    "summary": "Profile with segments and contact-history summary",
+                    "description": "409 stored_data_unreadable: the stored profile cannot be read (PUT "
+                    "replaces it, DELETE erases it)",
+                    "responses": {"200": _json(_ref("Customer")), **_problems(400, 404, 409, 503)},
+                },
+                "delete": {
+                    "summary": "Erase everything nba holds about the customer",
+                    "description": "Deletes every key of the customer and the learner's pending events "
+                    "for it. For 30 days, events for this id are accepted and dropped "
+                    "(`erased` in the answer) and decisions are answered but not "
+                    "recorded, unless a profile is written for it again. Redis's files "
+                    "on disk are rewritten within NBA_ERASE_REWRITE_SECONDS.",
+                    "responses": {"204": {"description": "Erased"}, **_problems(400, 503)},
+                },
             },
-            "/v1/rules": {"get": {"summary": "The rules in use",
-                                  "responses": {"200": _json(_ref("Rules"))}}},
-            "/v1/rules/reload": {"post": {
-                "summary": "Re-read the rules directory; a valid set becomes every process's within ~1 s",
-                "responses": {"200": _json(_ref("RulesReloaded")), **_problems(409, 422, 503)}}},
-            "/v1/actions/stats": {"get": {"summary": "Per action and segment key: events and posterior",
-                                          "responses": {"200": _json(_ref("ActionStats")), **_problems(503)}}},
-            "/healthz": {"get": {"summary": "The process can serve (503: restart it)",
-                                 "responses": {"200": _json(_ref("Status")), **_problems(503)}}},
-            "/readyz": {"get": {"summary": "Redis reachable and rules loaded",
-                                "responses": {"200": _json(_ref("Status")), **_problems(503)}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
-                "description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/v1/rules": {"get": {"summary": "The rules in use", "responses": {"200": _json(_ref("Rules"))}}},
+            "/v1/rules/reload": {
+                "post": {
+                    "summary": "Re-read the rules directory; a valid set becomes every process's within ~1 s",
+                    "responses": {"200": _json(_ref("RulesReloaded")), **_problems(409, 422, 503)},
+                }
+            },
+            "/v1/actions/stats": {
+                "get": {
+                    "summary": "Per action and segment key: events and posterior",
+                    "responses": {"200": _json(_ref("ActionStats")), **_problems(503)},
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "The process can serve (503: restart it)",
+                    "responses": {"200": _json(_ref("Status")), **_problems(503)},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Redis reachable and rules loaded",
+                    "responses": {"200": _json(_ref("Status")), **_problems(503)},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _json({"type": "object"})}}},
         },
         "components": {"schemas": _SCHEMAS},

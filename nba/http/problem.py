@@ -19,5 +19,6 @@ def problem_response(err: NbaError) -> web.Response:
         "code": err.code,
         "errors": [{"field": e.field, "message": e.message} for e in err.errors],
     }
-    return web.Response(status=err.status, body=orjson.dumps(body), content_type=PROBLEM_TYPE,
-                        headers=err.headers or None)
+    return web.Response(
+        status=err.status, body=orjson.dumps(body), content_type=PROBLEM_TYPE, headers=err.headers or None
+    )

@@ -135,8 +135,11 @@ async def reload_rules(request: web.Request) -> web.Response:
         raise RulesRejected(
             f"{len(exc.problems)} problem(s) in {directory}; still running "
             f"{request.app[LIVE].snapshot.rulebook.version}",
-            errors=[FieldError(f"{p.file}:{p.line}: {p.path}" if p.line else f"{p.file}: {p.path}", p.message)
-                    for p in exc.problems]) from None
+            errors=[
+                FieldError(f"{p.file}:{p.line}: {p.path}" if p.line else f"{p.file}: {p.path}", p.message)
+                for p in exc.problems
+            ],
+        ) from None
     return json_response({"version": result.version, "changed": result.changed})
 
 
@@ -151,11 +154,17 @@ async def healthz(request: web.Request) -> web.Response:
     """Liveness: fails when this process can no longer serve and a restart of it would help (its embedded
     Redis stays down, a background loop died), not when an external Redis is away (see /readyz)."""
     problems = request.app[SUPERVISION].problems(time.time())
-    problems += [f"background task {t.get_name()} stopped: {t.exception()!r}" for t in request.app[TASKS]
-                 if t.done() and not t.cancelled()]
+    problems += [
+        f"background task {t.get_name()} stopped: {t.exception()!r}"
+        for t in request.app[TASKS]
+        if t.done() and not t.cancelled()
+    ]
     if problems:
-        raise Unavailable("this server process can no longer serve; restart it", code="unhealthy",
-                          errors=[FieldError("", p) for p in problems])
+        raise Unavailable(
+            "this server process can no longer serve; restart it",
+            code="unhealthy",
+            errors=[FieldError("", p) for p in problems],
+        )
     return json_response({"status": "ok", "pid": os.getpid()})
 
 
@@ -220,8 +229,16 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     metrics = request.app[METRICS]
     metrics.child(metrics.requests, name, str(response.status)).inc()
     if log.isEnabledFor(logging.DEBUG):
-        log.debug(orjson.dumps({"method": request.method, "path": request.path, "status": response.status,
-                                "ms": round((time.perf_counter() - start) * 1000, 3)}).decode())
+        log.debug(
+            orjson.dumps(
+                {
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status,
+                    "ms": round((time.perf_counter() - start) * 1000, 3),
+                }
+            ).decode()
+        )
     return response
 
 

@@ -53,8 +53,10 @@ def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise PortInUse(exc.errno, f"port {port} on {host} is in use (another nba serve?); choose another "
-                                       "with --port or NBA_PORT") from None
+            raise PortInUse(
+                exc.errno,
+                f"port {port} on {host} is in use (another nba serve?); choose another with --port or NBA_PORT",
+            ) from None
         raise
     sock.setblocking(False)
     return sock
@@ -72,8 +74,13 @@ def fit_to_descriptors(max_connections: int) -> int:
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     fits = max(16, soft - SPARE_DESCRIPTORS)
     if fits < max_connections:
-        log.warning("the open-file limit is %d: at most %d connections (NBA_MAX_CONNECTIONS is %d); raise the "
-                    "limit (ulimit -n) to allow more", soft, fits, max_connections)
+        log.warning(
+            "the open-file limit is %d: at most %d connections (NBA_MAX_CONNECTIONS is %d); raise the "
+            "limit (ulimit -n) to allow more",
+            soft,
+            fits,
+            max_connections,
+        )
         return fits
     return max_connections
 
@@ -132,9 +139,12 @@ class ConnectionGuard:
         proto = request.protocol
         if proto in self._refused:
             self._refused.discard(proto)
-            refusal = problem_response(Unavailable(
-                f"this server has {self.limit} connections open, all busy; retry shortly",
-                code="too_many_connections"))
+            refusal = problem_response(
+                Unavailable(
+                    f"this server has {self.limit} connections open, all busy; retry shortly",
+                    code="too_many_connections",
+                )
+            )
             refusal.force_close()
             return refusal
         self._busy[proto] = self._busy.get(proto, 0) + 1
@@ -147,14 +157,16 @@ class ConnectionGuard:
                 self._busy[proto] = left
 
 
-def run(app: web.Application, sock: socket.socket, guard: ConnectionGuard, *, keepalive: float,
-        shutdown_timeout: float) -> None:
+def run(
+    app: web.Application, sock: socket.socket, guard: ConnectionGuard, *, keepalive: float, shutdown_timeout: float
+) -> None:
     """Serve `app` on `sock` until SIGINT or SIGTERM, then stop gracefully: what aiohttp's run_app does,
     with the connection guard as the protocol factory."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    main = loop.create_task(serve(app, sock, guard, keepalive=keepalive, shutdown_timeout=shutdown_timeout,
-                                  handle_signals=True))
+    main = loop.create_task(
+        serve(app, sock, guard, keepalive=keepalive, shutdown_timeout=shutdown_timeout, handle_signals=True)
+    )
     try:
         loop.run_until_complete(main)
     except (web.GracefulExit, KeyboardInterrupt):
@@ -173,17 +185,30 @@ def run(app: web.Application, sock: socket.socket, guard: ConnectionGuard, *, ke
             loop.close()
 
 
-async def serve(app: web.Application, sock: socket.socket, guard: ConnectionGuard, *, keepalive: float,
-                shutdown_timeout: float, handle_signals: bool = False) -> None:
+async def serve(
+    app: web.Application,
+    sock: socket.socket,
+    guard: ConnectionGuard,
+    *,
+    keepalive: float,
+    shutdown_timeout: float,
+    handle_signals: bool = False,
+) -> None:
     """Serve until cancelled (or, with `handle_signals`, until SIGINT/SIGTERM), then stop gracefully."""
-    runner = web.AppRunner(app, handle_signals=handle_signals, access_log=None, keepalive_timeout=keepalive,
-                           shutdown_timeout=shutdown_timeout)
+    runner = web.AppRunner(
+        app,
+        handle_signals=handle_signals,
+        access_log=None,
+        keepalive_timeout=keepalive,
+        shutdown_timeout=shutdown_timeout,
+    )
     await runner.setup()
     listener: asyncio.Server | None = None
     try:
         assert runner.server is not None
-        listener = await asyncio.get_running_loop().create_server(guard.factory(runner.server), sock=sock,
-                                                                  backlog=LISTEN_BACKLOG)
+        listener = await asyncio.get_running_loop().create_server(
+            guard.factory(runner.server), sock=sock, backlog=LISTEN_BACKLOG
+        )
         host, port = sock.getsockname()[:2]
         log.info("listening on http://%s:%d (at most %d connections)", host, port, guard.limit)
         await asyncio.Event().wait()

@@ -182,8 +182,15 @@ def parse_events(body: Any, rulebook: Rulebook, now: float) -> list[EventIn]:
             errors.append(FieldError(f"{p}.properties", f"nested deeper than {MAX_PROPERTIES_DEPTH} levels"))
         elif len(orjson.dumps(props)) > MAX_PROPERTIES_BYTES:
             errors.append(FieldError(f"{p}.properties", f"at most {MAX_PROPERTIES_BYTES} bytes as JSON"))
-        if (not errors and event_id is not None and customer_id is not None and action_id is not None
-                and isinstance(etype, str) and isinstance(channel, str) and isinstance(props, dict)):
+        if (
+            not errors
+            and event_id is not None
+            and customer_id is not None
+            and action_id is not None
+            and isinstance(etype, str)
+            and isinstance(channel, str)
+            and isinstance(props, dict)
+        ):
             out.append(EventIn(event_id, etype, customer_id, action_id, channel, decision_id, ts, props))
     if errors:
         _raise(errors, "invalid events batch, nothing was applied")
@@ -195,9 +202,12 @@ def too_deep(value: Any, depth: int) -> bool:
     a body nested a thousand levels costs no recursion."""
     level: list[Any] = [value]
     for _ in range(depth):
-        level = [child for v in level
-                 for child in (v.values() if isinstance(v, dict) else v if isinstance(v, list) else ())
-                 if isinstance(child, dict | list)]
+        level = [
+            child
+            for v in level
+            for child in (v.values() if isinstance(v, dict) else v if isinstance(v, list) else ())
+            if isinstance(child, dict | list)
+        ]
         if not level:
             return False
     return True
@@ -242,14 +252,26 @@ def parse_attributes(body: Any) -> dict[str, Any]:
 
 def decision_body(d: Decision) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "decision_id": d.decision_id, "customer_id": d.customer_id, "channel": d.channel,
+        "decision_id": d.decision_id,
+        "customer_id": d.customer_id,
+        "channel": d.channel,
         "actions": [
-            {"action_id": a.action_id, "rank": a.rank, "group": a.group, "score": a.score,
-             "propensity": a.propensity, "probability": a.probability, "value": a.value,
-             "content": a.content, "reason": a.reason}
+            {
+                "action_id": a.action_id,
+                "rank": a.rank,
+                "group": a.group,
+                "score": a.score,
+                "propensity": a.propensity,
+                "probability": a.probability,
+                "value": a.value,
+                "content": a.content,
+                "reason": a.reason,
+            }
             for a in d.actions
         ],
-        "segments": d.segments, "rules_version": d.rules_version, "model_version": d.model_version,
+        "segments": d.segments,
+        "rules_version": d.rules_version,
+        "model_version": d.model_version,
         "degraded": d.degraded,
     }
     if d.explain is not None:
@@ -258,21 +280,50 @@ def decision_body(d: Decision) -> dict[str, Any]:
 
 
 def ingest_body(result: IngestResult) -> dict[str, int]:
-    return {"accepted": result.accepted, "duplicates": result.duplicates, "credited": result.credited,
-            "unattributed": result.unattributed, "erased": result.erased}
+    return {
+        "accepted": result.accepted,
+        "duplicates": result.duplicates,
+        "credited": result.credited,
+        "unattributed": result.unattributed,
+        "erased": result.erased,
+    }
 
 
 def rules_body(rb: Rulebook) -> dict[str, Any]:
     return {
         "version": rb.version,
         "segments_version": rb.segments_version,
-        "channels": [{"name": c.name, "direction": c.direction, "default_limit": c.default_limit,
-                      "max_limit": c.max_limit, "consent": c.consent} for c in rb.channels.values()],
+        "channels": [
+            {
+                "name": c.name,
+                "direction": c.direction,
+                "default_limit": c.default_limit,
+                "max_limit": c.max_limit,
+                "consent": c.consent,
+            }
+            for c in rb.channels.values()
+        ],
         "groups": [{"name": g, "weight": w} for g, w in rb.group_weights.items()],
         "segments": [{"name": s.name, "kind": s.kind, "description": s.description} for s in rb.segments],
-        "actions": [{"id": a.id, "name": a.name, "group": a.group, "kind": a.kind, "channels": list(a.channels),
-                     "value": a.value, "weight": a.weight, "mandatory": a.mandatory, "file": a.file,
-                     "content": a.content, "reason": a.reason} for a in rb.actions],
-        "learning": {"models": {ch: rb.learning.for_channel(ch).model for ch in rb.channels},
-                     "segment_key": list(rb.learning.segment_key), "rewards": dict(rb.learning.rewards)},
+        "actions": [
+            {
+                "id": a.id,
+                "name": a.name,
+                "group": a.group,
+                "kind": a.kind,
+                "channels": list(a.channels),
+                "value": a.value,
+                "weight": a.weight,
+                "mandatory": a.mandatory,
+                "file": a.file,
+                "content": a.content,
+                "reason": a.reason,
+            }
+            for a in rb.actions
+        ],
+        "learning": {
+            "models": {ch: rb.learning.for_channel(ch).model for ch in rb.channels},
+            "segment_key": list(rb.learning.segment_key),
+            "rewards": dict(rb.learning.rewards),
+        },
     }

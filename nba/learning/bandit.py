@@ -34,8 +34,14 @@ class ModelState:
     high: FloatArray  # 1 - TAIL quantile
 
     @staticmethod
-    def build(version: str, prior_alpha: FloatArray, prior_beta: FloatArray, action_ids: Sequence[str],
-              keys: Sequence[str], counts: Mapping[tuple[str, str], tuple[float, float]]) -> ModelState:
+    def build(
+        version: str,
+        prior_alpha: FloatArray,
+        prior_beta: FloatArray,
+        action_ids: Sequence[str],
+        keys: Sequence[str],
+        counts: Mapping[tuple[str, str], tuple[float, float]],
+    ) -> ModelState:
         """`counts[(action_id, key)] = (trials, rewards)`; counts of actions no longer in the rules are
         ignored, and kept in Redis so a rollback finds them again."""
         row = {a: i for i, a in enumerate(action_ids)}
@@ -49,13 +55,20 @@ class ModelState:
                 rewards[i, j] = r
         alpha, beta = posterior(prior_alpha, prior_beta, trials, rewards)
         return ModelState(
-            version=version, alpha=alpha, beta=beta, trials=trials, rewards=rewards, mean=alpha / (alpha + beta),
-            low=betaincinv(alpha, beta, TAIL), high=betaincinv(alpha, beta, 1.0 - TAIL),
+            version=version,
+            alpha=alpha,
+            beta=beta,
+            trials=trials,
+            rewards=rewards,
+            mean=alpha / (alpha + beta),
+            low=betaincinv(alpha, beta, TAIL),
+            high=betaincinv(alpha, beta, 1.0 - TAIL),
         )
 
 
-def posterior(prior_alpha: FloatArray, prior_beta: FloatArray, trials: FloatArray,
-              rewards: FloatArray) -> tuple[FloatArray, FloatArray]:
+def posterior(
+    prior_alpha: FloatArray, prior_beta: FloatArray, trials: FloatArray, rewards: FloatArray
+) -> tuple[FloatArray, FloatArray]:
     rewards = np.clip(rewards, 0.0, None)
     alpha = prior_alpha[:, None] + rewards
     beta = prior_beta[:, None] + np.clip(trials - rewards, 0.0, None)

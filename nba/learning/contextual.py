@@ -45,8 +45,8 @@ class ContextualStats:
             row = rows.get(a)
             if row is not None and row.shape[0] == width:
                 stats.n[i] = row[0]
-                stats.b[i] = row[1:1 + dim]
-                stats.gram[i] = row[1 + dim:].reshape(dim, dim)
+                stats.b[i] = row[1 : 1 + dim]
+                stats.gram[i] = row[1 + dim :].reshape(dim, dim)
         return stats
 
     def row(self, i: int) -> FloatArray:
@@ -54,8 +54,9 @@ class ContextualStats:
         return out
 
 
-def accumulate(dim: int, actions: IntArray, x: FloatArray, trials: FloatArray, rewards: FloatArray,
-               n_actions: int) -> ContextualStats:
+def accumulate(
+    dim: int, actions: IntArray, x: FloatArray, trials: FloatArray, rewards: FloatArray, n_actions: int
+) -> ContextualStats:
     """The statistics of a batch of examples: row j is action actions[j] shown with features x[j],
     counting trials[j] (0 or 1) new trials and rewards[j] more reward."""
     out = ContextualStats.zeros(n_actions, dim)
@@ -71,8 +72,14 @@ class ContextualModel:
     cov: FloatArray  # (A, d, d) posterior covariance
 
     @staticmethod
-    def build(stats: ContextualStats, group_of: IntArray, n_groups: int, prior_mean: FloatArray,
-              prior_variance: float, noise_variance: float) -> ContextualModel:
+    def build(
+        stats: ContextualStats,
+        group_of: IntArray,
+        n_groups: int,
+        prior_mean: FloatArray,
+        prior_variance: float,
+        noise_variance: float,
+    ) -> ContextualModel:
         """`prior_mean` per action: the acceptance rate the rules expect (the intercept's prior)."""
         a, d = stats.b.shape
         eye = np.eye(d)

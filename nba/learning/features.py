@@ -22,8 +22,9 @@ def _raw(feature: Feature, attributes: Mapping[str, Any], context: Mapping[str, 
     return value
 
 
-def encode(space: FeatureSpace, attributes: Mapping[str, Any], context: Mapping[str, Any],
-           segments: Set[str]) -> FloatArray:
+def encode(
+    space: FeatureSpace, attributes: Mapping[str, Any], context: Mapping[str, Any], segments: Set[str]
+) -> FloatArray:
     x = np.zeros(space.dim)
     x[0] = 1.0
     at = 1
@@ -33,7 +34,7 @@ def encode(space: FeatureSpace, attributes: Mapping[str, Any], context: Mapping[
         else:
             v = _raw(f, attributes, context)
             if f.encoding == "one_hot":
-                for item in (v if isinstance(v, list) else [v]):
+                for item in v if isinstance(v, list) else [v]:
                     if isinstance(item, str) and item in f.values:
                         x[at + f.values.index(item)] = 1.0
             elif isinstance(v, bool):

@@ -31,8 +31,9 @@ class EventIngest:
     async def ingest(self, events: list[EventIn]) -> IngestResult:
         by_customer: dict[str, list[EventArgs]] = defaultdict(list)
         for e in events:
-            by_customer[e.customer_id].append(EventArgs(
-                e.customer_id, e.event_id, int(e.ts * 1000), e.type, e.action_id, e.channel, e.decision_id))
+            by_customer[e.customer_id].append(
+                EventArgs(e.customer_id, e.event_id, int(e.ts * 1000), e.type, e.action_id, e.channel, e.decision_id)
+            )
         outcomes = await self.store.apply_events(by_customer, int(self.clock() * 1000))
         tally: dict[str, int] = defaultdict(int)
         for cid, statuses in outcomes.items():
@@ -43,6 +44,9 @@ class EventIngest:
                     tally["unattributed"] += 1
                 self.metrics.child(self.metrics.events, args.type, status).inc()
         return IngestResult(
-            accepted=len(events) - tally["dup"] - tally["erased"], duplicates=tally["dup"],
-            credited=tally["credited"], unattributed=tally["unattributed"], erased=tally["erased"],
+            accepted=len(events) - tally["dup"] - tally["erased"],
+            duplicates=tally["dup"],
+            credited=tally["credited"],
+            unattributed=tally["unattributed"],
+            erased=tally["erased"],
         )

@@ -47,8 +47,16 @@ IDLE_SECONDS = 1.0  # the longest one blocking wait for the inbox; the lease is 
 
 
 class Learner:
-    def __init__(self, rules: Callable[[], Rulebook], store: Storage, metrics: Metrics, *, batch: int = BATCH,
-                 lease_ms: int = LEASE_MS, idle: float = IDLE_SECONDS):
+    def __init__(
+        self,
+        rules: Callable[[], Rulebook],
+        store: Storage,
+        metrics: Metrics,
+        *,
+        batch: int = BATCH,
+        lease_ms: int = LEASE_MS,
+        idle: float = IDLE_SECONDS,
+    ):
         self.rules = rules  # the rule set in use now (rewards, features, action ids)
         self.store = store
         self.metrics = metrics
@@ -134,8 +142,14 @@ class Learner:
         rows = {} if reset else dict(self._rows)
         touched: dict[str, bytes] = {}
         if ctx_actions:
-            sums = accumulate(space.dim, np.array(ctx_actions, np.int64), np.array(ctx_x),
-                               np.array(ctx_trial), np.array(ctx_reward), len(rb.actions))
+            sums = accumulate(
+                space.dim,
+                np.array(ctx_actions, np.int64),
+                np.array(ctx_x),
+                np.array(ctx_trial),
+                np.array(ctx_reward),
+                len(rb.actions),
+            )
             width = 1 + space.dim + space.dim * space.dim
             for i in sorted(set(ctx_actions)):
                 action_id = rb.actions[i].id
@@ -145,8 +159,9 @@ class Learner:
                 touched[action_id] = row.tobytes()
         last = batch.last
         increments = [(h, f, v) for (h, f), v in counts.items() if v]
-        if not await self.store.commit_learning(self.token, self.lease_ms, last, increments, touched, signature,
-                                                reset=reset):
+        if not await self.store.commit_learning(
+            self.token, self.lease_ms, last, increments, touched, signature, reset=reset
+        ):
             self._held = False  # someone else took over: our view is stale, reload when we get it back
             log.warning("learner %s lost the lease; batch left to the holder", self.token)
             return 0
@@ -190,4 +205,3 @@ class Learner:
         if self._held:
             await self.store.release_lease(self.token)
             self._held = False
-

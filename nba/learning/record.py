@@ -38,19 +38,38 @@ class Meta:
         return Meta(channel, key, arm, int(deadline), signature, features)
 
 
-def decision_record(d: Decision, eligible: list[str], draws: list[float], probability_draws: int, meta: Meta,
-                    model: str) -> dict[str, Any]:
+def decision_record(
+    d: Decision, eligible: list[str], draws: list[float], probability_draws: int, meta: Meta, model: str
+) -> dict[str, Any]:
     """The decision log's record of `d`: `eligible` are the candidates' ids, `draws` the sampled value of
     each returned action, `meta` what the learner is told of each (the arm and features), `model` the
     channel's model."""
     return {
-        "decision_id": d.decision_id, "customer_id": d.customer_id, "channel": d.channel,
-        "contact_id": d.contact_id, "ts": d.ts, "context": d.context, "segments": d.segments,
-        "segment_key": d.segment_key, "rules_version": d.rules_version, "model_version": d.model_version,
+        "decision_id": d.decision_id,
+        "customer_id": d.customer_id,
+        "channel": d.channel,
+        "contact_id": d.contact_id,
+        "ts": d.ts,
+        "context": d.context,
+        "segments": d.segments,
+        "segment_key": d.segment_key,
+        "rules_version": d.rules_version,
+        "model_version": d.model_version,
         "eligible": eligible,
-        "actions": [{"action_id": a.action_id, "rank": a.rank, "score": a.score, "propensity": a.propensity,
-                     "probability": a.probability, "draw": draw}
-                    for a, draw in zip(d.actions, draws, strict=True)],
-        "probability_draws": probability_draws, "arm": meta.arm, "model": model,
-        "features": meta.features, "feature_signature": meta.signature,
+        "actions": [
+            {
+                "action_id": a.action_id,
+                "rank": a.rank,
+                "score": a.score,
+                "propensity": a.propensity,
+                "probability": a.probability,
+                "draw": draw,
+            }
+            for a, draw in zip(d.actions, draws, strict=True)
+        ],
+        "probability_draws": probability_draws,
+        "arm": meta.arm,
+        "model": model,
+        "features": meta.features,
+        "feature_signature": meta.signature,
     }

@@ -28,13 +28,23 @@ class Snapshot:
 def build_snapshot(rb: Rulebook, data: ModelData | None) -> Snapshot:
     """The models of every action of `rb` from stored statistics (priors only when `data` is None)."""
     action_ids = [a.id for a in rb.actions]
-    model = ModelState.build(data.version if data else "", rb.prior_alpha, rb.prior_beta, action_ids,
-                             rb.learning.keys, data.counts if data else {})
+    model = ModelState.build(
+        data.version if data else "",
+        rb.prior_alpha,
+        rb.prior_beta,
+        action_ids,
+        rb.learning.keys,
+        data.counts if data else {},
+    )
     space = rb.learning.features
     rows = data.contextual if data and data.signature == space.signature else {}
-    stats = ContextualStats.from_rows(action_ids, space.dim,
-                                      {a: np.frombuffer(r, np.float64) for a, r in rows.items()})
-    contextual = ContextualModel.build(stats, rb.group_of, len(rb.groups),
-                                       rb.prior_alpha / (rb.prior_alpha + rb.prior_beta), rb.learning.prior_variance,
-                                       rb.learning.noise_variance)
+    stats = ContextualStats.from_rows(action_ids, space.dim, {a: np.frombuffer(r, np.float64) for a, r in rows.items()})
+    contextual = ContextualModel.build(
+        stats,
+        rb.group_of,
+        len(rb.groups),
+        rb.prior_alpha / (rb.prior_alpha + rb.prior_beta),
+        rb.learning.prior_variance,
+        rb.learning.noise_variance,
+    )
     return Snapshot(rb, model, contextual, data.arms if data else {})

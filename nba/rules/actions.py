@@ -18,8 +18,24 @@ from nba.rules.files import Node, Reader, plain, suggest
 from nba.rules.reasons import compile_reason
 from nba.rules.rulebook import FOREVER, LAYER_KEYS, Action, Channel, Layer
 
-_ACTION_KEYS = ["id", "name", "group", "kind", "channels", "value", "weight", "active", *LAYER_KEYS, "purpose",
-                "limits", "content", "reason", "mandatory", "prior", "description"]
+_ACTION_KEYS = [
+    "id",
+    "name",
+    "group",
+    "kind",
+    "channels",
+    "value",
+    "weight",
+    "active",
+    *LAYER_KEYS,
+    "purpose",
+    "limits",
+    "content",
+    "reason",
+    "mandatory",
+    "prior",
+    "description",
+]
 _REQUIRED = ("id", "group", "channels", "value")
 _LAYER_ORDER = ("eligibility", "applicability", "suitability", "consent")
 _KINDS: dict[str, Literal["offer", "no_action"]] = {"offer": "offer", "no_action": "no_action"}
@@ -65,27 +81,58 @@ def read_action(r: Reader, node: Node, scope: Scope) -> tuple[Action, list[CapRo
     template = compile_reason(reason, scope.attributes, r, "reason", m["reason"].line) if reason else ()
     mandatory = r.optional(m, "mandatory", r.boolean, False)
     prior = r.optional(m, "prior", read_prior, scope.default_prior)
-    limits = [row for i, n in enumerate(r.optional(m, "limits", r.sequence, []) or [])
-              for row in read_limit(r, n, f"limits[{i}]", -1, tuple(scope.groups), tuple(scope.channels))]
-    if (len(r.problems) > before or aid is None or name is None or group is None or value is None
-            or weight is None or reason is None or mandatory is None or prior is None or kind is None):
+    limits = [
+        row
+        for i, n in enumerate(r.optional(m, "limits", r.sequence, []) or [])
+        for row in read_limit(r, n, f"limits[{i}]", -1, tuple(scope.groups), tuple(scope.channels))
+    ]
+    if (
+        len(r.problems) > before
+        or aid is None
+        or name is None
+        or group is None
+        or value is None
+        or weight is None
+        or reason is None
+        or mandatory is None
+        or prior is None
+        or kind is None
+    ):
         return None
     conditions = [c for _, _, c in layers]
-    condition: Condition = ALWAYS if not conditions else conditions[0] if len(conditions) == 1 else \
-        Combine("all", tuple(conditions))
+    condition: Condition = (
+        ALWAYS if not conditions else conditions[0] if len(conditions) == 1 else Combine("all", tuple(conditions))
+    )
     return Action(
-        id=aid, name=name, group=group, kind=kind, channels=tuple(channels), value=value, weight=weight,
-        active_from=active_from, active_until=active_until, condition=condition, layers=tuple(layers),
-        purpose=purpose, content=content, reason=reason, reason_template=template or (), mandatory=mandatory,
-        prior=prior, file=r.file,
+        id=aid,
+        name=name,
+        group=group,
+        kind=kind,
+        channels=tuple(channels),
+        value=value,
+        weight=weight,
+        active_from=active_from,
+        active_until=active_until,
+        condition=condition,
+        layers=tuple(layers),
+        purpose=purpose,
+        content=content,
+        reason=reason,
+        reason_template=template or (),
+        mandatory=mandatory,
+        prior=prior,
+        file=r.file,
     ), limits
 
 
 def _group(r: Reader, m: Mapping[str, Node], scope: Scope) -> str | None:
     group = r.ident(m["group"], "group")
     if group is not None and group not in scope.groups:
-        r.problem("group", f"unknown group {group!r}" + suggest(group, scope.groups) + " (groups are in policy.yaml)",
-                  m["group"].line)
+        r.problem(
+            "group",
+            f"unknown group {group!r}" + suggest(group, scope.groups) + " (groups are in policy.yaml)",
+            m["group"].line,
+        )
         return None
     return group
 
@@ -120,8 +167,7 @@ def _active(r: Reader, m: Mapping[str, Node]) -> tuple[float, float]:
     return active_from, active_until
 
 
-def _layers_of(r: Reader, m: Mapping[str, Node], scope: Scope, group: str | None,
-               purpose: str | None) -> list[Layer]:
+def _layers_of(r: Reader, m: Mapping[str, Node], scope: Scope, group: str | None, purpose: str | None) -> list[Layer]:
     """The group's layers, the action's own, and the consent its purpose needs, in stage order."""
     layers = [*scope.group_layers.get(group or "", []), *read_layers(r, m, "", scope.attributes, scope.segments)]
     if purpose is not None:
@@ -132,8 +178,9 @@ def _layers_of(r: Reader, m: Mapping[str, Node], scope: Scope, group: str | None
     return layers
 
 
-def read_layers(r: Reader, m: Mapping[str, Node], path: str, attributes: Mapping[str, AttributeType],
-                segments: frozenset[str]) -> list[Layer]:
+def read_layers(
+    r: Reader, m: Mapping[str, Node], path: str, attributes: Mapping[str, AttributeType], segments: frozenset[str]
+) -> list[Layer]:
     out: list[Layer] = []
     vocab = Vocabulary(attributes, segments)
     for key, stage in LAYER_KEYS.items():
@@ -156,11 +203,13 @@ def read_prior(r: Reader, node: Node, path: str) -> tuple[float, float] | None:
 
 def _is_date(node: Node) -> bool:
     return (isinstance(node.value, dt.date) and not isinstance(node.value, dt.datetime)) or (
-        isinstance(node.value, str) and len(node.value) == 10)
+        isinstance(node.value, str) and len(node.value) == 10
+    )
 
 
-def read_limit(r: Reader, node: Node, path: str, action: int | None, groups: tuple[str, ...],
-               channels: tuple[str, ...]) -> list[CapRow]:
+def read_limit(
+    r: Reader, node: Node, path: str, action: int | None, groups: tuple[str, ...], channels: tuple[str, ...]
+) -> list[CapRow]:
     """The cap rows of one limit: of an action (its index, or -1 until it is known), or of policy.yaml
     (None: per group, per channel or in total)."""
     scope_keys = ["group", "channel"] if action is None else []

@@ -50,9 +50,12 @@ class CapTable:
         for i, row in enumerate(rows):
             rows_for.setdefault((row.scope, row.target, row.event), []).append((i, float(row.window)))
         return CapTable(
-            scope=np.array([r.scope for r in rows], np.int64), target=np.array([r.target for r in rows], np.int64),
-            event=np.array([r.event for r in rows], np.int64), window=np.array([r.window for r in rows], np.float64),
-            max=np.array([r.max for r in rows], np.int64), source=tuple(r.source for r in rows),
+            scope=np.array([r.scope for r in rows], np.int64),
+            target=np.array([r.target for r in rows], np.int64),
+            event=np.array([r.event for r in rows], np.int64),
+            window=np.array([r.window for r in rows], np.float64),
+            max=np.array([r.max for r in rows], np.int64),
+            source=tuple(r.source for r in rows),
             rows_for={k: tuple(v) for k, v in rows_for.items()},
             horizon=max((float(r.window) for r in rows), default=0.0),
         )
@@ -62,8 +65,10 @@ class CapTable:
 
 
 def describe(caps: CapTable, row: int, count: int) -> str:
-    return (f"{caps.source[row]}: {count} x {EVENT_TYPES[caps.event[row]]} in the last "
-            f"{_window(float(caps.window[row]))} reaches the limit of {int(caps.max[row])}")
+    return (
+        f"{caps.source[row]}: {count} x {EVENT_TYPES[caps.event[row]]} in the last "
+        f"{_window(float(caps.window[row]))} reaches the limit of {int(caps.max[row])}"
+    )
 
 
 def _window(seconds: float) -> str:

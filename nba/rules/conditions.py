@@ -95,14 +95,18 @@ def compile_condition(node: Node, path: str, reader: Reader, vocab: Vocabulary) 
     combinators = [k for k in m if k in COMBINATORS]
     leaves = [k for k in m if k in LEAF_KEYS]
     if combinators and leaves:
-        reader.problem(path, f"mixes {combinators[0]!r} with {leaves[0]!r}: put the test inside the list",
-                       node.line)
+        reader.problem(path, f"mixes {combinators[0]!r} with {leaves[0]!r}: put the test inside the list", node.line)
         return None
     if combinators:
         return _combination(node, m, path, reader, vocab)
     if len(leaves) != 1:
-        reader.problem(path, "needs exactly one of " + ", ".join(COMBINATORS + LEAF_KEYS)
-                       + (suggest(next(iter(m)), COMBINATORS + LEAF_KEYS) if m else ""), node.line)
+        reader.problem(
+            path,
+            "needs exactly one of "
+            + ", ".join(COMBINATORS + LEAF_KEYS)
+            + (suggest(next(iter(m)), COMBINATORS + LEAF_KEYS) if m else ""),
+            node.line,
+        )
         return None
     if leaves[0] == "in_segment":
         return _in_segment(node, m, path, reader, vocab)
@@ -147,14 +151,16 @@ def _in_segment(node: Node, m: Mapping[str, Node], path: str, reader: Reader, vo
     if name is None:
         return None
     if name not in vocab.segments:
-        reader.problem(f"{path}.in_segment", f"unknown segment {name!r}" + suggest(name, vocab.segments),
-                       m["in_segment"].line)
+        reader.problem(
+            f"{path}.in_segment", f"unknown segment {name!r}" + suggest(name, vocab.segments), m["in_segment"].line
+        )
         return None
     return InSegment(name)
 
 
-def _test(node: Node, m: Mapping[str, Node], kind: str, path: str, reader: Reader,
-          vocab: Vocabulary) -> Condition | None:
+def _test(
+    node: Node, m: Mapping[str, Node], kind: str, path: str, reader: Reader, vocab: Vocabulary
+) -> Condition | None:
     """A test of a context key, a profile attribute or the days since a date attribute."""
     reader.mapping(node, path, allowed=[kind, *OPS])
     ops = [k for k in m if k in OPS]
@@ -174,8 +180,11 @@ def _test(node: Node, m: Mapping[str, Node], kind: str, path: str, reader: Reade
     parts = tuple(target.split("."))
     attr_type = vocab.attributes.get(parts[0])
     if attr_type is None:
-        reader.problem(f"{path}.{kind}",
-                       f"unknown profile attribute {parts[0]!r}" + suggest(parts[0], vocab.attributes), m[kind].line)
+        reader.problem(
+            f"{path}.{kind}",
+            f"unknown profile attribute {parts[0]!r}" + suggest(parts[0], vocab.attributes),
+            m[kind].line,
+        )
         return None
     if (len(parts) > 1 and attr_type != "flags") or len(parts) > 2:
         reader.problem(f"{path}.{kind}", f"{target!r}: only flags attributes have sub-keys", m[kind].line)
@@ -187,8 +196,15 @@ def _test(node: Node, m: Mapping[str, Node], kind: str, path: str, reader: Reade
     return None if operand is _BAD else FieldTest("profile", parts, op, operand)
 
 
-def _days_since(operand: Node, target: tuple[str, ...], op: Op, value_type: AttributeType, path: str, reader: Reader,
-                line: int | None) -> Condition | None:
+def _days_since(
+    operand: Node,
+    target: tuple[str, ...],
+    op: Op,
+    value_type: AttributeType,
+    path: str,
+    reader: Reader,
+    line: int | None,
+) -> Condition | None:
     if value_type != "date":
         reader.problem(f"{path}.days_since", f"{'.'.join(target)!r} is a {value_type}, not a date", line)
         return None
@@ -366,4 +382,3 @@ def describe(c: Condition) -> str:
     if isinstance(c, DaysSince):
         return f"days_since {'.'.join(c.path)} {c.op} {c.operand:g}"
     return f"{c.op}({', '.join(describe(ch) for ch in c.children)})"
-

@@ -25,8 +25,11 @@ def rulebook_from_files(files: Mapping[str, str]) -> Rulebook:
     """Validate a published set. Its file names come from Redis, which anyone who can write to it
     controls: a name that is not a plain relative path to a .yaml file is refused before anything is
     written, so nothing is ever written outside the temporary directory."""
-    bad = [RuleProblem(rel, "", "not a relative path to a .yaml file inside the rules directory")
-           for rel in files if not safe_rule_path(rel)]
+    bad = [
+        RuleProblem(rel, "", "not a relative path to a .yaml file inside the rules directory")
+        for rel in files
+        if not safe_rule_path(rel)
+    ]
     if bad:
         raise RulesInvalid(bad)
     with tempfile.TemporaryDirectory(prefix="nba-rules-") as tmp:
@@ -42,9 +45,14 @@ def rulebook_from_files(files: Mapping[str, str]) -> Rulebook:
 
 def safe_rule_path(rel: str) -> bool:
     parts = rel.split("/")
-    return (rel.endswith(".yaml") and len(rel) <= 255 and not rel.startswith("/")
-            and all(p not in ("", ".", "..") for p in parts)
-            and not any(c in rel for c in "\\\0") and rel.isprintable())
+    return (
+        rel.endswith(".yaml")
+        and len(rel) <= 255
+        and not rel.startswith("/")
+        and all(p not in ("", ".", "..") for p in parts)
+        and not any(c in rel for c in "\\\0")
+        and rel.isprintable()
+    )
 
 
 def directory_fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:

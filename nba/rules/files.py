@@ -111,8 +111,9 @@ class Reader:
     def problem(self, path: str, message: str, line: int | None) -> None:
         self.problems.append(RuleProblem(self.file, path, message, line))
 
-    def mapping(self, node: Node, path: str, *, allowed: Iterable[str] | None = None,
-                required: Iterable[str] = ()) -> dict[str, Node] | None:
+    def mapping(
+        self, node: Node, path: str, *, allowed: Iterable[str] | None = None, required: Iterable[str] = ()
+    ) -> dict[str, Node] | None:
         if not isinstance(node.value, dict):
             self.problem(path, f"must be a mapping, got {_kind(node.value)}", node.line)
             return None
@@ -127,8 +128,16 @@ class Reader:
                 self.problem(_join(path, key), "is required", node.line)
         return m
 
-    def optional(self, m: Mapping[str, Node], key: str, read: Callable[..., T | None], default: D, *,
-                 at: str = "", **options: Any) -> T | D | None:
+    def optional(
+        self,
+        m: Mapping[str, Node],
+        key: str,
+        read: Callable[..., T | None],
+        default: D,
+        *,
+        at: str = "",
+        **options: Any,
+    ) -> T | D | None:
         """`read` of the key's node (its path `at.key`, or `key` at the top), or `default` when the mapping
         has no such key: the one way an optional key is read."""
         if key not in m:
@@ -154,13 +163,15 @@ class Reader:
     def ident(self, node: Node, path: str) -> str | None:
         s = self.text(node, path)
         if s is not None and not ID_PATTERN.fullmatch(s):
-            self.problem(path, f"{s!r} is not a valid id: use 1-64 of a-z 0-9 _ -, starting with a letter "
-                         "or digit", node.line)
+            self.problem(
+                path, f"{s!r} is not a valid id: use 1-64 of a-z 0-9 _ -, starting with a letter or digit", node.line
+            )
             return None
         return s
 
-    def number(self, node: Node, path: str, *, min_value: float | None = None,
-               max_value: float | None = None) -> float | None:
+    def number(
+        self, node: Node, path: str, *, min_value: float | None = None, max_value: float | None = None
+    ) -> float | None:
         v = node.value
         if isinstance(v, bool) or not isinstance(v, int | float):
             self.problem(path, f"must be a number, got {_kind(v)}", node.line)

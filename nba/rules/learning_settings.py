@@ -61,13 +61,30 @@ class Learning:
         return self.channels.get(channel) or ChannelLearning("thompson", 1.0, DEFAULT_WINDOW, self.rewards)
 
 
-_KEYS = ["model", "segment_key", "prior", "rewards", "refresh_seconds", "probability_draws", "exploration",
-         "attribution_window", "channels", "contextual", "control"]
+_KEYS = [
+    "model",
+    "segment_key",
+    "prior",
+    "rewards",
+    "refresh_seconds",
+    "probability_draws",
+    "exploration",
+    "attribution_window",
+    "channels",
+    "contextual",
+    "control",
+]
 
 
-def parse_learning(r: Reader, node: Node, segments: frozenset[str], attributes: Mapping[str, AttributeType],
-                   list_values: Mapping[str, tuple[str, ...]], channels: tuple[str, ...],
-                   prior: tuple[float, float] | None) -> Learning:
+def parse_learning(
+    r: Reader,
+    node: Node,
+    segments: frozenset[str],
+    attributes: Mapping[str, AttributeType],
+    list_values: Mapping[str, tuple[str, ...]],
+    channels: tuple[str, ...],
+    prior: tuple[float, float] | None,
+) -> Learning:
     lm = r.mapping(node, "learning", allowed=_KEYS, required=["rewards"])
     if lm is None:
         return Learning()
@@ -82,8 +99,11 @@ def parse_learning(r: Reader, node: Node, segments: frozenset[str], attributes: 
     refresh = r.optional(lm, "refresh_seconds", r.number, 1.0, at="learning", min_value=0.05, max_value=60)
     draws = r.optional(lm, "probability_draws", r.integer, 256, at="learning", min_value=16)
     default = ChannelLearning(
-        _model(r, lm, "learning") or "thompson", _exploration(r, lm, "learning") or 1.0,
-        _window(r, lm, "learning") or DEFAULT_WINDOW, rewards)
+        _model(r, lm, "learning") or "thompson",
+        _exploration(r, lm, "learning") or 1.0,
+        _window(r, lm, "learning") or DEFAULT_WINDOW,
+        rewards,
+    )
     resolved = {ch: default for ch in channels}
     if "channels" in lm:
         for name, n in (r.mapping(lm["channels"], "learning.channels", allowed=channels) or {}).items():
@@ -93,17 +113,29 @@ def parse_learning(r: Reader, node: Node, segments: frozenset[str], attributes: 
                 continue
             explore = _exploration(r, cm, p)
             resolved[name] = ChannelLearning(
-                _model(r, cm, p) or default.model, default.exploration if explore is None else explore,
+                _model(r, cm, p) or default.model,
+                default.exploration if explore is None else explore,
                 _window(r, cm, p) or default.attribution_window,
-                {**rewards, **(r.optional(cm, "rewards", lambda n, path: _rewards(r, n, path), {}, at=p) or {})})
+                {**rewards, **(r.optional(cm, "rewards", lambda n, path: _rewards(r, n, path), {}, at=p) or {})},
+            )
     space, prior_var, noise_var = FeatureSpace(()), 0.05, 0.1
     if "contextual" in lm:
         space, prior_var, noise_var = _contextual(r, lm["contextual"], segments, attributes, list_values)
     if any(c.model == "contextual" for c in resolved.values()) and "contextual" not in lm:
         r.problem("learning.contextual", "a channel uses the contextual model: declare its features here", node.line)
     control = r.optional(lm, "control", lambda n, _: _control(r, n), None)
-    return Learning(tuple(key), prior or (1.0, 1.0), rewards, refresh or 1.0, draws or 256, resolved, space,
-                    prior_var, noise_var, control)
+    return Learning(
+        tuple(key),
+        prior or (1.0, 1.0),
+        rewards,
+        refresh or 1.0,
+        draws or 256,
+        resolved,
+        space,
+        prior_var,
+        noise_var,
+        control,
+    )
 
 
 def _model(r: Reader, m: Mapping[str, Node], path: str) -> Model | None:
@@ -150,16 +182,20 @@ def _control(r: Reader, node: Node) -> Control | None:
 _ENCODINGS = ("one_hot", "buckets", "scale")
 
 
-def _contextual(r: Reader, node: Node, segments: frozenset[str], attributes: Mapping[str, AttributeType],
-                list_values: Mapping[str, tuple[str, ...]]) -> tuple[FeatureSpace, float, float]:
-    m = r.mapping(node, "learning.contextual", allowed=["features", "prior_variance", "noise_variance"],
-                  required=["features"])
+def _contextual(
+    r: Reader,
+    node: Node,
+    segments: frozenset[str],
+    attributes: Mapping[str, AttributeType],
+    list_values: Mapping[str, tuple[str, ...]],
+) -> tuple[FeatureSpace, float, float]:
+    m = r.mapping(
+        node, "learning.contextual", allowed=["features", "prior_variance", "noise_variance"], required=["features"]
+    )
     if m is None:
         return FeatureSpace(()), 0.05, 0.1
-    prior_var = r.optional(m, "prior_variance", r.number, 0.05, at="learning.contextual", min_value=1e-4,
-                           max_value=100)
-    noise_var = r.optional(m, "noise_variance", r.number, 0.1, at="learning.contextual", min_value=1e-3,
-                           max_value=10)
+    prior_var = r.optional(m, "prior_variance", r.number, 0.05, at="learning.contextual", min_value=1e-4, max_value=100)
+    noise_var = r.optional(m, "noise_variance", r.number, 0.1, at="learning.contextual", min_value=1e-3, max_value=10)
     out: list[Feature] = []
     for i, n in enumerate(r.optional(m, "features", r.sequence, [], at="learning.contextual") or []):
         f = _feature(r, n, f"learning.contextual.features[{i}]", segments, attributes, list_values)
@@ -170,8 +206,14 @@ def _contextual(r: Reader, node: Node, segments: frozenset[str], attributes: Map
     return FeatureSpace(tuple(out)), prior_var or 0.05, noise_var or 0.1
 
 
-def _feature(r: Reader, node: Node, path: str, segments: frozenset[str], attributes: Mapping[str, AttributeType],
-             list_values: Mapping[str, tuple[str, ...]]) -> Feature | None:
+def _feature(
+    r: Reader,
+    node: Node,
+    path: str,
+    segments: frozenset[str],
+    attributes: Mapping[str, AttributeType],
+    list_values: Mapping[str, tuple[str, ...]],
+) -> Feature | None:
     m = r.mapping(node, path, allowed=["attribute", "context", "segment", *_ENCODINGS])
     if m is None:
         return None
@@ -212,8 +254,9 @@ def _feature(r: Reader, node: Node, path: str, segments: frozenset[str], attribu
     return _numeric(r, m[enc], enc, f"{path}.{enc}", src, name, kind)
 
 
-def _one_hot(r: Reader, node: Node, p: str, src: Source, name: str, kind: AttributeType | None,
-             known: tuple[str, ...]) -> Feature | None:
+def _one_hot(
+    r: Reader, node: Node, p: str, src: Source, name: str, kind: AttributeType | None, known: tuple[str, ...]
+) -> Feature | None:
     if kind is not None and kind not in ("string", "list"):
         r.problem(p, f"one_hot needs a string or list attribute; {name!r} is a {kind}", node.line)
         return None
@@ -227,8 +270,9 @@ def _one_hot(r: Reader, node: Node, p: str, src: Source, name: str, kind: Attrib
     return Feature(src, name, "one_hot", values=tuple(str(v) for v in values))
 
 
-def _numeric(r: Reader, node: Node, enc: str, p: str, src: Source, name: str,
-             kind: AttributeType | None) -> Feature | None:
+def _numeric(
+    r: Reader, node: Node, enc: str, p: str, src: Source, name: str, kind: AttributeType | None
+) -> Feature | None:
     """buckets: [edges] or scale: number, of a number attribute or context key."""
     if kind is not None and kind not in ("number", "integer"):
         r.problem(p, f"{enc} needs a number attribute; {name!r} is a {kind}", node.line)

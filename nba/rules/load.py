@@ -66,8 +66,9 @@ def load_rulebook(directory: Path) -> Rulebook:
     channels = _channels(*read("channels.yaml"))
     attributes, list_values = _attributes(*read("profile.yaml"))
     segments, seg_names = _segments(*read("segments.yaml"), attributes)
-    groups, group_layers, learning, contact, cap_nodes = _policy(*read("policy.yaml"), seg_names, attributes,
-                                                                 list_values, tuple(channels))
+    groups, group_layers, learning, contact, cap_nodes = _policy(
+        *read("policy.yaml"), seg_names, attributes, list_values, tuple(channels)
+    )
     cap_rows: list[CapRow] = []
     policy_reader = Reader("policy.yaml", problems)
     for cap_path, cap_node in cap_nodes:
@@ -100,8 +101,11 @@ def load_rulebook(directory: Path) -> Rulebook:
         problems.append(RuleProblem("actions/", "", f"{len(actions)} actions, at most {MAX_ACTIONS}"))
     if problems:
         raise RulesInvalid(problems)
-    return compile_rulebook(directory, files, Sections(channels, attributes, list_values, segments, actions, groups,
-                                                       learning, contact, cap_rows))
+    return compile_rulebook(
+        directory,
+        files,
+        Sections(channels, attributes, list_values, segments, actions, groups, learning, contact, cap_rows),
+    )
 
 
 _KIND_ORDER: tuple[SegmentKind, ...] = ("profile", "dynamic", "context")
@@ -116,8 +120,12 @@ def _channels(r: Reader, root: Node | None) -> dict[str, Channel]:
         p = f"channels.{name}"
         if r.ident(Node(name, node.line), p) is None:
             continue
-        m = r.mapping(node, p, allowed=["direction", "default_limit", "max_limit", "consent", "quiet_hours"],
-                      required=["direction"])
+        m = r.mapping(
+            node,
+            p,
+            allowed=["direction", "default_limit", "max_limit", "consent", "quiet_hours"],
+            required=["direction"],
+        )
         if m is None:
             continue
         text = r.optional(m, "direction", r.text, None, at=p)
@@ -154,7 +162,7 @@ def _quiet_hours(r: Reader, node: Node, path: str) -> QuietHours | None:
             v = f"{v // 60:02d}:{v % 60:02d}"
         parts = v.split(":") if isinstance(v, str) else []
         if len(parts) != 2 or not all(x.isdigit() for x in parts) or int(parts[0]) > 23 or int(parts[1]) > 59:
-            r.problem(f"{path}.{key}", f"must be a time like \"21:00\", got {m[key].value!r}", m[key].line)
+            r.problem(f"{path}.{key}", f'must be a time like "21:00", got {m[key].value!r}', m[key].line)
             return None
         minutes.append(int(parts[0]) * 60 + int(parts[1]))
     tz = r.text(m["timezone"], f"{path}.timezone")
@@ -185,8 +193,11 @@ def _attributes(r: Reader, root: Node | None) -> tuple[dict[str, AttributeType],
             continue
         t = r.text(m["type"], f"{p}.type")
         if t not in ATTRIBUTE_TYPES:
-            r.problem(f"{p}.type", f"unknown type {t!r}; one of {', '.join(ATTRIBUTE_TYPES)}"
-                      + suggest(str(t), ATTRIBUTE_TYPES), m["type"].line)
+            r.problem(
+                f"{p}.type",
+                f"unknown type {t!r}; one of {', '.join(ATTRIBUTE_TYPES)}" + suggest(str(t), ATTRIBUTE_TYPES),
+                m["type"].line,
+            )
             continue
         types[name] = t
         if "values" in m:
@@ -199,8 +210,9 @@ def _attributes(r: Reader, root: Node | None) -> tuple[dict[str, AttributeType],
     return types, values
 
 
-def _segments(r: Reader, root: Node | None,
-              attributes: dict[str, AttributeType]) -> tuple[list[Segment], frozenset[str]]:
+def _segments(
+    r: Reader, root: Node | None, attributes: dict[str, AttributeType]
+) -> tuple[list[Segment], frozenset[str]]:
     """The valid segments in dependency order, and every declared name (so one broken segment is
     reported once, not again in every action that uses it)."""
     top = r.mapping(root, "", allowed=["segments"], required=["segments"]) if root else None
@@ -230,8 +242,9 @@ def _segments(r: Reader, root: Node | None,
         if name in done:
             return done[name]
         if name in visiting:
-            r.problem(f"segments.{trail[0]}", "refers to itself through " + " -> ".join((*trail, name)),
-                      segs[trail[0]].line)
+            r.problem(
+                f"segments.{trail[0]}", "refers to itself through " + " -> ".join((*trail, name)), segs[trail[0]].line
+            )
             return None
         if name not in raw:
             return None
@@ -256,14 +269,22 @@ def _segments(r: Reader, root: Node | None,
     return ordered, names
 
 
-def _policy(r: Reader, root: Node | None, segments: frozenset[str], attributes: Mapping[str, AttributeType],
-            list_values: Mapping[str, tuple[str, ...]], channels: tuple[str, ...]
-            ) -> tuple[dict[str, float], dict[str, list[Layer]], Learning, ContactLimit | None, list[tuple[str, Node]]]:
+def _policy(
+    r: Reader,
+    root: Node | None,
+    segments: frozenset[str],
+    attributes: Mapping[str, AttributeType],
+    list_values: Mapping[str, tuple[str, ...]],
+    channels: tuple[str, ...],
+) -> tuple[dict[str, float], dict[str, list[Layer]], Learning, ContactLimit | None, list[tuple[str, Node]]]:
     groups: dict[str, float] = {}
     group_layers: dict[str, list[Layer]] = {}
     default_learning = Learning()
-    top = r.mapping(root, "", allowed=["groups", "learning", "caps", "contact"], required=["groups", "learning"]) \
-        if root else None
+    top = (
+        r.mapping(root, "", allowed=["groups", "learning", "caps", "contact"], required=["groups", "learning"])
+        if root
+        else None
+    )
     if not top:
         return groups, group_layers, default_learning, None, []
     for name, node in (r.optional(top, "groups", r.mapping, None) or {}).items():
@@ -279,8 +300,11 @@ def _policy(r: Reader, root: Node | None, segments: frozenset[str], attributes: 
         group_layers[name] = read_layers(r, m, p, attributes, segments)
     learning = default_learning
     if "learning" in top:
-        prior = read_prior(r, top["learning"].value["prior"], "learning.prior") \
-            if isinstance(top["learning"].value, dict) and "prior" in top["learning"].value else None
+        prior = (
+            read_prior(r, top["learning"].value["prior"], "learning.prior")
+            if isinstance(top["learning"].value, dict) and "prior" in top["learning"].value
+            else None
+        )
         learning = parse_learning(r, top["learning"], segments, attributes, list_values, channels, prior)
     caps = [(f"caps[{i}]", n) for i, n in enumerate(r.optional(top, "caps", r.sequence, []) or [])]
     contact = None

@@ -16,16 +16,23 @@ MAX_FLAGS = 50
 MAX_INTEGER = 2**53  # exact in every JSON client (a larger one arrives as a float)
 
 
-def check_attributes(rulebook: Rulebook, attributes: Mapping[str, Any], prefix: str = "attributes",
-                     allow_null: bool = False) -> list[FieldError]:
+def check_attributes(
+    rulebook: Rulebook, attributes: Mapping[str, Any], prefix: str = "attributes", allow_null: bool = False
+) -> list[FieldError]:
     """Every problem of a set of attributes; `allow_null` for merge patches, where null deletes."""
     errors: list[FieldError] = []
     for name, value in attributes.items():
         field = f"{prefix}.{name}"
         t = rulebook.attributes.get(name)
         if t is None:
-            errors.append(FieldError(field, "unknown attribute (declared attributes are in rules/profile.yaml: "
-                                            + ", ".join(sorted(rulebook.attributes)) + ")"))
+            errors.append(
+                FieldError(
+                    field,
+                    "unknown attribute (declared attributes are in rules/profile.yaml: "
+                    + ", ".join(sorted(rulebook.attributes))
+                    + ")",
+                )
+            )
             continue
         if value is None:
             if not allow_null:
@@ -73,8 +80,10 @@ def _check(t: str, v: Any, allowed: tuple[str, ...] | None) -> str | None:
 
 def normalise(rulebook: Rulebook, attributes: Mapping[str, Any]) -> dict[str, Any]:
     """Checked attributes as stored: a whole number sent as 48.0 is kept as 48."""
-    return {name: int(v) if rulebook.attributes.get(name) == "integer" and isinstance(v, float) else v
-            for name, v in attributes.items()}
+    return {
+        name: int(v) if rulebook.attributes.get(name) == "integer" and isinstance(v, float) else v
+        for name, v in attributes.items()
+    }
 
 
 def merge(attributes: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

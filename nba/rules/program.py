@@ -103,8 +103,9 @@ def compile_program(conditions: Sequence[Condition], segment_names: Sequence[str
             for s in group:
                 offsets.append(len(children))
                 children.extend(nodes[s][1])
-            steps.append(_Step(op, np.array(children, np.int64), np.array(offsets, np.int64),
-                               np.array(group, np.int64)))
+            steps.append(
+                _Step(op, np.array(children, np.int64), np.array(offsets, np.int64), np.array(group, np.int64))
+            )
     seg_leaves = [(s, leaf) for s, leaf in leaves if isinstance(leaf, InSegment)]
     return Program(
         n_slots=len(slots) + 1,

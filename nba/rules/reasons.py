@@ -18,8 +18,9 @@ from nba.rules.files import Reader, suggest
 Template = tuple[tuple[str, tuple[str, ...] | None], ...]
 
 
-def compile_reason(text: str, attributes: Mapping[str, AttributeType], reader: Reader, path: str,
-                   line: int | None) -> Template | None:
+def compile_reason(
+    text: str, attributes: Mapping[str, AttributeType], reader: Reader, path: str, line: int | None
+) -> Template | None:
     parts: list[tuple[str, tuple[str, ...] | None]] = []
     try:
         parsed = list(string.Formatter().parse(text))

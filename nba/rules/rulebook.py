@@ -60,8 +60,7 @@ class Channel:
 # may get it), applicability (does it fit this contact), suitability (is it good for this customer),
 # consent (the customer agreed to its purpose).
 Layer = tuple[str, str, Condition]
-LAYER_KEYS = {"eligible_when": "eligibility", "applicable_when": "applicability",
-              "suitable_when": "suitability"}
+LAYER_KEYS = {"eligible_when": "eligibility", "applicable_when": "applicability", "suitable_when": "suitability"}
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,10 @@ from typing import IO
 
 from nba.store.keys import REDIS_CONFIG
 
-INSTALL_HINT = ("redis-server was not found. Install it (Debian/Ubuntu: apt-get install redis-server; "
-                "macOS: brew install redis) or point NBA_REDIS_URL at a running Redis.")
+INSTALL_HINT = (
+    "redis-server was not found. Install it (Debian/Ubuntu: apt-get install redis-server; "
+    "macOS: brew install redis) or point NBA_REDIS_URL at a running Redis."
+)
 
 
 class RedisNotFound(RuntimeError):
@@ -76,14 +78,30 @@ class RedisServer:
         self._end_process()
         if not self._launch(binary, timeout):
             self._end_process()
-            raise RuntimeError(f"redis-server did not restart on port {self.port}; its log ends with:\n"
-                               f"{self.log_tail()}")
+            raise RuntimeError(
+                f"redis-server did not restart on port {self.port}; its log ends with:\n{self.log_tail()}"
+            )
 
     def _launch(self, binary: str, timeout: float) -> bool:
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir.resolve()),
-                "--save", "", "--appendonly", "yes" if self.persist else "no", "--daemonize", "no",
-                "--logfile", str((self.data_dir / "redis.log").resolve()),
-                *(x for name, value in REDIS_CONFIG.items() for x in (f"--{name}", str(value))), *self.extra]
+        args = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir.resolve()),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.persist else "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str((self.data_dir / "redis.log").resolve()),
+            *(x for name, value in REDIS_CONFIG.items() for x in (f"--{name}", str(value))),
+            *self.extra,
+        ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return self._wait(timeout)
 
@@ -101,9 +119,11 @@ class RedisServer:
             lock.seek(0)
             owner = lock.read().strip() or "unknown"
             lock.close()
-            raise DataDirInUse(f"the data directory {self.data_dir} is in use by another nba serve (pid {owner}); "
-                               "give this one its own NBA_DATA_DIR, or point NBA_REDIS_URL at that server's "
-                               "Redis") from None
+            raise DataDirInUse(
+                f"the data directory {self.data_dir} is in use by another nba serve (pid {owner}); "
+                "give this one its own NBA_DATA_DIR, or point NBA_REDIS_URL at that server's "
+                "Redis"
+            ) from None
         lock.truncate(0)
         lock.write(f"{os.getpid()}\n")
         lock.flush()
@@ -141,8 +161,12 @@ class RedisServer:
                     return False
                 data += chunk
         found = re.search(rb"process_id:(\d+)", data)
-        return (data.startswith(b"+PONG") and found is not None and self.process is not None
-                and int(found.group(1)) == self.process.pid)
+        return (
+            data.startswith(b"+PONG")
+            and found is not None
+            and self.process is not None
+            and int(found.group(1)) == self.process.pid
+        )
 
     def stop(self) -> None:
         """SIGTERM makes Redis flush the append-only file and exit cleanly."""

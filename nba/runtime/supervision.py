@@ -77,8 +77,9 @@ class _SupervisionCollector(Collector):
         self.supervision = supervision
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        restarts = CounterMetricFamily("nba_supervised_restarts", "Processes nba serve restarted after they died",
-                                       labels=["process"])
+        restarts = CounterMetricFamily(
+            "nba_supervised_restarts", "Processes nba serve restarted after they died", labels=["process"]
+        )
         restarts.add_metric(["redis"], self.supervision.redis_restarts)
         restarts.add_metric(["worker"], self.supervision.worker_restarts)
         yield restarts
@@ -137,8 +138,12 @@ class RedisSupervisor:
             if self._stopping.is_set():
                 return
             self.supervision.redis_down(time.time())
-            log.error("the embedded redis-server exited (code %s); restarting it on port %d. Its log ends with:\n%s",
-                      code, self.server.port, self.server.log_tail(1000))
+            log.error(
+                "the embedded redis-server exited (code %s); restarting it on port %d. Its log ends with:\n%s",
+                code,
+                self.server.port,
+                self.server.log_tail(1000),
+            )
             while not self._stopping.is_set():
                 pause = self._backoff.next_pause()
                 if self._stopping.wait(pause):
@@ -149,8 +154,9 @@ class RedisSupervisor:
                             return
                         self.server.restart()
                 except (RuntimeError, OSError) as exc:
-                    log.error("restarting the embedded redis-server failed (next try in %.0f s): %s",
-                              self._backoff.pause, exc)
+                    log.error(
+                        "restarting the embedded redis-server failed (next try in %.0f s): %s", self._backoff.pause, exc
+                    )
                     continue
                 self._backoff.started_now()
                 self.supervision.count_restart("redis")

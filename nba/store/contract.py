@@ -137,8 +137,15 @@ class Storage(Protocol):
         """The stored profile (None when there is none) and the packed history."""
         ...
 
-    async def write_profile(self, customer_id: str, expected_revision: str, attributes: Mapping[str, Any],
-                            segments: int, segments_version: str, updated_ms: int) -> int:
+    async def write_profile(
+        self,
+        customer_id: str,
+        expected_revision: str,
+        attributes: Mapping[str, Any],
+        segments: int,
+        segments_version: str,
+        updated_ms: int,
+    ) -> int:
         """The new revision, or -1 when the profile changed since `expected_revision` ('' when it must not
         exist yet, '*' for any). A profile makes the customer permanent and lifts an erasure."""
         ...
@@ -168,32 +175,31 @@ class Storage(Protocol):
 
     # ------------------------------------------------------------------------------ events
 
-    async def apply_events(self, by_customer: Mapping[str, list[EventArgs]],
-                           now_ms: int | None = None) -> dict[str, list[EventStatus]]:
+    async def apply_events(
+        self, by_customer: Mapping[str, list[EventArgs]], now_ms: int | None = None
+    ) -> dict[str, list[EventStatus]]:
         """Apply events to the customers' histories and queue them for the learner; a status per event."""
         ...
 
     # ------------------------------------------------------------------------------ the learner
 
-    async def read_inbox(self, after: str, count: int) -> InboxBatch:
-        ...
+    async def read_inbox(self, after: str, count: int) -> InboxBatch: ...
 
     async def wait_inbox(self, after: str, seconds: float) -> bool:
         """Wait up to `seconds` for an entry after `after`; True as soon as there is one."""
         ...
 
-    async def learner_position(self) -> str:
-        ...
+    async def learner_position(self) -> str: ...
 
     async def take_lease(self, token: str, lease_ms: int) -> bool:
         """Take the learner's lease when free, or renew it when `token` holds it."""
         ...
 
-    async def release_lease(self, token: str) -> None:
-        ...
+    async def release_lease(self, token: str) -> None: ...
 
-    async def credit_events(self, entries: list[tuple[str, EventArgs]], rewards: Mapping[tuple[str, str], float],
-                            position: str) -> list[Grant]:
+    async def credit_events(
+        self, entries: list[tuple[str, EventArgs]], rewards: Mapping[tuple[str, str], float], position: str
+    ) -> list[Grant]:
         """Credit inbox entries to the decisions they answer, exactly once per event id (the same entry
         replayed gets the same grant). `rewards`: (channel, event type) -> reward."""
         ...
@@ -202,16 +208,23 @@ class Storage(Protocol):
         """After a commit at `position`: forget what the committed entries counted."""
         ...
 
-    async def commit_learning(self, token: str, lease_ms: int, position: str,
-                              increments: list[tuple[Tally, str, float]], contextual: Mapping[str, bytes],
-                              signature: str, *, reset: bool = False) -> bool:
+    async def commit_learning(
+        self,
+        token: str,
+        lease_ms: int,
+        position: str,
+        increments: list[tuple[Tally, str, float]],
+        contextual: Mapping[str, bytes],
+        signature: str,
+        *,
+        reset: bool = False,
+    ) -> bool:
         """Add one batch's statistics and move the position, atomically, if `token` holds the lease."""
         ...
 
     # ------------------------------------------------------------------------------ the model
 
-    async def model_version(self) -> str:
-        ...
+    async def model_version(self) -> str: ...
 
     async def model_data(self) -> ModelData:
         """The version and every statistic, read together so the version names exactly these."""
@@ -228,14 +241,11 @@ class Storage(Protocol):
         the last set published from a directory. True when the current version changed."""
         ...
 
-    async def rules_source_version(self) -> str | None:
-        ...
+    async def rules_source_version(self) -> str | None: ...
 
-    async def current_rules_version(self) -> str | None:
-        ...
+    async def current_rules_version(self) -> str | None: ...
 
-    async def rules_files(self, version: str) -> dict[str, str] | None:
-        ...
+    async def rules_files(self, version: str) -> dict[str, str] | None: ...
 
     async def rollback_rules(self) -> str | None:
         """Make the previously published set current again; the version now current, or None."""
@@ -243,11 +253,8 @@ class Storage(Protocol):
 
     # ------------------------------------------------------------------------------ the connection
 
-    async def ping(self) -> bool:
-        ...
+    async def ping(self) -> bool: ...
 
-    async def config_advice(self) -> list[str]:
-        ...
+    async def config_advice(self) -> list[str]: ...
 
-    async def close(self) -> None:
-        ...
+    async def close(self) -> None: ...

@@ -55,15 +55,18 @@ def reservation_entry(ts_ms: int, action_id: str, channel: str, decision_id: str
 
 def pack(entries: Iterable[tuple[int, str, str, str, str]]) -> bytes:
     """A stored history from (ts_ms, event type, action, channel, event id): for tests and benchmarks."""
-    return "".join(event_entry(ts, etype, action, channel, event_key(eid))
-                   for ts, etype, action, channel, eid in sorted(entries, key=lambda e: e[0])).encode()
+    return "".join(
+        event_entry(ts, etype, action, channel, event_key(eid))
+        for ts, etype, action, channel, eid in sorted(entries, key=lambda e: e[0])
+    ).encode()
 
 
 _CODES = len(EVENT_TYPES)
 
 
-def newest_first(raw: bytes, since_ms: int,
-                 bad: Callable[[str], None] | None = None) -> Iterator[tuple[int, int, str, str]]:
+def newest_first(
+    raw: bytes, since_ms: int, bad: Callable[[str], None] | None = None
+) -> Iterator[tuple[int, int, str, str]]:
     """(ts_ms, event code or -1 for a reservation, action, channel) of every entry at or after `since_ms`.
     An entry that cannot be parsed is skipped and handed to `bad`: one damaged entry must not make the
     customer's every read fail."""
@@ -83,4 +86,3 @@ def newest_first(raw: bytes, since_ms: int,
         if ts < since_ms:
             return
         yield ts, code, a, c
-

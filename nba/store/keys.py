@@ -180,7 +180,7 @@ def all_decision_indexes_pattern() -> str:
 
 def customer_of(key: str) -> str:
     """The customer id inside a customer key (the text between `{c:` and the closing `}`)."""
-    return key[key.index("{c:") + 3:key.index("}")]
+    return key[key.index("{c:") + 3 : key.index("}")]
 
 
 MODEL_COUNTS = f"{PREFIX}:{{model}}:counts"
@@ -205,4 +205,3 @@ ATTRIBUTE_CODES = f"{PREFIX}:{{rules}}:attributes"
 
 def rules_set(version: str) -> str:
     return f"{PREFIX}:{{rules}}:set:{version}"
-

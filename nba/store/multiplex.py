@@ -162,9 +162,18 @@ class Multiplexer:
     def like(cls, pool: ConnectionPool) -> Multiplexer:
         """Same server, database, credentials and TLS settings as a redis-py connection pool's."""
         kw = pool.connection_kwargs
-        return cls(Endpoint(host=kw.get("host", "127.0.0.1"), port=int(kw.get("port", 6379)), path=kw.get("path"),
-                            db=int(kw.get("db", 0) or 0), username=kw.get("username"), password=kw.get("password"),
-                            tls=tls_context(pool)), timeout=float(kw.get("socket_timeout") or 5.0))
+        return cls(
+            Endpoint(
+                host=kw.get("host", "127.0.0.1"),
+                port=int(kw.get("port", 6379)),
+                path=kw.get("path"),
+                db=int(kw.get("db", 0) or 0),
+                username=kw.get("username"),
+                password=kw.get("password"),
+                tls=tls_context(pool),
+            ),
+            timeout=float(kw.get("socket_timeout") or 5.0),
+        )
 
     def blocking(self, seconds: float) -> Multiplexer:
         """A connection of its own to the same server, for blocking commands (XREAD BLOCK) that wait up to
@@ -192,8 +201,9 @@ class Multiplexer:
                 if e.path:
                     _, proto = await loop.create_unix_connection(lambda: _Protocol(self, self.timeout), e.path)
                 else:
-                    _, proto = await loop.create_connection(lambda: _Protocol(self, self.timeout), e.host, e.port,
-                                                            ssl=e.tls)
+                    _, proto = await loop.create_connection(
+                        lambda: _Protocol(self, self.timeout), e.host, e.port, ssl=e.tls
+                    )
                 setup: list[tuple[Any, ...]] = []
                 if e.password:
                     setup.append(("AUTH", e.username, e.password) if e.username else ("AUTH", e.password))

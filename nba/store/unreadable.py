@@ -33,7 +33,12 @@ class Unreadable:
         now = self._clock()
         if now - self._last.get(kind, -REPORT_SECONDS) >= REPORT_SECONDS:
             shown = text if isinstance(text, str) else text.decode(errors="replace")
-            log.warning("skipped %d unreadable %s record(s) since the last report; the latest at %s: %r",
-                        self._since[kind], kind, where, shown[:SHOWN_CHARACTERS])
+            log.warning(
+                "skipped %d unreadable %s record(s) since the last report; the latest at %s: %r",
+                self._since[kind],
+                kind,
+                where,
+                shown[:SHOWN_CHARACTERS],
+            )
             self._last[kind] = now
             self._since[kind] = 0

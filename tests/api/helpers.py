@@ -10,8 +10,14 @@ from aiohttp.test_utils import TestClient
 Client = TestClient[web.Request, web.Application]
 
 CROSSSELL_MOBILE = {  # eligible for broadband-bundle and several others, mid value
-    "products": ["mobile"], "plan": "medium", "monthly_spend": 45.0, "usage_gb": 8.0, "tenure_months": 40,
-    "consents": {"crosssell": True, "email": True}, "email": "a@example.nl", "open_complaint": False,
+    "products": ["mobile"],
+    "plan": "medium",
+    "monthly_spend": 45.0,
+    "usage_gb": 8.0,
+    "tenure_months": 40,
+    "consents": {"crosssell": True, "email": True},
+    "email": "a@example.nl",
+    "open_complaint": False,
 }
 
 

@@ -16,29 +16,32 @@ async def _decide(client: Client, body: Any) -> dict[str, Any]:
     return await problem(await client.post("/v1/decide", json=body), 400)
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"channel": "web"}, "customer_id"),
-    ({"customer_id": "", "channel": "web"}, "customer_id"),
-    ({"customer_id": "x" * 129, "channel": "web"}, "customer_id"),
-    ({"customer_id": "c-{1}", "channel": "web"}, "customer_id"),
-    ({"customer_id": "c 1", "channel": "web"}, "customer_id"),
-    ({"customer_id": 1042, "channel": "web"}, "customer_id"),
-    ({"customer_id": "c-1"}, "channel"),
-    ({"customer_id": "c-1", "channel": "fax"}, "channel"),
-    ({"customer_id": "c-1", "channel": "web", "limit": 0}, "limit"),
-    ({"customer_id": "c-1", "channel": "web", "limit": 6}, "limit"),
-    ({"customer_id": "c-1", "channel": "email", "limit": 2}, "limit"),
-    ({"customer_id": "c-1", "channel": "web", "limit": True}, "limit"),
-    ({"customer_id": "c-1", "channel": "web", "limit": "3"}, "limit"),
-    ({"customer_id": "c-1", "channel": "web", "explain": "yes"}, "explain"),
-    ({"customer_id": "c-1", "channel": "web", "context": []}, "context"),
-    ({"customer_id": "c-1", "channel": "web", "context": {"a": {"nested": 1}}}, "context.a"),
-    ({"customer_id": "c-1", "channel": "web", "context": {"a": "x" * 257}}, "context.a"),
-    ({"customer_id": "c-1", "channel": "web", "context": {"bad key": 1}}, "context.bad key"),
-    ({"customer_id": "c-1", "channel": "web", "context": {f"k{i}": i for i in range(33)}}, "context"),
-    ({"customer_id": "c-1", "channel": "web", "contact_id": ["x"]}, "contact_id"),
-    ({"customer_id": "c-1", "channel": "web", "colour": "blue"}, "colour"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"channel": "web"}, "customer_id"),
+        ({"customer_id": "", "channel": "web"}, "customer_id"),
+        ({"customer_id": "x" * 129, "channel": "web"}, "customer_id"),
+        ({"customer_id": "c-{1}", "channel": "web"}, "customer_id"),
+        ({"customer_id": "c 1", "channel": "web"}, "customer_id"),
+        ({"customer_id": 1042, "channel": "web"}, "customer_id"),
+        ({"customer_id": "c-1"}, "channel"),
+        ({"customer_id": "c-1", "channel": "fax"}, "channel"),
+        ({"customer_id": "c-1", "channel": "web", "limit": 0}, "limit"),
+        ({"customer_id": "c-1", "channel": "web", "limit": 6}, "limit"),
+        ({"customer_id": "c-1", "channel": "email", "limit": 2}, "limit"),
+        ({"customer_id": "c-1", "channel": "web", "limit": True}, "limit"),
+        ({"customer_id": "c-1", "channel": "web", "limit": "3"}, "limit"),
+        ({"customer_id": "c-1", "channel": "web", "explain": "yes"}, "explain"),
+        ({"customer_id": "c-1", "channel": "web", "context": []}, "context"),
+        ({"customer_id": "c-1", "channel": "web", "context": {"a": {"nested": 1}}}, "context.a"),
+        ({"customer_id": "c-1", "channel": "web", "context": {"a": "x" * 257}}, "context.a"),
+        ({"customer_id": "c-1", "channel": "web", "context": {"bad key": 1}}, "context.bad key"),
+        ({"customer_id": "c-1", "channel": "web", "context": {f"k{i}": i for i in range(33)}}, "context"),
+        ({"customer_id": "c-1", "channel": "web", "contact_id": ["x"]}, "contact_id"),
+        ({"customer_id": "c-1", "channel": "web", "colour": "blue"}, "colour"),
+    ],
+)
 async def test_decide_field_errors(client: Client, body: dict[str, Any], field: str) -> None:
     result = await _decide(client, body)
     assert result["code"] == "invalid_request"
@@ -77,12 +80,42 @@ async def test_customer_body_errors(client: Client) -> None:
 
 
 async def test_events_body_errors(client: Client) -> None:
-    for payload, field in (({}, "events"), ({"events": []}, "events"), ({"events": "x"}, "events"),
-                           ({"events": [1]}, "events[0]"),
-                           ({"events": [{"event_id": "e", "type": "accept", "customer_id": "c", "action_id": "a",
-                                         "channel": "web", "properties": {"x": "y" * 5000}}]}, "events[0].properties"),
-                           ({"events": [{"event_id": "e", "type": "accept", "customer_id": "c", "action_id": "a",
-                                         "channel": "web", "extra": 1}]}, "events[0].extra")):
+    for payload, field in (
+        ({}, "events"),
+        ({"events": []}, "events"),
+        ({"events": "x"}, "events"),
+        ({"events": [1]}, "events[0]"),
+        (
+            {
+                "events": [
+                    {
+                        "event_id": "e",
+                        "type": "accept",
+                        "customer_id": "c",
+                        "action_id": "a",
+                        "channel": "web",
+                        "properties": {"x": "y" * 5000},
+                    }
+                ]
+            },
+            "events[0].properties",
+        ),
+        (
+            {
+                "events": [
+                    {
+                        "event_id": "e",
+                        "type": "accept",
+                        "customer_id": "c",
+                        "action_id": "a",
+                        "channel": "web",
+                        "extra": 1,
+                    }
+                ]
+            },
+            "events[0].extra",
+        ),
+    ):
         body = await problem(await client.post("/v1/events", json=payload), 400)
         assert [e["field"] for e in body["errors"]] == [field], payload
 
@@ -96,11 +129,18 @@ def _nested(depth: int) -> dict[str, Any]:
 
 @pytest.mark.parametrize("depth", [17, 300, 1000])
 async def test_deeply_nested_properties_are_refused_naming_the_field(client: Client, depth: int) -> None:
-    event = {"event_id": "e", "type": "accept", "customer_id": "c", "action_id": "a", "channel": "web",
-             "properties": _nested(depth)}
+    event = {
+        "event_id": "e",
+        "type": "accept",
+        "customer_id": "c",
+        "action_id": "a",
+        "channel": "web",
+        "properties": _nested(depth),
+    }
     # orjson writes at most 255 levels: the body is built by hand
     body = orjson.dumps({"events": [{**event, "properties": {}}]}).replace(
-        b'"properties":{}', b'"properties":' + b'{"x":' * (depth - 1) + b'{"leaf":1}' + b"}" * (depth - 1))
+        b'"properties":{}', b'"properties":' + b'{"x":' * (depth - 1) + b'{"leaf":1}' + b"}" * (depth - 1)
+    )
     resp = await client.post("/v1/events", data=body, headers={"Content-Type": "application/json"})
     problem_body = await problem(resp, 400)
     assert [e["field"] for e in problem_body["errors"]] == ["events[0].properties"]
@@ -109,8 +149,14 @@ async def test_deeply_nested_properties_are_refused_naming_the_field(client: Cli
 
 
 async def test_properties_nested_to_the_limit_are_accepted(client: Client) -> None:
-    event = {"event_id": "e", "type": "accept", "customer_id": "c", "action_id": "a", "channel": "web",
-             "properties": {"list": [[[1]]], "deep": _nested(wire.MAX_PROPERTIES_DEPTH - 1)}}
+    event = {
+        "event_id": "e",
+        "type": "accept",
+        "customer_id": "c",
+        "action_id": "a",
+        "channel": "web",
+        "properties": {"list": [[[1]]], "deep": _nested(wire.MAX_PROPERTIES_DEPTH - 1)},
+    }
     assert (await client.post("/v1/events", json={"events": [event]})).status == 202
 
 

@@ -17,24 +17,46 @@ from tests.conftest import AppFactory
 
 def _batch(n: int, properties_bytes: int, prefix: str) -> bytes:
     props = {"note": "x" * properties_bytes}
-    return orjson.dumps({"events": [
-        {"event_id": f"{prefix}-{i}", "type": "impression", "customer_id": f"c-{prefix}-{i % 50}",
-         "action_id": "loyalty-gift", "channel": "web", "properties": props} for i in range(n)]})
+    return orjson.dumps(
+        {
+            "events": [
+                {
+                    "event_id": f"{prefix}-{i}",
+                    "type": "impression",
+                    "customer_id": f"c-{prefix}-{i % 50}",
+                    "action_id": "loyalty-gift",
+                    "channel": "web",
+                    "properties": props,
+                }
+                for i in range(n)
+            ]
+        }
+    )
 
 
-async def raw_post(client: Client, path: str, body: bytes, *, segment: int, gap: float,
-                   declared: int | None = None, read_timeout: float = 60.0) -> tuple[int, dict[str, Any]]:
+async def raw_post(
+    client: Client,
+    path: str,
+    body: bytes,
+    *,
+    segment: int,
+    gap: float,
+    declared: int | None = None,
+    read_timeout: float = 60.0,
+) -> tuple[int, dict[str, Any]]:
     """POST over a plain socket, the body written `segment` bytes at a time with `gap` seconds between."""
     assert client.server.port is not None
     reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
     try:
         length = len(body) if declared is None else declared
-        writer.write(f"POST {path} HTTP/1.1\r\nHost: nba\r\nContent-Type: application/json\r\n"
-                     f"Content-Length: {length}\r\nConnection: close\r\n\r\n".encode())
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: nba\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}\r\nConnection: close\r\n\r\n".encode()
+        )
         await writer.drain()
         try:
             for at in range(0, len(body), segment):
-                writer.write(body[at:at + segment])
+                writer.write(body[at : at + segment])
                 await writer.drain()
                 if gap:
                     await asyncio.sleep(gap)
@@ -42,22 +64,27 @@ async def raw_post(client: Client, path: str, body: bytes, *, segment: int, gap:
             pass
         # the answer, without waiting for the connection to close (the server lingers to drain a body)
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), read_timeout)
-        size = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:"))
+        size = next(
+            int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+        )
         payload = await asyncio.wait_for(reader.readexactly(size), read_timeout)
     finally:
         writer.close()
     return int(head.split(b" ", 2)[1]), orjson.loads(payload)
 
 
-@pytest.mark.parametrize(("events", "properties", "segment", "gap"), [
-    (30, 900, 1448, 0.001),  # about 30 KB as TCP segments 1 ms apart: refused every time before
-    (350, 3900, 65536, 0.001),  # about 1.4 MB
-    (1000, 3900, 1448 * 45, 0.0),  # about 3.9 MB, as fast as the socket takes it
-    (80, 3900, 400_000, 0.0),  # about 320 KB in one write: refused 10 of 10 before
-])
-async def test_a_valid_batch_is_accepted_however_it_is_cut(client: Client, events: int, properties: int,
-                                                            segment: int, gap: float) -> None:
+@pytest.mark.parametrize(
+    ("events", "properties", "segment", "gap"),
+    [
+        (30, 900, 1448, 0.001),  # about 30 KB as TCP segments 1 ms apart: refused every time before
+        (350, 3900, 65536, 0.001),  # about 1.4 MB
+        (1000, 3900, 1448 * 45, 0.0),  # about 3.9 MB, as fast as the socket takes it
+        (80, 3900, 400_000, 0.0),  # about 320 KB in one write: refused 10 of 10 before
+    ],
+)
+async def test_a_valid_batch_is_accepted_however_it_is_cut(
+    client: Client, events: int, properties: int, segment: int, gap: float
+) -> None:
     body = _batch(events, properties, f"s{segment}")
     assert len(body) <= wire.MAX_EVENTS_BODY
     status, answer = await raw_post(client, "/v1/events", body, segment=segment, gap=gap)
@@ -70,7 +97,7 @@ async def test_a_chunked_body_is_read_whole(client: Client) -> None:
 
     async def pieces() -> AsyncIterator[bytes]:
         for at in range(0, len(body), 1000):
-            yield body[at:at + 1000]
+            yield body[at : at + 1000]
             await asyncio.sleep(0.001)
 
     resp = await client.post("/v1/events", data=pieces(), headers={"Content-Type": "application/json"})
@@ -95,8 +122,9 @@ async def test_a_client_that_stops_sending_gets_408_and_nothing_is_applied(make_
     loop = asyncio.get_running_loop()
     start = loop.time()
     # declares the whole body, sends half of it, then waits
-    status, problem = await raw_post(client, "/v1/events", body[:len(body) // 2], segment=len(body), gap=0,
-                                     declared=len(body))
+    status, problem = await raw_post(
+        client, "/v1/events", body[: len(body) // 2], segment=len(body), gap=0, declared=len(body)
+    )
     assert status == 408
     assert problem["code"] == "body_timeout"
     assert loop.time() - start < 5.0

@@ -16,8 +16,13 @@ TARGET = "broadband-bundle"  # limits[0]: at most 3 impressions in 7 days
 
 async def _two_shown(client: Client, cid: str) -> None:
     await put_customer(client, cid, CROSSSELL_MOBILE)
-    await send_events(client, [{"event_id": f"{cid}-{k}", "type": "impression", "customer_id": cid,
-                                "action_id": TARGET, "channel": "web"} for k in range(2)])
+    await send_events(
+        client,
+        [
+            {"event_id": f"{cid}-{k}", "type": "impression", "customer_id": cid, "action_id": TARGET, "channel": "web"}
+            for k in range(2)
+        ],
+    )
 
 
 async def test_the_last_slot_of_a_cap_goes_to_one_decision_only(make_client: AppFactory) -> None:
@@ -49,7 +54,8 @@ async def _history(redis: Redis, cid: str) -> list[str]:
 
 
 async def test_the_impression_replaces_the_reservation_and_reservations_expire(
-        make_client: AppFactory, redis: Redis) -> None:
+    make_client: AppFactory, redis: Redis
+) -> None:
     clock = Clock()
     a = await make_client(clock=clock)
     await _two_shown(a, "c-2")
@@ -60,8 +66,19 @@ async def test_the_impression_replaces_the_reservation_and_reservations_expire(
     assert sum("|reserved|" in m for m in members) == len(shown)
     again = await decide(a, "c-2", limit=5)  # the reservation counts: 2 + 1 = 3 = the cap
     assert TARGET not in [act["action_id"] for act in again["actions"]]
-    await send_events(a, [{"event_id": "imp", "type": "impression", "customer_id": "c-2", "action_id": TARGET,
-                           "decision_id": d["decision_id"], "channel": "web"}])
+    await send_events(
+        a,
+        [
+            {
+                "event_id": "imp",
+                "type": "impression",
+                "customer_id": "c-2",
+                "action_id": TARGET,
+                "decision_id": d["decision_id"],
+                "channel": "web",
+            }
+        ],
+    )
     members = await _history(redis, "c-2")
     assert not any(f"|reserved|{TARGET}|" in m and d["decision_id"] in m for m in members)
     assert sum(f"|impression|{TARGET}|" in m for m in members) == 3
@@ -69,8 +86,9 @@ async def test_the_impression_replaces_the_reservation_and_reservations_expire(
     assert customer["history"]["by_action"][TARGET] == {"impression": 3}
 
     await put_customer(a, "c-3", CROSSSELL_MOBILE)
-    await send_events(a, [{"event_id": "c3-1", "type": "impression", "customer_id": "c-3", "action_id": TARGET,
-                           "channel": "web"}])
+    await send_events(
+        a, [{"event_id": "c3-1", "type": "impression", "customer_id": "c-3", "action_id": TARGET, "channel": "web"}]
+    )
     # pile up reservations without impressions until the cap binds, then let them expire
     for _ in range(5):
         await decide(a, "c-3", limit=5)

@@ -14,8 +14,10 @@ async def test_put_materialises_segments_and_patch_merges(client: Client) -> Non
     body = await put_customer(client, "c-1", CROSSSELL_MOBILE)
     assert body["segments"] == ["mobile_customer", "crosssell_consent", "email_consent", "mid_value", "long_tenure"]
     assert body["revision"] == 1
-    resp = await client.patch("/v1/customers/c-1", json={"attributes": {
-        "products": ["mobile", "broadband"], "email": None, "consents": {"email": False}}})
+    resp = await client.patch(
+        "/v1/customers/c-1",
+        json={"attributes": {"products": ["mobile", "broadband"], "email": None, "consents": {"email": False}}},
+    )
     assert resp.status == 200
     body = await resp.json()
     assert "email" not in body["attributes"]
@@ -28,8 +30,9 @@ async def test_put_materialises_segments_and_patch_merges(client: Client) -> Non
 async def test_concurrent_patches_lose_nothing(client: Client) -> None:
     await put_customer(client, "c-1", {"products": ["mobile"]})
     flags = [f"f{i}" for i in range(20)]
-    resps = await asyncio.gather(*(client.patch("/v1/customers/c-1", json={"attributes": {"consents": {f: True}}})
-                                   for f in flags))
+    resps = await asyncio.gather(
+        *(client.patch("/v1/customers/c-1", json={"attributes": {"consents": {f: True}}}) for f in flags)
+    )
     assert all(r.status == 200 for r in resps)
     body = await (await client.get("/v1/customers/c-1")).json()
     assert set(body["attributes"]["consents"]) == set(flags)
@@ -44,13 +47,30 @@ async def test_unknown_customer_reads_404_but_decides_from_an_empty_profile(clie
 
 
 async def test_wrong_attribute_types_are_refused_with_their_field(client: Client) -> None:
-    resp = await client.put("/v1/customers/c-1", json={"attributes": {
-        "monthly_spend": "lots", "products": ["mobile", "fax"], "tenure_months": 3.5, "shoe_size": 44,
-        "consents": {"crosssell": "yes"}, "last_purchase_at": "last week", "open_complaint": None}})
+    resp = await client.put(
+        "/v1/customers/c-1",
+        json={
+            "attributes": {
+                "monthly_spend": "lots",
+                "products": ["mobile", "fax"],
+                "tenure_months": 3.5,
+                "shoe_size": 44,
+                "consents": {"crosssell": "yes"},
+                "last_purchase_at": "last week",
+                "open_complaint": None,
+            }
+        },
+    )
     body = await problem(resp, 400)
     assert {e["field"] for e in body["errors"]} == {
-        "attributes.monthly_spend", "attributes.products", "attributes.tenure_months", "attributes.shoe_size",
-        "attributes.consents", "attributes.last_purchase_at", "attributes.open_complaint"}
+        "attributes.monthly_spend",
+        "attributes.products",
+        "attributes.tenure_months",
+        "attributes.shoe_size",
+        "attributes.consents",
+        "attributes.last_purchase_at",
+        "attributes.open_complaint",
+    }
     await problem(await client.get("/v1/customers/c-1"), 404)  # nothing stored
 
 
@@ -60,9 +80,19 @@ async def test_erase_removes_every_key_of_the_customer(client: Client, redis: Re
     for cid in ("c-1", "c-2"):
         for _ in range(3):
             d = await decide(client, cid)
-            await send_events(client, [{"event_id": f"{d['decision_id']}-i", "type": "impression",
-                                        "customer_id": cid, "action_id": d["actions"][0]["action_id"],
-                                        "decision_id": d["decision_id"], "channel": "web"}])
+            await send_events(
+                client,
+                [
+                    {
+                        "event_id": f"{d['decision_id']}-i",
+                        "type": "impression",
+                        "customer_id": cid,
+                        "action_id": d["actions"][0]["action_id"],
+                        "decision_id": d["decision_id"],
+                        "channel": "web",
+                    }
+                ],
+            )
     before = [k async for k in redis.scan_iter(match=keys.customer_pattern("c-1"))]
     assert len(before) == 3 + 3  # the customer, decisions index, shown + 3 decision records
     resp = await client.delete("/v1/customers/c-1")

@@ -13,17 +13,28 @@ from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, se
 from tests.conftest import learn
 
 
-async def test_export_has_every_decision_with_probabilities_and_rewards(client: Client, redis_url: str,
-                                                                        tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_export_has_every_decision_with_probabilities_and_rewards(
+    client: Client, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     decisions = []
     for cid in ("c-1", "c-2"):
         await put_customer(client, cid, CROSSSELL_MOBILE)
         decisions.append(await decide(client, cid, "web", context={"device": "mobile"}, contact_id="v-1"))
     d = decisions[0]
     first = d["actions"][0]["action_id"]
-    await send_events(client, [{"event_id": "x", "type": "accept", "customer_id": "c-1", "action_id": first,
-                                "decision_id": d["decision_id"], "channel": "call_center"}])
+    await send_events(
+        client,
+        [
+            {
+                "event_id": "x",
+                "type": "accept",
+                "customer_id": "c-1",
+                "action_id": first,
+                "decision_id": d["decision_id"],
+                "channel": "call_center",
+            }
+        ],
+    )
     await learn(client)
     monkeypatch.setenv("NBA_REDIS_URL", redis_url)
     out = tmp_path / "log.jsonl"
@@ -41,6 +52,7 @@ async def test_export_has_every_decision_with_probabilities_and_rewards(client: 
     assert rec["segment_key"] == "mid_value"
     assert first in rec["eligible"]
     assert [(a["action_id"], a["probability"], a["propensity"]) for a in rec["actions"]] == [
-        (a["action_id"], a["probability"], a["propensity"]) for a in d["actions"]]
+        (a["action_id"], a["probability"], a["propensity"]) for a in d["actions"]
+    ]
     assert rec["probability_draws"] >= 32
     assert rec["rewards"] == {first: 1.0}

@@ -38,8 +38,7 @@ class SlowProxy:
                 await dst.drain()
             dst.close()
 
-        await asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True),
-                             return_exceptions=True)
+        await asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True), return_exceptions=True)
 
     async def close(self) -> None:
         if self.server is not None:
@@ -70,8 +69,9 @@ async def test_a_missed_deadline_gives_a_degraded_rules_only_answer(make_client:
     assert 'nba_decisions_total{channel="web",outcome="degraded"} 1.0' in text
 
 
-async def test_redis_gone_decide_degrades_and_writes_are_503(make_client: AppFactory, tmp_path: Path,
-                                                            caplog: pytest.LogCaptureFixture) -> None:
+async def test_redis_gone_decide_degrades_and_writes_are_503(
+    make_client: AppFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     server = RedisServer(tmp_path / "redis", persist=False)
     url = server.start()
     try:
@@ -85,9 +85,20 @@ async def test_redis_gone_decide_degrades_and_writes_are_503(make_client: AppFac
         assert body["degraded"] is True
         # one warning for both: a Redis outage must not write a log line per decision
         assert len([r for r in caplog.records if "degraded decision" in r.getMessage()]) == 1
-        resp = await client.post("/v1/events", json={"events": [{"event_id": "e", "type": "impression",
-                                                                  "customer_id": "c-1", "action_id": "tv-addon",
-                                                                  "channel": "web"}]})
+        resp = await client.post(
+            "/v1/events",
+            json={
+                "events": [
+                    {
+                        "event_id": "e",
+                        "type": "impression",
+                        "customer_id": "c-1",
+                        "action_id": "tv-addon",
+                        "channel": "web",
+                    }
+                ]
+            },
+        )
         assert (await problem(resp, 503))["code"] == "storage_unavailable"
         assert resp.headers["Retry-After"] == "1"  # every 503 says when to retry
         ready = await client.get("/readyz")

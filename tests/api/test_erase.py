@@ -51,13 +51,24 @@ async def _traces(redis: Redis) -> list[str]:
 async def _customer_with_everything(client: Client) -> dict[str, object]:
     await put_customer(client, CID, {**CROSSSELL_MOBILE, "email": EMAIL})
     d = await decide(client, CID, contact_id="call-1")
-    await send_events(client, [{"event_id": "e-1", "type": "impression", "customer_id": CID,
-                                "action_id": d["actions"][0]["action_id"], "decision_id": d["decision_id"],
-                                "channel": "web"}])
+    await send_events(
+        client,
+        [
+            {
+                "event_id": "e-1",
+                "type": "impression",
+                "customer_id": CID,
+                "action_id": d["actions"][0]["action_id"],
+                "decision_id": d["decision_id"],
+                "channel": "web",
+            }
+        ],
+    )
     await learn(client)
     # and one the learner has not seen yet: it waits in the inbox, naming the customer
-    await send_events(client, [{"event_id": "e-2", "type": "click", "customer_id": CID,
-                                "action_id": "tv-addon", "channel": "web"}])
+    await send_events(
+        client, [{"event_id": "e-2", "type": "click", "customer_id": CID, "action_id": "tv-addon", "channel": "web"}]
+    )
     return d
 
 
@@ -69,14 +80,23 @@ async def test_erase_leaves_nothing_readable(client: Client, redis: Redis) -> No
     assert await redis.hget(keys.erased(CID), keys.erased_field(CID))  # the tombstone, without the id
 
 
-async def test_late_events_and_decisions_for_an_erased_customer_record_nothing(client: Client,
-                                                                              redis: Redis) -> None:
+async def test_late_events_and_decisions_for_an_erased_customer_record_nothing(client: Client, redis: Redis) -> None:
     d = await _customer_with_everything(client)
     assert (await client.delete(f"/v1/customers/{CID}")).status == 204
-    late = await send_events(client, [
-        {"event_id": "e-3", "type": "accept", "customer_id": CID, "action_id": d["actions"][0]["action_id"],  # type: ignore[index]
-         "decision_id": d["decision_id"], "channel": "call_center"},
-        {"event_id": "e-4", "type": "click", "customer_id": CID, "action_id": "tv-addon", "channel": "web"}])
+    late = await send_events(
+        client,
+        [
+            {
+                "event_id": "e-3",
+                "type": "accept",
+                "customer_id": CID,
+                "action_id": d["actions"][0]["action_id"],  # type: ignore[index]
+                "decision_id": d["decision_id"],
+                "channel": "call_center",
+            },
+            {"event_id": "e-4", "type": "click", "customer_id": CID, "action_id": "tv-addon", "channel": "web"},
+        ],
+    )
     assert late == {"accepted": 0, "duplicates": 0, "credited": 0, "unattributed": 0, "erased": 2}
     answer = await decide(client, CID)  # answered as for an unknown customer, and not recorded
     assert answer["segments"] is not None
@@ -86,8 +106,9 @@ async def test_late_events_and_decisions_for_an_erased_customer_record_nothing(c
 
     # the CRM writes the customer again: a new relationship, recorded as usual
     await put_customer(client, CID, CROSSSELL_MOBILE)
-    again = await send_events(client, [{"event_id": "e-5", "type": "click", "customer_id": CID,
-                                        "action_id": "tv-addon", "channel": "web"}])
+    again = await send_events(
+        client, [{"event_id": "e-5", "type": "click", "customer_id": CID, "action_id": "tv-addon", "channel": "web"}]
+    )
     assert again["accepted"] == 1
     assert await redis.hget(keys.erased(CID), keys.erased_field(CID)) is None
 
@@ -105,8 +126,9 @@ def _on_disk(directory: Path, text: bytes) -> list[str]:
     return [p.name for p in directory.rglob("*") if p.is_file() and text in p.read_bytes()]
 
 
-async def test_an_erased_profile_leaves_the_append_only_files(make_client: AppFactory,
-                                                             persistent_redis: tuple[str, Path]) -> None:
+async def test_an_erased_profile_leaves_the_append_only_files(
+    make_client: AppFactory, persistent_redis: tuple[str, Path]
+) -> None:
     url, directory = persistent_redis
     client: Client = await make_client(url=url)
     await put_customer(client, CID, {**CROSSSELL_MOBILE, "email": EMAIL})
@@ -120,8 +142,9 @@ async def test_an_erased_profile_leaves_the_append_only_files(make_client: AppFa
     try:
         for _ in range(1200):  # the rewrite runs in a child of Redis, old files are deleted after it
             info = await redis.info("persistence")
-            busy = info["aof_rewrite_in_progress"] or info["rdb_bgsave_in_progress"] or info.get(
-                "aof_rewrite_scheduled")
+            busy = (
+                info["aof_rewrite_in_progress"] or info["rdb_bgsave_in_progress"] or info.get("aof_rewrite_scheduled")
+            )
             if not busy and not _on_disk(directory, EMAIL.encode()):
                 break
             await asyncio.sleep(0.05)

@@ -10,10 +10,10 @@ from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, problem, put_cus
 from tests.conftest import AppFactory, Clock, learn, learner
 
 
-def _event(eid: str, etype: str, cid: str, action: str, decision: str | None = None,
-           channel: str = "web") -> dict[str, object]:
-    e: dict[str, object] = {"event_id": eid, "type": etype, "customer_id": cid, "action_id": action,
-                            "channel": channel}
+def _event(
+    eid: str, etype: str, cid: str, action: str, decision: str | None = None, channel: str = "web"
+) -> dict[str, object]:
+    e: dict[str, object] = {"event_id": eid, "type": etype, "customer_id": cid, "action_id": action, "channel": channel}
     if decision is not None:
         e["decision_id"] = decision
     return e
@@ -31,13 +31,25 @@ async def test_duplicates_are_counted_once_within_and_across_batches(client: Cli
     await put_customer(client, "c-1", CROSSSELL_MOBILE)
     d = await decide(client, "c-1")
     action = d["actions"][0]["action_id"]
-    batch = [_event("e1", "impression", "c-1", action, d["decision_id"]),
-             _event("e1", "impression", "c-1", action, d["decision_id"]),
-             _event("e2", "accept", "c-1", action, d["decision_id"])]
-    assert await send_events(client, batch) == {"accepted": 2, "duplicates": 1, "credited": 2, "unattributed": 0,
-                                                "erased": 0}
-    assert await send_events(client, batch) == {"accepted": 0, "duplicates": 3, "credited": 0, "unattributed": 0,
-                                                "erased": 0}
+    batch = [
+        _event("e1", "impression", "c-1", action, d["decision_id"]),
+        _event("e1", "impression", "c-1", action, d["decision_id"]),
+        _event("e2", "accept", "c-1", action, d["decision_id"]),
+    ]
+    assert await send_events(client, batch) == {
+        "accepted": 2,
+        "duplicates": 1,
+        "credited": 2,
+        "unattributed": 0,
+        "erased": 0,
+    }
+    assert await send_events(client, batch) == {
+        "accepted": 0,
+        "duplicates": 3,
+        "credited": 0,
+        "unattributed": 0,
+        "erased": 0,
+    }
     cell = await _stats_cell(client, action, "mid_value")
     assert (cell["trials"], cell["rewards"]) == (1.0, 1.0)
     customer = await (await client.get("/v1/customers/c-1")).json()
@@ -49,8 +61,14 @@ async def test_one_trial_per_shown_action_and_reward_is_the_best_answer(client: 
     d = await decide(client, "c-1")
     action = d["actions"][0]["action_id"]
     did = d["decision_id"]
-    await send_events(client, [_event("a", "click", "c-1", action, did), _event("b", "accept", "c-1", action, did),
-                               _event("c", "click", "c-1", action, did)])
+    await send_events(
+        client,
+        [
+            _event("a", "click", "c-1", action, did),
+            _event("b", "accept", "c-1", action, did),
+            _event("c", "click", "c-1", action, did),
+        ],
+    )
     cell = await _stats_cell(client, action, "mid_value")
     assert cell["trials"] == 1.0
     assert cell["rewards"] == 1.0  # click 0.2, then accept lifts it to 1, a later click adds nothing
@@ -69,13 +87,17 @@ async def test_events_for_actions_no_decision_showed_feed_history_not_the_model(
     await put_customer(client, "c-1", CROSSSELL_MOBILE)
     d = await decide(client, "c-1")
     shown = {a["action_id"] for a in d["actions"]}
-    others = [a for a in ("loyalty-gift", "tv-addon", "email-capture", "sim-only", "broadband-bundle")
-              if a not in shown]
-    result = await send_events(client, [
-        _event("h", "accept", "c-1", others[0]),
-        _event("u1", "accept", "c-1", others[1], d["decision_id"]),
-        _event("u2", "accept", "c-1", others[0], "no-such-decision"),
-    ])
+    others = [
+        a for a in ("loyalty-gift", "tv-addon", "email-capture", "sim-only", "broadband-bundle") if a not in shown
+    ]
+    result = await send_events(
+        client,
+        [
+            _event("h", "accept", "c-1", others[0]),
+            _event("u1", "accept", "c-1", others[1], d["decision_id"]),
+            _event("u2", "accept", "c-1", others[0], "no-such-decision"),
+        ],
+    )
     assert result == {"accepted": 3, "duplicates": 0, "credited": 0, "unattributed": 2, "erased": 0}
     await learn(client)
     body = await (await client.get("/v1/actions/stats")).json()
@@ -93,7 +115,7 @@ async def test_an_answer_without_decision_id_is_credited_to_the_decision_that_sh
     assert result["credited"] == 1
     cell = await _stats_cell(client, action, "mid_value")
     assert (cell["trials"], cell["rewards"]) == (1.0, 1.0)
-    log = (await (await client.get("/v1/customers/c-1")).json())
+    log = await (await client.get("/v1/customers/c-1")).json()
     assert log["customer_id"] == "c-1"
 
 
@@ -125,8 +147,10 @@ async def test_the_learner_credits_each_event_once_even_when_replayed(client: Cl
     await put_customer(client, "c-1", CROSSSELL_MOBILE)
     d = await decide(client, "c-1")
     action = d["actions"][0]["action_id"]
-    batch = [_event("i", "impression", "c-1", action, d["decision_id"]),
-             _event("a", "accept", "c-1", action, d["decision_id"])]
+    batch = [
+        _event("i", "impression", "c-1", action, d["decision_id"]),
+        _event("a", "accept", "c-1", action, d["decision_id"]),
+    ]
     await send_events(client, batch)
     lr = learner(client)
     # credit without committing: what a learner does before it dies
@@ -145,10 +169,12 @@ async def test_the_learner_credits_each_event_once_even_when_replayed(client: Cl
 
 async def test_a_bad_event_rejects_the_whole_batch_and_names_every_problem(client: Client, redis: Redis) -> None:
     await put_customer(client, "c-1", CROSSSELL_MOBILE)
-    batch = [_event("ok-1", "impression", "c-1", "broadband-bundle"),
-             _event("bad-1", "purchase", "c-1", "broadband-bundle"),
-             {**_event("bad-2", "accept", "c-{1}", "broadband-bundle"), "ts": "yesterday"},
-             _event("ok-2", "impression", "c-1", "loyalty-gift", channel="fax")]
+    batch = [
+        _event("ok-1", "impression", "c-1", "broadband-bundle"),
+        _event("bad-1", "purchase", "c-1", "broadband-bundle"),
+        {**_event("bad-2", "accept", "c-{1}", "broadband-bundle"), "ts": "yesterday"},
+        _event("ok-2", "impression", "c-1", "loyalty-gift", channel="fax"),
+    ]
     resp = await client.post("/v1/events", json={"events": batch})
     body = await problem(resp, 400)
     fields = {e["field"] for e in body["errors"]}
@@ -181,8 +207,7 @@ async def _events_count(client: Client, action: str) -> dict[str, int]:
     return events
 
 
-async def test_the_event_tally_counts_each_event_id_once_however_often_it_is_sent(client: Client,
-                                                                                 redis: Redis) -> None:
+async def test_the_event_tally_counts_each_event_id_once_however_often_it_is_sent(client: Client, redis: Redis) -> None:
     """Events without a decision were counted again at every re-send (200 ids sent 4 times gave 800)."""
     batch = [_event(f"r{i}", "click", f"c-{i % 7}", "tv-addon") for i in range(200)]
     for _ in range(4):
@@ -211,7 +236,8 @@ async def test_late_answers_are_counted_once_too(make_client: AppFactory) -> Non
 
 
 async def test_a_replayed_batch_counts_once_and_a_crash_before_clearing_marks_does_not_recount(
-        client: Client, redis: Redis) -> None:
+    client: Client, redis: Redis
+) -> None:
     lr = learner(client)
     await send_events(client, [_event("m1", "click", "c-1", "tv-addon"), _event("m2", "click", "c-1", "tv-addon")])
     batch = await lr.store.read_inbox("0", 100)
@@ -222,8 +248,9 @@ async def test_a_replayed_batch_counts_once_and_a_crash_before_clearing_marks_do
     assert [g.counted for g in first] == [g.counted for g in replay] == [True, True]
     # the next learner commits but dies before clearing the marks; then the channel re-sends
     assert await lr.store.take_lease(lr.token, lr.lease_ms)
-    assert await lr.store.commit_learning(lr.token, lr.lease_ms, batch.last, [(Tally.EVENTS, "tv-addon:click", 2.0)],
-                                          {}, "")
+    assert await lr.store.commit_learning(
+        lr.token, lr.lease_ms, batch.last, [(Tally.EVENTS, "tv-addon:click", 2.0)], {}, ""
+    )
     await send_events(client, [_event("m1", "click", "c-1", "tv-addon")])
     resent = await lr.store.read_inbox(batch.last, 100)
     again = await lr.store.credit_events(resent.entries, rewards, batch.last)

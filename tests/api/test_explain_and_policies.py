@@ -18,9 +18,11 @@ async def test_explain_names_the_stage_and_rule(client: Client) -> None:
     ex = _by_action(body)
     assert set(ex) == {a for a in (await (await client.get("/v1/rules")).json())["actions"] for a in [a["id"]]}
     assert ex["winter-roaming"]["stage"] == "channel"
-    assert ex["tv-addon"] == ex["tv-addon"] | {"stage": "eligibility", "rule": "actions/tv-addon.yaml",
-                                               "reason": "eligible_when.all[0]: in_segment broadband_customer "
-                                                         "does not hold"}
+    assert ex["tv-addon"] == ex["tv-addon"] | {
+        "stage": "eligibility",
+        "rule": "actions/tv-addon.yaml",
+        "reason": "eligible_when.all[0]: in_segment broadband_customer does not hold",
+    }
     # the sales group's suitability layer in policy.yaml: a recent buyer is not sold to
     assert ex["broadband-bundle"]["stage"] == "suitability"
     assert ex["broadband-bundle"]["rule"] == "policy.yaml"
@@ -37,12 +39,24 @@ async def test_explain_purpose_consent_and_caps_with_counts(client: Client) -> N
     assert ex["broadband-bundle"]["reason"] == "purpose: profile.consents.crosssell eq True does not hold"
 
     await put_customer(client, "c-3", CROSSSELL_MOBILE)
-    await send_events(client, [{"event_id": f"i{k}", "type": "impression", "customer_id": "c-3",
-                                "action_id": "broadband-bundle", "channel": "web"} for k in range(3)])
+    await send_events(
+        client,
+        [
+            {
+                "event_id": f"i{k}",
+                "type": "impression",
+                "customer_id": "c-3",
+                "action_id": "broadband-bundle",
+                "channel": "web",
+            }
+            for k in range(3)
+        ],
+    )
     ex = _by_action(await decide(client, "c-3", explain=True))
     assert ex["broadband-bundle"]["stage"] == "contact_policy"
-    assert ex["broadband-bundle"]["reason"] == ("actions/broadband-bundle.yaml: limits[0]: 3 x impression in the "
-                                                "last 1w reaches the limit of 3")
+    assert ex["broadband-bundle"]["reason"] == (
+        "actions/broadband-bundle.yaml: limits[0]: 3 x impression in the last 1w reaches the limit of 3"
+    )
 
 
 async def test_actions_per_contact_are_limited_across_decisions(client: Client) -> None:
@@ -63,9 +77,20 @@ async def test_actions_per_contact_are_limited_across_decisions(client: Client) 
 
 
 async def test_reasons_are_filled_from_the_profile(client: Client) -> None:
-    await put_customer(client, "c-5", {"products": ["mobile"], "plan": "unlimited", "usage_gb": 2.5,
-                                       "monthly_spend": 55.0, "tenure_months": 20, "email": "x@example.nl"})
+    await put_customer(
+        client,
+        "c-5",
+        {
+            "products": ["mobile"],
+            "plan": "unlimited",
+            "usage_gb": 2.5,
+            "monthly_spend": 55.0,
+            "tenure_months": 20,
+            "email": "x@example.nl",
+        },
+    )
     body = await decide(client, "c-5", "call_center", limit=5)
     advice = next(a for a in body["actions"] if a["action_id"] == "cheaper-plan-advice")
-    assert advice["reason"] == ("Heeft unlimited maar gebruikt gemiddeld 2.5 GB per maand (betaalt 55 euro): "
-                                "adviseer een kleiner abonnement.")
+    assert advice["reason"] == (
+        "Heeft unlimited maar gebruikt gemiddeld 2.5 GB per maand (betaalt 55 euro): adviseer een kleiner abonnement."
+    )

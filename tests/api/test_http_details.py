@@ -29,9 +29,17 @@ async def test_405_names_the_allowed_methods(client: Client) -> None:
 @pytest.fixture
 async def guarded(redis_url: str, rulebook: Rulebook) -> AsyncIterator[tuple[int, ConnectionGuard]]:
     """nba served the way `nba serve` serves it, with a cap of 3 connections."""
-    app = create_app(rulebook, redis_client(redis_url, 5.0), AppOptions(
-        rng=np.random.default_rng(1), clock=Clock(), background=False, max_connections=3,
-        body_limits=BodyLimits(idle=30.0, total=30.0)))
+    app = create_app(
+        rulebook,
+        redis_client(redis_url, 5.0),
+        AppOptions(
+            rng=np.random.default_rng(1),
+            clock=Clock(),
+            background=False,
+            max_connections=3,
+            body_limits=BodyLimits(idle=30.0, total=30.0),
+        ),
+    )
     sock = listen("127.0.0.1", 0)
     port = sock.getsockname()[1]
     task = asyncio.create_task(serve(app, sock, app[GUARD], keepalive=75.0, shutdown_timeout=1.0))
@@ -51,8 +59,9 @@ async def _open(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
 async def _busy(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A connection with a request in flight: headers sent, the body still coming."""
     reader, writer = await _open(port)
-    writer.write(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: 100\r\n\r\n{")
+    writer.write(
+        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+    )
     await writer.drain()
     return reader, writer
 
@@ -63,8 +72,9 @@ async def _wait_open(guard: ConnectionGuard, n: int) -> None:
             return
         await asyncio.sleep(0.01)
     assert guard.server is not None
-    raise AssertionError(f"{guard.open} connections open, expected {n}: {guard.server.connections} "
-                         f"{guard._pending} {guard._busy}")
+    raise AssertionError(
+        f"{guard.open} connections open, expected {n}: {guard.server.connections} {guard._pending} {guard._busy}"
+    )
 
 
 async def test_idle_connections_make_room_for_new_ones(guarded: tuple[int, ConnectionGuard]) -> None:
@@ -81,8 +91,7 @@ async def test_idle_connections_make_room_for_new_ones(guarded: tuple[int, Conne
         writer.close()
 
 
-async def test_when_every_connection_is_busy_a_new_one_is_answered_503(
-        guarded: tuple[int, ConnectionGuard]) -> None:
+async def test_when_every_connection_is_busy_a_new_one_is_answered_503(guarded: tuple[int, ConnectionGuard]) -> None:
     port, guard = guarded
     busy = [await _busy(port) for _ in range(3)]
     await _wait_open(guard, 3)

@@ -36,8 +36,9 @@ def _with_learning(rules: Path, extra: str) -> Path:
     return rules
 
 
-async def test_contextual_decisions_train_the_contextual_model(make_client: AppFactory, rules_copy: Path,
-                                                               redis: Redis) -> None:
+async def test_contextual_decisions_train_the_contextual_model(
+    make_client: AppFactory, rules_copy: Path, redis: Redis
+) -> None:
     client: Client = await make_client(load_rulebook(_with_learning(rules_copy, CONTEXTUAL)))
     target = "broadband-bundle"
     shown_target = 0
@@ -45,13 +46,29 @@ async def test_contextual_decisions_train_the_contextual_model(make_client: AppF
         cid = f"c-{i}"
         await put_customer(client, cid, CROSSSELL_MOBILE)
         d = await decide(client, cid, "web", context={"device": "mobile"})
-        events = [{"event_id": f"{cid}-i-{a['action_id']}", "type": "impression", "customer_id": cid,
-                   "action_id": a["action_id"], "decision_id": d["decision_id"], "channel": "web"}
-                  for a in d["actions"]]
+        events = [
+            {
+                "event_id": f"{cid}-i-{a['action_id']}",
+                "type": "impression",
+                "customer_id": cid,
+                "action_id": a["action_id"],
+                "decision_id": d["decision_id"],
+                "channel": "web",
+            }
+            for a in d["actions"]
+        ]
         if any(a["action_id"] == target for a in d["actions"]):
             shown_target += 1
-            events.append({"event_id": f"{cid}-a", "type": "accept", "customer_id": cid, "action_id": target,
-                           "decision_id": d["decision_id"], "channel": "web"})
+            events.append(
+                {
+                    "event_id": f"{cid}-a",
+                    "type": "accept",
+                    "customer_id": cid,
+                    "action_id": target,
+                    "decision_id": d["decision_id"],
+                    "channel": "web",
+                }
+            )
         if events:
             await send_events(client, events)
     assert shown_target > 5
@@ -71,8 +88,9 @@ async def test_contextual_decisions_train_the_contextual_model(make_client: AppF
     assert all(a["probability"] == 1.0 for a in cc["actions"])
 
 
-async def test_control_group_gets_random_orders_and_stats_show_the_lift(make_client: AppFactory, rules_copy: Path,
-                                                                        redis: Redis) -> None:
+async def test_control_group_gets_random_orders_and_stats_show_the_lift(
+    make_client: AppFactory, rules_copy: Path, redis: Redis
+) -> None:
     client: Client = await make_client(load_rulebook(_with_learning(rules_copy, "  control: {share: 0.5}\n")))
     arms: dict[str, int] = {"model": 0, "control": 0}
     for i in range(40):
@@ -88,11 +106,27 @@ async def test_control_group_gets_random_orders_and_stats_show_the_lift(make_cli
             m = len(orjson.loads(raw)["eligible"]) - 1  # the do-nothing threshold is not drawn from
             assert all(abs(a["probability"] - 1 / m) < 1e-12 for a in d["actions"])
         first = d["actions"][0]["action_id"]
-        await send_events(client, [
-            {"event_id": f"{cid}-i", "type": "impression", "customer_id": cid, "action_id": first,
-             "decision_id": d["decision_id"], "channel": "web"},
-            {"event_id": f"{cid}-a", "type": "accept" if arm == "model" or i % 4 == 0 else "reject",
-             "customer_id": cid, "action_id": first, "decision_id": d["decision_id"], "channel": "web"}])
+        await send_events(
+            client,
+            [
+                {
+                    "event_id": f"{cid}-i",
+                    "type": "impression",
+                    "customer_id": cid,
+                    "action_id": first,
+                    "decision_id": d["decision_id"],
+                    "channel": "web",
+                },
+                {
+                    "event_id": f"{cid}-a",
+                    "type": "accept" if arm == "model" or i % 4 == 0 else "reject",
+                    "customer_id": cid,
+                    "action_id": first,
+                    "decision_id": d["decision_id"],
+                    "channel": "web",
+                },
+            ],
+        )
     assert min(arms.values()) > 5
     await learn(client)
     body = await (await client.get("/v1/actions/stats")).json()
@@ -107,13 +141,15 @@ async def test_control_group_gets_random_orders_and_stats_show_the_lift(make_cli
 
 
 async def test_the_idle_learner_waits_for_the_inbox_and_picks_an_event_up_as_it_arrives(
-        make_client: AppFactory, redis: Redis) -> None:
+    make_client: AppFactory, redis: Redis
+) -> None:
     client: Client = await make_client()
     app = client.app
     assert app is not None
     store = app[STORE]
     last: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrevrange(  # type: ignore[assignment]
-        keys.LEARN_INBOX, count=1)
+        keys.LEARN_INBOX, count=1
+    )
     position = last[0][0].decode() if last else "0"
     # nothing after the position: the wait ends empty-handed, after its time and not before
     loop = asyncio.get_running_loop()
@@ -130,9 +166,19 @@ async def test_the_idle_learner_waits_for_the_inbox_and_picks_an_event_up_as_it_
     assert not waiting.done()
     await put_customer(client, "c-wait", CROSSSELL_MOBILE)
     d = await decide(client, "c-wait")
-    await send_events(client, [{"event_id": "c-wait-i", "type": "impression", "customer_id": "c-wait",
-                                "action_id": d["actions"][0]["action_id"], "decision_id": d["decision_id"],
-                                "channel": "web"}])
+    await send_events(
+        client,
+        [
+            {
+                "event_id": "c-wait-i",
+                "type": "impression",
+                "customer_id": "c-wait",
+                "action_id": d["actions"][0]["action_id"],
+                "decision_id": d["decision_id"],
+                "channel": "web",
+            }
+        ],
+    )
     assert await asyncio.wait_for(waiting, 10) is True
     # and the learner's own loop, waiting the same way, applies it without being asked
     version = await store.model_version()

@@ -33,12 +33,28 @@ async def test_accepts_shift_later_decisions_toward_the_accepted_action(client: 
         body = await decide(client, cid)
         events = []
         for a in body["actions"]:
-            events.append({"event_id": f"{cid}-{a['action_id']}-imp", "type": "impression", "customer_id": cid,
-                           "action_id": a["action_id"], "decision_id": body["decision_id"], "channel": "web"})
+            events.append(
+                {
+                    "event_id": f"{cid}-{a['action_id']}-imp",
+                    "type": "impression",
+                    "customer_id": cid,
+                    "action_id": a["action_id"],
+                    "decision_id": body["decision_id"],
+                    "channel": "web",
+                }
+            )
             if a["action_id"] == TARGET:
                 shown_target += 1
-                events.append({"event_id": f"{cid}-acc", "type": "accept", "customer_id": cid,
-                               "action_id": TARGET, "decision_id": body["decision_id"], "channel": "web"})
+                events.append(
+                    {
+                        "event_id": f"{cid}-acc",
+                        "type": "accept",
+                        "customer_id": cid,
+                        "action_id": TARGET,
+                        "decision_id": body["decision_id"],
+                        "channel": "web",
+                    }
+                )
         if events:
             await send_events(client, events)
     assert shown_target > 10
@@ -62,8 +78,19 @@ async def test_model_version_moves_with_events(client: Client) -> None:
     await put_customer(client, "c-1", CROSSSELL_MOBILE)
     body = await decide(client, "c-1")
     first = body["actions"][0]["action_id"]
-    await send_events(client, [{"event_id": "e1", "type": "accept", "customer_id": "c-1", "action_id": first,
-                                "decision_id": body["decision_id"], "channel": "call_center"}])
+    await send_events(
+        client,
+        [
+            {
+                "event_id": "e1",
+                "type": "accept",
+                "customer_id": "c-1",
+                "action_id": first,
+                "decision_id": body["decision_id"],
+                "channel": "call_center",
+            }
+        ],
+    )
     assert await learn(client)
     again = await decide(client, "c-2")
     assert again["model_version"] != body["model_version"]

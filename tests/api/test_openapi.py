@@ -42,9 +42,19 @@ async def test_served_document_and_real_responses_validate(client: Client) -> No
     d = await decide(client, "c-1", explain=True)
     _validate(d, "Decision")
     assert d["explain"]
-    result = await send_events(client, [{"event_id": "e", "type": "impression", "customer_id": "c-1",
-                                         "action_id": d["actions"][0]["action_id"],
-                                         "decision_id": d["decision_id"], "channel": "web"}])
+    result = await send_events(
+        client,
+        [
+            {
+                "event_id": "e",
+                "type": "impression",
+                "customer_id": "c-1",
+                "action_id": d["actions"][0]["action_id"],
+                "decision_id": d["decision_id"],
+                "channel": "web",
+            }
+        ],
+    )
     _validate(result, "EventsAccepted")
     _validate(await (await client.get("/v1/rules")).json(), "Rules")
     _validate(await (await client.get("/v1/actions/stats")).json(), "ActionStats")
@@ -54,18 +64,46 @@ async def test_served_document_and_real_responses_validate(client: Client) -> No
 
 
 def test_request_schemas_accept_the_design_examples() -> None:
-    _validate({"customer_id": "c-1042", "channel": "web", "context": {"page": "mortgage", "device": "mobile"},
-               "limit": 3, "explain": False, "contact_id": "call-1"}, "DecideRequest")
-    _validate({"events": [{"event_id": "e-1", "type": "accept", "customer_id": "c-1042",
-                           "action_id": "broadband-bundle", "decision_id": "d1", "channel": "call_center",
-                           "ts": "2026-11-23T10:00:00Z", "properties": {}}]}, "EventsRequest")
+    _validate(
+        {
+            "customer_id": "c-1042",
+            "channel": "web",
+            "context": {"page": "mortgage", "device": "mobile"},
+            "limit": 3,
+            "explain": False,
+            "contact_id": "call-1",
+        },
+        "DecideRequest",
+    )
+    _validate(
+        {
+            "events": [
+                {
+                    "event_id": "e-1",
+                    "type": "accept",
+                    "customer_id": "c-1042",
+                    "action_id": "broadband-bundle",
+                    "decision_id": "d1",
+                    "channel": "call_center",
+                    "ts": "2026-11-23T10:00:00Z",
+                    "properties": {},
+                }
+            ]
+        },
+        "EventsRequest",
+    )
 
 
 async def test_metrics_and_health(client: Client) -> None:
     await decide(client, "c-9")
     text = await (await client.get("/metrics")).text()
-    for name in ("nba_decisions_total", "nba_decision_duration_ms_bucket", "nba_redis_call_duration_ms_bucket",
-                 "nba_rules_info", "nba_events_total"):
+    for name in (
+        "nba_decisions_total",
+        "nba_decision_duration_ms_bucket",
+        "nba_redis_call_duration_ms_bucket",
+        "nba_rules_info",
+        "nba_events_total",
+    ):
         assert name in text
     assert (await client.get("/healthz")).status == 200
 
@@ -84,7 +122,8 @@ async def test_the_document_follows_the_rules_in_use(make_client: Any, rules_cop
     tier = schemas["CustomerWrite"]["properties"]["attributes"]["properties"]["loyalty_tier"]
     assert tier["items"] == {"enum": ["gold", "silver"]}
     assert schemas["CustomerPatch"]["properties"]["attributes"]["properties"]["loyalty_tier"]["anyOf"][1] == {
-        "type": "null"}
+        "type": "null"
+    }
 
 
 async def test_rules_name_each_channel_s_model(client: Client) -> None:

@@ -27,8 +27,9 @@ def _edit(rules: Path, value: int) -> None:
     tv.write_text(re.sub(r"(?m)^value: \d+$", f"value: {value}", tv.read_text()))
 
 
-async def test_a_rollback_is_not_undone_by_the_watcher_or_a_restart(make_client: AppFactory, rules_copy: Path,
-                                                                    redis: Redis) -> None:
+async def test_a_rollback_is_not_undone_by_the_watcher_or_a_restart(
+    make_client: AppFactory, rules_copy: Path, redis: Redis
+) -> None:
     first: Client = await make_client(rules_dir=rules_copy)
     lv: Live = live(first)
     v1 = await _current(redis)
@@ -62,8 +63,9 @@ async def test_a_rollback_is_not_undone_by_the_watcher_or_a_restart(make_client:
     assert lv.snapshot.rulebook.version == v3
 
 
-async def test_an_explicit_reload_publishes_the_files_after_a_rollback(make_client: AppFactory, rules_copy: Path,
-                                                                       redis: Redis) -> None:
+async def test_an_explicit_reload_publishes_the_files_after_a_rollback(
+    make_client: AppFactory, rules_copy: Path, redis: Redis
+) -> None:
     client: Client = await make_client(rules_dir=rules_copy)
     v1 = await _current(redis)
     _edit(rules_copy, 16)
@@ -75,21 +77,28 @@ async def test_an_explicit_reload_publishes_the_files_after_a_rollback(make_clie
     assert await _current(redis) == v2
 
 
-async def test_published_file_names_that_leave_the_directory_are_refused(client: Client, redis: Redis,
-                                                                         tmp_path: Path) -> None:
+async def test_published_file_names_that_leave_the_directory_are_refused(
+    client: Client, redis: Redis, tmp_path: Path
+) -> None:
     lv = live(client)
     _, files = read_rules(RULES)
     tag = uuid.uuid4().hex
-    escapes = {f"../nba-escape-{tag}.yaml", f"actions/../../nba-escape2-{tag}.yaml",
-               str(tmp_path / f"abs-{tag}.yaml")}
+    escapes = {f"../nba-escape-{tag}.yaml", f"actions/../../nba-escape2-{tag}.yaml", str(tmp_path / f"abs-{tag}.yaml")}
     for name in escapes:
         assert not safe_rule_path(name)
     await lv.store.publish_rules("evil", {**files, **{n: "id: x\n" for n in escapes}})
     for _ in range(3):
         assert not await lv.sync_rules()
     assert lv.snapshot.rulebook.version != "evil"
-    leaked = [p for p in (Path("/tmp") / f"nba-escape-{tag}.yaml", Path("/tmp") / f"nba-escape2-{tag}.yaml",
-                          tmp_path / f"abs-{tag}.yaml") if p.exists()]
+    leaked = [
+        p
+        for p in (
+            Path("/tmp") / f"nba-escape-{tag}.yaml",
+            Path("/tmp") / f"nba-escape2-{tag}.yaml",
+            tmp_path / f"abs-{tag}.yaml",
+        )
+        if p.exists()
+    ]
     assert not leaked
     assert lv.metrics.rules_reloads.labels("invalid")._value.get() == 1  # refused once, not every poll
 
@@ -97,6 +106,17 @@ async def test_published_file_names_that_leave_the_directory_are_refused(client:
 def test_safe_rule_paths() -> None:
     for ok in ("policy.yaml", "actions/tv-addon.yaml", "actions/sub/x y.yaml"):
         assert safe_rule_path(ok), ok
-    for bad in ("", "/etc/x.yaml", "../x.yaml", "a/../../x.yaml", "a//x.yaml", "./x.yaml", "x.yml", "a\\..\\x.yaml",
-                "x\x00.yaml", "x\n.yaml", "a/./x.yaml"):
+    for bad in (
+        "",
+        "/etc/x.yaml",
+        "../x.yaml",
+        "a/../../x.yaml",
+        "a//x.yaml",
+        "./x.yaml",
+        "x.yml",
+        "a\\..\\x.yaml",
+        "x\x00.yaml",
+        "x\n.yaml",
+        "a/./x.yaml",
+    ):
         assert not safe_rule_path(bad), bad

@@ -13,8 +13,9 @@ from nba.rules.rulebook import Rulebook
 from nba.store.redis import Store
 
 
-async def test_the_learner_loop_stops_when_its_cancellation_comes_back_as_a_timeout(redis_url: str,
-                                                                                    rulebook: Rulebook) -> None:
+async def test_the_learner_loop_stops_when_its_cancellation_comes_back_as_a_timeout(
+    redis_url: str, rulebook: Rulebook
+) -> None:
     store = Store(redis_client(redis_url, 5.0))
     metrics = Metrics()
     learner = Learner(lambda: rulebook, store, metrics)

@@ -22,32 +22,40 @@ def test_shipped_cases_pass_and_cover_every_action(rulebook: Rulebook) -> None:
 
 
 def test_a_failing_case_says_what_and_why(rules_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (rules_copy / "tests" / "extra.yaml").write_text("""\
+    (rules_copy / "tests" / "extra.yaml").write_text(
+        """\
 now: 2026-11-23T12:00:00Z
 cases:
   - name: marketer expects tv for a mobile-only customer
     channel: web
     profile: {products: [mobile], consents: {crosssell: true}, monthly_spend: 25, email: a@example.nl}
     expect: {first: tv-addon, excludes: [broadband-bundle]}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     assert rules_test(rules_copy) == 1
     out = capsys.readouterr().out
     assert "FAIL  tests/extra.yaml:3: marketer expects tv for a mobile-only customer" in out
-    assert "expected tv-addon first (eligibility: eligible_when.all[0]: in_segment broadband_customer does not " \
-           "hold)" in out
+    assert (
+        "expected tv-addon first (eligibility: eligible_when.all[0]: in_segment broadband_customer does not "
+        "hold)" in out
+    )
     assert "expected broadband-bundle not in the result, it is at rank 1" in out
     assert "24 passed, 1 failed" in out
 
 
 def test_invalid_cases_are_reported_with_lines(rules_copy: Path) -> None:
-    (rules_copy / "tests" / "bad.yaml").write_text("""\
+    (rules_copy / "tests" / "bad.yaml").write_text(
+        """\
 cases:
   - name: typo
     channel: webb
     profile: {prodcts: [mobile]}
     history: [{type: impresion, action: broadband-bundel, ago: 2}]
     expect: {first: broadband-bundel}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     rb = load_rulebook(rules_copy)
     _, problems = run_all(rb, rules_copy)
     text = "\n".join(str(p) for p in problems)

@@ -19,8 +19,15 @@ from tests.conftest import RULES
 def test_shipped_rules_are_the_dutch_telecom(rulebook: Rulebook) -> None:
     ids = {a.id for a in rulebook.actions}
     assert len(ids) >= 12
-    assert {"broadband-bundle", "cheaper-plan-advice", "loyalty-gift", "complaint-follow-up", "bill-explanation",
-            "email-capture", "no-action"} <= ids
+    assert {
+        "broadband-bundle",
+        "cheaper-plan-advice",
+        "loyalty-gift",
+        "complaint-follow-up",
+        "bill-explanation",
+        "email-capture",
+        "no-action",
+    } <= ids
     groups = {a.group for a in rulebook.actions}
     assert {"sales", "retention", "service", "data"} <= groups
     assert rulebook.actions[rulebook.action_index["no-action"]].kind == "no_action"
@@ -47,7 +54,9 @@ def _write(path: Path, text: str) -> None:
 
 
 def test_action_mistakes_are_all_reported_with_lines(rules_copy: Path) -> None:
-    _write(rules_copy / "actions" / "broadband-bundle.yaml", """\
+    _write(
+        rules_copy / "actions" / "broadband-bundle.yaml",
+        """\
 id: broadband-bundle
 group: sales
 channels: [web, fax]
@@ -59,11 +68,13 @@ eligible_when:
 limits:
   - {count: impression, max: 3, per: 7}
   - {after: rejected, suppress_for: 30d}
-""")
+""",
+    )
     problems = _problems(rules_copy)
     f = "actions/broadband-bundle.yaml"
     assert f"{f}:3: channels[1]: unknown channel 'fax'" in problems[0] or any(
-        p.startswith(f"{f}:3: channels[1]: unknown channel 'fax'") for p in problems)
+        p.startswith(f"{f}:3: channels[1]: unknown channel 'fax'") for p in problems
+    )
     expected_prefixes = [
         f"{f}:5: weigth: unknown key (did you mean 'weight'?)",
         f"{f}:6: active.until: is before active.from",
@@ -78,26 +89,32 @@ limits:
 
 def test_duplicate_action_ids(rules_copy: Path) -> None:
     (rules_copy / "actions" / "copy.yaml").write_text(
-        (rules_copy / "actions" / "tv-addon.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+        (rules_copy / "actions" / "tv-addon.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
     text = "\n".join(_problems(rules_copy))
     assert "actions/tv-addon.yaml:1: id: duplicate action id 'tv-addon', also in actions/copy.yaml" in text
     assert "actions/copy.yaml:1: id: id 'tv-addon' differs from the file name 'copy'" in text
 
 
 def test_segment_mistakes_are_reported_once(rules_copy: Path) -> None:
-    _write(rules_copy / "segments.yaml", """\
+    _write(
+        rules_copy / "segments.yaml",
+        """\
 segments:
   a: {when: {in_segment: b}}
   b: {when: {in_segment: a}}
   mobile_customer: {when: {field: products, contains: mobile}}
   mobile_customer: {when: {field: products, contains: mobile}}
   tv_customer: {when: {field: prodcts, contains: tv}}
-""")
+""",
+    )
     problems = _problems(rules_copy)
     text = "\n".join(problems)
     assert "segments.yaml:2: segments.a: refers to itself through a -> b -> a" in text
-    assert "segments.yaml:6: segments.tv_customer.when.field: unknown profile attribute 'prodcts' " \
-           "(did you mean 'products'?)" in text
+    assert (
+        "segments.yaml:6: segments.tv_customer.when.field: unknown profile attribute 'prodcts' "
+        "(did you mean 'products'?)" in text
+    )
     assert "segments.yaml:5: segments.mobile_customer: duplicate key (the later one would win)" in text
     # the segments the shipped actions use are gone too, and each action says so once per use
     assert all(p.startswith("segments.yaml") or "unknown segment" in p for p in problems), problems

@@ -31,8 +31,14 @@ async def storage(request: pytest.FixtureRequest, redis_url: str, redis: Redis) 
     await store.close()
 
 
-def _event(eid: str, cid: str = "c-1", etype: str = "click", action: str = "a1", decision: str | None = None,
-           ts_ms: int = NOW_MS) -> EventArgs:
+def _event(
+    eid: str,
+    cid: str = "c-1",
+    etype: str = "click",
+    action: str = "a1",
+    decision: str | None = None,
+    ts_ms: int = NOW_MS,
+) -> EventArgs:
     return EventArgs(cid, eid, ts_ms, etype, action, "web", decision)
 
 
@@ -40,14 +46,19 @@ def _meta(deadline_ms: int = NOW_MS + 86_400_000) -> str:
     return f"web|other|model|{deadline_ms}||"
 
 
-async def _decide(storage: Storage, cid: str = "c-1", did: str = "d1", actions: tuple[str, ...] = ("a1",),
-                  meta: str | None = None) -> Recorded:
+async def _decide(
+    storage: Storage, cid: str = "c-1", did: str = "d1", actions: tuple[str, ...] = ("a1",), meta: str | None = None
+) -> Recorded:
     snap = await storage.read_customer(cid)
-    return await storage.record_decision(cid, snap.version, DecisionWrite(
-        did, NOW_MS, orjson.dumps({"decision_id": did}), [(a, meta or _meta()) for a in actions], "web"))
+    return await storage.record_decision(
+        cid,
+        snap.version,
+        DecisionWrite(did, NOW_MS, orjson.dumps({"decision_id": did}), [(a, meta or _meta()) for a in actions], "web"),
+    )
 
 
 # ------------------------------------------------------------------------------------ customers
+
 
 async def test_a_profile_is_written_by_compare_and_set_and_read_back(storage: Storage) -> None:
     assert await storage.get_profile("c-1") == (None, b"")
@@ -58,8 +69,13 @@ async def test_a_profile_is_written_by_compare_and_set_and_read_back(storage: St
     assert await storage.write_profile("c-1", "*", {"plan": "medium", "n": 1}, 6, "sv2", NOW_MS + 2) == 3
     profile, _ = await storage.get_profile("c-1")
     assert profile is not None
-    assert (profile.attributes, profile.segments, profile.segments_version, profile.revision,
-            profile.updated_ms) == ({"plan": "medium", "n": 1}, 6, "sv2", "3", NOW_MS + 2)
+    assert (profile.attributes, profile.segments, profile.segments_version, profile.revision, profile.updated_ms) == (
+        {"plan": "medium", "n": 1},
+        6,
+        "sv2",
+        "3",
+        NOW_MS + 2,
+    )
     snap = await storage.read_customer("c-1")
     assert (snap.attributes, snap.segments, snap.segments_version) == ({"plan": "medium", "n": 1}, 6, "sv2")
 
@@ -67,10 +83,16 @@ async def test_a_profile_is_written_by_compare_and_set_and_read_back(storage: St
 async def test_an_unknown_customer_reads_as_empty(storage: Storage) -> None:
     snap = await storage.read_customer("nobody", "call-1")
     assert (snap.attributes, snap.segments, snap.history, snap.contact_actions, snap.version) == (
-        None, None, b"", 0, "0")
+        None,
+        None,
+        b"",
+        0,
+        "0",
+    )
 
 
 # ------------------------------------------------------------------------------------ decisions
+
 
 async def test_a_decision_is_recorded_only_on_the_history_it_was_ranked_on(storage: Storage) -> None:
     before = await storage.read_customer("c-1")
@@ -78,8 +100,9 @@ async def test_a_decision_is_recorded_only_on_the_history_it_was_ranked_on(stora
     after = await storage.read_customer("c-1")
     assert after.version != before.version
     assert after.history  # the returned action is reserved
-    stale = await storage.record_decision("c-1", before.version,
-                                          DecisionWrite("d2", NOW_MS, b"{}", [("a1", _meta())], "web"))
+    stale = await storage.record_decision(
+        "c-1", before.version, DecisionWrite("d2", NOW_MS, b"{}", [("a1", _meta())], "web")
+    )
     assert stale is Recorded.CHANGED
     assert [r["decision_id"] for r in await storage.decision_records("c-1")] == ["d1"]
     assert [c async for c in storage.customers_with_decisions()] == ["c-1"]
@@ -95,17 +118,24 @@ async def test_decisions_in_one_contact_are_counted(storage: Storage) -> None:
 
 # ------------------------------------------------------------------------------------ events
 
+
 async def test_events_are_applied_once_and_say_what_they_answer(storage: Storage) -> None:
     await _decide(storage, did="d1", actions=("a1",))
-    statuses = await storage.apply_events({"c-1": [
-        _event("e1", action="a1", decision="d1", etype="impression"),  # answers d1
-        _event("e2", action="a9"),  # no decision showed a9
-        _event("e1", action="a1", decision="d1", etype="impression"),  # the same id in the batch
-    ]}, NOW_MS)
+    statuses = await storage.apply_events(
+        {
+            "c-1": [
+                _event("e1", action="a1", decision="d1", etype="impression"),  # answers d1
+                _event("e2", action="a9"),  # no decision showed a9
+                _event("e1", action="a1", decision="d1", etype="impression"),  # the same id in the batch
+            ]
+        },
+        NOW_MS,
+    )
     assert statuses == {"c-1": ["credited", "hist", "dup"]}
     assert await storage.apply_events({"c-1": [_event("e2", action="a9")]}, NOW_MS) == {"c-1": ["dup"]}
-    late = await storage.apply_events({"c-1": [_event("e3", action="a1", decision="d1",
-                                                      ts_ms=NOW_MS + 2 * 86_400_000)]}, NOW_MS)
+    late = await storage.apply_events(
+        {"c-1": [_event("e3", action="a1", decision="d1", ts_ms=NOW_MS + 2 * 86_400_000)]}, NOW_MS
+    )
     assert late == {"c-1": ["late"]}
     _, hist = await storage.get_profile("c-1")
     keys = {history.event_key(e) for e in ("e1", "e2", "e3")}
@@ -113,6 +143,7 @@ async def test_events_are_applied_once_and_say_what_they_answer(storage: Storage
 
 
 # ------------------------------------------------------------------------------------ the learner
+
 
 async def test_only_the_lease_holder_commits_and_the_position_moves_with_the_batch(storage: Storage) -> None:
     assert await storage.take_lease("t1", 10_000)
@@ -170,15 +201,26 @@ async def test_wait_inbox_returns_when_an_event_arrives(storage: Storage) -> Non
 
 # ------------------------------------------------------------------------------------ the model
 
+
 async def test_the_model_is_read_at_one_version(storage: Storage) -> None:
     assert await storage.take_lease("t", 10_000)
     await storage.apply_events({"c-1": [_event("e1")]}, NOW_MS)
     batch = await storage.read_inbox("0", 10)
     assert batch.last is not None
     row = bytes(range(8))
-    assert await storage.commit_learning("t", 10_000, batch.last, [
-        (Tally.COUNTS, "n:a1:other", 3.0), (Tally.COUNTS, "r:a1:other", 1.0), (Tally.ARMS, "n:model", 3.0),
-        (Tally.ARMS, "r:model", 1.0)], {"a1": row}, "sig")
+    assert await storage.commit_learning(
+        "t",
+        10_000,
+        batch.last,
+        [
+            (Tally.COUNTS, "n:a1:other", 3.0),
+            (Tally.COUNTS, "r:a1:other", 1.0),
+            (Tally.ARMS, "n:model", 3.0),
+            (Tally.ARMS, "r:model", 1.0),
+        ],
+        {"a1": row},
+        "sig",
+    )
     data = await storage.model_data()
     assert data.version == await storage.model_version()
     assert data.counts == {("a1", "other"): (3.0, 1.0)}
@@ -187,6 +229,7 @@ async def test_the_model_is_read_at_one_version(storage: Storage) -> None:
 
 
 # ------------------------------------------------------------------------------------ rules
+
 
 async def test_rules_publish_rollback_and_their_source(storage: Storage) -> None:
     assert await storage.current_rules_version() is None
@@ -205,6 +248,7 @@ async def test_rules_publish_rollback_and_their_source(storage: Storage) -> None
 
 
 # ------------------------------------------------------------------------------------ erasure
+
 
 async def test_an_erased_customer_is_gone_and_does_not_come_back_until_a_new_profile(storage: Storage) -> None:
     await storage.write_profile("c-1", "", {"plan": "large"}, 1, "sv", NOW_MS)

@@ -58,8 +58,11 @@ async def test_errors_are_redis_py_exceptions_and_do_not_shift_replies(redis_url
     mux = mux_for(redis_url)
     try:
         replies: list[object] = await asyncio.gather(
-            mux.execute("INCR", "mux:fresh"), mux.execute("EVALSHA", "0" * 40, 0), mux.execute("PING"),
-            return_exceptions=True)
+            mux.execute("INCR", "mux:fresh"),
+            mux.execute("EVALSHA", "0" * 40, 0),
+            mux.execute("PING"),
+            return_exceptions=True,
+        )
         first, nosha, good = replies
         assert first == 1
         assert isinstance(nosha, NoScriptError)
@@ -76,10 +79,16 @@ async def test_a_caller_that_stops_waiting_does_not_desynchronise_the_rest(redis
     mux = mux_for(redis_url)
     try:
         await mux.execute("SET", "mux:slow", "x")
-        slow = asyncio.ensure_future(mux.execute("EVAL", "local t = redis.call('TIME') "
-                                                 "while true do local n = redis.call('TIME') "
-                                                 "if (n[1] - t[1]) * 1e6 + n[2] - t[2] > 200000 then break end end "
-                                                 "return 'slow'", 0))
+        slow = asyncio.ensure_future(
+            mux.execute(
+                "EVAL",
+                "local t = redis.call('TIME') "
+                "while true do local n = redis.call('TIME') "
+                "if (n[1] - t[1]) * 1e6 + n[2] - t[2] > 200000 then break end end "
+                "return 'slow'",
+                0,
+            )
+        )
         after = asyncio.ensure_future(mux.execute("GET", "mux:slow"))
         await asyncio.sleep(0.05)
         slow.cancel()  # a decision past its deadline
@@ -115,7 +124,14 @@ async def test_store_reloads_its_scripts_after_redis_forgot_them(client: Client,
     assert shown["actions"]
     await redis.script_flush()
     # a batch of several customers runs one script call each in one pipelined round trip
-    events = [{"event_id": f"flush-{cid}", "type": "impression", "customer_id": cid,
-               "action_id": shown["actions"][0]["action_id"], "channel": "web"}
-              for cid in ("c-flush-1", "c-flush-2")]
+    events = [
+        {
+            "event_id": f"flush-{cid}",
+            "type": "impression",
+            "customer_id": cid,
+            "action_id": shown["actions"][0]["action_id"],
+            "channel": "web",
+        }
+        for cid in ("c-flush-1", "c-flush-2")
+    ]
     assert (await send_events(client, events))["accepted"] == 2

@@ -37,8 +37,9 @@ async def _stored(redis: Redis, cid: str = "c-1") -> list[tuple[int, str]]:
 
 async def test_late_events_are_kept_in_order_and_duplicates_are_found(store: Store, redis: Redis) -> None:
     t = int(time.time() * 1000) - 60_000
-    first = await store.apply_events({"c-1": [_event("e3", t + 3000), _event("e1", t + 1000), _event("e2", t + 2000),
-                                              _event("e1", t + 1000)]})
+    first = await store.apply_events(
+        {"c-1": [_event("e3", t + 3000), _event("e1", t + 1000), _event("e2", t + 2000), _event("e1", t + 1000)]}
+    )
     assert first == {"c-1": ["hist", "hist", "hist", "dup"]}  # the repeat inside one batch too
     assert [ts for ts, _ in await _stored(redis)] == [t + 1000, t + 2000, t + 3000]
     again = await store.apply_events({"c-1": [_event("e2", t + 2000), _event("e0", t), _event("e3", t + 3000)]})
@@ -48,8 +49,9 @@ async def test_late_events_are_kept_in_order_and_duplicates_are_found(store: Sto
     assert await redis.hget(keys.customer("c-1"), keys.Field.VERSION) == b"2"  # one per batch that changed it
 
 
-async def test_the_history_is_trimmed_to_its_age_and_size_limits(store: Store, redis: Redis,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_history_is_trimmed_to_its_age_and_size_limits(
+    store: Store, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(keys, "HISTORY_MAX", 5)
     monkeypatch.setattr(keys, "HISTORY_TTL", 10 * keys.DAY)
     now = int(time.time() * 1000)
@@ -74,8 +76,9 @@ async def test_a_customer_without_a_profile_expires_with_its_history(store: Stor
     assert packed.count(b"\n") == 2
 
 
-async def test_profiles_store_attribute_codes_that_every_process_can_read(redis_url: str, store: Store,
-                                                                          redis: Redis) -> None:
+async def test_profiles_store_attribute_codes_that_every_process_can_read(
+    redis_url: str, store: Store, redis: Redis
+) -> None:
     await store.write_profile("c-1", "*", {"age": 40, "plan": "basic"}, 5, "v1", 1)
     raw = await redis.hget(keys.customer("c-1"), keys.Field.ATTRIBUTES)
     assert raw == b'[0,40,1,"basic"]'  # codes, not names
@@ -110,11 +113,14 @@ def test_packed_entries_read_back_newest_first_down_to_the_horizon() -> None:
 
 
 async def test_events_reach_the_inbox_in_the_same_round_trip_as_the_histories_and_a_failed_inbox_fails_the_batch(
-        store: Store, redis: Redis) -> None:
+    store: Store, redis: Redis
+) -> None:
     t = int(time.time() * 1000) - 60_000
     # a fresh store: its first batch also opens the connection, and the inbox write still follows the histories
     assert await store.apply_events({"c-1": [_event("e1", t)], "c-2": [_event("e2", t, "c-2")]}) == {
-        "c-1": ["hist"], "c-2": ["hist"]}
+        "c-1": ["hist"],
+        "c-2": ["hist"],
+    }
     assert await redis.xlen(keys.LEARN_INBOX) == 2
     # an inbox that cannot be written (a wrong type at its key) fails the batch instead of answering it
     await redis.delete(keys.LEARN_INBOX)

@@ -29,8 +29,15 @@ def _model(alpha: list[float], beta: list[float]) -> ModelState:
     return ModelState.build("t", np.array(alpha), np.array(beta), [str(i) for i in range(n)], ["k"], {})
 
 
-def _run(alpha: list[float], beta: list[float], lever: list[float], limit: int, seed: int, draws: int = 256,
-         no_action: list[bool] | None = None) -> Ranking:
+def _run(
+    alpha: list[float],
+    beta: list[float],
+    lever: list[float],
+    limit: int,
+    seed: int,
+    draws: int = 256,
+    no_action: list[bool] | None = None,
+) -> Ranking:
     m = _model(alpha, beta)
     n = len(alpha)
     na = np.array(no_action or [False] * n)
@@ -139,13 +146,14 @@ def test_top_k_order_and_limits() -> None:
 
 def test_normal_beliefs_probability_matches_the_exact_chance() -> None:
     # X ~ N(0.30, 0.05^2), Y ~ N(0.25, 0.08^2): P(X > Y) = Phi(0.05 / sqrt(0.05^2 + 0.08^2))
-    exact = float(stats.norm.cdf(0.05 / math.sqrt(0.05 ** 2 + 0.08 ** 2)))
+    exact = float(stats.norm.cdf(0.05 / math.sqrt(0.05**2 + 0.08**2)))
     draws = 1024
     se = math.sqrt(exact * (1 - exact) / draws)
     beliefs = Beliefs.normal(np.array([0.30, 0.25]), np.array([0.05, 0.08]))
     for seed in range(20):
-        r = arbitrate(np.arange(2), beliefs, np.ones(2), np.zeros(2, bool), 1,
-                      Sampling(np.random.default_rng(seed), draws))
+        r = arbitrate(
+            np.arange(2), beliefs, np.ones(2), np.zeros(2, bool), 1, Sampling(np.random.default_rng(seed), draws)
+        )
         p_first = r.probability[0] if r.actions[0] == 0 else 1 - r.probability[0]
         assert abs(p_first - exact) < 4 * se, (seed, p_first, exact)
 
@@ -165,7 +173,8 @@ def test_exploration_zero_is_greedy_and_narrows_the_bounds() -> None:
     assert math.isclose(beta.high[0], mean + 0.5 * (0.3 - mean))
     theta = beta.sample(np.random.default_rng(1), 4000)
     full = Beliefs.beta(np.array([3.0]), np.array([30.0]), np.array([0.01]), np.array([0.3])).sample(
-        np.random.default_rng(1), 4000)
+        np.random.default_rng(1), 4000
+    )
     assert math.isclose(float(theta.std()), 0.5 * float(full.std()), rel_tol=0.05)
 
 
@@ -230,8 +239,10 @@ def test_a_tally_uses_each_sample_once_and_draws_a_new_block_when_they_run_out()
     na = np.zeros(n, bool)
     tally = Tally()
     block = DRAW_BUDGET // n
-    seen = [arbitrate(np.arange(n), beliefs, lever, na, 3, Sampling(np.random.default_rng(1), 256, tally=tally))
-            for _ in range(block + 1)]
+    seen = [
+        arbitrate(np.arange(n), beliefs, lever, na, 3, Sampling(np.random.default_rng(1), 256, tally=tally))
+        for _ in range(block + 1)
+    ]
     assert [r.draws for r in seen] == [block] * block + [2 * block]
     draws = [tuple(r.draw.tolist()) for r in seen[:block]]
     assert len(set(draws)) == block  # distinct samples, though every call got the same seed

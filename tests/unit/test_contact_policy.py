@@ -26,8 +26,9 @@ def _history(rows: list[tuple[float, int, int, int]]) -> History:
     return History(np.array(ts, float), np.array(ev), np.array(act), np.array(ch))
 
 
-def _blocked(caps: cap_rows.CapTable, history: History, channel: int = 0,
-             mandatory: np.ndarray = NO_MANDATORY) -> list[bool]:
+def _blocked(
+    caps: cap_rows.CapTable, history: History, channel: int = 0, mandatory: np.ndarray = NO_MANDATORY
+) -> list[bool]:
     counts = cp.counts(caps, history, NOW, GROUP_OF)
     result: list[bool] = cp.blocked(caps, counts, channel, GROUP_OF, mandatory, 2).tolist()
     return result
@@ -80,7 +81,8 @@ def test_reasons_name_the_binding_cap() -> None:
     history = _history([(NOW - 10, IMP, 0, 0), (NOW - 20, IMP, 0, 0)])
     counts = cp.counts(caps, history, NOW, GROUP_OF)
     assert cp.reasons(caps, counts, 0, GROUP_OF, NO_MANDATORY) == {
-        0: "actions/x.yaml: limits[0]: 2 x impression in the last 1w reaches the limit of 2"}
+        0: "actions/x.yaml: limits[0]: 2 x impression in the last 1w reaches the limit of 2"
+    }
 
 
 def _utc(hour: int, minute: int) -> float:
@@ -105,21 +107,45 @@ def test_counts_agree_with_counting_each_row_by_its_definition() -> None:
         rows = []
         for i in range(int(rng.integers(1, 60))):
             scope = int(rng.integers(0, 4))
-            target = {cap_rows.ACTION: n_actions, cap_rows.GROUP: n_groups, cap_rows.CHANNEL: n_channels,
-                      cap_rows.TOTAL: 1}[scope]
-            rows.append(cap_rows.CapRow(scope, int(rng.integers(0, target)), int(rng.choice(events)),
-                                        float(rng.choice([DAY, 7 * DAY, 30 * DAY])), int(rng.integers(1, 4)),
-                                        f"r{i}"))
+            target = {
+                cap_rows.ACTION: n_actions,
+                cap_rows.GROUP: n_groups,
+                cap_rows.CHANNEL: n_channels,
+                cap_rows.TOTAL: 1,
+            }[scope]
+            rows.append(
+                cap_rows.CapRow(
+                    scope,
+                    int(rng.integers(0, target)),
+                    int(rng.choice(events)),
+                    float(rng.choice([DAY, 7 * DAY, 30 * DAY])),
+                    int(rng.integers(1, 4)),
+                    f"r{i}",
+                )
+            )
         caps = cap_rows.CapTable.build(rows)
         n = int(rng.integers(0, 30))
-        history = _history([(NOW - float(rng.uniform(0, 40 * DAY)), int(rng.choice(events)),
-                             int(rng.integers(-1, n_actions)), int(rng.integers(-1, n_channels))) for _ in range(n)])
+        history = _history(
+            [
+                (
+                    NOW - float(rng.uniform(0, 40 * DAY)),
+                    int(rng.choice(events)),
+                    int(rng.integers(-1, n_actions)),
+                    int(rng.integers(-1, n_channels)),
+                )
+                for _ in range(n)
+            ]
+        )
         expected = []
         for scope, target, event, window, _, _ in rows:
             count = 0
             for ts, ev, act, ch in zip(history.ts, history.event, history.action, history.channel, strict=True):
-                of = {cap_rows.ACTION: act, cap_rows.GROUP: group_of[act] if act >= 0 else -1, cap_rows.CHANNEL: ch,
-                      cap_rows.TOTAL: 0}
+                of = {
+                    cap_rows.ACTION: act,
+                    cap_rows.GROUP: group_of[act] if act >= 0 else -1,
+                    cap_rows.CHANNEL: ch,
+                    cap_rows.TOTAL: 0,
+                }
                 count += int(ev == event and ts > NOW - window and of[scope] == target)
             expected.append(count)
         assert cp.counts(caps, history, NOW, group_of).tolist() == expected

@@ -17,20 +17,32 @@ from nba.learning.features import encode, pack, unpack
 from nba.rules.features import Feature, FeatureSpace
 from nba.rules.load import load_rulebook
 
-SPACE = FeatureSpace((
-    Feature("attribute", "plan", "one_hot", values=("basic", "large")),
-    Feature("attribute", "usage_gb", "buckets", edges=(5.0, 20.0)),
-    Feature("attribute", "tenure_months", "scale", scale=120.0),
-    Feature("attribute", "products", "one_hot", values=("mobile", "tv")),
-    Feature("attribute", "consents.email", "flag"),
-    Feature("context", "device", "one_hot", values=("mobile", "desktop")),
-    Feature("segment", "high_value", "flag"),
-))
+SPACE = FeatureSpace(
+    (
+        Feature("attribute", "plan", "one_hot", values=("basic", "large")),
+        Feature("attribute", "usage_gb", "buckets", edges=(5.0, 20.0)),
+        Feature("attribute", "tenure_months", "scale", scale=120.0),
+        Feature("attribute", "products", "one_hot", values=("mobile", "tv")),
+        Feature("attribute", "consents.email", "flag"),
+        Feature("context", "device", "one_hot", values=("mobile", "desktop")),
+        Feature("segment", "high_value", "flag"),
+    )
+)
 
 
 def test_encoding_of_every_kind_of_feature() -> None:
-    x = encode(SPACE, {"plan": "large", "usage_gb": 20, "tenure_months": 240, "products": ["mobile", "tv"],
-                       "consents": {"email": True}}, {"device": "desktop"}, {"high_value"})
+    x = encode(
+        SPACE,
+        {
+            "plan": "large",
+            "usage_gb": 20,
+            "tenure_months": 240,
+            "products": ["mobile", "tv"],
+            "consents": {"email": True},
+        },
+        {"device": "desktop"},
+        {"high_value"},
+    )
     assert SPACE.dim == 1 + 2 + 3 + 1 + 2 + 1 + 2 + 1
     assert x.tolist() == [1, 0, 1, 0, 0, 1, 1.0, 1, 1, 1, 0, 1, 1]
     names = SPACE.column_names()
@@ -79,8 +91,9 @@ def test_the_posterior_recovers_who_accepts_what() -> None:
 def test_a_new_action_borrows_its_groups_knowledge_and_is_uncertain() -> None:
     x, actions, _, rewards = _simulate(4000, seed=2)
     seen = actions == 0
-    stats = accumulate(SPACE.dim, np.zeros(int(seen.sum()), np.int64), x[seen], np.ones(int(seen.sum())),
-                       rewards[seen], 3)
+    stats = accumulate(
+        SPACE.dim, np.zeros(int(seen.sum()), np.int64), x[seen], np.ones(int(seen.sum())), rewards[seen], 3
+    )
     # action 1 is new in action 0's group; action 2 is new in a group of its own
     model = ContextualModel.build(stats, np.array([0, 0, 1]), 2, np.array([0.05, 0.05, 0.05]), 0.05, 0.1)
     large = np.zeros(SPACE.dim)
@@ -129,7 +142,9 @@ def _policy_with(tmp_path: Path, learning_extra: str) -> Path:
 
 
 def test_learning_settings_per_channel_are_resolved(tmp_path: Path) -> None:
-    rules = _policy_with(tmp_path, """  attribution_window: 3d
+    rules = _policy_with(
+        tmp_path,
+        """  attribution_window: 3d
   channels:
     call_center: {exploration: 0.3, attribution_window: 2h, rewards: {interest: 0.5}}
     web: {model: contextual}
@@ -140,11 +155,17 @@ def test_learning_settings_per_channel_are_resolved(tmp_path: Path) -> None:
       - {context: device, one_hot: [mobile, desktop]}
       - {segment: long_tenure}
   control: {share: 0.1, ordering: rules}
-""")
+""",
+    )
     learning = load_rulebook(rules).learning
     cc, web, app = (learning.for_channel(c) for c in ("call_center", "web", "app"))
-    assert (cc.model, cc.exploration, cc.attribution_window, cc.rewards["interest"], cc.rewards["accept"]) == \
-        ("thompson", 0.3, 7200.0, 0.5, 1.0)
+    assert (cc.model, cc.exploration, cc.attribution_window, cc.rewards["interest"], cc.rewards["accept"]) == (
+        "thompson",
+        0.3,
+        7200.0,
+        0.5,
+        1.0,
+    )
     assert (web.model, web.exploration, web.attribution_window) == ("contextual", 1.0, 3 * 86400.0)
     assert app.rewards["interest"] == 0.3
     assert learning.features.dim == 1 + 4 + 3 + 2 + 1
@@ -153,7 +174,9 @@ def test_learning_settings_per_channel_are_resolved(tmp_path: Path) -> None:
 
 
 def test_learning_mistakes_are_reported_with_their_key(tmp_path: Path) -> None:
-    rules = _policy_with(tmp_path, """  channels:
+    rules = _policy_with(
+        tmp_path,
+        """  channels:
     fax: {exploration: 0.3}
     web: {model: neural, exploration: 3}
   contextual:
@@ -164,11 +187,20 @@ def test_learning_mistakes_are_reported_with_their_key(tmp_path: Path) -> None:
       - {context: device}
       - {segment: nobody}
   control: {share: 0.9}
-""")
+""",
+    )
     with pytest.raises(RulesInvalid) as info:
         load_rulebook(rules)
     text = str(info.value)
-    for expected in ("learning.channels.fax", "unknown model 'neural'", "learning.channels.web.exploration",
-                     "unknown attribute 'plann'", "features[1].one_hot", "features[2].buckets",
-                     "features[3]", "unknown segment 'nobody'", "learning.control.share"):
+    for expected in (
+        "learning.channels.fax",
+        "unknown model 'neural'",
+        "learning.channels.web.exploration",
+        "unknown attribute 'plann'",
+        "features[1].one_hot",
+        "features[2].buckets",
+        "features[3]",
+        "unknown segment 'nobody'",
+        "learning.control.share",
+    ):
         assert expected in text, (expected, text)

@@ -67,8 +67,10 @@ async def _stall_then_wait_forever() -> None:
 @pytest.mark.parametrize("new_loop", _loops())
 def test_a_stall_at_the_deadline_does_not_cut_the_exchange(new_loop: Callable[[], asyncio.AbstractEventLoop]) -> None:
     stalls: list[int] = []
-    assert _run(new_loop, _exchange_across_a_stall(
-        lambda seconds: Deadline(seconds, on_stall=lambda: stalls.append(1)))) == b"firstagain"
+    assert (
+        _run(new_loop, _exchange_across_a_stall(lambda seconds: Deadline(seconds, on_stall=lambda: stalls.append(1))))
+        == b"firstagain"
+    )
     assert len(stalls) >= 1  # the grace is reported (decide counts it in nba_decision_stalls_total)
     # what a plain timeout does in the same case: gives up on a reply that is already there
     with pytest.raises(TimeoutError):
@@ -93,8 +95,9 @@ def test_a_slow_wait_still_ends(new_loop: Callable[[], asyncio.AbstractEventLoop
 
 
 @pytest.mark.parametrize("new_loop", _loops())
-def test_a_deadline_already_due_when_armed_still_ends(new_loop: Callable[[], asyncio.AbstractEventLoop],
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_a_deadline_already_due_when_armed_still_ends(
+    new_loop: Callable[[], asyncio.AbstractEventLoop], caplog: pytest.LogCaptureFixture
+) -> None:
     # A pause between reading the clock and arming the timer makes the due time past when armed. uvloop
     # then schedules a plain Handle; reading the due time back from it failed in the callback, the error
     # was only logged, and the wait had no deadline at all. A deadline under a millisecond is the same

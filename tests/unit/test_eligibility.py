@@ -37,29 +37,59 @@ def test_program_matches_plain_evaluation(seed: int) -> None:
 def test_channel_dates_and_weight_filter() -> None:
     program = compile_program([Combine("all", ())] * 4, [])
     facts = Facts({}, {}, set(), now=100.0)
-    result = eligible(program, np.zeros(0, bool), facts, channel_ok=np.array([True, False, True, True]),
-                      active_from=np.array([0.0, 0.0, 100.0, 0.0]), active_until=np.array([1e9, 1e9, 1e9, 100.0]),
-                      weight=np.array([1.0, 1.0, 1.0, 1.0]))
+    result = eligible(
+        program,
+        np.zeros(0, bool),
+        facts,
+        channel_ok=np.array([True, False, True, True]),
+        active_from=np.array([0.0, 0.0, 100.0, 0.0]),
+        active_until=np.array([1e9, 1e9, 1e9, 100.0]),
+        weight=np.array([1.0, 1.0, 1.0, 1.0]),
+    )
     assert result.tolist() == [True, False, True, False]  # from is inclusive, until exclusive
-    paused = eligible(program, np.zeros(0, bool), facts, np.ones(4, bool), np.zeros(4), np.full(4, 1e9),
-                      np.array([1.0, 0.0, 1.0, 1.0]))
+    paused = eligible(
+        program,
+        np.zeros(0, bool),
+        facts,
+        np.ones(4, bool),
+        np.zeros(4),
+        np.full(4, 1e9),
+        np.array([1.0, 0.0, 1.0, 1.0]),
+    )
     assert paused.tolist() == [True, False, True, True]
 
 
-@pytest.mark.parametrize(("op", "value", "operand", "expected"), [
-    ("eq", 1, 1, True), ("eq", None, 1, False), ("ne", None, 1, True), ("ne", 2, 1, True),
-    ("gt", 5, 4.0, True), ("gt", 4, 4.0, False), ("gte", 4, 4.0, True), ("lt", "3", 4.0, False),
-    ("lte", True, 4.0, False), ("in", "a", ("a", "b"), True), ("not_in", None, ("a",), True),
-    ("contains", ["mobile"], "mobile", True), ("contains", "mobile", "mobile", False),
-    ("exists", None, False, True), ("exists", 0, True, True), ("exists", None, True, False),
-])
+@pytest.mark.parametrize(
+    ("op", "value", "operand", "expected"),
+    [
+        ("eq", 1, 1, True),
+        ("eq", None, 1, False),
+        ("ne", None, 1, True),
+        ("ne", 2, 1, True),
+        ("gt", 5, 4.0, True),
+        ("gt", 4, 4.0, False),
+        ("gte", 4, 4.0, True),
+        ("lt", "3", 4.0, False),
+        ("lte", True, 4.0, False),
+        ("in", "a", ("a", "b"), True),
+        ("not_in", None, ("a",), True),
+        ("contains", ["mobile"], "mobile", True),
+        ("contains", "mobile", "mobile", False),
+        ("exists", None, False, True),
+        ("exists", 0, True, True),
+        ("exists", None, True, False),
+    ],
+)
 def test_operator_semantics(op: str, value: object, operand: object, expected: bool) -> None:
     assert check_value(op, value, operand) is expected  # type: ignore[arg-type]
 
 
 def test_results_are_remembered_per_leaf_values_and_the_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    conditions: list[Condition] = [InSegment("s0"), FieldTest("profile", ("x",), "gt", 5.0),
-                                   Combine("any", (InSegment("s1"), FieldTest("profile", ("x",), "gt", 5.0)))]
+    conditions: list[Condition] = [
+        InSegment("s0"),
+        FieldTest("profile", ("x",), "gt", 5.0),
+        Combine("any", (InSegment("s1"), FieldTest("profile", ("x",), "gt", 5.0))),
+    ]
     program = compile_program(conditions, SEGMENTS)
     seg = np.array([True] + [False] * 7)
     first = program.run(seg, Facts({"x": 9}, {}, {"s0"}, 0.0))

@@ -56,8 +56,11 @@ def test_estimates_of_a_known_policy_cover_its_true_value(seed: int) -> None:
     pi = candidate[shown]
     truth = float(candidate @ rates)
     q = rates + 0.05  # a slightly wrong reward model: DR must stay consistent
-    for est in (ips(p, pi, reward), snips(p, pi, reward),
-                doubly_robust(p, pi, reward, q[shown], np.full(n, float(candidate @ q)))):
+    for est in (
+        ips(p, pi, reward),
+        snips(p, pi, reward),
+        doubly_robust(p, pi, reward, q[shown], np.full(n, float(candidate @ q))),
+    ):
         assert est.low <= truth <= est.high, (est, truth)
     low, high = bootstrap_check(p, pi, reward, rng)
     normal = ips(p, pi, reward)

@@ -16,8 +16,26 @@ from nba.rules.rulebook import Rulebook
 from tests.conftest import NOW
 
 ALLOWED = set(string.ascii_letters + string.digits + "._:@+-")
-NASTY = ["\n", "\r", "\r\n", "\x00", "\t", " ", "\u2028", "\u2029", "\x85", "\x0b", "\x0c", "|", "{", "}", "*", "?",
-         "é", "\ufeff"]
+NASTY = [
+    "\n",
+    "\r",
+    "\r\n",
+    "\x00",
+    "\t",
+    " ",
+    "\u2028",
+    "\u2029",
+    "\x85",
+    "\x0b",
+    "\x0c",
+    "|",
+    "{",
+    "}",
+    "*",
+    "?",
+    "é",
+    "\ufeff",
+]
 
 # valid ids, and valid ids with a nasty character somewhere (most often at the end, where `$` failed)
 valid_ids = st.text(alphabet=sorted(ALLOWED), min_size=1, max_size=130)
@@ -62,8 +80,15 @@ def test_every_decide_id_field(rulebook: Rulebook, field: str, value: str) -> No
 @pytest.mark.parametrize("field", ["event_id", "customer_id", "action_id", "decision_id"])
 @given(value=ids)
 def test_every_event_id_field(rulebook: Rulebook, field: str, value: str) -> None:
-    event = {"event_id": "e-1", "type": "click", "customer_id": "c-1", "action_id": "tv-addon",
-             "decision_id": "d-1", "channel": "web", field: value}
+    event = {
+        "event_id": "e-1",
+        "type": "click",
+        "customer_id": "c-1",
+        "action_id": "tv-addon",
+        "decision_id": "d-1",
+        "channel": "web",
+        field: value,
+    }
     accepted = _accepted(lambda b: wire.parse_events(b, rulebook, NOW), {"events": [event]}, f"events[0].{field}")
     assert accepted is ok(value)
 
@@ -74,16 +99,19 @@ def test_channels_are_the_rule_set_s_exactly(rulebook: Rulebook, value: str) -> 
     decide = {"customer_id": "c-1", "channel": value}
     assert _accepted(lambda b: wire.parse_decide(b, rulebook), decide, "channel") is known
     event = {"event_id": "e-1", "type": "click", "customer_id": "c-1", "action_id": "tv-addon", "channel": value}
-    assert _accepted(lambda b: wire.parse_events(b, rulebook, NOW), {"events": [event]},
-                     "events[0].channel") is known
+    assert _accepted(lambda b: wire.parse_events(b, rulebook, NOW), {"events": [event]}, "events[0].channel") is known
 
 
-@given(key=st.one_of(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,70}", fullmatch=True),
-                     st.tuples(st.from_regex(r"[A-Za-z_]{1,10}", fullmatch=True), st.sampled_from(NASTY))
-                     .map(lambda t: t[0] + t[1])))
+@given(
+    key=st.one_of(
+        st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,70}", fullmatch=True),
+        st.tuples(st.from_regex(r"[A-Za-z_]{1,10}", fullmatch=True), st.sampled_from(NASTY)).map(lambda t: t[0] + t[1]),
+    )
+)
 def test_context_keys_are_identifiers_with_nothing_after(rulebook: Rulebook, key: str) -> None:
     good = len(key) <= wire.MAX_CONTEXT_KEY and wire.CONTEXT_KEY_RE.fullmatch(key) is not None
-    assert good is (key.isascii() and key.replace("_", "a").isalnum() and not key[0].isdigit()
-                    and len(key) <= wire.MAX_CONTEXT_KEY)
+    assert good is (
+        key.isascii() and key.replace("_", "a").isalnum() and not key[0].isdigit() and len(key) <= wire.MAX_CONTEXT_KEY
+    )
     body = {"customer_id": "c-1", "channel": "web", "context": {key: 1}}
     assert _accepted(lambda b: wire.parse_decide(b, rulebook), body, f"context.{key}") is good

@@ -20,9 +20,16 @@ def _logs(n: int, seed: int) -> list[dict[str, object]]:
     for i in range(n):
         a = ELIGIBLE[int(rng.integers(len(ELIGIBLE)))]
         reward = float(rng.random() < TRUE_RATE[a])
-        out.append({"decision_id": f"d{i}", "channel": "web", "segment_key": "other", "eligible": ELIGIBLE,
-                    "actions": [{"action_id": a, "probability": 1 / len(ELIGIBLE)}],
-                    "rewards": {a: reward} if reward else {}})
+        out.append(
+            {
+                "decision_id": f"d{i}",
+                "channel": "web",
+                "segment_key": "other",
+                "eligible": ELIGIBLE,
+                "actions": [{"action_id": a, "probability": 1 / len(ELIGIBLE)}],
+                "rewards": {a: reward} if reward else {},
+            }
+        )
     return out
 
 
@@ -45,8 +52,11 @@ def test_estimates_cover_the_true_value_of_the_candidate(rulebook: Rulebook) -> 
 
 def test_records_it_cannot_use_are_counted_not_guessed(rulebook: Rulebook) -> None:
     snap = build_snapshot(rulebook, None)
-    unusable: list[dict[str, object]] = [{"channel": "web", "actions": []}, {"channel": "fax", "actions": [{}]},
-                                          {"channel": "web", "arm": "control", "actions": [{}]}]
+    unusable: list[dict[str, object]] = [
+        {"channel": "web", "actions": []},
+        {"channel": "fax", "actions": [{}]},
+        {"channel": "web", "arm": "control", "actions": [{}]},
+    ]
     logs = [*_logs(3, seed=1), *unusable]
     out = replay(snap, logs, np.random.default_rng(1))
     assert out.p.shape[0] == 3

@@ -24,6 +24,7 @@ def test_fills_profile_values() -> None:
 
 def test_bad_placeholders_are_rule_problems() -> None:
     assert _compile("Heeft {plann}")[1] == [
-        "actions/x.yaml:7: reason: unknown attribute 'plann' in {plann} (did you mean 'plan'?)"]
+        "actions/x.yaml:7: reason: unknown attribute 'plann' in {plann} (did you mean 'plan'?)"
+    ]
     assert "must be a plain attribute name" in _compile("{plan:>10}")[1][0]
     assert "unbalanced braces" in _compile("Heeft {plan")[1][0]

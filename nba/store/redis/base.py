@@ -83,8 +83,10 @@ class RedisBase:
             for name, wanted in keys.REDIS_CONFIG.items():
                 current = (await self.client.config_get(name)).get(name)
                 if current is not None and int(current) < wanted:
-                    advice.append(f"{name} is {current}; {wanted} keeps customers' hashes compact (with the "
-                                  "default of 64 a customer takes about twice the memory)")
+                    advice.append(
+                        f"{name} is {current}; {wanted} keeps customers' hashes compact (with the "
+                        "default of 64 a customer takes about twice the memory)"
+                    )
         except ResponseError:
             return []
         return advice
@@ -94,15 +96,18 @@ class RedisBase:
         await self._waits.close()
         await self.client.aclose()
 
-    async def _eval_many(self, script: Script, calls: list[tuple[Any, ...]],
-                         then: list[tuple[Any, ...]] | None = None) -> list[Any]:
+    async def _eval_many(
+        self, script: Script, calls: list[tuple[Any, ...]], then: list[tuple[Any, ...]] | None = None
+    ) -> list[Any]:
         """Many calls of one script in one pipelined round trip, followed by the commands `then` in the
         same write (tasks start in the order gather gets them); the scripts' results. Any failure raises."""
         after = then or []
-        replies: list[Any] = await asyncio.gather(*(self._mux.execute("EVALSHA", *argv) for argv in calls),
-                                                  *(self._mux.execute(*cmd) for cmd in after),
-                                                  return_exceptions=True)
-        results = replies[:len(calls)]
+        replies: list[Any] = await asyncio.gather(
+            *(self._mux.execute("EVALSHA", *argv) for argv in calls),
+            *(self._mux.execute(*cmd) for cmd in after),
+            return_exceptions=True,
+        )
+        results = replies[: len(calls)]
         # a script flushed from Redis ran nowhere: run only those calls again (the first one loads it),
         # before `then` fails the batch if it failed
         for i, res in enumerate(results):
@@ -110,8 +115,7 @@ class RedisBase:
                 results[i] = await self._evalsha(script, calls[i])
             elif isinstance(res, BaseException):
                 raise res
-        for reply in replies[len(calls):]:
+        for reply in replies[len(calls) :]:
             if isinstance(reply, BaseException):
                 raise reply
         return results
-

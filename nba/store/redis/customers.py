@@ -25,9 +25,17 @@ class Customers(RedisBase):
         """Profile and history in one HMGET (and the contact's count with it, pipelined): a decision's
         only read. Not atomic with the count, and need not be: a decision recorded in between changes
         the version read first, so recording on it fails and the decision is ranked again."""
+
         async def call() -> tuple[list[Any], Any]:
-            read = self._mux.execute("HMGET", keys.customer(customer_id), _F.ATTRIBUTES, _F.SEGMENTS,
-                                     _F.SEGMENTS_VERSION, _F.VERSION, _F.HISTORY)
+            read = self._mux.execute(
+                "HMGET",
+                keys.customer(customer_id),
+                _F.ATTRIBUTES,
+                _F.SEGMENTS,
+                _F.SEGMENTS_VERSION,
+                _F.VERSION,
+                _F.HISTORY,
+            )
             if contact_id is None:
                 return await read, 0
             count = self._mux.execute("HGET", keys.contacts(customer_id), contact_id)
@@ -46,10 +54,18 @@ class Customers(RedisBase):
 
     async def get_profile(self, customer_id: str) -> tuple[StoredProfile | None, bytes]:
         """The stored profile (None when there is none) and the packed history."""
+
         async def call() -> list[Any]:
             return await self._mux.execute(  # type: ignore[no-any-return]
-                "HMGET", keys.customer(customer_id), _F.ATTRIBUTES, _F.SEGMENTS, _F.SEGMENTS_VERSION,
-                _F.REVISION, _F.UPDATED, _F.HISTORY)
+                "HMGET",
+                keys.customer(customer_id),
+                _F.ATTRIBUTES,
+                _F.SEGMENTS,
+                _F.SEGMENTS_VERSION,
+                _F.REVISION,
+                _F.UPDATED,
+                _F.HISTORY,
+            )
 
         attrs, segs, segver, rev, updated, hist = await self._timed("get_profile", call)
         if rev is None:
@@ -59,17 +75,32 @@ class Customers(RedisBase):
         except ValueError:
             updated_ms = 0
         return StoredProfile(
-            attributes=await self._decode_attributes(attrs or b"[]", customer_id), segments=_bits(segs) or 0,
-            segments_version=(segver or b"").decode(errors="replace"), revision=rev.decode(errors="replace"),
-            updated_ms=updated_ms), hist or b""
+            attributes=await self._decode_attributes(attrs or b"[]", customer_id),
+            segments=_bits(segs) or 0,
+            segments_version=(segver or b"").decode(errors="replace"),
+            revision=rev.decode(errors="replace"),
+            updated_ms=updated_ms,
+        ), hist or b""
 
-    async def write_profile(self, customer_id: str, expected_revision: str, attributes: Mapping[str, Any],
-                            segments: int, segments_version: str, updated_ms: int) -> int:
+    async def write_profile(
+        self,
+        customer_id: str,
+        expected_revision: str,
+        attributes: Mapping[str, Any],
+        segments: int,
+        segments_version: str,
+        updated_ms: int,
+    ) -> int:
         """Returns the new revision, or -1 when the profile changed since `expected_revision`."""
         encoded = await self._encode_attributes(attributes)
-        return int(await self._eval(
-            "write_profile", _WRITE_PROFILE, [keys.customer(customer_id), keys.erased(customer_id)],
-            [expected_revision, encoded, segments, segments_version, updated_ms, keys.erased_field(customer_id)]))
+        return int(
+            await self._eval(
+                "write_profile",
+                _WRITE_PROFILE,
+                [keys.customer(customer_id), keys.erased(customer_id)],
+                [expected_revision, encoded, segments, segments_version, updated_ms, keys.erased_field(customer_id)],
+            )
+        )
 
     async def _encode_attributes(self, attributes: Mapping[str, Any]) -> bytes:
         new = [name for name in attributes if name not in self._code_of]
@@ -87,19 +118,23 @@ class Customers(RedisBase):
             hash(tuple(codes))  # codes must be usable as keys (a list or object is not)
         except (ValueError, TypeError):
             self.unreadable("profile", customer_id, raw)
-            raise StoredDataUnreadable(f"the stored profile of customer {customer_id} cannot be read; "
-                                       "PUT replaces it, DELETE erases it") from None
+            raise StoredDataUnreadable(
+                f"the stored profile of customer {customer_id} cannot be read; PUT replaces it, DELETE erases it"
+            ) from None
         if any(code not in self._name_of for code in codes):
             # written by a process that met an attribute first: its code is in the registry
             registry: dict[bytes, bytes] = await self._timed(
-                "attribute_codes", lambda: self.client.hgetall(keys.ATTRIBUTE_CODES))
+                "attribute_codes", lambda: self.client.hgetall(keys.ATTRIBUTE_CODES)
+            )
             self._learn_codes((name.decode(), int(code)) for name, code in registry.items())
             lost = [code for code in codes if code not in self._name_of]
             if lost:
                 self.unreadable("profile", customer_id, raw)
-                raise StoredDataUnreadable(f"the stored profile of customer {customer_id} uses attribute codes "
-                                           f"{lost}, which are not in {keys.ATTRIBUTE_CODES}; PUT replaces it, "
-                                           "DELETE erases it")
+                raise StoredDataUnreadable(
+                    f"the stored profile of customer {customer_id} uses attribute codes "
+                    f"{lost}, which are not in {keys.ATTRIBUTE_CODES}; PUT replaces it, "
+                    "DELETE erases it"
+                )
         names = self._name_of
         return {names[code]: value for code, value in zip(codes, flat[1::2], strict=True)}
 

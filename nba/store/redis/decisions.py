@@ -40,19 +40,43 @@ class Decisions(RedisBase):
         for an erased customer."""
         decision_id, ts_ms = write.decision_id, write.ts_ms
         args = RecordArgs(
-            decision_id=decision_id, ts_ms=ts_ms, record=write.record, record_ttl=keys.DECISION_TTL,
-            index_cutoff=ts_ms - keys.DECISION_TTL * 1000, records_max=keys.DECISIONS_MAX,
-            record_prefix=keys.decision(customer_id, ""), contact_id=write.contact_id or "",
-            contact_ttl=max(1, int(write.contact_ttl)), expected_version=version, history_ttl=keys.HISTORY_TTL,
-            history_cutoff=ts_ms - keys.HISTORY_TTL * 1000, history_max=keys.HISTORY_MAX,
-            erased_field=keys.erased_field(customer_id))
-        returned = [x for action, meta in write.ranked
-                    for x in (action, meta, history.reservation_entry(ts_ms, action, write.channel, decision_id))]
-        return Recorded(int(await self._eval(
-            "record_decision", _RECORD_DECISION,
-            [keys.decisions(customer_id), keys.decision(customer_id, decision_id), keys.contacts(customer_id),
-             keys.customer(customer_id), keys.shown(customer_id), keys.erased(customer_id)],
-            [*args, *returned])))
+            decision_id=decision_id,
+            ts_ms=ts_ms,
+            record=write.record,
+            record_ttl=keys.DECISION_TTL,
+            index_cutoff=ts_ms - keys.DECISION_TTL * 1000,
+            records_max=keys.DECISIONS_MAX,
+            record_prefix=keys.decision(customer_id, ""),
+            contact_id=write.contact_id or "",
+            contact_ttl=max(1, int(write.contact_ttl)),
+            expected_version=version,
+            history_ttl=keys.HISTORY_TTL,
+            history_cutoff=ts_ms - keys.HISTORY_TTL * 1000,
+            history_max=keys.HISTORY_MAX,
+            erased_field=keys.erased_field(customer_id),
+        )
+        returned = [
+            x
+            for action, meta in write.ranked
+            for x in (action, meta, history.reservation_entry(ts_ms, action, write.channel, decision_id))
+        ]
+        return Recorded(
+            int(
+                await self._eval(
+                    "record_decision",
+                    _RECORD_DECISION,
+                    [
+                        keys.decisions(customer_id),
+                        keys.decision(customer_id, decision_id),
+                        keys.contacts(customer_id),
+                        keys.customer(customer_id),
+                        keys.shown(customer_id),
+                        keys.erased(customer_id),
+                    ],
+                    [*args, *returned],
+                )
+            )
+        )
 
     async def customers_with_decisions(self) -> AsyncIterator[str]:
         """Every customer with decision records (SCAN: incremental, never blocks Redis)."""
@@ -77,8 +101,9 @@ class Decisions(RedisBase):
                         raise ValueError("not an object")
                     rec["rewards"] = {k[2:].decode(): float(v) for k, v in row.items() if k.startswith(b"r:")}
                 except ValueError:
-                    self.unreadable("decision_record", f"{customer_id} {did.decode(errors='replace')}",
-                                    row.get(b"rec", b""))
+                    self.unreadable(
+                        "decision_record", f"{customer_id} {did.decode(errors='replace')}", row.get(b"rec", b"")
+                    )
                     continue
                 out.append(rec)
         return out

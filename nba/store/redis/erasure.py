@@ -21,12 +21,25 @@ class Erasure(RedisBase):
         """Delete every key of the customer and leave a tombstone (ERASE_CUSTOMER); delete the learner's
         inbox entries that still name the customer; ask for Redis's files on disk to be rewritten
         (rewrite_if_due). Returns the number of keys deleted."""
-        deleted = int(await self._eval(
-            "erase", _ERASE_CUSTOMER,
-            [keys.customer(customer_id), keys.decisions(customer_id), keys.contacts(customer_id),
-             keys.shown(customer_id), keys.erased(customer_id)],
-            [keys.decision(customer_id, ""), keys.erased_field(customer_id), now_ms + keys.ERASED_SECONDS * 1000,
-             now_ms]))
+        deleted = int(
+            await self._eval(
+                "erase",
+                _ERASE_CUSTOMER,
+                [
+                    keys.customer(customer_id),
+                    keys.decisions(customer_id),
+                    keys.contacts(customer_id),
+                    keys.shown(customer_id),
+                    keys.erased(customer_id),
+                ],
+                [
+                    keys.decision(customer_id, ""),
+                    keys.erased_field(customer_id),
+                    now_ms + keys.ERASED_SECONDS * 1000,
+                    now_ms,
+                ],
+            )
+        )
         await self._scrub_inbox(customer_id)
         await self.client.set(keys.REWRITE_DUE, now_ms)
         return deleted

@@ -29,8 +29,9 @@ def from_inbox(raw: bytes) -> EventArgs:
 
 
 class Events(RedisBase):
-    async def apply_events(self, by_customer: Mapping[str, list[EventArgs]],
-                           now_ms: int | None = None) -> dict[str, list[EventStatus]]:
+    async def apply_events(
+        self, by_customer: Mapping[str, list[EventArgs]], now_ms: int | None = None
+    ) -> dict[str, list[EventStatus]]:
         """Apply the events to the customers' histories, then put them in the learner's inbox, in one
         pipelined round trip (Redis runs one connection's commands in order, so the learner never meets
         an entry whose history, and tally mark, is not written yet). A connection lost in between leaves
@@ -41,19 +42,34 @@ class Events(RedisBase):
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         entries: list[bytes] = []
         for cid, events in by_customer.items():
-            args: list[Any] = [now_ms - keys.HISTORY_TTL * 1000, keys.HISTORY_MAX, keys.HISTORY_TTL,
-                               keys.decision(cid, ""), keys.TALLY_MARKS_BYTES, keys.erased_field(cid), now_ms]
+            args: list[Any] = [
+                now_ms - keys.HISTORY_TTL * 1000,
+                keys.HISTORY_MAX,
+                keys.HISTORY_TTL,
+                keys.decision(cid, ""),
+                keys.TALLY_MARKS_BYTES,
+                keys.erased_field(cid),
+                now_ms,
+            ]
             for e in events:
                 key = history.event_key(e.event_id)
-                args += [key, e.ts_ms, history.event_entry(e.ts_ms, e.type, e.action_id, e.channel, key), e.type,
-                         e.action_id, e.decision_id or ""]
+                args += [
+                    key,
+                    e.ts_ms,
+                    history.event_entry(e.ts_ms, e.type, e.action_id, e.channel, key),
+                    e.type,
+                    e.action_id,
+                    e.decision_id or "",
+                ]
                 entries.append(inbox_entry(e))
             calls.append((cid, _APPLY_EVENTS.args([keys.customer(cid), keys.shown(cid), keys.erased(cid)], args)))
 
         async def apply_and_enqueue() -> list[Any]:
-            return await self._eval_many(_APPLY_EVENTS, [c[1] for c in calls],
-                                         then=[("XADD", keys.LEARN_INBOX, "*", "e", entry) for entry in entries])
+            return await self._eval_many(
+                _APPLY_EVENTS,
+                [c[1] for c in calls],
+                then=[("XADD", keys.LEARN_INBOX, "*", "e", entry) for entry in entries],
+            )
 
         results = await self._timed("apply_events", apply_and_enqueue)
-        return {cid: [cast(EventStatus, s.decode()) for s in res]
-                for (cid, _), res in zip(calls, results, strict=True)}
+        return {cid: [cast(EventStatus, s.decode()) for s in res] for (cid, _), res in zip(calls, results, strict=True)}

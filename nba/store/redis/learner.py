@@ -20,8 +20,12 @@ _TAKE_LEASE = Script(scripts.TAKE_LEASE)
 class Learning(RedisBase):
     async def read_inbox(self, after: str, count: int) -> InboxBatch:
         # read at every learner step: the shared connection (raw replies: [id, [field, value]] rows)
-        rows = await self._timed("read_inbox", lambda: self._mux.execute(
-            "XRANGE", keys.LEARN_INBOX, f"({after}" if after != "0" else "-", "+", "COUNT", count))
+        rows = await self._timed(
+            "read_inbox",
+            lambda: self._mux.execute(
+                "XRANGE", keys.LEARN_INBOX, f"({after}" if after != "0" else "-", "+", "COUNT", count
+            ),
+        )
         entries = []
         for rid, fields in rows:
             try:
@@ -39,8 +43,10 @@ class Learning(RedisBase):
         end = loop.time() + seconds
         while True:
             ms = max(1, int(min(end - loop.time(), INBOX_WAIT_MAX) * 1000))
-            if await self._waits.execute("XREAD", "COUNT", 1, "BLOCK", ms, "STREAMS", keys.LEARN_INBOX,
-                                         after) is not None:
+            if (
+                await self._waits.execute("XREAD", "COUNT", 1, "BLOCK", ms, "STREAMS", keys.LEARN_INBOX, after)
+                is not None
+            ):
                 return True
             if loop.time() >= end - 0.001:
                 return False
@@ -56,8 +62,9 @@ class Learning(RedisBase):
         if await self.client.get(keys.LEARN_LEASE) == token.encode():
             await self.client.delete(keys.LEARN_LEASE)
 
-    async def credit_events(self, entries: list[tuple[str, EventArgs]], rewards: Mapping[tuple[str, str], float],
-                            position: str) -> list[Grant]:
+    async def credit_events(
+        self, entries: list[tuple[str, EventArgs]], rewards: Mapping[tuple[str, str], float], position: str
+    ) -> list[Grant]:
         """Credit inbox entries to their decisions: one script call per customer, one round trip.
         `position`: the learner's committed inbox position."""
         table = [x for (ch, etype), r in rewards.items() for x in (ch, etype, r)]
@@ -69,15 +76,28 @@ class Learning(RedisBase):
             args: list[Any] = [keys.decision(cid, ""), position, len(rewards), *table]
             for i in idx:
                 rid, e = entries[i]
-                args += [rid, e.event_id, history.event_key(e.event_id), e.ts_ms, e.type, e.action_id,
-                         e.decision_id or ""]
+                args += [
+                    rid,
+                    e.event_id,
+                    history.event_key(e.event_id),
+                    e.ts_ms,
+                    e.type,
+                    e.action_id,
+                    e.decision_id or "",
+                ]
             calls.append(_CREDIT_EVENTS.args([keys.shown(cid), keys.customer(cid)], args))
         results = await self._timed("credit_events", lambda: self._eval_many(_CREDIT_EVENTS, calls))
         out: list[Grant | None] = [None] * len(entries)
         for idx, res in zip(by_customer.values(), results, strict=True):
             for i, (status, trial, delta, meta, counted, marked) in zip(idx, res, strict=True):
-                out[i] = Grant(cast(GrantStatus, status.decode()), float(trial), float(delta),
-                               meta.decode(errors="replace"), counted == b"1", marked == b"1")
+                out[i] = Grant(
+                    cast(GrantStatus, status.decode()),
+                    float(trial),
+                    float(delta),
+                    meta.decode(errors="replace"),
+                    counted == b"1",
+                    marked == b"1",
+                )
         return [g for g in out if g is not None]
 
     async def clear_tally_marks(self, customer_ids: Iterable[str], position: str) -> None:
@@ -86,9 +106,17 @@ class Learning(RedisBase):
         if calls:
             await self._timed("clear_tally_marks", lambda: self._eval_many(_CLEAR_TALLY_MARKS, calls))
 
-    async def commit_learning(self, token: str, lease_ms: int, position: str,
-                              increments: list[tuple[Tally, str, float]], contextual: Mapping[str, bytes],
-                              signature: str, *, reset: bool = False) -> bool:
+    async def commit_learning(
+        self,
+        token: str,
+        lease_ms: int,
+        position: str,
+        increments: list[tuple[Tally, str, float]],
+        contextual: Mapping[str, bytes],
+        signature: str,
+        *,
+        reset: bool = False,
+    ) -> bool:
         """Apply one batch's statistics and move the position, atomically, if we hold the lease.
         `increments`: (which tally, field, amount)."""
         args: list[Any] = [token, lease_ms, position, "1" if reset else "0", len(increments)]
@@ -97,7 +125,20 @@ class Learning(RedisBase):
         rows = {**contextual, "signature": signature.encode()} if contextual or reset else {}
         for a, row in rows.items():
             args += [a, row]
-        return bool(await self._eval(
-            "commit_learning", _COMMIT_LEARNING,
-            [keys.LEARN_LEASE, keys.LEARN_INBOX, keys.LEARN_POSITION, keys.MODEL_COUNTS, keys.MODEL_CONTEXTUAL,
-             keys.EVENT_COUNTS, keys.MODEL_ARMS, keys.MODEL_VERSION], args))
+        return bool(
+            await self._eval(
+                "commit_learning",
+                _COMMIT_LEARNING,
+                [
+                    keys.LEARN_LEASE,
+                    keys.LEARN_INBOX,
+                    keys.LEARN_POSITION,
+                    keys.MODEL_COUNTS,
+                    keys.MODEL_CONTEXTUAL,
+                    keys.EVENT_COUNTS,
+                    keys.MODEL_ARMS,
+                    keys.MODEL_VERSION,
+                ],
+                args,
+            )
+        )

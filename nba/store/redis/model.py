@@ -17,6 +17,7 @@ class Model(RedisBase):
 
     async def model_data(self) -> ModelData:
         """The version and every statistic, read together so the version names exactly these."""
+
         async def run() -> list[Any]:
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.get(keys.MODEL_VERSION)
@@ -39,13 +40,13 @@ class Model(RedisBase):
         return ModelData(
             version=version.decode(errors="replace") if version else "0",
             counts={k: (v[0], v[1]) for k, v in counts.items()},
-            contextual={k.decode(): v for k, v in ctx.items()}, signature=signature,
+            contextual={k.decode(): v for k, v in ctx.items()},
+            signature=signature,
             arms={k: (v[0], v[1]) for k, v in arms.items()},
         )
 
     async def event_counts(self) -> dict[tuple[str, str], int]:
-        raw: dict[bytes, bytes] = await self._timed(
-            "event_counts", lambda: self.client.hgetall(keys.EVENT_COUNTS))
+        raw: dict[bytes, bytes] = await self._timed("event_counts", lambda: self.client.hgetall(keys.EVENT_COUNTS))
         out: dict[tuple[str, str], int] = {}
         for field, value in raw.items():
             action_id, etype = field.decode().rsplit(":", 1)

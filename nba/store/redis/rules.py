@@ -18,10 +18,20 @@ class Rules(RedisBase):
         """Make a validated rule set read from a rules directory the current one for every process; True
         when the current version changed. Without `force`, only when the directory's content differs
         from the last one published (see PUBLISH_RULES)."""
-        return bool(await self._eval(
-            "publish_rules", _PUBLISH_RULES, [keys.RULES_CURRENT, keys.RULES_HISTORY_KEY, keys.RULES_SOURCE],
-            [version, keys.rules_set(""), keys.RULES_HISTORY, orjson.dumps(dict(files)),
-             "force" if force else "changed"]))
+        return bool(
+            await self._eval(
+                "publish_rules",
+                _PUBLISH_RULES,
+                [keys.RULES_CURRENT, keys.RULES_HISTORY_KEY, keys.RULES_SOURCE],
+                [
+                    version,
+                    keys.rules_set(""),
+                    keys.RULES_HISTORY,
+                    orjson.dumps(dict(files)),
+                    "force" if force else "changed",
+                ],
+            )
+        )
 
     async def rules_source_version(self) -> str | None:
         """The version last published from a rules directory."""
@@ -47,6 +57,7 @@ class Rules(RedisBase):
         return files
 
     async def rollback_rules(self) -> str | None:
-        v = await self._eval("rollback_rules", _ROLLBACK_RULES, [keys.RULES_CURRENT, keys.RULES_HISTORY_KEY],
-                             [keys.rules_set("")])
+        v = await self._eval(
+            "rollback_rules", _ROLLBACK_RULES, [keys.RULES_CURRENT, keys.RULES_HISTORY_KEY], [keys.rules_set("")]
+        )
         return v.decode() if v else None
