@@ -35,6 +35,7 @@ by up to a block's decisions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy.special import ndtri
@@ -236,8 +237,7 @@ def _place(theta: FloatArray, lever: FloatArray, fixed: BoolArray, k: int) -> tu
     return priority, order, np.cumsum(fixed[order], axis=1) == 0
 
 
-@dataclass(frozen=True)
-class Sampling:
+class Sampling(NamedTuple):
     """How a decision samples: `draws` joint samples from `rng` (fewer with many contenders: DRAW_BUDGET);
     `explore=False` ranks by the posterior means instead (rule tests, degraded answers: the order the rules
     alone imply); with a `tally`, a situation seen before mostly costs no sampling at all (module

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -36,15 +35,13 @@ RESERVATION_SECONDS = 1800.0
 _IMPRESSION = EVENT_CODE["impression"]
 
 
-@dataclass(frozen=True)
-class Ranked:
+class Ranked(NamedTuple):
     decision: Decision
     record: dict[str, Any]  # what the decision log keeps (learning/record.py)
     meta: str  # what the learner needs to credit answers to this decision's actions (record.Meta)
 
 
-@dataclass(frozen=True)
-class Who:
+class Who(NamedTuple):
     """The customer as the stages see them."""
 
     attributes: Mapping[str, Any]
@@ -54,8 +51,7 @@ class Who:
     key: int  # column of the learning model: the first configured key segment they are in
 
 
-@dataclass(frozen=True)
-class Screen:
+class Screen(NamedTuple):
     """Which actions survive the gates, and what explain needs to say why the others did not."""
 
     channel: int
@@ -68,19 +64,18 @@ class Screen:
     contact_full: bool  # the per-contact limit leaves nothing
 
 
-@dataclass(frozen=True)
-class Order:
+class Order(NamedTuple):
     """The ordering of the candidates and how it was made."""
 
     ranking: arbitration.Ranking
     arm: str  # model | control
     model: str  # the channel's model
+    attribution_window: float  # the channel's, seconds
     x: FloatArray | None  # the customer's feature vector (contextual model)
     packed: str  # ... as the decision record keeps it
 
 
-@dataclass(frozen=True)
-class How:
+class How(NamedTuple):
     """How to rank: `rng` draws the samples; `explore=False` ranks by the posterior means (rule tests,
     degraded answers); a `tally` shares placement samples between decisions (arbitration.Tally); `bad` is
     told of history entries that cannot be parsed (they are skipped)."""
@@ -130,8 +125,14 @@ def rank(
         ts=now,
     )
     space = rb.learning.features
-    window = rb.learning.for_channel(req.channel).attribution_window
-    meta = Meta(req.channel, key_name, ordering.arm, int((now + window) * 1000), space.signature, ordering.packed)
+    meta = Meta(
+        req.channel,
+        key_name,
+        ordering.arm,
+        int((now + ordering.attribution_window) * 1000),
+        space.signature,
+        ordering.packed,
+    )
     record = decision_record(
         decision, rb.action_ids[gates.candidates].tolist(), ranking.draw.tolist(), ranking.draws, meta, ordering.model
     )
@@ -202,9 +203,7 @@ def order(snap: Snapshot, person: Who, gates: Screen, req: DecideRequest, how: H
             np.zeros(candidates.shape[0]),
             np.ones(candidates.shape[0]),
         )
-        ranking = arbitration.arbitrate(
-            candidates, beliefs, rb.lever, rb.no_action, limit, Sampling(how.rng, 1, explore=False)
-        )
+        ranking = arbitration.arbitrate(candidates, beliefs, rb.lever, rb.no_action, limit, Sampling(how.rng, 1, False))
     else:
         beliefs = beliefs_for(snap, cl.model, cl.exploration, candidates, person.key, x)
         if in_control:
@@ -216,9 +215,9 @@ def order(snap: Snapshot, person: Who, gates: Screen, req: DecideRequest, how: H
                 rb.lever,
                 rb.no_action,
                 limit,
-                Sampling(how.rng, learning.probability_draws, explore=how.explore, tally=how.tally),
+                Sampling(how.rng, learning.probability_draws, how.explore, how.tally),
             )
-    return Order(ranking, "control" if in_control else "model", cl.model, x, packed)
+    return Order(ranking, "control" if in_control else "model", cl.model, cl.attribution_window, x, packed)
 
 
 def parse_history(raw: bytes, rb: Rulebook, now: float, bad: Callable[[str], None] | None = None) -> History:

@@ -10,14 +10,12 @@ evaluation read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from nba.domain import Decision
 
 
-@dataclass(frozen=True)
-class Meta:
+class Meta(NamedTuple):
     """What a decision record says about one returned action: its field `a:<action>`."""
 
     channel: str
