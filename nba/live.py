@@ -4,9 +4,10 @@ Each process keeps the model statistics in memory and polls their version in Red
 `learning.refresh_seconds`; a request never waits for Redis to learn what the model says.
 
 Rule sets are shared through Redis: a process that sees its rules directory change (or is asked to
-reload) validates the new set and publishes it (the directory is scanned every WATCH_SECONDS); every
-process polls the current version every RULES_POLL_SECONDS and swaps to it, so all converge within
-about a second and a half. An invalid set is never published, so it never replaces the running one.
+reload) validates the new set and publishes it (the directory is scanned every WATCH_SECONDS, and a
+change is published once two scans agree on it, so a set still being written is not); every process
+polls the current version every RULES_POLL_SECONDS and swaps to it, so all converge within about two
+and a half seconds of a save. An invalid set is never published, so it never replaces the running one.
 Model statistics are keyed by action id and survive any reload.
 
 What a rollback means: `nba rules rollback` makes the previous published set current while the files
@@ -52,6 +53,7 @@ class Live:
         self._swap_lock = asyncio.Lock()
         self._refused: str | None = None  # a published version that does not validate here: not retried
         self._seen: tuple[tuple[str, int, int], ...] | None = None  # the watched directory's last fingerprint
+        self._changing: tuple[tuple[str, int, int], ...] | None = None  # ... at the previous scan
         self._next_scan = 0.0
         metrics.rules.info({"version": rulebook.version})
 
@@ -168,7 +170,11 @@ class Live:
         if scan and directory is not None:
             self._next_scan = loop.time() + WATCH_SECONDS
             # the stat calls run in a thread: on a slow file system they would stall every request
-            if await asyncio.to_thread(directory_fingerprint, directory) != self._seen:
+            now = await asyncio.to_thread(directory_fingerprint, directory)
+            settled, self._changing = now == self._changing, now
+            # published only once it looked the same at two scans: files being written (an editor, a git
+            # checkout of several files) would otherwise publish a half-written or half-updated set
+            if now != self._seen and settled:
                 try:
                     await self.publish(directory, force=False)
                 except RulesInvalid as exc:

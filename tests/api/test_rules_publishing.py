@@ -22,6 +22,12 @@ async def _current(redis: Redis) -> str:
     return raw.decode()
 
 
+async def _settle(lv: Live, rules: Path) -> None:
+    """Two scans of the directory: a change is published once two scans agree on it."""
+    await lv.watch_once(rules, scan=True)
+    await lv.watch_once(rules, scan=True)
+
+
 def _edit(rules: Path, value: int) -> None:
     tv = rules / "actions" / "tv-addon.yaml"
     tv.write_text(re.sub(r"(?m)^value: \d+$", f"value: {value}", tv.read_text()))
@@ -36,18 +42,18 @@ async def test_a_rollback_is_not_undone_by_the_watcher_or_a_restart(
     assert v1 == lv.snapshot.rulebook.version
 
     _edit(rules_copy, 16)
-    await lv.watch_once(rules_copy, scan=True)
+    await _settle(lv, rules_copy)
     v2 = await _current(redis)
     assert v2 != v1
     assert lv.snapshot.rulebook.version == v2
 
     assert await lv.store.rollback_rules() == v1
-    await lv.watch_once(rules_copy, scan=True)
+    await _settle(lv, rules_copy)
     assert lv.snapshot.rulebook.version == v1
     # the files are touched (saved again unchanged): a changed fingerprint, the same content
     tv = rules_copy / "actions" / "tv-addon.yaml"
     os.utime(tv, ns=(tv.stat().st_atime_ns, tv.stat().st_mtime_ns + 10**9))
-    await lv.watch_once(rules_copy, scan=True)
+    await _settle(lv, rules_copy)
     assert await _current(redis) == v1
     assert lv.snapshot.rulebook.version == v1
 
@@ -57,10 +63,27 @@ async def test_a_rollback_is_not_undone_by_the_watcher_or_a_restart(
     assert await lv.store.rules_source_version() == v2
 
     _edit(rules_copy, 17)  # a real change of the files is published again
-    await lv.watch_once(rules_copy, scan=True)
+    await _settle(lv, rules_copy)
     v3 = await _current(redis)
     assert v3 not in (v1, v2)
     assert lv.snapshot.rulebook.version == v3
+
+
+async def test_a_set_still_being_written_is_not_published(
+    make_client: AppFactory, rules_copy: Path, redis: Redis
+) -> None:
+    client: Client = await make_client(rules_dir=rules_copy)
+    lv: Live = live(client)
+    v1 = await _current(redis)
+    _edit(rules_copy, 16)  # the first of several files a checkout writes
+    await lv.watch_once(rules_copy, scan=True)
+    assert await _current(redis) == v1  # seen once: perhaps half-written, not published yet
+    _edit(rules_copy, 17)  # the checkout goes on
+    await lv.watch_once(rules_copy, scan=True)
+    assert await _current(redis) == v1
+    await lv.watch_once(rules_copy, scan=True)  # the same at two scans: done
+    assert await _current(redis) not in ("", v1)
+    assert lv.snapshot.rulebook.actions[lv.snapshot.rulebook.action_index["tv-addon"]].value == 17
 
 
 async def test_an_explicit_reload_publishes_the_files_after_a_rollback(
