@@ -98,9 +98,10 @@ def parse_learning(
     rewards = r.optional(lm, "rewards", lambda n, path: _rewards(r, n, path), {}, at="learning") or {}
     refresh = r.optional(lm, "refresh_seconds", r.number, 1.0, at="learning", min_value=0.05, max_value=60)
     draws = r.optional(lm, "probability_draws", r.integer, 256, at="learning", min_value=16)
+    explore_all = _exploration(r, lm, "learning")
     default = ChannelLearning(
         _model(r, lm, "learning") or "thompson",
-        _exploration(r, lm, "learning") or 1.0,
+        1.0 if explore_all is None else explore_all,  # 0 is a setting (always the mean), not "unset"
         _window(r, lm, "learning") or DEFAULT_WINDOW,
         rewards,
     )

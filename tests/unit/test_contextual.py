@@ -173,6 +173,13 @@ def test_learning_settings_per_channel_are_resolved(tmp_path: Path) -> None:
     assert (learning.control.share, learning.control.ordering) == (0.1, "rules")
 
 
+def test_exploration_zero_for_every_channel_is_kept(tmp_path: Path) -> None:
+    learning = load_rulebook(
+        _policy_with(tmp_path, "  exploration: 0\n  channels:\n    web: {exploration: 0.5}\n")
+    ).learning
+    assert [learning.for_channel(c).exploration for c in ("app", "call_center", "web")] == [0.0, 0.0, 0.5]
+
+
 def test_learning_mistakes_are_reported_with_their_key(tmp_path: Path) -> None:
     rules = _policy_with(
         tmp_path,
