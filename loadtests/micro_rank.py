@@ -1,8 +1,9 @@
 """Micro-benchmark: server-side compute of one decision (the pure `rank` stage, no I/O, no HTTP),
 for the shipped rules and for generated rule sets of 10 and 1,000 actions, each with a cold model (priors
 only: the widest posteriors, the most contenders) and a trained one (every action shown 200-5,000 times
-per segment key, accepted 1-10% of the time). Each is measured as the server decides (one `Tally` shared
-by all decisions, as in `Decider`) and with every decision drawing its own samples (no tally). The
+per segment key, accepted 1-10% of the time). Each is measured as the server decides (one `Situations`
+shared by all decisions, as in `Decider`) and with every decision integrating its own placement
+probabilities (no cache). The
 3,000 decisions go to 2,000 demo customers with five recent impressions each (of different actions),
 so eligible sets and caps vary as they do in traffic.
 
@@ -20,7 +21,7 @@ import numpy as np
 from loadtests.gen_rules import generate
 from nba.customers.demo import demo_population
 from nba.decision import segments
-from nba.decision.arbitration import Tally
+from nba.decision.arbitration import Situations
 from nba.decision.rank import How, rank
 from nba.domain import DecideRequest
 from nba.learning.snapshot import build_snapshot
@@ -47,7 +48,7 @@ def bench(
     n: int = 3000,
     history: int = 5,
     data: ModelData | None = None,
-    tally: Tally | None = None,
+    situations: Situations | None = None,
     population: int = 2000,
 ) -> tuple[float, float]:
     rng = np.random.default_rng(1)
@@ -63,11 +64,11 @@ def bench(
         customers.append(CustomerSnapshot(attrs, segments.materialise(rb, attrs, now), rb.segments_version, hist))
     req = DecideRequest("c-1", "web", {"device": "mobile"}, 3, False, None)
     for c in customers:
-        rank(snap, c, req, now, "d", How(rng, tally=tally))
+        rank(snap, c, req, now, "d", How(rng, situations=situations))
     times = np.empty(n)
     for i in range(n):
         t = time.perf_counter()
-        rank(snap, customers[i % len(customers)], req, now, "d", How(rng, tally=tally))
+        rank(snap, customers[i % len(customers)], req, now, "d", How(rng, situations=situations))
         times[i] = time.perf_counter() - t
     return float(np.median(times) * 1e6), float(np.percentile(times, 99) * 1e6)
 
@@ -77,10 +78,10 @@ def main() -> None:
         sets = {"shipped (15)": load_rulebook(ROOT / "rules")}
         for n in (10, 1000):
             sets[f"generated {n}"] = load_rulebook(generate(Path(tmp) / f"r{n}", n, seed=1))
-        print(f"{'rule set':16} {'model':8} {'median us':>10} {'p99 us':>10} {'no tally: median':>17} {'p99':>8}")
+        print(f"{'rule set':16} {'model':8} {'median us':>10} {'p99 us':>10} {'no cache: median':>17} {'p99':>8}")
         for name, rb in sets.items():
             for model, data in (("cold", None), ("trained", trained(rb))):
-                med, p99 = bench(rb, data=data, tally=Tally())
+                med, p99 = bench(rb, data=data, situations=Situations())
                 alone, alone_p99 = bench(rb, data=data)
                 print(f"{name:16} {model:8} {med:10.1f} {p99:10.1f} {alone:17.1f} {alone_p99:8.1f}")
 

@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     log_sub = log_parser.add_subparsers(dest="log_command", required=True)
     export = log_sub.add_parser("export", help="write every decision record with its rewards as JSON lines")
     export.add_argument("--out", type=Path, default=None, help="file to write (default: standard output)")
-    evaluate = sub.add_parser("evaluate", help="off-policy estimate of a candidate configuration on exported logs")
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="off-policy estimate of a candidate policy on exported logs; exit 3 when overlap is too poor",
+    )
     evaluate.add_argument("log", type=Path, help="decision records from `nba log export`")
     evaluate.add_argument("--rules", type=Path, default=None, help="the candidate's rules (default: NBA_RULES_DIR)")
     evaluate.add_argument(
@@ -75,8 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         default="redis",
         help="the candidate's model: the current statistics in Redis, or the priors alone",
     )
-    evaluate.add_argument("--draws", type=int, default=512, help="Monte-Carlo draws per decision")
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument(
+        "--candidate",
+        type=Path,
+        default=None,
+        help="a candidate given as probabilities per logged record (JSON lines; docs/evaluation.md) instead of rules",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    evaluate.add_argument("--force", action="store_true", help="report even where overlap is too poor (exit 0)")
     test = rules_sub.add_parser("test", help="run the rule tests in DIR/tests/*.yaml; exit 1 on a failure")
     test.add_argument("directory", nargs="?", type=Path, default=None)
     test.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
@@ -205,29 +215,61 @@ async def log_export(settings: Settings, out: Path | None) -> int:
 
 
 async def evaluate_logs(settings: Settings, args: argparse.Namespace) -> int:
-    """Print the IPS / SNIPS / doubly robust estimates of the candidate as JSON."""
-    import numpy as np
+    """Print the candidate's estimated reward per decision (IPS, SNIPS, doubly robust) with its overlap
+    diagnostics; exit 3 when overlap is too poor to trust them (unless --force), 2 on bad input."""
     import orjson
 
-    from nba.evaluation.replay import replay, report
+    from nba.evaluation.candidate import Candidate, Configured, Probabilities
+    from nba.evaluation.logs import read_logs
+    from nba.evaluation.replay import render, replay, report
     from nba.learning.snapshot import build_snapshot
 
-    rules_dir = args.rules or settings.rules_dir
+    candidate: Candidate
+    if args.candidate is not None:
+        try:
+            candidate = Probabilities(args.candidate)
+        except (OSError, ValueError) as exc:
+            print(f"nba: the candidate probabilities cannot be used: {exc}", file=sys.stderr)
+            return 2
+    else:
+        rules_dir = args.rules or settings.rules_dir
+        try:
+            rb = load_rulebook(rules_dir)
+        except RulesInvalid as exc:
+            print(f"nba: the candidate rules are invalid:\n{exc}", file=sys.stderr)
+            return 2
+        data = None
+        if args.model == "redis":
+            async with admin_store(settings, "read the model from") as store:
+                data = await store.model_data()
+        candidate = Configured(build_snapshot(rb, data), f"{rules_dir} with the model of {args.model}")
     try:
-        rb = load_rulebook(rules_dir)
-    except RulesInvalid as exc:
-        print(f"nba: the candidate rules are invalid:\n{exc}", file=sys.stderr)
+        records = _json_lines(args.log)
+    except (OSError, ValueError) as exc:
+        print(f"nba: cannot read the log: {exc}", file=sys.stderr)
         return 2
-    data = None
-    if args.model == "redis":
-        async with admin_store(settings, "read the model from") as store:
-            data = await store.model_data()
-    snap = build_snapshot(rb, data)
-    with args.log.open("rb") as f:
-        records = [orjson.loads(line) for line in f if line.strip()]
-    result = report(replay(snap, records, np.random.default_rng(args.seed), args.draws))
-    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    logs, unreadable = read_logs(records)
+    result = report(replay(logs, candidate))
+    result["skipped"] = dict(unreadable + Counter(result["skipped"]))
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() if args.json else render(result))
+    if result["refused"] and not args.force:
+        print("nba: not judged: overlap too poor (see above); --force reports it anyway", file=sys.stderr)
+        return 3
     return 0
+
+
+def _json_lines(path: Path) -> list[Any]:
+    import orjson
+
+    out = []
+    with path.open("rb") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    out.append(orjson.loads(line))
+                except orjson.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{n}: not a JSON record: {exc}") from None
+    return out
 
 
 def run_server(settings: Settings, args: argparse.Namespace) -> int:

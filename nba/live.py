@@ -83,7 +83,7 @@ class Live:
         data = await self.store.model_data()
         # inverting one d x d matrix per action takes milliseconds with many actions: off the event loop,
         # so requests keep being answered on the old snapshot meanwhile
-        return await asyncio.to_thread(build_snapshot, rb, data)
+        return await asyncio.to_thread(build_snapshot, rb, data, self._snapshot)
 
     # ------------------------------------------------------------------------------------- rules
 

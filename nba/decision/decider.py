@@ -16,7 +16,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from nba.concurrency import Deadline, KeyedLocks
-from nba.decision import arbitration
+from nba.decision.arbitration import Situations
 from nba.decision.ids import new_decision_id
 from nba.decision.rank import How, rank
 from nba.domain import DecideRequest, Decision
@@ -47,7 +47,7 @@ class Decider:
         self.clock = clock
         self.deadline = deadline
         self._locks = KeyedLocks()
-        self.tally = arbitration.Tally()  # placement counts per situation: see arbitration
+        self.situations = Situations()  # arbitration situations of the per-segment model, per process
         self._unlogged = 0  # degraded decisions since the last warning
         self._logged_at = -DEGRADED_LOG_SECONDS
 
@@ -105,7 +105,9 @@ class Decider:
                     now,
                     new_decision_id(now),
                     How(
-                        self.rng, tally=self.tally, bad=partial(self.store.unreadable, "history_entry", req.customer_id)
+                        self.rng,
+                        situations=self.situations,
+                        bad=partial(self.store.unreadable, "history_entry", req.customer_id),
                     ),
                 )
                 d = ranked.decision

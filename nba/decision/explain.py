@@ -79,7 +79,7 @@ def _scored(snap: Snapshot, i: int, action: Action, person: Who, ordering: Order
         reason = "do-nothing threshold, never shown itself"
         return {"stage": "threshold", "reason": reason, "components": components}
     if i not in ranking.contenders:
-        reason = "cannot reach the top with meaningful probability"
+        reason = "cannot reach the top: even its best possible score is below what others are sure to get"
     else:
         reason = "ranked below the limit or the do-nothing threshold"
     return {"stage": "arbitration", "reason": reason, "components": components}

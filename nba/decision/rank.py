@@ -19,7 +19,7 @@ import numpy as np
 
 from nba.decision import arbitration, contact_policy, eligibility, explain, segments
 from nba.decision.arbitration import Sampling
-from nba.decision.beliefs import beliefs_for
+from nba.decision.beliefs import Beliefs, beliefs_for
 from nba.domain import EVENT_CODE, BoolArray, DecideRequest, Decision, FloatArray, History, IntArray, RankedAction
 from nba.learning import features
 from nba.learning.record import Meta, decision_record
@@ -76,13 +76,13 @@ class Order(NamedTuple):
 
 
 class How(NamedTuple):
-    """How to rank: `rng` draws the samples; `explore=False` ranks by the posterior means (rule tests,
-    degraded answers); a `tally` shares placement samples between decisions (arbitration.Tally); `bad` is
-    told of history entries that cannot be parsed (they are skipped)."""
+    """How to rank: `rng` draws the samples; `explore=False` ranks by the point estimates (rule tests,
+    degraded answers); `situations` keeps the per-segment model's arbitration situations between decisions
+    (arbitration.Situations); `bad` is told of history entries that cannot be parsed (they are skipped)."""
 
     rng: np.random.Generator
     explore: bool = True
-    tally: arbitration.Tally | None = None
+    situations: arbitration.Situations | None = None
     bad: Callable[[str], None] | None = None
 
 
@@ -134,7 +134,12 @@ def rank(
         ordering.packed,
     )
     record = decision_record(
-        decision, rb.action_ids[gates.candidates].tolist(), ranking.draw.tolist(), ranking.draws, meta, ordering.model
+        decision,
+        rb.action_ids[gates.candidates].tolist(),
+        rb.action_ids[ranking.contenders].tolist(),
+        ranking.draw.tolist(),
+        meta,
+        ordering.model,
     )
     return Ranked(decision, record, meta.text())
 
@@ -197,26 +202,27 @@ def order(snap: Snapshot, person: Who, gates: Screen, req: DecideRequest, how: H
     in_control = control is not None and control.includes(control_bucket(req.customer_id))
     candidates, limit = gates.candidates, gates.limit
     if in_control and control is not None and control.ordering == "rules":
-        beliefs = arbitration.Beliefs.beta(
-            rb.prior_alpha[candidates],
-            rb.prior_beta[candidates],
-            np.zeros(candidates.shape[0]),
-            np.ones(candidates.shape[0]),
+        prior = rb.prior_alpha[candidates] / (rb.prior_alpha[candidates] + rb.prior_beta[candidates])
+        ranking = arbitration.arbitrate(
+            candidates, Beliefs.points(prior), rb.lever, rb.no_action, limit, Sampling(how.rng, False)
         )
-        ranking = arbitration.arbitrate(candidates, beliefs, rb.lever, rb.no_action, limit, Sampling(how.rng, 1, False))
+    elif in_control:
+        beliefs = beliefs_for(snap, cl.model, cl.exploration, candidates, person.key, x)
+        ranking = arbitration.random_order(candidates, beliefs, rb.lever, rb.no_action, limit, how.rng)
+    elif how.situations is not None and how.explore and (cl.model == "thompson" or x is None):
+        # the per-segment model: a situation repeats for every customer with this key and eligible set
+        key = (person.key, cl.exploration, limit, candidates.tobytes())
+        situation = how.situations.get(key, snap.model)
+        if situation is None:
+            beliefs = beliefs_for(snap, cl.model, cl.exploration, candidates, person.key, x)
+            situation = arbitration.Situation(candidates, beliefs, rb.lever, rb.no_action, limit, arbitration.BLOCK)
+            how.situations.put(key, snap.model, situation)
+        ranking = situation.decide(how.rng)
     else:
         beliefs = beliefs_for(snap, cl.model, cl.exploration, candidates, person.key, x)
-        if in_control:
-            ranking = arbitration.random_order(candidates, beliefs, rb.lever, rb.no_action, limit, how.rng)
-        else:
-            ranking = arbitration.arbitrate(
-                candidates,
-                beliefs,
-                rb.lever,
-                rb.no_action,
-                limit,
-                Sampling(how.rng, learning.probability_draws, how.explore, how.tally),
-            )
+        ranking = arbitration.arbitrate(
+            candidates, beliefs, rb.lever, rb.no_action, limit, Sampling(how.rng, how.explore)
+        )
     return Order(ranking, "control" if in_control else "model", cl.model, cl.attribution_window, x, packed)
 
 

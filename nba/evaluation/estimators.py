@@ -1,16 +1,17 @@
-"""Off-policy estimators: how would a candidate policy have done on logged decisions? Pure numpy.
+"""Off-policy estimators over logged slots: how would a candidate policy have done? Pure numpy.
 
-Each logged decision i showed action a_i with the logged policy's probability p_i (the `probability`
-every decision records) and earned reward r_i. A candidate policy would have chosen a_i with
-probability pi_i. With importance weights w_i = pi_i / p_i:
+A slot is an action a logged decision showed at a rank, with the logging policy's probability p of that
+action at that rank, the candidate's probability pi of the same, and the reward y. With w = pi / p, per
+record i (summing its slots s):
 
-    IPS   = mean(w r)                                  unbiased, high variance
-    SNIPS = sum(w r) / sum(w)                          self-normalised: small bias, less variance
-    DR    = mean(sum_a pi(a|x) q(x,a) + w (r - q(x,a_i)))   doubly robust with a reward model q
+    IPS     sum_s w y                                                  unbiased where p > 0 wherever pi > 0
+    DR      sum_s [ direct_s + w (y - q_s) ]                           doubly robust: direct_s is the
+            candidate's expected reward at that record and rank under a reward model, q_s the model's
+            prediction for the logged action
+    SNIPS   sum over ranks of (sum w y / sum w) x the candidate's mean chance of filling the rank
 
-Confidence intervals are normal approximations over the per-decision terms (delta method for SNIPS);
-the effective sample size (sum w)^2 / sum w^2 says how many logged decisions the estimate is really
-worth. Few effective samples mean the candidate is too far from what was logged to judge.
+Intervals are 95% normal approximations over the per-record terms (SNIPS: over each record's influence
+on the ratios, the delta method). `overlap` gives, per rank, what says whether to trust them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nba.domain import FloatArray
+from nba.domain import FloatArray, IntArray
 
 Z95 = 1.959963984540054
 
@@ -35,64 +36,98 @@ class Estimate:
     @staticmethod
     def from_terms(terms: FloatArray, value: float | None = None) -> Estimate:
         n = int(terms.shape[0])
-        center = float(terms.mean()) if value is None else value
+        center = float(terms.mean()) if value is None else float(value)
         half = Z95 * float(terms.std(ddof=1)) / math.sqrt(n) if n > 1 else math.inf
         return Estimate(center, center - half, center + half, n)
 
 
-def _check(p: FloatArray, pi: FloatArray, r: FloatArray) -> FloatArray:
-    if not (p.shape == pi.shape == r.shape) or p.ndim != 1 or p.shape[0] == 0:
-        raise ValueError("logged probabilities, target probabilities and rewards must be equal-length 1-d arrays")
-    if (p <= 0).any() or (p > 1).any():
-        raise ValueError("logged probabilities must be in (0, 1]: an action shown with probability 0 cannot be")
-    if (pi < 0).any() or (pi > 1).any():
-        raise ValueError("target probabilities must be in [0, 1]")
-    weights: FloatArray = pi / p
-    return weights
+@dataclass(frozen=True)
+class Slots:
+    """The logged slots of `n` records (arrays aligned per slot)."""
+
+    n: int
+    record: IntArray  # which record, 0..n-1
+    rank: IntArray
+    p: FloatArray
+    pi: FloatArray
+    reward: FloatArray
+    q: FloatArray  # the reward model for the logged action (DR)
+    direct: FloatArray  # sum over the candidate's actions of pi x q, at this record and rank (DR)
+    fill: FloatArray  # the candidate's chance of placing anything at this record and rank
+
+    def __post_init__(self) -> None:
+        if (self.p <= 0).any() or (self.p > 1).any():
+            raise ValueError("logged probabilities must be in (0, 1]: an action shown with probability 0 cannot be")
+        if (self.pi < 0).any() or (self.pi > 1).any():
+            raise ValueError("candidate probabilities must be in [0, 1]")
+
+    @property
+    def weight(self) -> FloatArray:
+        out: FloatArray = self.pi / self.p
+        return out
+
+    def per_record(self, values: FloatArray) -> FloatArray:
+        out: FloatArray = np.bincount(self.record, weights=values, minlength=self.n).astype(np.float64)
+        return out
 
 
-def ips(p: FloatArray, pi: FloatArray, r: FloatArray) -> Estimate:
-    w = _check(p, pi, r)
-    return Estimate.from_terms(w * r)
+def logged(s: Slots) -> Estimate:
+    """What the logging policy earned per record."""
+    return Estimate.from_terms(s.per_record(s.reward))
 
 
-def snips(p: FloatArray, pi: FloatArray, r: FloatArray) -> Estimate:
-    w = _check(p, pi, r)
-    total = float(w.sum())
-    if total == 0:
-        raise ValueError("the candidate gives every logged action probability 0: nothing to estimate from")
-    value = float((w * r).sum()) / total
-    # delta method: the estimate is a ratio of means
-    terms = w * (r - value) / (total / w.shape[0]) + value
-    return Estimate.from_terms(terms, value)
+def ips(s: Slots) -> Estimate:
+    return Estimate.from_terms(s.per_record(s.weight * s.reward))
 
 
-def doubly_robust(
-    p: FloatArray, pi: FloatArray, r: FloatArray, q_logged: FloatArray, q_expected: FloatArray
-) -> Estimate:
-    """`q_logged[i]` is the reward model's prediction for the logged action, `q_expected[i]` the
-    candidate's expected reward under the model, sum over a of pi(a|x_i) q(x_i, a)."""
-    w = _check(p, pi, r)
-    if not (q_logged.shape == q_expected.shape == r.shape):
-        raise ValueError("reward model predictions must have one value per logged decision")
-    return Estimate.from_terms(q_expected + w * (r - q_logged))
+def doubly_robust(s: Slots) -> Estimate:
+    return Estimate.from_terms(s.per_record(s.direct + s.weight * (s.reward - s.q)))
 
 
-def effective_sample_size(p: FloatArray, pi: FloatArray) -> float:
-    w = pi / p
+def snips(s: Slots) -> Estimate:
+    w = s.weight
+    value, influence = 0.0, np.zeros(s.n)
+    for rank in np.unique(s.rank):
+        at = s.rank == rank
+        a, b, f = s.per_record(w * s.reward * at), s.per_record(w * at), s.per_record(s.fill * at)
+        a_bar, b_bar, f_bar = float(a.mean()), float(b.mean()), float(f.mean())
+        if b_bar <= 0:  # the candidate never places a logged action here: nothing to normalise
+            continue
+        ratio = a_bar / b_bar
+        value += ratio * f_bar
+        influence += f_bar * (a - ratio * b) / b_bar + ratio * (f - f_bar)
+    return Estimate.from_terms(influence + value, value)
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """One rank: its slots, the effective sample size (sum w)^2 / sum w^2, the largest weight, the mean
+    weight and its standard error, and the candidate's mean chance of filling the rank (what the mean
+    weight should be where the logging policy could show whatever the candidate shows)."""
+
+    rank: int
+    slots: int
+    effective_sample_size: float
+    largest_weight: float
+    mean_weight: float
+    mean_weight_se: float
+    fill: float
+
+
+def overlap(s: Slots, rank: int) -> Overlap:
+    at = s.rank == rank
+    w = s.weight[at]
     squares = float((w * w).sum())
-    return float(w.sum()) ** 2 / squares if squares > 0 else 0.0
-
-
-def bootstrap_check(
-    p: FloatArray, pi: FloatArray, r: FloatArray, rng: np.random.Generator, rounds: int = 200
-) -> tuple[float, float]:
-    """A percentile bootstrap 95% interval of IPS, to cross-check the normal approximation."""
-    w = _check(p, pi, r)
-    n = w.shape[0]
-    idx = rng.integers(0, n, size=(rounds, n))
-    values = (w[idx] * r[idx]).mean(axis=1)
-    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+    n = int(w.shape[0])
+    return Overlap(
+        rank=rank,
+        slots=n,
+        effective_sample_size=float(w.sum()) ** 2 / squares if squares > 0 else 0.0,
+        largest_weight=float(w.max()) if n else 0.0,
+        mean_weight=float(w.mean()) if n else 0.0,
+        mean_weight_se=float(w.std(ddof=1)) / math.sqrt(n) if n > 1 else math.inf,
+        fill=float(s.fill[at].mean()) if n else 0.0,
+    )
 
 
 def lift(model: tuple[float, float], control: tuple[float, float]) -> dict[str, object]:

@@ -1,109 +1,215 @@
-"""`nba evaluate`: how would a candidate configuration have done on the logged decisions?
+"""`nba evaluate`: how would a candidate policy have done on the logged decisions?
 
-The candidate is a rules directory (levers, model per channel, exploration, priors) and a model
-(the priors alone, or the statistics in Redis now). For every logged decision it recomputes, over the
-actions that were eligible then, the chance that the candidate would have put the logged first action
-first (Monte-Carlo over its own Thompson draws, like decide does) and what it expects to earn; the
-estimators of nba.evaluation turn those and the logged probabilities and rewards into IPS, SNIPS and
-doubly robust estimates of the candidate's reward per decision, with 95% intervals and the effective
-sample size. The customer is seen as the decision saw it (segment key and features are logged);
-contact policy is not replayed, because the logged eligible set already went through it.
+Every logged slot (an action shown at a rank) is weighed by w = pi / p, the candidate's probability of
+that action at that rank (candidate.py) over the logging policy's, which every decision records (exact:
+integrated by the model arm, 1/m in the control group). The estimate is position-based: the reward of
+an action at a rank is taken to depend on the customer, the action and the rank, not on what else was
+shown. Per record, over the ranks it holds:
+
+    IPS    sum over its slots of  w y
+    DR     sum over its slots of  sum_a pi_r(a) q(a, r)  +  w (y - q(a_r, r))
+    SNIPS  per rank: (sum of w y / sum of w) x the candidate's chance of filling that rank; summed
+
+q is the reward model fitted on the logs by cross-fitting (reward_model.py). The candidate's reward per
+decision comes with 95% normal intervals over records (the delta method for SNIPS) and overlap
+diagnostics per rank: the effective sample size (sum w)^2 / sum w^2, the largest weight, and the share
+of the candidate's placements on actions the logging policy could not have shown (from the records'
+`showable`), which no estimator can recover. Where overlap is too poor to trust the intervals, the
+report says so and the command refuses unless forced.
+
+A rank the logging policy left empty (the do-nothing threshold won) holds no slot: what the candidate
+would have earned there is not estimated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from nba.decision.arbitration import contenders
-from nba.decision.beliefs import beliefs_for
 from nba.domain import FloatArray
-from nba.evaluation.estimators import Estimate, doubly_robust, effective_sample_size, ips, snips
-from nba.learning.features import unpack
-from nba.learning.snapshot import Snapshot
+from nba.evaluation.candidate import Candidate
+from nba.evaluation.estimators import Estimate, Overlap, Slots, doubly_robust, ips, logged, overlap, snips
+from nba.evaluation.logs import Logged
+from nba.evaluation.reward_model import FOLDS, RewardModel
+
+# Overlap too poor to trust the intervals: an effective sample size below MIN_ESS slots, or below
+# MIN_ESS_SHARE of a rank's slots, or more than MAX_UNSUPPORTED of the candidate's placements where the
+# logging policy could not have placed anything.
+MIN_ESS = 100.0
+MIN_ESS_SHARE = 0.01
+MAX_UNSUPPORTED = 0.02
+# The weights of a rank average the candidate's chance of filling it when the logging policy could show
+# whatever the candidate shows there; off by more than WEIGHT_DRIFT (and by more than 2 standard errors),
+# the log rarely or never shows what the candidate would, and IPS cannot see that part.
+WEIGHT_DRIFT = 0.05
 
 
 @dataclass(frozen=True)
 class Replay:
-    """Per usable logged decision: the logged first action's probability under the logging policy (p)
-    and the candidate (pi), its reward, and the candidate's reward model (q) for it and in expectation."""
+    """The logged slots of the records that could be evaluated, with the candidate's side of each."""
 
-    p: FloatArray
-    pi: FloatArray
-    reward: FloatArray
-    q_logged: FloatArray
-    q_expected: FloatArray
-    skipped: Mapping[str, int]
+    candidate: str
+    slots: Slots
+    unsupported: FloatArray  # per slot: the candidate's chance of placing, there, what the log could not show
+    skipped: Counter[str] = field(default_factory=Counter)
+    monte_carlo: int = 0  # records whose logged probabilities were Monte Carlo shares
 
 
-def replay(snap: Snapshot, records: Iterable[Mapping[str, Any]], rng: np.random.Generator, draws: int = 512) -> Replay:
-    rb = snap.rulebook
-    keys = {k: i for i, k in enumerate(rb.learning.keys)}
-    cols: dict[str, list[float]] = {"p": [], "pi": [], "r": [], "ql": [], "qe": []}
-    skipped = {"no_action_shown": 0, "control_group": 0, "unknown_channel": 0}
-    for rec in records:
-        actions = rec.get("actions") or []
-        if not actions:
-            skipped["no_action_shown"] += 1
-            continue
-        if rec.get("arm") == "control":  # a different logging policy: its probabilities are exact too, but
-            skipped["control_group"] += 1  # keep the estimate about what the model arm logged
-            continue
-        if rec.get("channel") not in rb.channel_index:
-            skipped["unknown_channel"] += 1
-            continue
-        first = actions[0]
-        eligible = np.array([rb.action_index[a] for a in rec.get("eligible", []) if a in rb.action_index], np.int64)
-        logged = rb.action_index.get(first["action_id"], -1)
-        cl = rb.learning.for_channel(rec["channel"])
-        space = rb.learning.features
-        x = (
-            unpack(rec.get("features", ""), space.dim)
-            if space.features and rec.get("feature_signature") == space.signature
-            else None
-        )
-        key = keys.get(rec.get("segment_key", ""), len(rb.learning.keys) - 1)
-        pi, q_logged, q_expected = 0.0, 0.0, 0.0
-        if eligible.shape[0]:
-            # the candidate policy's own preselection of contenders (arbitration.contenders) for its first
-            # place: the same cap as a live decision with a limit up to 4
-            beliefs = beliefs_for(snap, cl.model, cl.exploration, eligible, key, x)
-            keep = contenders(eligible, rb.lever, beliefs, rb.no_action, 1)
-            eligible, beliefs = eligible[keep], beliefs.take(keep)
-            theta = beliefs.sample(rng, draws) if cl.exploration > 0 else beliefs.mean[None, :]
-            fixed = rb.no_action[eligible]
-            theta[:, fixed] = 1.0
-            winner = np.argmax(theta * rb.lever[eligible], axis=1)
-            share = np.bincount(winner, minlength=eligible.shape[0]) / winner.shape[0]
-            q = np.where(fixed, 0.0, beliefs.mean)  # doing nothing earns nothing
-            q_expected = float((share * q).sum())
-            where = np.flatnonzero(eligible == logged)
-            if where.shape[0]:
-                pi, q_logged = float(share[where[0]]), float(q[where[0]])
-        cols["p"].append(float(first["probability"]))
-        cols["pi"].append(pi)
-        cols["r"].append(float((rec.get("rewards") or {}).get(first["action_id"], 0.0)))
-        cols["ql"].append(q_logged)
-        cols["qe"].append(q_expected)
+def replay(logs: Sequence[Logged], candidate: Candidate, folds: int = FOLDS) -> Replay:
+    usable: list[tuple[Logged, tuple[str, ...], FloatArray]] = []
+    skipped: Counter[str] = Counter()
+    for rec in logs:
+        found = candidate.placements(rec, rec.ranks)
+        if isinstance(found, str):
+            skipped[found] += 1
+        else:
+            usable.append((rec, *found))
+    model = RewardModel([u[0] for u in usable], folds) if usable else None
+    cols: dict[str, list[float]] = {k: [] for k in ("record", "rank", "p", "pi", "y", "q", "dm", "fill", "un")}
+    for i, (rec, ids, placed) in enumerate(usable):
+        assert model is not None
+        where = {a: j for j, a in enumerate(ids)}
+        outside = None if rec.showable is None else np.array([a not in rec.showable for a in ids])
+        for s in rec.slots:
+            row = placed[s.rank - 1]
+            q = model.predict(i, ids, s.rank)
+            j = where.get(s.action)
+            cols["record"].append(i)
+            cols["rank"].append(s.rank)
+            cols["p"].append(s.probability)
+            cols["pi"].append(float(row[j]) if j is not None else 0.0)
+            cols["y"].append(s.reward)
+            cols["q"].append(float(q[j]) if j is not None else float(model.predict(i, [s.action], s.rank)[0]))
+            cols["dm"].append(float(row @ q))
+            cols["fill"].append(float(row.sum()))
+            cols["un"].append(float(row[outside].sum()) if outside is not None else math.nan)
     arr = {k: np.array(v) for k, v in cols.items()}
-    return Replay(arr["p"], arr["pi"], arr["r"], arr["ql"], arr["qe"], skipped)
+    slots = Slots(
+        n=len(usable),
+        record=arr["record"].astype(np.int64),
+        rank=arr["rank"].astype(np.int64),
+        p=arr["p"],
+        pi=arr["pi"],
+        reward=arr["y"],
+        q=arr["q"],
+        direct=arr["dm"],
+        fill=arr["fill"],
+    )
+    return Replay(candidate.name, slots, arr["un"], skipped, sum(1 for rec, _, _ in usable if rec.monte_carlo))
 
 
 def report(r: Replay) -> dict[str, Any]:
+    """The estimates, the overlap per rank and what is wrong with it, as plain data."""
+
     def est(e: Estimate) -> dict[str, float]:
         return {"value": e.value, "low_95": e.low, "high_95": e.high}
 
-    if r.p.shape[0] == 0:
-        return {"decisions": 0, "skipped": dict(r.skipped)}
-    return {
-        "decisions": int(r.p.shape[0]),
+    s = r.slots
+    out: dict[str, Any] = {
+        "candidate": r.candidate,
+        "records": s.n,
         "skipped": dict(r.skipped),
-        "logged_reward": float(r.reward.mean()),
-        "ips": est(ips(r.p, r.pi, r.reward)),
-        "snips": est(snips(r.p, r.pi, r.reward)) if r.pi.sum() > 0 else None,
-        "doubly_robust": est(doubly_robust(r.p, r.pi, r.reward, r.q_logged, r.q_expected)),
-        "effective_sample_size": effective_sample_size(r.p, r.pi),
+        "monte_carlo_records": r.monte_carlo,
     }
+    if s.n < 2:
+        out["refused"] = ["fewer than 2 records could be evaluated"]
+        return out
+    base = logged(s)
+    estimates = {"ips": ips(s), "snips": snips(s), "doubly_robust": doubly_robust(s)}
+    out |= {
+        "unit": "reward per decision, over the ranks each record holds",
+        "logged": est(base),
+        **{name: est(e) for name, e in estimates.items()},
+        "relative_to_logged": {name: (e.value / base.value if base.value else None) for name, e in estimates.items()},
+    }
+    ranks, problems = [], []
+    for rank in np.unique(s.rank).tolist():
+        o = overlap(s, int(rank))
+        at = s.rank == rank
+        known = at & ~np.isnan(r.unsupported)
+        fill = float(s.fill[known].sum())
+        unsupported = float(r.unsupported[known].sum()) / fill if known.any() and fill > 0 else None
+        ranks.append(
+            {
+                "rank": o.rank,
+                "slots": o.slots,
+                "ips": float((s.weight[at] * s.reward[at]).sum()) / s.n,
+                "effective_sample_size": o.effective_sample_size,
+                "largest_weight": o.largest_weight,
+                "mean_weight": o.mean_weight,
+                "candidate_fill": o.fill,
+                "unsupported_share": unsupported,
+            }
+        )
+        problems += _problems(o, unsupported)
+    out["ranks"] = ranks
+    out["refused"] = problems
+    return out
+
+
+def _problems(o: Overlap, unsupported: float | None) -> list[str]:
+    out = []
+    if o.effective_sample_size < MIN_ESS or o.effective_sample_size < MIN_ESS_SHARE * o.slots:
+        out.append(
+            f"rank {o.rank}: effective sample size {o.effective_sample_size:.0f} of {o.slots} slots: the candidate "
+            f"is too far from what was logged to judge (at least {MIN_ESS:.0f} and {MIN_ESS_SHARE:.0%} are needed)"
+        )
+    if unsupported is not None and unsupported > MAX_UNSUPPORTED:
+        out.append(
+            f"rank {o.rank}: {unsupported:.1%} of the candidate's placements are of actions the logging policy "
+            f"could not show; no estimator can say what they earn"
+        )
+    drift = abs(o.mean_weight - o.fill)
+    if o.fill > 0 and drift > WEIGHT_DRIFT * o.fill and drift > 2 * o.mean_weight_se:
+        out.append(
+            f"rank {o.rank}: the weights average {o.mean_weight:.3f} where they should average {o.fill:.3f}: the log "
+            f"rarely or never shows at this rank what the candidate would"
+        )
+    return out
+
+
+def render(rep: dict[str, Any]) -> str:
+    """The report as a table a person reads."""
+    lines = [f"candidate: {rep['candidate']}", f"records evaluated: {rep['records']:,}"]
+    if rep.get("skipped"):
+        lines.append(
+            "skipped: " + ", ".join(f"{n:,} {why.replace('_', ' ')}" for why, n in sorted(rep["skipped"].items()))
+        )
+    if rep.get("monte_carlo_records"):
+        lines.append(
+            f"warning: {rep['monte_carlo_records']:,} records carry Monte Carlo probabilities (written before nba "
+            "integrated them): their weights are biased upwards for rarely chosen actions"
+        )
+    if "logged" not in rep:
+        return "\n".join([*lines, *rep.get("refused", [])])
+    lines += ["", f"{rep['unit']}", f"{'':24}{'estimate':>12}  {'95% interval':>24}  {'vs logged':>10}"]
+    for label, key in (
+        ("logged policy", "logged"),
+        ("candidate, IPS", "ips"),
+        ("candidate, SNIPS", "snips"),
+        ("candidate, doubly robust", "doubly_robust"),
+    ):
+        e = rep[key]
+        ratio = rep["relative_to_logged"].get(key) if key != "logged" else 1.0
+        lines.append(
+            f"{label:24}{e['value']:12.6f}  [{e['low_95']:10.6f}, {e['high_95']:10.6f}]  "
+            + (f"{ratio:9.4f}x" if ratio is not None else f"{'-':>10}")
+        )
+    lines += [
+        "",
+        f"{'rank':>4} {'slots':>9} {'IPS':>10} {'eff. sample':>12} {'largest w':>10} {'mean w':>7} {'unsupported':>12}",
+    ]
+    for rk in rep["ranks"]:
+        un = rk["unsupported_share"]
+        lines.append(
+            f"{rk['rank']:>4} {rk['slots']:>9,} {rk['ips']:>10.6f} {rk['effective_sample_size']:>12,.0f} "
+            f"{rk['largest_weight']:>10.2f} {rk['mean_weight']:>7.3f} {('-' if un is None else f'{un:.1%}'):>12}"
+        )
+    if rep["refused"]:
+        lines += ["", "overlap too poor to trust these numbers:", *(f"  {p}" for p in rep["refused"])]
+    return "\n".join(lines)

@@ -70,6 +70,7 @@ def accumulate(
 class ContextualModel:
     mean: FloatArray  # (A, d) posterior mean weights
     cov: FloatArray  # (A, d, d) posterior covariance
+    link: str = "linear"
 
     @staticmethod
     def build(

@@ -4,8 +4,9 @@ evaluation read.
 - `Meta`: per returned action, the text "channel|segment key|arm|attribution deadline ms|feature
   signature|features" in the decision's hash (store/scripts.py reads its channel and deadline, the
   learner all of it).
-- `decision_record`: the JSON record `nba log export` writes and evaluation/replay.py replays: the
-  eligible set, what was placed where with which probability and draw, the arm, model and features.
+- `decision_record`: the JSON record `nba log export` writes and evaluation/ replays: the eligible set,
+  what could have been shown, what was placed where with which probability and draw, the arm, model
+  and features.
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ class Meta(NamedTuple):
 
 
 def decision_record(
-    d: Decision, eligible: list[str], draws: list[float], probability_draws: int, meta: Meta, model: str
+    d: Decision, eligible: list[str], showable: list[str], draws: list[float], meta: Meta, model: str
 ) -> dict[str, Any]:
-    """The decision log's record of `d`: `eligible` are the candidates' ids, `draws` the sampled value of
-    each returned action, `meta` what the learner is told of each (the arm and features), `model` the
-    channel's model."""
+    """The decision log's record of `d`: `eligible` are the candidates' ids, `showable` those the policy
+    could have shown (the others could never reach the top), `draws` the sampled value of each returned
+    action, `meta` what the learner is told of each (the arm and features), `model` the channel's model."""
     return {
         "decision_id": d.decision_id,
         "customer_id": d.customer_id,
@@ -54,6 +55,7 @@ def decision_record(
         "rules_version": d.rules_version,
         "model_version": d.model_version,
         "eligible": eligible,
+        "showable": showable,
         "actions": [
             {
                 "action_id": a.action_id,
@@ -65,7 +67,7 @@ def decision_record(
             }
             for a, draw in zip(d.actions, draws, strict=True)
         ],
-        "probability_draws": probability_draws,
+        "probability_kind": "integrated",  # records before it carried Monte Carlo shares (probability_draws)
         "arm": meta.arm,
         "model": model,
         "features": meta.features,

@@ -25,8 +25,9 @@ class Snapshot:
     arms: Mapping[str, tuple[float, float]]  # model/control: (shown, rewards) credited
 
 
-def build_snapshot(rb: Rulebook, data: ModelData | None) -> Snapshot:
-    """The models of every action of `rb` from stored statistics (priors only when `data` is None)."""
+def build_snapshot(rb: Rulebook, data: ModelData | None, previous: Snapshot | None = None) -> Snapshot:
+    """The models of every action of `rb` from stored statistics (priors only when `data` is None);
+    posteriors unchanged since `previous` keep their tables (bandit.ModelState.build)."""
     action_ids = [a.id for a in rb.actions]
     model = ModelState.build(
         data.version if data else "",
@@ -35,6 +36,7 @@ def build_snapshot(rb: Rulebook, data: ModelData | None) -> Snapshot:
         action_ids,
         rb.learning.keys,
         data.counts if data else {},
+        previous.model if previous is not None else None,
     )
     space = rb.learning.features
     rows = data.contextual if data and data.signature == space.signature else {}

@@ -46,7 +46,6 @@ class Learning:
     prior: tuple[float, float] = (1.0, 1.0)
     rewards: Mapping[str, float] = field(default_factory=lambda: {"accept": 1.0})
     refresh_seconds: float = 1.0
-    probability_draws: int = 256
     channels: Mapping[str, ChannelLearning] = field(default_factory=dict)
     features: FeatureSpace = field(default_factory=lambda: FeatureSpace(()))
     prior_variance: float = 0.05  # how far an action's weights may stray from its group's (contextual)
@@ -97,7 +96,12 @@ def parse_learning(
             key.append(s)
     rewards = r.optional(lm, "rewards", lambda n, path: _rewards(r, n, path), {}, at="learning") or {}
     refresh = r.optional(lm, "refresh_seconds", r.number, 1.0, at="learning", min_value=0.05, max_value=60)
-    draws = r.optional(lm, "probability_draws", r.integer, 256, at="learning", min_value=16)
+    if "probability_draws" in lm:  # a setting of the Monte Carlo estimate this replaced
+        r.problem(
+            "learning.probability_draws",
+            "no longer used: placement probabilities are integrated exactly; remove this line",
+            lm["probability_draws"].line,
+        )
     explore_all = _exploration(r, lm, "learning")
     default = ChannelLearning(
         _model(r, lm, "learning") or "thompson",
@@ -130,7 +134,6 @@ def parse_learning(
         prior or (1.0, 1.0),
         rewards,
         refresh or 1.0,
-        draws or 256,
         resolved,
         space,
         prior_var,

@@ -32,7 +32,7 @@ CONTEXTUAL = """  channels:
 
 def _with_learning(rules: Path, extra: str) -> Path:
     policy = rules / "policy.yaml"
-    policy.write_text(policy.read_text().replace("  probability_draws: 256", "  probability_draws: 256\n" + extra))
+    policy.write_text(policy.read_text().replace("  refresh_seconds: 1.0\n", "  refresh_seconds: 1.0\n" + extra))
     return rules
 
 
@@ -101,6 +101,9 @@ async def test_control_group_gets_random_orders_and_stats_show_the_lift(
         assert isinstance(raw, bytes)
         arm = orjson.loads(raw)["arm"]
         assert arm == ("control" if control_bucket(cid) < 0.5 else "model")
+        if not d["actions"]:  # the model's do-nothing threshold won (about 2.5% of these decisions)
+            assert arm == "model"
+            continue
         arms[arm] += 1
         if arm == "control":
             m = len(orjson.loads(raw)["eligible"]) - 1  # the do-nothing threshold is not drawn from

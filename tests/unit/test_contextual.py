@@ -136,7 +136,7 @@ def _policy_with(tmp_path: Path, learning_extra: str) -> Path:
     target = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", target)
     policy = target / "policy.yaml"
-    text = policy.read_text().replace("  probability_draws: 256", "  probability_draws: 256\n" + learning_extra)
+    text = policy.read_text().replace("  refresh_seconds: 1.0\n", "  refresh_seconds: 1.0\n" + learning_extra)
     policy.write_text(text)
     return target
 
@@ -178,6 +178,11 @@ def test_exploration_zero_for_every_channel_is_kept(tmp_path: Path) -> None:
         _policy_with(tmp_path, "  exploration: 0\n  channels:\n    web: {exploration: 0.5}\n")
     ).learning
     assert [learning.for_channel(c).exploration for c in ("app", "call_center", "web")] == [0.0, 0.0, 0.5]
+
+
+def test_the_old_probability_draws_setting_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(RulesInvalid, match=r"learning.probability_draws.*integrated exactly; remove this line"):
+        load_rulebook(_policy_with(tmp_path, "  probability_draws: 256\n"))
 
 
 def test_learning_mistakes_are_reported_with_their_key(tmp_path: Path) -> None:
