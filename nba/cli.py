@@ -242,7 +242,7 @@ async def evaluate_logs(settings: Settings, args: argparse.Namespace) -> int:
         if args.model == "redis":
             async with admin_store(settings, "read the model from") as store:
                 data = await store.model_data()
-        candidate = Configured(build_snapshot(rb, data), f"{rules_dir} with the model of {args.model}")
+        candidate = Configured(build_snapshot(rb, data, now=time.time()), f"{rules_dir} with the model of {args.model}")
     try:
         records = _json_lines(args.log)
     except (OSError, ValueError) as exc:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +67,7 @@ class Live:
     async def refresh_model(self, *, force: bool = False) -> bool:
         """Reload the statistics when their version moved; True when a new model is in use."""
         current = self._snapshot
-        if not force and await self.store.model_version() == current.model.version:
+        if not force and not current.stale(time.time()) and await self.store.model_version() == current.model.version:
             return False
         snap = await self._snapshot_for(current.rulebook)
         # the rulebook may have been swapped while we read: a model only ever goes with its rulebook
@@ -83,7 +84,7 @@ class Live:
         data = await self.store.model_data()
         # inverting one d x d matrix per action takes milliseconds with many actions: off the event loop,
         # so requests keep being answered on the old snapshot meanwhile
-        return await asyncio.to_thread(build_snapshot, rb, data, self._snapshot)
+        return await asyncio.to_thread(build_snapshot, rb, data, self._snapshot, time.time())
 
     # ------------------------------------------------------------------------------------- rules
 

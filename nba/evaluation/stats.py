@@ -7,17 +7,25 @@ from collections.abc import Mapping
 from typing import Any
 
 from nba.evaluation.estimators import lift
+from nba.learning import forgetting
 from nba.learning.bandit import ModelState, interval
 from nba.rules.rulebook import Rulebook
 from nba.store.contract import ModelData
 
 
-def report(rb: Rulebook, data: ModelData, counts: Mapping[tuple[str, str], int]) -> dict[str, Any]:
+def report(rb: Rulebook, data: ModelData, counts: Mapping[tuple[str, str], int], now: float) -> dict[str, Any]:
     """Per action: the events received by type and, per segment key, trials, rewards, the posterior mean
-    and its 95% interval. `control` compares the reward rates of model-ranked and control-group decisions
-    (the lift)."""
+    and its 95% interval, as the model holds them at `now` (with `learning.half_life`, old answers count
+    less: trials and rewards are then what they are still worth). `control` compares the reward rates of
+    model-ranked and control-group decisions (the lift), never forgotten."""
+    scale = forgetting.factor(now, data.landmark, data.half_life)
     model = ModelState.build(
-        data.version, rb.prior_alpha, rb.prior_beta, [a.id for a in rb.actions], rb.learning.keys, data.counts
+        data.version,
+        rb.prior_alpha,
+        rb.prior_beta,
+        [a.id for a in rb.actions],
+        rb.learning.keys,
+        {k: (n * scale, r * scale) for k, (n, r) in data.counts.items()},
     )
     low, high = interval(model.alpha, model.beta)
     actions = [
@@ -47,4 +55,10 @@ def report(rb: Rulebook, data: ModelData, counts: Mapping[tuple[str, str], int])
     }
     if "model" in data.arms and "control" in data.arms:
         comparison["lift"] = lift(data.arms["model"], data.arms["control"])
-    return {"model_version": model.version, "rules_version": rb.version, "actions": actions, "control": comparison}
+    return {
+        "model_version": model.version,
+        "rules_version": rb.version,
+        "half_life_seconds": data.half_life or None,
+        "actions": actions,
+        "control": comparison,
+    }

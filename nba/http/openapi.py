@@ -268,6 +268,10 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "model_version": {"type": "string"},
             "rules_version": {"type": "string"},
+            "half_life_seconds": {
+                "type": ["number", "null"],
+                "description": "learning.half_life: trials and rewards are what old answers are still worth",
+            },
             "actions": {
                 "type": "array",
                 "items": {

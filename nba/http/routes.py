@@ -147,7 +147,8 @@ async def action_stats(request: web.Request) -> web.Response:
     """Read from the store, not the process's model copy: an operator sees what the learner committed."""
     store = request.app[STORE]
     data = await store.model_data()
-    return json_response(stats.report(request.app[LIVE].snapshot.rulebook, data, await store.event_counts()))
+    rb = request.app[LIVE].snapshot.rulebook
+    return json_response(stats.report(rb, data, await store.event_counts(), time.time()))
 
 
 async def healthz(request: web.Request) -> web.Response:

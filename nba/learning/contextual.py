@@ -21,6 +21,8 @@ from nba.domain import FloatArray, IntArray
 
 # Variance of every weight of a group with no data: a feature moves acceptance by about +-0.5 at most.
 GROUP_PRIOR_VARIANCE = 0.25
+# Pseudo-trials of the group's reward rate in an action's own rate, for its learned noise variance.
+NOISE_PSEUDO_TRIALS = 20.0
 
 
 @dataclass(frozen=True)
@@ -79,29 +81,37 @@ class ContextualModel:
         n_groups: int,
         prior_mean: FloatArray,
         prior_variance: float,
-        noise_variance: float,
+        noise_variance: float | None,
     ) -> ContextualModel:
-        """`prior_mean` per action: the acceptance rate the rules expect (the intercept's prior)."""
+        """`prior_mean` per action: the acceptance rate the rules expect (the intercept's prior).
+        `noise_variance` None: learned per action (noise_variances)."""
         a, d = stats.b.shape
         eye = np.eye(d)
         if a == 0:
             return ContextualModel(np.zeros((0, d)), np.zeros((0, d, d)))
+        if noise_variance is None:
+            noise = noise_variances(stats, group_of, n_groups, prior_mean)
+        else:
+            noise = np.full(a, noise_variance)
+        # each action's data weighted by the precision of its answers
+        gram = stats.gram / noise[:, None, None]
+        b = stats.b / noise[:, None]
         group_gram = np.zeros((n_groups, d, d))
         group_b = np.zeros((n_groups, d))
-        np.add.at(group_gram, group_of, stats.gram)
-        np.add.at(group_b, group_of, stats.b)
+        np.add.at(group_gram, group_of, gram)
+        np.add.at(group_b, group_of, b)
         # the group without this action: its weights are this action's prior
-        loo_gram = group_gram[group_of] - stats.gram
-        loo_b = group_b[group_of] - stats.b
+        loo_gram = group_gram[group_of] - gram
+        loo_b = group_b[group_of] - b
         m0 = np.zeros((a, d))
         m0[:, 0] = prior_mean
-        g_prec = eye / GROUP_PRIOR_VARIANCE + loo_gram / noise_variance
+        g_prec = eye / GROUP_PRIOR_VARIANCE + loo_gram
         g_cov = np.linalg.inv(g_prec)
-        g_mean = np.einsum("aij,aj->ai", g_cov, m0 / GROUP_PRIOR_VARIANCE + loo_b / noise_variance)
+        g_mean = np.einsum("aij,aj->ai", g_cov, m0 / GROUP_PRIOR_VARIANCE + loo_b)
         prior_prec = np.linalg.inv(g_cov + prior_variance * eye)
-        prec = prior_prec + stats.gram / noise_variance
+        prec = prior_prec + gram
         cov = np.linalg.inv(prec)
-        mean = np.einsum("aij,aj->ai", cov, np.einsum("aij,aj->ai", prior_prec, g_mean) + stats.b / noise_variance)
+        mean = np.einsum("aij,aj->ai", cov, np.einsum("aij,aj->ai", prior_prec, g_mean) + b)
         return ContextualModel(mean, 0.5 * (cov + cov.transpose(0, 2, 1)))
 
     def score(self, x: FloatArray, candidates: IntArray) -> tuple[FloatArray, FloatArray]:
@@ -111,3 +121,18 @@ class ContextualModel:
         mean: FloatArray = self.mean[np.ix_(candidates, nz)] @ xs
         var = np.einsum("aij,i,j->a", self.cov[np.ix_(candidates, nz, nz)], xs, xs)
         return mean, np.sqrt(np.maximum(var, 0.0))
+
+
+def noise_variances(stats: ContextualStats, group_of: IntArray, n_groups: int, prior_mean: FloatArray) -> FloatArray:
+    """The variance of one answer of each action, learned from the data (empirical Bayes): rewards lie in
+    [0, 1], so with mean reward p an answer's variance is at most p (1 - p), which is what a 0/1 answer
+    has. p is the action's reward rate drawn towards its group's by NOISE_PSEUDO_TRIALS. A fixed guess
+    of 0.1 made the model learn five times too slowly from offers accepted 2% of the time."""
+    n, r = stats.n, stats.b[:, 0]  # column 0 is the intercept: b[:, 0] sums the rewards
+    group_n = np.bincount(group_of, n, n_groups)
+    group_r = np.bincount(group_of, r, n_groups)
+    group_prior = np.bincount(group_of, prior_mean, n_groups) / np.maximum(np.bincount(group_of, None, n_groups), 1)
+    group_rate = (group_r + NOISE_PSEUDO_TRIALS * group_prior) / (group_n + NOISE_PSEUDO_TRIALS)
+    rate = (r + NOISE_PSEUDO_TRIALS * group_rate[group_of]) / (n + NOISE_PSEUDO_TRIALS)
+    out: FloatArray = np.clip(rate * (1.0 - rate), 1e-3, 0.25)
+    return out

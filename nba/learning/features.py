@@ -46,6 +46,10 @@ def encode(
                 elif f.encoding == "scale":
                     x[at] = min(1.0, max(0.0, v / f.scale))
         at += f.width
+    for (i, j), at in zip(space.crosses, space.offsets[len(space.features) :], strict=True):
+        fi, fj = space.features[i], space.features[j]
+        oi, oj = space.offsets[i], space.offsets[j]
+        x[at : at + fi.width * fj.width] = np.outer(x[oi : oi + fi.width], x[oj : oj + fj.width]).ravel()
     return x
 
 

@@ -32,6 +32,7 @@ import numpy as np
 from redis.exceptions import RedisError
 
 from nba.concurrency import stop_if_cancelled
+from nba.learning import forgetting
 from nba.learning.contextual import accumulate
 from nba.learning.features import unpack
 from nba.learning.record import Meta
@@ -56,6 +57,7 @@ class Learner:
         batch: int = BATCH,
         lease_ms: int = LEASE_MS,
         idle: float = IDLE_SECONDS,
+        clock: Callable[[], float] = time.time,
     ):
         self.rules = rules  # the rule set in use now (rewards, features, action ids)
         self.store = store
@@ -63,12 +65,14 @@ class Learner:
         self.batch = batch
         self.lease_ms = lease_ms
         self.idle = idle
+        self.clock = clock  # when the learner rebases forgotten statistics (forgetting.needs_rebase)
         self.token = secrets.token_hex(8)
         self._held = False
         self._renew_at = 0.0  # monotonic time the held lease is next renewed
         self._position = "0"
         self._rows: dict[str, np.ndarray] = {}  # contextual statistics as committed, by action id
         self._signature = ""
+        self._decay = (0.0, 0.0)  # landmark and half-life of the committed statistics
 
     @property
     def _third_of_lease(self) -> float:
@@ -90,6 +94,7 @@ class Learner:
             self._position = await self.store.learner_position()
             self._signature = data.signature
             self._rows = {a: np.frombuffer(row, np.float64).copy() for a, row in data.contextual.items()}
+            self._decay = (data.landmark, data.half_life)
             log.info("learner %s holds the lease from inbox position %s", self.token, self._position)
         self._held = held
         return held
@@ -104,10 +109,18 @@ class Learner:
         entries = batch.entries
         rb = self.rules()
         learning = rb.learning
+        if forgetting.needs_rebase(self.clock(), *self._decay, learning.half_life) and not await self._rebase(
+            learning.half_life
+        ):
+            return 0
         space = learning.features
         rewards = {(ch, etype): r for ch in rb.channels for etype, r in learning.for_channel(ch).rewards.items()}
         grants = await self.store.credit_events(entries, rewards, self._position)
 
+        # what each entry's answer adds: its weight at the time the server accepted it (the inbox id)
+        landmark, half_life = self._decay
+        times = np.array([int(entry_id.split("-", 1)[0]) / 1000.0 for entry_id, _ in entries])
+        weight = forgetting.weights(times, landmark, half_life).tolist()
         counts: dict[tuple[Tally, str], float] = defaultdict(float)
         ctx_actions: list[int] = []
         ctx_x: list[np.ndarray] = []
@@ -115,7 +128,7 @@ class Learner:
         ctx_reward: list[float] = []
         signature = space.signature
         reset = signature != self._signature
-        for (_, event), grant in zip(entries, grants, strict=True):
+        for (_, event), grant, w in zip(entries, grants, weight, strict=True):
             if grant.counted:
                 counts[(Tally.EVENTS, f"{event.action_id}:{event.type}")] += 1
             if grant.status == "bad":
@@ -128,35 +141,19 @@ class Learner:
                 self.store.unreadable("decision_meta", event.customer_id, grant.meta)
                 continue
             if grant.trial:
-                counts[(Tally.COUNTS, f"n:{event.action_id}:{meta.segment_key}")] += grant.trial
+                counts[(Tally.COUNTS, f"n:{event.action_id}:{meta.segment_key}")] += grant.trial * w
                 counts[(Tally.ARMS, f"n:{meta.arm}")] += grant.trial
             if grant.reward:
-                counts[(Tally.COUNTS, f"r:{event.action_id}:{meta.segment_key}")] += grant.reward
+                counts[(Tally.COUNTS, f"r:{event.action_id}:{meta.segment_key}")] += grant.reward * w
                 counts[(Tally.ARMS, f"r:{meta.arm}")] += grant.reward
             index = rb.action_index.get(event.action_id)
             if meta.signature == signature and index is not None and space.features:
                 ctx_actions.append(index)
                 ctx_x.append(unpack(meta.features, space.dim))
-                ctx_trial.append(grant.trial)
-                ctx_reward.append(grant.reward)
+                ctx_trial.append(grant.trial * w)
+                ctx_reward.append(grant.reward * w)
         rows = {} if reset else dict(self._rows)
-        touched: dict[str, bytes] = {}
-        if ctx_actions:
-            sums = accumulate(
-                space.dim,
-                np.array(ctx_actions, np.int64),
-                np.array(ctx_x),
-                np.array(ctx_trial),
-                np.array(ctx_reward),
-                len(rb.actions),
-            )
-            width = 1 + space.dim + space.dim * space.dim
-            for i in sorted(set(ctx_actions)):
-                action_id = rb.actions[i].id
-                old = rows.get(action_id)
-                row = sums.row(i) + (old if old is not None and old.shape[0] == width else 0.0)
-                rows[action_id] = row
-                touched[action_id] = row.tobytes()
+        touched = _add_rows(rb, rows, ctx_actions, ctx_x, ctx_trial, ctx_reward)
         last = batch.last
         increments = [(h, f, v) for (h, f), v in counts.items() if v]
         if not await self.store.commit_learning(
@@ -174,6 +171,24 @@ class Learner:
         except (RedisError, OSError):  # harmless: the customer's next credit drops them as well
             log.debug("clearing tally marks failed", exc_info=True)
         return max(1, len(entries))  # a batch of only unreadable entries still moved the position
+
+    async def _rebase(self, half_life: float) -> bool:
+        """Express the committed statistics against a landmark of now (and the wanted half-life): their
+        values as of now, so readers see the same model before and after. False if the lease was lost."""
+        now = self.clock()
+        data = await self.store.model_data()
+        scale = forgetting.factor(now, data.landmark, data.half_life)
+        counts = {k: (n * scale, r * scale) for k, (n, r) in data.counts.items()}
+        rows = {a: np.frombuffer(row, np.float64) * scale for a, row in data.contextual.items()}
+        if not await self.store.rebase_model(
+            self.token, self.lease_ms, counts, {a: r.tobytes() for a, r in rows.items()}, now, half_life
+        ):
+            self._held = False
+            return False
+        self._rows = rows
+        self._decay = (now, half_life)
+        log.info("learner %s rebased the model statistics (half-life %gs)", self.token, half_life)
+        return True
 
     async def drain(self) -> int:
         """Apply everything in the inbox now (tests, loadtests/seed.py)."""
@@ -205,3 +220,29 @@ class Learner:
         if self._held:
             await self.store.release_lease(self.token)
             self._held = False
+
+
+def _add_rows(
+    rb: Rulebook,
+    rows: dict[str, np.ndarray],
+    actions: list[int],
+    x: list[np.ndarray],
+    trials: list[float],
+    rewards: list[float],
+) -> dict[str, bytes]:
+    """Add a batch's examples to the contextual rows (in place); the rows it changed, as stored."""
+    if not actions:
+        return {}
+    dim = rb.learning.features.dim
+    sums = accumulate(
+        dim, np.array(actions, np.int64), np.array(x), np.array(trials), np.array(rewards), len(rb.actions)
+    )
+    width = 1 + dim + dim * dim
+    touched: dict[str, bytes] = {}
+    for i in sorted(set(actions)):
+        action_id = rb.actions[i].id
+        old = rows.get(action_id)
+        row = sums.row(i) + (old if old is not None and old.shape[0] == width else 0.0)
+        rows[action_id] = row
+        touched[action_id] = row.tobytes()
+    return touched

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nba.learning import forgetting
 from nba.learning.bandit import ModelState
 from nba.learning.contextual import ContextualModel, ContextualStats
 from nba.rules.rulebook import Rulebook
@@ -23,24 +24,43 @@ class Snapshot:
     model: ModelState  # per segment key
     contextual: ContextualModel
     arms: Mapping[str, tuple[float, float]]  # model/control: (shown, rewards) credited
+    read_at: float = 0.0  # the time the forward-decayed statistics were read at (forgetting.reader_time)
+    decay: tuple[float, float] = (0.0, 0.0)  # their landmark and half-life (0: nothing is forgotten)
+
+    def stale(self, now: float) -> bool:
+        """The statistics are forgotten in steps: a new step is due although no new answer came."""
+        landmark, half_life = self.decay
+        return half_life > 0 and forgetting.reader_time(now, landmark, half_life) != self.read_at
 
 
-def build_snapshot(rb: Rulebook, data: ModelData | None, previous: Snapshot | None = None) -> Snapshot:
-    """The models of every action of `rb` from stored statistics (priors only when `data` is None);
-    posteriors unchanged since `previous` keep their tables (bandit.ModelState.build)."""
+def build_snapshot(
+    rb: Rulebook, data: ModelData | None, previous: Snapshot | None = None, now: float | None = None
+) -> Snapshot:
+    """The models of every action of `rb` from stored statistics (priors only when `data` is None), as
+    they are at `now` when the statistics are forward-decayed (None: as of their landmark); posteriors
+    unchanged since `previous` keep their tables (bandit.ModelState.build)."""
     action_ids = [a.id for a in rb.actions]
+    read_at, scale = 0.0, 1.0
+    if data is not None and data.half_life > 0:
+        read_at = forgetting.reader_time(data.landmark if now is None else now, data.landmark, data.half_life)
+        scale = forgetting.factor(read_at, data.landmark, data.half_life)
+    counts = data.counts if data else {}
+    if scale != 1.0:
+        counts = {k: (n * scale, r * scale) for k, (n, r) in counts.items()}
     model = ModelState.build(
         data.version if data else "",
         rb.prior_alpha,
         rb.prior_beta,
         action_ids,
         rb.learning.keys,
-        data.counts if data else {},
+        counts,
         previous.model if previous is not None else None,
     )
     space = rb.learning.features
     rows = data.contextual if data and data.signature == space.signature else {}
-    stats = ContextualStats.from_rows(action_ids, space.dim, {a: np.frombuffer(r, np.float64) for a, r in rows.items()})
+    stats = ContextualStats.from_rows(
+        action_ids, space.dim, {a: np.frombuffer(r, np.float64) * scale for a, r in rows.items()}
+    )
     contextual = ContextualModel.build(
         stats,
         rb.group_of,
@@ -49,4 +69,5 @@ def build_snapshot(rb: Rulebook, data: ModelData | None, previous: Snapshot | No
         rb.learning.prior_variance,
         rb.learning.noise_variance,
     )
-    return Snapshot(rb, model, contextual, data.arms if data else {})
+    decay = (data.landmark, data.half_life) if data is not None else (0.0, 0.0)
+    return Snapshot(rb, model, contextual, data.arms if data else {}, read_at, decay)

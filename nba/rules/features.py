@@ -7,7 +7,10 @@ Every vector starts with a constant 1 (the intercept: an action's baseline accep
 - `buckets: [20, 40, 60]`: one column per interval (below 20, 20-40, 40-60, 60 and above);
 - `scale: 120`: value / 120 clipped to [0, 1] (one column);
 - `segment: name`: 1 when the customer is in the segment;
-- a flag attribute (`consents.email`): 1 when true.
+- a flag attribute (`consents.email`): 1 when true;
+- `cross: [device, plan]`: one column per pair of the two named features' columns, 1 when both are (the
+  product): the model is additive per action, so "plan large on mobile" needs its own column to differ
+  from "plan large" plus "on mobile".
 A missing value sets no column of its feature: the intercept and the other features carry the decision.
 """
 
@@ -50,16 +53,39 @@ class Feature:
         return [base]
 
 
+MAX_COLUMNS = 128  # each action keeps a columns x columns matrix, inverted at every model version
+
+
 @dataclass(frozen=True)
 class FeatureSpace:
     features: tuple[Feature, ...]
+    crosses: tuple[tuple[int, int], ...] = ()  # pairs of indices into features
 
     @property
     def dim(self) -> int:
-        return 1 + sum(f.width for f in self.features)
+        return (
+            1
+            + sum(f.width for f in self.features)
+            + sum(self.features[i].width * self.features[j].width for i, j in self.crosses)
+        )
+
+    @cached_property
+    def offsets(self) -> tuple[int, ...]:
+        """The first column of each feature (column 0 is the intercept), then the first of each cross."""
+        out, at = [], 1
+        for f in self.features:
+            out.append(at)
+            at += f.width
+        for i, j in self.crosses:
+            out.append(at)
+            at += self.features[i].width * self.features[j].width
+        return tuple(out)
 
     def column_names(self) -> list[str]:
-        return ["intercept", *(c for f in self.features for c in f.column_names())]
+        names = [c for f in self.features for c in f.column_names()]
+        for i, j in self.crosses:
+            names += [f"{a}*{b}" for a in self.features[i].column_names() for b in self.features[j].column_names()]
+        return ["intercept", *names]
 
     @cached_property
     def signature(self) -> str:

@@ -11,7 +11,7 @@ from typing import Literal
 
 from nba.domain import EVENT_CODE, EVENT_TYPES
 from nba.rules.conditions import AttributeType
-from nba.rules.features import Feature, FeatureSpace, Source
+from nba.rules.features import MAX_COLUMNS, Feature, FeatureSpace, Source
 from nba.rules.files import Node, Reader, suggest
 
 Model = Literal["thompson", "contextual"]
@@ -49,8 +49,13 @@ class Learning:
     channels: Mapping[str, ChannelLearning] = field(default_factory=dict)
     features: FeatureSpace = field(default_factory=lambda: FeatureSpace(()))
     prior_variance: float = 0.05  # how far an action's weights may stray from its group's (contextual)
-    noise_variance: float = 0.1  # the variance of one answer around its expectation (contextual)
+    # the variance of one answer around its expectation (contextual); None: learned per action from its
+    # reward rate (contextual.noise_variances), the default
+    noise_variance: float | None = None
     control: Control | None = None
+    # seconds after which an answer counts half as much in the model (learning/forgetting.py); 0: never.
+    # One per model, not per channel: every channel's answers train the same statistics
+    half_life: float = 0.0
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -67,6 +72,7 @@ _KEYS = [
     "rewards",
     "refresh_seconds",
     "probability_draws",
+    "half_life",
     "exploration",
     "attribution_window",
     "channels",
@@ -102,6 +108,9 @@ def parse_learning(
             "no longer used: placement probabilities are integrated exactly; remove this line",
             lm["probability_draws"].line,
         )
+    half_life = r.optional(lm, "half_life", r.duration, None, at="learning")
+    if half_life is not None and half_life < 60:
+        r.problem("learning.half_life", "must be at least 1m", lm["half_life"].line)
     explore_all = _exploration(r, lm, "learning")
     default = ChannelLearning(
         _model(r, lm, "learning") or "thompson",
@@ -123,7 +132,7 @@ def parse_learning(
                 _window(r, cm, p) or default.attribution_window,
                 {**rewards, **(r.optional(cm, "rewards", lambda n, path: _rewards(r, n, path), {}, at=p) or {})},
             )
-    space, prior_var, noise_var = FeatureSpace(()), 0.05, 0.1
+    space, prior_var, noise_var = FeatureSpace(()), 0.05, None
     if "contextual" in lm:
         space, prior_var, noise_var = _contextual(r, lm["contextual"], segments, attributes, list_values)
     if any(c.model == "contextual" for c in resolved.values()) and "contextual" not in lm:
@@ -139,6 +148,7 @@ def parse_learning(
         prior_var,
         noise_var,
         control,
+        half_life or 0.0,
     )
 
 
@@ -192,22 +202,62 @@ def _contextual(
     segments: frozenset[str],
     attributes: Mapping[str, AttributeType],
     list_values: Mapping[str, tuple[str, ...]],
-) -> tuple[FeatureSpace, float, float]:
+) -> tuple[FeatureSpace, float, float | None]:
     m = r.mapping(
         node, "learning.contextual", allowed=["features", "prior_variance", "noise_variance"], required=["features"]
     )
     if m is None:
-        return FeatureSpace(()), 0.05, 0.1
+        return FeatureSpace(()), 0.05, None
     prior_var = r.optional(m, "prior_variance", r.number, 0.05, at="learning.contextual", min_value=1e-4, max_value=100)
-    noise_var = r.optional(m, "noise_variance", r.number, 0.1, at="learning.contextual", min_value=1e-3, max_value=10)
+    noise_var = None
+    if "noise_variance" in m and m["noise_variance"].value != "auto":
+        noise_var = r.number(m["noise_variance"], "learning.contextual.noise_variance", min_value=1e-3, max_value=10)
     out: list[Feature] = []
+    crosses: list[tuple[str, Node]] = []
     for i, n in enumerate(r.optional(m, "features", r.sequence, [], at="learning.contextual") or []):
-        f = _feature(r, n, f"learning.contextual.features[{i}]", segments, attributes, list_values)
+        path = f"learning.contextual.features[{i}]"
+        if isinstance(n.value, dict) and "cross" in n.value:
+            crosses.append((path, n))
+            continue
+        f = _feature(r, n, path, segments, attributes, list_values)
         if f is not None:
             out.append(f)
     if len(out) > 64:
         r.problem("learning.contextual.features", f"{len(out)} features, at most 64", m["features"].line)
-    return FeatureSpace(tuple(out)), prior_var or 0.05, noise_var or 0.1
+    pairs = [p for p in (_cross(r, n, path, out) for path, n in crosses) if p is not None]
+    space = FeatureSpace(tuple(out), tuple(pairs))
+    if space.dim > MAX_COLUMNS:
+        r.problem(
+            "learning.contextual.features",
+            f"{space.dim} columns (intercept, features and crosses), at most {MAX_COLUMNS}",
+            m["features"].line,
+        )
+    return space, prior_var or 0.05, noise_var
+
+
+def _cross(r: Reader, node: Node, path: str, features: list[Feature]) -> tuple[int, int] | None:
+    """`{cross: [a, b]}`: two other declared features by name (attribute, context key or segment)."""
+    m = r.mapping(node, path, allowed=["cross"])
+    names = r.sequence(m["cross"], f"{path}.cross") if m is not None else None
+    if names is None:
+        return None
+    if len(names) != 2:
+        r.problem(f"{path}.cross", "must name two features", node.line)
+        return None
+    found: list[int] = []
+    for k, n in enumerate(names):
+        name = r.text(n, f"{path}.cross[{k}]")
+        matches = [i for i, f in enumerate(features) if f.name == name]
+        if name is not None and len(matches) != 1:
+            known = sorted({f.name for f in features})
+            why = "is not a declared feature" + suggest(name, known) if not matches else "names several features"
+            r.problem(f"{path}.cross[{k}]", f"{name!r} {why}", n.line)
+        elif name is not None:
+            found.append(matches[0])
+    if len(found) == 2 and found[0] == found[1]:
+        r.problem(f"{path}.cross", "must name two different features", node.line)
+        return None
+    return (found[0], found[1]) if len(found) == 2 else None
 
 
 def _feature(

@@ -110,6 +110,10 @@ class ModelData:
     contextual: dict[str, bytes]  # action -> row bytes
     signature: str  # feature columns the contextual rows were learned on
     arms: dict[str, tuple[float, float]]  # arm -> (shown, rewards)
+    # counts and contextual rows are forward-decayed (learning/forgetting.py): an example learned at time t
+    # was added with weight 2^((t - landmark) / half_life); half_life 0 means nothing is forgotten
+    landmark: float = 0.0
+    half_life: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +227,19 @@ class Storage(Protocol):
         ...
 
     # ------------------------------------------------------------------------------ the model
+
+    async def rebase_model(
+        self,
+        token: str,
+        lease_ms: int,
+        counts: Mapping[tuple[str, str], tuple[float, float]],
+        contextual: Mapping[str, bytes],
+        landmark: float,
+        half_life: float,
+    ) -> bool:
+        """Replace the per-segment counts and contextual rows (not the signature) with these, under a new
+        landmark and half-life, atomically, if `token` holds the lease."""
+        ...
 
     async def model_version(self) -> str: ...
 

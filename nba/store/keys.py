@@ -188,6 +188,7 @@ MODEL_VERSION = f"{PREFIX}:{{model}}:version"
 EVENT_COUNTS = f"{PREFIX}:{{model}}:events"
 MODEL_CONTEXTUAL = f"{PREFIX}:{{model}}:contextual"
 MODEL_ARMS = f"{PREFIX}:{{model}}:arms"
+MODEL_DECAY = f"{PREFIX}:{{model}}:decay"  # landmark and half-life of the forward-decayed statistics
 LEARN_INBOX = f"{PREFIX}:{{model}}:inbox"
 LEARN_LEASE = f"{PREFIX}:{{model}}:lease"
 LEARN_POSITION = f"{PREFIX}:{{model}}:position"

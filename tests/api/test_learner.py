@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from pathlib import Path
 
 import numpy as np
 import orjson
+import pytest
 from redis.asyncio import Redis
 
 from nba.decision.rank import control_bucket
 from nba.http.routes import STORE
 from nba.learning.features import encode
+from nba.learning.snapshot import build_snapshot
 from nba.rules.load import load_rulebook
 from nba.store import keys
 from nba.store.redis import INBOX_WAIT_MAX
@@ -196,3 +199,64 @@ async def test_the_idle_learner_waits_for_the_inbox_and_picks_an_event_up_as_it_
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _show_and_accept(client: Client, cid: str) -> None:
+    await put_customer(client, cid, CROSSSELL_MOBILE)
+    d = await decide(client, cid, "web", context={"device": "mobile"})
+    assert d["actions"]
+    first = d["actions"][0]["action_id"]
+    base = {"customer_id": cid, "action_id": first, "decision_id": d["decision_id"], "channel": "web"}
+    await send_events(
+        client,
+        [{**base, "event_id": f"{cid}-i", "type": "impression"}, {**base, "event_id": f"{cid}-a", "type": "accept"}],
+    )
+
+
+async def test_with_a_half_life_answers_count_less_as_they_age_and_a_rebase_keeps_the_model(
+    make_client: AppFactory, rules_copy: Path
+) -> None:
+    client: Client = await make_client(load_rulebook(_with_learning(rules_copy, CONTEXTUAL + "  half_life: 1h\n")))
+    for i in range(12):
+        await _show_and_accept(client, f"c-{i}")
+    assert await learn(client)
+    app = client.app
+    assert app is not None
+    store = app[STORE]
+    data = await store.model_data()
+    assert data.half_life == 3600.0
+    assert abs(data.landmark - time.time()) < 60  # the first batch set the units: nothing was learned before
+    rb = live(client).snapshot.rulebook
+    fresh = build_snapshot(rb, data, now=data.landmark)
+    assert fresh.model.trials.sum() == pytest.approx(12, rel=0.01)
+    # an hour later every answer is worth half (the reader's clock moves in steps of 1/64 half-life)
+    later = build_snapshot(rb, data, now=data.landmark + 3600)
+    np.testing.assert_allclose(later.model.trials, fresh.model.trials / 2, rtol=0.011)
+    assert not np.allclose(later.contextual.cov, fresh.contextual.cov)  # less data, wider beliefs
+    stats = await (await client.get("/v1/actions/stats")).json()
+    assert stats["half_life_seconds"] == 3600.0
+    # 40 half-lives on, the learner rewrites the statistics against a new landmark: the same model
+    far = data.landmark + 40 * 3600
+    learner(client).clock = lambda: far
+    await _show_and_accept(client, "c-last")
+    assert await learn(client)
+    rebased = await store.model_data()
+    assert rebased.landmark == far
+    before = build_snapshot(rb, data, now=far)
+    after = build_snapshot(rb, rebased, now=far)
+    np.testing.assert_allclose(after.model.trials, before.model.trials, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(after.contextual.mean, before.contextual.mean, rtol=1e-6, atol=1e-9)
+
+
+async def test_without_a_half_life_nothing_is_forgotten(make_client: AppFactory, rules_copy: Path) -> None:
+    client: Client = await make_client(load_rulebook(rules_copy))
+    for i in range(5):
+        await _show_and_accept(client, f"c-{i}")
+    assert await learn(client)
+    app = client.app
+    assert app is not None
+    data = await app[STORE].model_data()
+    assert (data.landmark, data.half_life) == (0.0, 0.0)
+    rb = live(client).snapshot.rulebook
+    years_later = build_snapshot(rb, data, now=time.time() + 3e7)
+    assert years_later.model.trials.sum() == 5.0

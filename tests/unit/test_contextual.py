@@ -12,7 +12,7 @@ import pytest
 from nba.decision.rank import control_bucket
 from nba.errors import RulesInvalid
 from nba.evaluation.estimators import lift
-from nba.learning.contextual import ContextualModel, ContextualStats, accumulate
+from nba.learning.contextual import ContextualModel, ContextualStats, accumulate, noise_variances
 from nba.learning.features import encode, pack, unpack
 from nba.rules.features import Feature, FeatureSpace
 from nba.rules.load import load_rulebook
@@ -216,3 +216,91 @@ def test_learning_mistakes_are_reported_with_their_key(tmp_path: Path) -> None:
         "learning.control.share",
     ):
         assert expected in text, (expected, text)
+
+
+def test_a_half_life_is_a_duration_of_at_least_a_minute(tmp_path: Path) -> None:
+    assert load_rulebook(_policy_with(tmp_path, "  half_life: 14d\n")).learning.half_life == 14 * 86400.0
+    for i, (bad, message) in enumerate((("30s", "at least 1m"), ("14", "must be a duration"))):
+        with pytest.raises(RulesInvalid, match=rf"learning.half_life.*{message}"):
+            load_rulebook(_policy_with(tmp_path / str(i), f"  half_life: {bad}\n"))
+
+
+def test_a_cross_is_one_column_per_pair_of_its_features_columns(tmp_path: Path) -> None:
+    space = load_rulebook(
+        _policy_with(
+            tmp_path,
+            """  contextual:
+    features:
+      - {attribute: plan, one_hot: [basic, large]}
+      - {context: device, one_hot: [mobile, desktop]}
+      - {cross: [device, plan]}
+""",
+        )
+    ).learning.features
+    assert space.dim == 1 + 2 + 2 + 4
+    assert space.column_names()[5:] == [
+        "context:device=mobile*attribute:plan=basic",
+        "context:device=mobile*attribute:plan=large",
+        "context:device=desktop*attribute:plan=basic",
+        "context:device=desktop*attribute:plan=large",
+    ]
+    x = encode(space, {"plan": "large"}, {"device": "desktop"}, set())
+    assert x.tolist() == [1, 0, 1, 0, 1, 0, 0, 0, 1]
+    assert encode(space, {}, {"device": "desktop"}, set()).tolist() == [1, 0, 0, 0, 1, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    ("cross", "message"),
+    [
+        ("[devise, plan]", r"features\[2\].cross\[0\]: 'devise' is not a declared feature \(did you mean 'device'\?\)"),
+        ("[plan]", r"features\[2\].cross: must name two features"),
+        ("[plan, plan]", r"features\[2\].cross: must name two different features"),
+    ],
+)
+def test_crosses_that_cannot_be_built_are_refused_by_name(tmp_path: Path, cross: str, message: str) -> None:
+    extra = f"""  contextual:
+    features:
+      - {{attribute: plan, one_hot: [basic, large]}}
+      - {{context: device, one_hot: [mobile, desktop]}}
+      - {{cross: {cross}}}
+"""
+    with pytest.raises(RulesInvalid, match=message):
+        load_rulebook(_policy_with(tmp_path, extra))
+
+
+def test_more_than_128_columns_are_refused(tmp_path: Path) -> None:
+    values = ", ".join(f"v{i}" for i in range(12))
+    extra = f"""  contextual:
+    features:
+      - {{context: a, one_hot: [{values}]}}
+      - {{context: b, one_hot: [{values}]}}
+      - {{cross: [a, b]}}
+"""
+    with pytest.raises(RulesInvalid, match=r"learning.contextual.features: 169 columns .* at most 128"):
+        load_rulebook(_policy_with(tmp_path, extra))
+
+
+def test_noise_variances_are_learned_from_each_actions_reward_rate() -> None:
+    stats = ContextualStats.zeros(3, 2)
+    stats.n[:] = [10_000, 10, 0]
+    stats.b[:, 0] = [200, 5, 0]  # 2%, 50% of only 10, nothing yet
+    var = noise_variances(stats, np.array([0, 0, 0]), 1, np.full(3, 0.05))
+    group = (205 + 20 * 0.05) / (10_010 + 20)
+    assert var[0] == pytest.approx(0.02 * 0.98, rel=0.01)
+    rate = (5 + 20 * group) / 30
+    assert var[1] == pytest.approx(rate * (1 - rate))  # drawn towards the group's 2%
+    assert var[2] == pytest.approx(group * (1 - group))
+
+
+def test_a_learned_noise_variance_learns_a_rare_offer_faster_than_a_fixed_guess() -> None:
+    rng = np.random.default_rng(5)
+    n = 3000
+    x = np.column_stack([np.ones(n), rng.random(n) < 0.5])
+    p = np.where(x[:, 1] == 1, 0.04, 0.01)
+    stats = accumulate(2, np.zeros(n, np.int64), x, np.ones(n), (rng.random(n) < p).astype(float), 2)
+    learned = ContextualModel.build(stats, np.array([0, 1]), 2, np.array([0.02, 0.02]), 0.05, None)
+    fixed = ContextualModel.build(stats, np.array([0, 1]), 2, np.array([0.02, 0.02]), 0.05, 0.1)
+    sd_learned = np.sqrt(np.diagonal(learned.cov[0]))
+    sd_fixed = np.sqrt(np.diagonal(fixed.cov[0]))
+    assert np.all(sd_learned < 0.6 * sd_fixed)  # 2% answers carry five times the information 0.1 assumed
+    assert abs(learned.mean[0, 1] - 0.03) < 0.015

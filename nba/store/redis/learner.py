@@ -14,6 +14,7 @@ from nba.store.redis.events import from_inbox
 _CREDIT_EVENTS = Script(scripts.CREDIT_EVENTS)
 _CLEAR_TALLY_MARKS = Script(scripts.CLEAR_TALLY_MARKS)
 _COMMIT_LEARNING = Script(scripts.COMMIT_LEARNING)
+_REBASE_MODEL = Script(scripts.REBASE_MODEL)
 _TAKE_LEASE = Script(scripts.TAKE_LEASE)
 
 
@@ -139,6 +140,29 @@ class Learning(RedisBase):
                     keys.MODEL_ARMS,
                     keys.MODEL_VERSION,
                 ],
+                args,
+            )
+        )
+
+    async def rebase_model(
+        self,
+        token: str,
+        lease_ms: int,
+        counts: Mapping[tuple[str, str], tuple[float, float]],
+        contextual: Mapping[str, bytes],
+        landmark: float,
+        half_life: float,
+    ) -> bool:
+        args: list[Any] = [token, lease_ms, repr(float(landmark)), repr(float(half_life)), 2 * len(counts)]
+        for (action_id, key), (n, r) in counts.items():
+            args += [f"n:{action_id}:{key}", repr(float(n)), f"r:{action_id}:{key}", repr(float(r))]
+        for a, row in contextual.items():
+            args += [a, row]
+        return bool(
+            await self._eval(
+                "rebase_model",
+                _REBASE_MODEL,
+                [keys.LEARN_LEASE, keys.MODEL_COUNTS, keys.MODEL_CONTEXTUAL, keys.MODEL_DECAY, keys.MODEL_VERSION],
                 args,
             )
         )

@@ -24,9 +24,10 @@ class Model(RedisBase):
                 pipe.hgetall(keys.MODEL_COUNTS)
                 pipe.hgetall(keys.MODEL_CONTEXTUAL)
                 pipe.hgetall(keys.MODEL_ARMS)
+                pipe.hgetall(keys.MODEL_DECAY)
                 return await pipe.execute()
 
-        version, raw, ctx, arms_raw = await self._timed("model_data", run)
+        version, raw, ctx, arms_raw, decay = await self._timed("model_data", run)
         counts: dict[tuple[str, str], list[float]] = {}
         for field, value in raw.items():
             kind, action_id, key = field.decode().split(":", 2)
@@ -43,6 +44,8 @@ class Model(RedisBase):
             contextual={k.decode(): v for k, v in ctx.items()},
             signature=signature,
             arms={k: (v[0], v[1]) for k, v in arms.items()},
+            landmark=float(decay.get(b"landmark", 0.0)),
+            half_life=float(decay.get(b"half_life", 0.0)),
         )
 
     async def event_counts(self) -> dict[tuple[str, str], int]:
