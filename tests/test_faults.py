@@ -70,9 +70,15 @@ def test_events_answered_202_survive_a_killed_redis(tmp_path: Path) -> None:
         assert first_after_kill[0] < 30.0
         assert set(refused) <= {503}, refused  # refused while Redis was away, never a 5xx of another kind
         wait_for(lambda: call(server.url("/readyz"))[0] == 200, 60, "ready again", server.log)
-        status, decision = call(server.url("/v1/decide"), {"customer_id": "c-1001", "channel": "web"})
-        assert status == 200
-        assert decision["degraded"] is False
+
+        def decided_from_redis() -> bool:
+            # the first decisions after a restart may miss the 250 ms deadline on a loaded machine (new
+            # connections, scripts loaded again): answered degraded, which is the designed behaviour
+            status, decision = call(server.url("/v1/decide"), {"customer_id": "c-1001", "channel": "web"})
+            assert status == 200, decision
+            return decision["degraded"] is False
+
+        recovered = wait_for(decided_from_redis, 30, "a decision answered from Redis", server.log)
 
         client = redis.Redis.from_url(server.redis_url())
         try:
@@ -86,7 +92,8 @@ def test_events_answered_202_survive_a_killed_redis(tmp_path: Path) -> None:
             client.close()
         print(
             f"{len(accepted)} events answered 202, {len(refused)} batches refused (503) while Redis was "
-            f"away, first 202 {first_after_kill[0]:.2f} s after the kill"
+            f"away, first 202 {first_after_kill[0]:.2f} s after the kill, a decision from Redis {recovered:.2f} s "
+            "after ready"
         )
         assert missing == []
         assert len(accepted) > BATCH * 10
