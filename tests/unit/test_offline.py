@@ -19,13 +19,15 @@ ESTIMATORS = ("ips", "snips", "doubly_robust")
 
 
 def test_intervals_cover_the_true_value_or_the_evaluation_refuses() -> None:
-    """Three candidates that differ from the logging policy, eight simulated worlds each: every estimator's
-    95% interval holds the candidate's true value, or the report refuses for lack of overlap, in at least
-    90% of the cases (loadtests/offline_world.py measures 40 worlds)."""
+    """Three candidates that differ from the logging policy, sixteen simulated worlds each: every
+    estimator's 95% interval holds the candidate's true value, or the report refuses for lack of overlap.
+    loadtests/offline_world.py measures 40 worlds (5-7% missed per candidate). With 48 cases a sound
+    estimator misses 8 or more with a chance of about 2%, and one that covers only 80% misses fewer than
+    8 with a chance of about 6%: the bound tells a broken interval from bad luck."""
     outcomes: dict[str, list[str]] = {e: [] for e in ESTIMATORS}
-    for seed in range(8):
+    for seed in range(16):
         world = make_world(seed)
-        logged, _ = read_logs(logs(world, 3000, seed))
+        logged, _ = read_logs(logs(world, 2000, seed))
         for name, snap in candidates(world).items():
             truth = true_value(world, snap)
             rep = report(replay(logged, Configured(snap, name)))
@@ -35,7 +37,7 @@ def test_intervals_cover_the_true_value_or_the_evaluation_refuses() -> None:
                 else:
                     outcomes[e].append("covered" if rep[e]["low_95"] <= truth <= rep[e]["high_95"] else "missed")
     for e, seen in outcomes.items():
-        assert seen.count("missed") <= 0.1 * len(seen), (e, seen)
+        assert seen.count("missed") < 8, (e, seen)
         assert seen.count("covered") >= len(seen) // 2, (e, seen)  # refusing everything is no answer
 
 
