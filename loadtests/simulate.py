@@ -24,25 +24,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 import numpy as np
 import yaml
 
 from loadtests.procs import proc_cpu
-from nba.concurrency import run_bounded
+from loadtests.sim_server import learning_server, put_profiles
 from nba.learning.features import encode
 from nba.rules.features import FeatureSpace
 from nba.rules.load import load_rulebook
-from nba.runtime.embedded_redis import RedisServer, free_port
 
 PLANS = ["basic", "medium", "large", "unlimited"]
 PRODUCTS = ["mobile", "broadband", "tv"]
@@ -219,116 +214,71 @@ def vw_run(world: World, seed: int, args: str) -> Run:
     return run
 
 
-def _start_server(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "nba.cli", "serve"], env=env)
-
-
 async def nba_run(name: str, world: World, rules: Path, workers: int, seed: int, workdir: Path) -> Run:
-    redis = RedisServer(workdir / name, persist=False)
-    url = redis.start()
-    port = free_port()
-    env = {
-        **os.environ,
-        "NBA_REDIS_URL": url,
-        "NBA_RULES_DIR": str(rules),
-        "NBA_PORT": str(port),
-        "NBA_HOST": "127.0.0.1",
-        "NBA_LOG_LEVEL": "WARNING",
-        # this measures learning, not latency: on a 2-core VM shared with this generator, a 250 ms
-        # deadline turns scheduling hiccups into degraded (rules-only, unlearnable) answers
-        "NBA_DECIDE_DEADLINE_MS": "5000",
-        "NBA_REDIS_TIMEOUT_MS": "5000",
-    }
-    server = _start_server(env)
-    base = f"http://127.0.0.1:{port}"
     n = world.p.shape[0]
     shown = np.zeros(n, np.int64)
     accepted = np.zeros(n, bool)
     rng = np.random.default_rng(seed + 3)
     answers = np.asarray(rng.random(n))
-    try:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=workers * 2)) as http:
-            for _ in range(600):
-                try:
-                    async with http.get(f"{base}/readyz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
+    async with learning_server(workdir, name, rules, workers * 2) as server:
+        http, base = server.http, server.base
+        await put_profiles(server, {f"sim-{i}": p for i, p in enumerate(world.profiles)})
+        cpu0, start = proc_cpu([server.process.pid]), time.perf_counter()
+        next_visit = 0
+        degraded, retries = [0], [0]
 
-            async def put(i: int) -> None:
-                async with http.put(f"{base}/v1/customers/sim-{i}", json={"attributes": world.profiles[i]}) as r:
-                    assert r.status in (200, 201), await r.text()
-
-            await run_bounded((put(i) for i in range(len(world.profiles))), 32)
-            cpu0, start = proc_cpu([server.pid]), time.perf_counter()
-            next_visit = 0
-            degraded, retries = [0], [0]
-
-            async def worker() -> None:
-                nonlocal next_visit
-                while next_visit < n:
-                    i = next_visit
-                    next_visit += 1
-                    if i % 5000 == 0:
-                        print(f"  {name}: {i} decisions, {time.perf_counter() - start:.0f} s", flush=True)
-                    cid = f"sim-{world.visitors[i]}"
-                    body = {
+        async def worker() -> None:
+            nonlocal next_visit
+            while next_visit < n:
+                i = next_visit
+                next_visit += 1
+                if i % 5000 == 0:
+                    print(f"  {name}: {i} decisions, {time.perf_counter() - start:.0f} s", flush=True)
+                cid = f"sim-{world.visitors[i]}"
+                body = {
+                    "customer_id": cid,
+                    "channel": "web",
+                    "limit": 1,
+                    "context": {"device": DEVICES[world.devices[i]]},
+                }
+                async with http.post(f"{base}/v1/decide", json=body) as r:
+                    d = await r.json()
+                    assert r.status == 200, d
+                degraded[0] += bool(d.get("degraded"))
+                a = int(d["actions"][0]["action_id"].split("-")[1])
+                shown[i] = a
+                accepted[i] = answers[i] < world.p[i, a]
+                events = [
+                    {
+                        "event_id": f"{i}-i",
+                        "type": "impression",
                         "customer_id": cid,
+                        "action_id": d["actions"][0]["action_id"],
+                        "decision_id": d["decision_id"],
                         "channel": "web",
-                        "limit": 1,
-                        "context": {"device": DEVICES[world.devices[i]]},
-                    }
-                    async with http.post(f"{base}/v1/decide", json=body) as r:
-                        d = await r.json()
-                        assert r.status == 200, d
-                    degraded[0] += bool(d.get("degraded"))
-                    a = int(d["actions"][0]["action_id"].split("-")[1])
-                    shown[i] = a
-                    accepted[i] = answers[i] < world.p[i, a]
-                    events = [
-                        {
-                            "event_id": f"{i}-i",
-                            "type": "impression",
-                            "customer_id": cid,
-                            "action_id": d["actions"][0]["action_id"],
-                            "decision_id": d["decision_id"],
-                            "channel": "web",
-                        },
-                        {
-                            "event_id": f"{i}-a",
-                            "type": "accept" if accepted[i] else "reject",
-                            "customer_id": cid,
-                            "action_id": d["actions"][0]["action_id"],
-                            "decision_id": d["decision_id"],
-                            "channel": "web",
-                        },
-                    ]
-                    for attempt in range(20):  # a channel retries a 503 (same event ids: applied once)
-                        async with http.post(f"{base}/v1/events", json={"events": events}) as r:
-                            if r.status == 202:
-                                break
-                            assert r.status == 503, await r.text()
-                            retries[0] += 1
-                        await asyncio.sleep(0.05 * (attempt + 1))
+                    },
+                    {
+                        "event_id": f"{i}-a",
+                        "type": "accept" if accepted[i] else "reject",
+                        "customer_id": cid,
+                        "action_id": d["actions"][0]["action_id"],
+                        "decision_id": d["decision_id"],
+                        "channel": "web",
+                    },
+                ]
+                for attempt in range(20):  # a channel retries a 503 (same event ids: applied once)
+                    async with http.post(f"{base}/v1/events", json={"events": events}) as r:
+                        if r.status == 202:
+                            break
+                        assert r.status == 503, await r.text()
+                        retries[0] += 1
+                    await asyncio.sleep(0.05 * (attempt + 1))
 
-            await asyncio.gather(*(worker() for _ in range(workers)))
-            seconds = time.perf_counter() - start
-            cpu = proc_cpu([server.pid]) - cpu0
-            async with http.get(f"{base}/metrics") as r:
-                metrics = await r.text()
-    finally:
-        server.terminate()
-        stopping = time.perf_counter()
-        try:
-            server.wait(30)
-            print(f"  {name}: server stopped {time.perf_counter() - stopping:.1f} s after SIGTERM", flush=True)
-        except subprocess.TimeoutExpired:  # seen once after a 25,000-decision run: results matter more
-            print(f"  {name}: server did not stop within 30 s of SIGTERM; killed", flush=True)
-            server.kill()
-            server.wait()
-        redis.stop()
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        seconds = time.perf_counter() - start
+        cpu = proc_cpu([server.process.pid]) - cpu0
+        async with http.get(f"{base}/metrics") as r:
+            metrics = await r.text()
     lag = [line for line in metrics.splitlines() if line.startswith("nba_learner_lag_seconds")]
     return Run(
         name,
