@@ -22,7 +22,7 @@ import numpy as np
 
 from nba.decision.arbitration import Sampling, Situation, arbitrate
 from nba.decision.beliefs import beliefs_for
-from nba.decision.placement import placement
+from nba.decision.placement import placements
 from nba.evaluation.candidate import Configured
 from nba.evaluation.logs import read_logs
 from nba.evaluation.replay import replay, report
@@ -110,11 +110,8 @@ def true_value(world: World, snap: Snapshot) -> float:
     for key, eligible in world.situations:
         beliefs = beliefs_for(snap, cl.model, cl.exploration, eligible, key, None)
         s = Situation(eligible, beliefs, rb.lever, rb.no_action, LIMIT)
-        m = s.contenders.shape[0]
-        rows = np.repeat(np.arange(m), LIMIT)
-        ranks = np.tile(np.arange(1, LIMIT + 1), m)
-        p = placement(s.beliefs, s.lever, s.threshold, rows, ranks)
-        total += float((p * world.rate[s.contenders[rows], key] * POSITION[ranks - 1]).sum())
+        p = placements(s.beliefs, s.lever, s.threshold, np.arange(s.contenders.shape[0]), LIMIT)
+        total += float((p * world.rate[s.contenders, key][:, None] * POSITION[None, :LIMIT]).sum())
     return total / len(world.situations)
 
 

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from nba.decision.beliefs import Beliefs
-from nba.decision.placement import placement
+from nba.decision.placement import placements
 from nba.domain import BoolArray, FloatArray, IntArray
 
 # What Situations remember per process; a situation of m contenders takes about 1.2 KB x m.
@@ -136,10 +136,10 @@ class Situation:
         probability = self.probability[ranks, chosen]
         missing = np.isnan(probability)
         if missing.any():
-            probability[missing] = placement(
-                self.beliefs, self.lever, self.threshold, chosen[missing], ranks[missing] + 1
-            )
-            self.probability[ranks[missing], chosen[missing]] = probability[missing]
+            # every rank of these contenders at once: they will be shown at the other ranks too
+            rows = chosen[missing]
+            self.probability[:, rows] = placements(self.beliefs, self.lever, self.threshold, rows, self.limit).T
+            probability = self.probability[ranks, chosen]
         return Ranking(c[chosen], theta[chosen], priority[chosen], probability, self.beliefs.mean[chosen], c)
 
 

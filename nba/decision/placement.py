@@ -36,33 +36,44 @@ CHUNK = 1 << 21  # the most nodes x contenders worked on at once
 def placement(beliefs: Beliefs, lever: FloatArray, threshold: float, rows: IntArray, ranks: IntArray) -> FloatArray:
     """P(candidate rows[i] is shown at rank ranks[i], 1-based). `beliefs` and `lever` are aligned with the
     contenders; `threshold` is the highest do-nothing priority (-inf without one)."""
-    n = rows.shape[0]
-    if n == 0:
+    if rows.shape[0] == 0:
         return np.zeros(0)
+    table = placements(beliefs, lever, threshold, rows, int(ranks.max()))
+    out: FloatArray = table[np.arange(rows.shape[0]), ranks - 1]
+    return out
+
+
+def placements(beliefs: Beliefs, lever: FloatArray, threshold: float, rows: IntArray, k: int) -> FloatArray:
+    """(len(rows), k): P(candidate rows[i] is shown at rank r + 1) for every rank up to k. One integration
+    per row gives every rank (the counts of others above share one product), so a caller that will want
+    other ranks of the same rows later should ask for them now."""
+    n = rows.shape[0]
+    if n == 0 or k == 0:
+        return np.zeros((n, k))
     fixed = beliefs.point | (lever <= 0)
     if fixed.all():  # nothing is drawn: the ranking is certain
         value = np.where(lever > 0, beliefs.low * lever, 0.0)
         order = np.argsort(-value, kind="stable")
         at = np.empty_like(order)
         at[order] = np.arange(order.shape[0])
-        certain: FloatArray = ((at[rows] == ranks - 1) & (value[rows] > threshold)).astype(float)
+        certain: FloatArray = (
+            (at[rows][:, None] == np.arange(k)[None, :]) & (value[rows] > threshold)[:, None]
+        ).astype(float)
         return certain
     per = max(1, CHUNK // (STRATA * lever.shape[0]))
     if n > per:  # many at once (offline evaluation): in pieces, so memory stays bounded
-        return np.concatenate(
-            [placement(beliefs, lever, threshold, rows[i : i + per], ranks[i : i + per]) for i in range(0, n, per)]
-        )
+        return np.concatenate([placements(beliefs, lever, threshold, rows[i : i + per], k) for i in range(0, n, per)])
     weight, u = _nodes(beliefs, lever, threshold, rows)
     live = weight > 0
     if not live.any():
-        return np.zeros(n)
+        return np.zeros((n, k))
     # contenders that cannot reach the lowest node stay below everywhere: they are left out of the product
     reach = np.flatnonzero(beliefs.high * lever >= u[live].min())
     if reach.shape[0] < 0.75 * lever.shape[0]:
         cols = np.union1d(reach, rows)
         beliefs, lever, rows = beliefs.take(cols), lever[cols], np.searchsorted(cols, rows)
     f = _below(beliefs, lever, rows, u)
-    out: FloatArray = (weight * _exactly(f, ranks - 1)).sum(axis=1)
+    out: FloatArray = (weight[None, :, :] * _exactly(f, k - 1)).sum(axis=-1).T
     return out
 
 
@@ -98,11 +109,11 @@ def _below(beliefs: Beliefs, lever: FloatArray, rows: IntArray, u: FloatArray) -
     return f
 
 
-def _exactly(f: FloatArray, above: IntArray) -> FloatArray:
-    """(n, S): P(exactly above[i] of the others exceed), the others' chances of staying below in f."""
-    top = int(above.max())
+def _exactly(f: FloatArray, top: int) -> FloatArray:
+    """(top + 1, n, S): P(exactly j of the others exceed) for j = 0..top, the others' chances of staying
+    below in f."""
     if top == 0:  # first place: all of them below
-        first: FloatArray = f.prod(axis=-1)
+        first: FloatArray = f.prod(axis=-1)[None]
         return first
     np.maximum(f, FLOOR, out=f)
     all_below = np.exp(np.log(f).sum(axis=-1))
@@ -114,5 +125,5 @@ def _exactly(f: FloatArray, above: IntArray) -> FloatArray:
         if j > 1:
             term = rho * (np.cumsum(term, axis=-1) - term)  # sum over b of rho_b x e_{j-1} of those before b
         e[j] = term.sum(axis=-1)
-    out: FloatArray = all_below * e[above, np.arange(above.shape[0])]
+    out: FloatArray = all_below[None] * e
     return out

@@ -23,7 +23,7 @@ import orjson
 
 from nba.decision.arbitration import Situation
 from nba.decision.beliefs import beliefs_for
-from nba.decision.placement import placement
+from nba.decision.placement import placements
 from nba.domain import FloatArray
 from nba.evaluation.logs import Logged
 from nba.learning.features import unpack
@@ -70,10 +70,7 @@ class Configured:
             return self._seen[cache_key]
         beliefs = beliefs_for(self.snap, cl.model, cl.exploration, idx, key, x)
         s = Situation(idx, beliefs, rb.lever, rb.no_action, ranks)
-        m = s.contenders.shape[0]
-        rows = np.repeat(np.arange(m), ranks)
-        at = np.tile(np.arange(1, ranks + 1), m)
-        p = placement(s.beliefs, s.lever, s.threshold, rows, at).reshape(m, ranks).T
+        p = placements(s.beliefs, s.lever, s.threshold, np.arange(s.contenders.shape[0]), ranks).T
         out = (tuple(rb.action_ids[s.contenders].tolist()), p)
         if cache_key is not None:
             self._seen[cache_key] = out

@@ -14,7 +14,7 @@ from scipy import integrate, special, stats
 
 from nba.decision.arbitration import Sampling, arbitrate
 from nba.decision.beliefs import Beliefs
-from nba.decision.placement import placement
+from nba.decision.placement import placement, placements
 from nba.learning.bandit import GRID, ModelState
 
 
@@ -184,3 +184,17 @@ def test_first_place_matches_plain_thompson_sampling_on_random_catalogues(m: int
     got = placement(b, lever, -np.inf, np.arange(m), np.ones(m, np.int64))
     assert 0.5 * np.abs(got - want).sum() < 0.01
     assert np.abs(got - want).max() < 0.004
+
+
+def test_every_rank_of_a_row_at_once_equals_each_rank_alone() -> None:
+    rng = np.random.default_rng(11)
+    m = 30
+    b = table(rng.integers(1, 60, m), rng.integers(20, 900, m))
+    lever = rng.uniform(0.5, 2.0, m)
+    rows = np.array([0, 7, 29])
+    together = placements(b, lever, 0.01, rows, 4)
+    alone = np.array(
+        [[placement(b, lever, 0.01, rows[i : i + 1], np.array([r]))[0] for r in range(1, 5)] for i in range(3)]
+    )
+    np.testing.assert_allclose(together, alone, rtol=1e-12, atol=1e-15)
+    assert placements(b, lever, 0.01, np.zeros(0, np.int64), 4).shape == (0, 4)
