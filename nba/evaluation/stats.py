@@ -8,7 +8,7 @@ from typing import Any
 
 from nba.evaluation.estimators import lift
 from nba.learning import forgetting
-from nba.learning.bandit import ModelState, interval
+from nba.learning.bandit import cells, interval, posterior
 from nba.rules.rulebook import Rulebook
 from nba.store.contract import ModelData
 
@@ -18,16 +18,11 @@ def report(rb: Rulebook, data: ModelData, counts: Mapping[tuple[str, str], int],
     and its 95% interval, as the model holds them at `now` (with `learning.half_life`, old answers count
     less: trials and rewards are then what they are still worth). `control` compares the reward rates of
     model-ranked and control-group decisions (the lift), never forgotten."""
-    scale = forgetting.factor(now, data.landmark, data.half_life)
-    model = ModelState.build(
-        data.version,
-        rb.prior_alpha,
-        rb.prior_beta,
-        [a.id for a in rb.actions],
-        rb.learning.keys,
-        {k: (n * scale, r * scale) for k, (n, r) in data.counts.items()},
-    )
-    low, high = interval(model.alpha, model.beta)
+    # alpha and beta only: a ModelState would also tabulate every posterior for sampling
+    trials, rewards = cells([a.id for a in rb.actions], rb.learning.keys, forgetting.at(data, now).counts)
+    alpha, beta = posterior(rb.prior_alpha, rb.prior_beta, trials, rewards)
+    mean = alpha / (alpha + beta)
+    low, high = interval(alpha, beta)
     actions = [
         {
             "action_id": a.id,
@@ -36,9 +31,9 @@ def report(rb: Rulebook, data: ModelData, counts: Mapping[tuple[str, str], int],
             "segments": [
                 {
                     "segment_key": key,
-                    "trials": float(model.trials[i, j]),
-                    "rewards": float(model.rewards[i, j]),
-                    "mean": float(model.mean[i, j]),
+                    "trials": float(trials[i, j]),
+                    "rewards": float(rewards[i, j]),
+                    "mean": float(mean[i, j]),
                     "interval_95": [float(low[i, j]), float(high[i, j])],
                 }
                 for j, key in enumerate(rb.learning.keys)
@@ -56,7 +51,7 @@ def report(rb: Rulebook, data: ModelData, counts: Mapping[tuple[str, str], int],
     if "model" in data.arms and "control" in data.arms:
         comparison["lift"] = lift(data.arms["model"], data.arms["control"])
     return {
-        "model_version": model.version,
+        "model_version": data.version,
         "rules_version": rb.version,
         "half_life_seconds": data.half_life or None,
         "actions": actions,

@@ -52,18 +52,9 @@ class ModelState:
         counts: Mapping[tuple[str, str], tuple[float, float]],
         previous: ModelState | None = None,
     ) -> ModelState:
-        """`counts[(action_id, key)] = (trials, rewards)`; counts of actions no longer in the rules are
-        ignored, and kept in Redis so a rollback finds them again. Cells whose posterior equals the one in
-        `previous` (same shape) reuse its quantiles and table."""
-        row = {a: i for i, a in enumerate(action_ids)}
-        col = {k: j for j, k in enumerate(keys)}
-        trials = np.zeros((len(action_ids), len(keys)))
-        rewards = np.zeros_like(trials)
-        for (action_id, key), (n, r) in counts.items():
-            i, j = row.get(action_id), col.get(key)
-            if i is not None and j is not None:
-                trials[i, j] = n
-                rewards[i, j] = r
+        """`counts` as in `cells`. Cells whose posterior equals the one in `previous` (same shape) reuse its
+        quantiles and table."""
+        trials, rewards = cells(action_ids, keys, counts)
         alpha, beta = posterior(prior_alpha, prior_beta, trials, rewards)
         if previous is not None and previous.alpha.shape == alpha.shape:
             low, high, table = previous.low.copy(), previous.high.copy(), previous.table.copy()
@@ -77,6 +68,24 @@ class ModelState:
             low[changed], high[changed] = betaincinv(a, b, TAIL), betaincinv(a, b, 1.0 - TAIL)
             table[changed] = cdf_table(a, b, low[changed], high[changed])
         return ModelState(version, alpha, beta, trials, rewards, alpha / (alpha + beta), low, high, table)
+
+
+def cells(
+    action_ids: Sequence[str], keys: Sequence[str], counts: Mapping[tuple[str, str], tuple[float, float]]
+) -> tuple[FloatArray, FloatArray]:
+    """(trials, rewards) of every action (rows, in `action_ids` order) and segment key (columns) from
+    `counts[(action_id, key)] = (trials, rewards)`; counts of actions no longer in the rules are ignored,
+    and kept in Redis so a rollback finds them again."""
+    row = {a: i for i, a in enumerate(action_ids)}
+    col = {k: j for j, k in enumerate(keys)}
+    trials = np.zeros((len(action_ids), len(keys)))
+    rewards = np.zeros_like(trials)
+    for (action_id, key), (n, r) in counts.items():
+        i, j = row.get(action_id), col.get(key)
+        if i is not None and j is not None:
+            trials[i, j] = n
+            rewards[i, j] = r
+    return trials, rewards
 
 
 def cdf_table(alpha: FloatArray, beta: FloatArray, low: FloatArray, high: FloatArray) -> FloatArray:

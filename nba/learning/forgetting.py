@@ -14,10 +14,12 @@ precomputed tables (bandit.ModelState.build).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from nba.domain import FloatArray
+from nba.store.contract import ModelData
 
 REBASE_AFTER = 32.0  # half-lives since the landmark before the learner rebases (weights up to 2^32)
 STEPS = 64  # readers' time steps per half-life
@@ -51,3 +53,17 @@ def needs_rebase(now: float, landmark: float, stored_half_life: float, half_life
     if stored_half_life != half_life:
         return True
     return half_life > 0 and (now - landmark) / half_life > REBASE_AFTER
+
+
+def at(data: ModelData, now: float) -> ModelData:
+    """The statistics as they are worth at `now`, expressed against a landmark of `now` (unchanged when
+    nothing is forgotten): what readers use, and what the learner rebases to."""
+    scale = factor(now, data.landmark, data.half_life)
+    if scale == 1.0:
+        return data
+    return replace(
+        data,
+        counts={cell: (n * scale, r * scale) for cell, (n, r) in data.counts.items()},
+        contextual={a: (np.frombuffer(row, np.float64) * scale).tobytes() for a, row in data.contextual.items()},
+        landmark=now,
+    )

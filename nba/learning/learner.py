@@ -176,16 +176,11 @@ class Learner:
         """Express the committed statistics against a landmark of now (and the wanted half-life): their
         values as of now, so readers see the same model before and after. False if the lease was lost."""
         now = self.clock()
-        data = await self.store.model_data()
-        scale = forgetting.factor(now, data.landmark, data.half_life)
-        counts = {k: (n * scale, r * scale) for k, (n, r) in data.counts.items()}
-        rows = {a: np.frombuffer(row, np.float64) * scale for a, row in data.contextual.items()}
-        if not await self.store.rebase_model(
-            self.token, self.lease_ms, counts, {a: r.tobytes() for a, r in rows.items()}, now, half_life
-        ):
+        data = forgetting.at(await self.store.model_data(), now)
+        if not await self.store.rebase_model(self.token, self.lease_ms, data.counts, data.contextual, now, half_life):
             self._held = False
             return False
-        self._rows = rows
+        self._rows = {a: np.frombuffer(row, np.float64).copy() for a, row in data.contextual.items()}
         self._decay = (now, half_life)
         log.info("learner %s rebased the model statistics (half-life %gs)", self.token, half_life)
         return True

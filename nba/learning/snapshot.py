@@ -40,27 +40,23 @@ def build_snapshot(
     they are at `now` when the statistics are forward-decayed (None: as of their landmark); posteriors
     unchanged since `previous` keep their tables (bandit.ModelState.build)."""
     action_ids = [a.id for a in rb.actions]
-    read_at, scale = 0.0, 1.0
+    read_at, decay = 0.0, (0.0, 0.0)
     if data is not None and data.half_life > 0:
-        read_at = forgetting.reader_time(data.landmark if now is None else now, data.landmark, data.half_life)
-        scale = forgetting.factor(read_at, data.landmark, data.half_life)
-    counts = data.counts if data else {}
-    if scale != 1.0:
-        counts = {k: (n * scale, r * scale) for k, (n, r) in counts.items()}
+        decay = (data.landmark, data.half_life)
+        read_at = forgetting.reader_time(data.landmark if now is None else now, *decay)
+        data = forgetting.at(data, read_at)
     model = ModelState.build(
         data.version if data else "",
         rb.prior_alpha,
         rb.prior_beta,
         action_ids,
         rb.learning.keys,
-        counts,
+        data.counts if data else {},
         previous.model if previous is not None else None,
     )
     space = rb.learning.features
     rows = data.contextual if data and data.signature == space.signature else {}
-    stats = ContextualStats.from_rows(
-        action_ids, space.dim, {a: np.frombuffer(r, np.float64) * scale for a, r in rows.items()}
-    )
+    stats = ContextualStats.from_rows(action_ids, space.dim, {a: np.frombuffer(r, np.float64) for a, r in rows.items()})
     contextual = ContextualModel.build(
         stats,
         rb.group_of,
@@ -69,5 +65,4 @@ def build_snapshot(
         rb.learning.prior_variance,
         rb.learning.noise_variance,
     )
-    decay = (data.landmark, data.half_life) if data is not None else (0.0, 0.0)
     return Snapshot(rb, model, contextual, data.arms if data else {}, read_at, decay)
