@@ -33,16 +33,6 @@ FLOOR = 1e-12
 CHUNK = 1 << 21  # the most nodes x contenders worked on at once
 
 
-def placement(beliefs: Beliefs, lever: FloatArray, threshold: float, rows: IntArray, ranks: IntArray) -> FloatArray:
-    """P(candidate rows[i] is shown at rank ranks[i], 1-based). `beliefs` and `lever` are aligned with the
-    contenders; `threshold` is the highest do-nothing priority (-inf without one)."""
-    if rows.shape[0] == 0:
-        return np.zeros(0)
-    table = placements(beliefs, lever, threshold, rows, int(ranks.max()))
-    out: FloatArray = table[np.arange(rows.shape[0]), ranks - 1]
-    return out
-
-
 def placements(beliefs: Beliefs, lever: FloatArray, threshold: float, rows: IntArray, k: int) -> FloatArray:
     """(len(rows), k): P(candidate rows[i] is shown at rank r + 1) for every rank up to k. One integration
     per row gives every rank (the counts of others above share one product), so a caller that will want

@@ -14,7 +14,7 @@ from scipy import integrate, special, stats
 
 from nba.decision.arbitration import Sampling, arbitrate
 from nba.decision.beliefs import Beliefs
-from nba.decision.placement import placement, placements
+from nba.decision.placement import placements
 from nba.learning.bandit import GRID, ModelState
 
 
@@ -109,14 +109,15 @@ CASES = {
 def test_placement_agrees_with_adaptive_quadrature(case: str) -> None:
     b, lever, threshold = CASES[case]
     m = lever.shape[0]
+    every = placements(b, lever, threshold, np.arange(m), 3)  # every rank of every contender in one call
     for rank in (1, 2, 3):
-        got = placement(b, lever, threshold, np.arange(m), np.full(m, rank))
+        got = every[:, rank - 1]
         for a in range(m):
             want = reference(b, lever, threshold, a, rank)
             # the midpoint rule over 64 strata: within 1e-3, or 2% of the value
             assert abs(got[a] - want) <= max(1e-3, 0.02 * want), (case, rank, a, got[a], want)
     # and the probabilities of one rank over every contender add up to the chance that rank is shown
-    first = placement(b, lever, threshold, np.arange(m), np.ones(m, np.int64))
+    first = every[:, 0]
     assert first.sum() <= 1.0 + 1e-3
 
 
@@ -181,20 +182,20 @@ def test_first_place_matches_plain_thompson_sampling_on_random_catalogues(m: int
     want = _thompson_first(alpha, beta, lever)
     assert want.sum() == pytest.approx(1.0, abs=2e-3)
     b = table(alpha, beta)
-    got = placement(b, lever, -np.inf, np.arange(m), np.ones(m, np.int64))
+    got = placements(b, lever, -np.inf, np.arange(m), 1)[:, 0]
     assert 0.5 * np.abs(got - want).sum() < 0.01
     assert np.abs(got - want).max() < 0.004
 
 
-def test_every_rank_of_a_row_at_once_equals_each_rank_alone() -> None:
+def test_a_row_integrates_the_same_whichever_rows_are_asked_with_it() -> None:
+    """Asked alone or among all the others (which changes the contenders left out of the product as
+    unable to reach its nodes), a contender gets the same probabilities at every rank."""
     rng = np.random.default_rng(11)
     m = 30
     b = table(rng.integers(1, 60, m), rng.integers(20, 900, m))
     lever = rng.uniform(0.5, 2.0, m)
     rows = np.array([0, 7, 29])
-    together = placements(b, lever, 0.01, rows, 4)
-    alone = np.array(
-        [[placement(b, lever, 0.01, rows[i : i + 1], np.array([r]))[0] for r in range(1, 5)] for i in range(3)]
-    )
-    np.testing.assert_allclose(together, alone, rtol=1e-12, atol=1e-15)
+    everyone = placements(b, lever, 0.01, np.arange(m), 4)
+    alone = np.vstack([placements(b, lever, 0.01, rows[i : i + 1], 4) for i in range(3)])
+    np.testing.assert_allclose(alone, everyone[rows], rtol=1e-12, atol=1e-15)
     assert placements(b, lever, 0.01, np.zeros(0, np.int64), 4).shape == (0, 4)
