@@ -7,7 +7,8 @@ setup:
 run: setup
 	.venv/bin/nba serve --demo-customers 1000
 
-test: setup
+test:
+	@scripts/setup.sh --test
 	.venv/bin/ruff check nba tests loadtests
 	.venv/bin/ruff format --check nba tests loadtests
 	.venv/bin/mypy

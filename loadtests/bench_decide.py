@@ -69,6 +69,11 @@ def main() -> int:
         default=0,
         help="serve a generated rule set of this many actions instead of the shipped rules/",
     )
+    parser.add_argument(
+        "--key",
+        action="store_true",
+        help="create a channel API key first and send it with every request (the server then checks keys)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install wrk", file=sys.stderr)
@@ -87,6 +92,16 @@ def main() -> int:
                 "NBA_LOG_LEVEL": "WARNING",
                 "NBA_BENCH_CUSTOMERS": str(args.customers),
             }
+            if args.key:  # before the server starts: it checks keys from its first request on
+                create = ["keys", "create", "--name", "bench", "--role", "channel", "--channel", "web", "--rate", "0"]
+                made = subprocess.run(
+                    [sys.executable, "-m", "nba.cli", *create],
+                    env={**env, "NBA_RULES_DIR": str(rules)},
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                env["NBA_BENCH_KEY"] = made.stdout.strip()
             procs.append(
                 subprocess.Popen(
                     [
@@ -145,6 +160,7 @@ def main() -> int:
     print(
         f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} alternating rounds, "
         f"{args.customers} customers, rules: {args.actions or 'shipped'} actions, {args.workers} process(es) each, "
+        f"{'with an API key' if args.key else 'open (no API keys)'}, "
         f"{os.cpu_count()} cores shared by server, Redis and wrk"
     )
     print(

@@ -4,6 +4,10 @@ local n = tonumber(os.getenv("NBA_BENCH_CUSTOMERS") or "1000")
 math.randomseed(os.time())
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+local key = os.getenv("NBA_BENCH_KEY")  -- set by bench_decide.py --key: an API key (nba keys create)
+if key and key ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. key
+end
 
 request = function()
   local id = 1000 + math.random(0, n - 1)

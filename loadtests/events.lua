@@ -7,6 +7,10 @@ local run = math.random(0, 2 ^ 30)
 local sent = 0
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+local key = os.getenv("NBA_BENCH_KEY")  -- set by bench_decide.py --key: an API key (nba keys create)
+if key and key ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. key
+end
 
 request = function()
   local events = {}

@@ -105,7 +105,7 @@ async def seed(url: str, rules: Path, customers: int, concurrency: int, seed_: i
         t2 = time.perf_counter()
         events = histories(start, stop, action_ids, time.time(), rng)
         n_events += len(events)
-        posts = (ingest.ingest(events[k : k + BATCH]) for k in range(0, len(events), BATCH))
+        posts = (ingest.ingest(events[k : k + BATCH], {}) for k in range(0, len(events), BATCH))
         await run_bounded(posts, concurrency)
         t3 = time.perf_counter()
         await learner.drain()  # as a server's learner would, so the inbox does not pile up

@@ -16,10 +16,11 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from nba.access.service import AccessControl
 from nba.customers.erasure import DiskRewrite
 from nba.customers.service import Customers
 from nba.decision.decider import Decider
-from nba.http import routes, wire
+from nba.http import access, routes, wire
 from nba.http.body import BodyLimits
 from nba.http.server import ConnectionGuard
 from nba.learning.ingest import EventIngest
@@ -46,9 +47,10 @@ SHUTDOWN_PATIENCE = 5.0  # seconds each clean-up step may take before a stopping
 STARTUP_PATIENCE = 60.0  # seconds a starting server waits for Redis (it may start at the same time)
 
 
-async def _first_contact(live: Live, rules_dir: Path | None) -> None:
+async def _first_contact(live: Live, rules_dir: Path | None, access_control: AccessControl) -> None:
     """Publish our rules if they changed since they were last published (otherwise take the current set:
-    a rollback stays in force across restarts) and load the model; a Redis that is starting, or paused,
+    a rollback stays in force across restarts), load the model and the API keys (before the first
+    request: a server with keys must never answer as an open one); a Redis that is starting, or paused,
     gets retried."""
     loop = asyncio.get_running_loop()
     give_up = loop.time() + STARTUP_PATIENCE
@@ -57,6 +59,7 @@ async def _first_contact(live: Live, rules_dir: Path | None) -> None:
             if rules_dir is not None:
                 await live.publish(rules_dir, force=False)
             await live.refresh_model(force=True)
+            await access_control.refresh(force=True)
             return
         except (RedisError, OSError) as exc:
             if loop.time() > give_up:
@@ -79,6 +82,10 @@ class AppOptions:
     erase_rewrite: float = 300.0  # seconds within which an erasure leaves Redis's files (customers/erasure.py)
     max_connections: int = 4096  # open connections beyond which idle ones close (http/server.py)
     supervision: Supervision | None = None  # what the supervising process shares (runtime/supervision.py)
+    # without API keys, run open (every caller may do everything): serve allows it on loopback only, or
+    # with --insecure-open (access/service.py)
+    open_without_keys: bool = True
+    workers: int = 1  # processes sharing the server: each takes its share of a key's rate
 
 
 def create_app(rulebook: Rulebook, client: Redis, options: AppOptions | None = None) -> web.Application:
@@ -90,7 +97,14 @@ def create_app(rulebook: Rulebook, client: Redis, options: AppOptions | None = N
     live = Live(rulebook, store, metrics)
     rng = o.rng if o.rng is not None else np.random.default_rng()
     guard = ConnectionGuard(o.max_connections, metrics.count_dropped_connection)
-    app = web.Application(middlewares=[guard.middleware, routes.problems], client_max_size=wire.MAX_EVENTS_BODY + 1)
+    access_control = AccessControl(store, metrics, clock, open_without_keys=o.open_without_keys, workers=o.workers)
+    app = web.Application(
+        middlewares=[guard.middleware, access.browsers, routes.problems, access.guard],
+        client_max_size=wire.MAX_EVENTS_BODY + 1,
+    )
+    app[access.ACCESS] = access_control
+    app[access.CLOCK] = clock
+    app[access.PERMISSIONS] = permissions = {}
     app[routes.GUARD] = guard
     app[routes.SUPERVISION] = supervision = supervision or Supervision()
     metrics.registry.register(supervision.collector())
@@ -108,13 +122,14 @@ def create_app(rulebook: Rulebook, client: Redis, options: AppOptions | None = N
     app[routes.CUSTOMERS] = Customers(live, store, clock)
     app[routes.RULES_DIR] = rules_dir
     app[routes.BODY_LIMITS] = o.body_limits
-    for method, path, handler in routes.ROUTES:
+    for method, path, handler, needs in routes.ROUTES:
         # aiohttp's default placeholder refuses { and }: match them so the answer explains the 400
-        app.router.add_route(method, re.sub(r"\{(\w+)\}", r"{\1:[^/]+}", path), handler)
+        route = app.router.add_route(method, re.sub(r"\{(\w+)\}", r"{\1:[^/]+}", path), handler)
+        permissions[route] = needs
 
     async def background_tasks(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(keys.slot_tags)  # once, off the event loop, before the first event needs it
-        await _first_contact(live, rules_dir)
+        await _first_contact(live, rules_dir, access_control)
         with contextlib.suppress(RedisError, OSError):
             for advice in await store.config_advice():
                 log.warning("Redis configuration: %s", advice)
@@ -124,6 +139,7 @@ def create_app(rulebook: Rulebook, client: Redis, options: AppOptions | None = N
                 asyncio.create_task(live.follow_rules(rules_dir), name="rules-follow"),
                 asyncio.create_task(learner.run(), name="learner"),
                 asyncio.create_task(rewrite.run(), name="erasure-rewrite"),
+                asyncio.create_task(access_control.run(), name="access-refresh"),
             ]
             if o.background
             else []

@@ -16,18 +16,22 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from nba import __version__
+from nba.access.apikeys import DEFAULT_RATE
+from nba.access.audit import ACTIONS as AUDIT_ACTIONS
+from nba.access.roles import Principal, Role
 from nba.concurrency import run_bounded
 from nba.errors import RulesInvalid
 from nba.rules.load import load_rulebook
 from nba.rules.rulebook import Rulebook
-from nba.runtime.embedded_redis import DataDirInUse, RedisNotFound, RedisServer
-from nba.settings import Settings, SettingsError
+from nba.runtime.embedded_redis import DataDirInUse, RedisNotFound, RedisServer, data_dir_password
+from nba.settings import Settings, SettingsError, mask_url
 
 if TYPE_CHECKING:
     from nba.runtime.supervision import Supervision
@@ -50,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         metavar="N",
         help="server processes sharing the port (SO_REUSEPORT; NBA_WORKERS, default 1)",
+    )
+    serve.add_argument(
+        "--insecure-open",
+        action="store_true",
+        default=None,
+        help="serve without API keys also on a non-loopback address (NBA_INSECURE_OPEN=1): anyone who can "
+        "reach it may do everything",
     )
     serve.add_argument(
         "--demo-customers",
@@ -87,6 +98,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     evaluate.add_argument("--force", action="store_true", help="report even where overlap is too poor (exit 0)")
+    keys_parser = sub.add_parser("keys", help="API keys (docs/access.md)")
+    keys_sub = keys_parser.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key and print it (once: only its hash is kept)")
+    create.add_argument("--name", required=True, help="who or what uses it (shown in the audit trail)")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--channel", action="append", default=[], help="channel role: a channel it may use (repeat)")
+    create.add_argument(
+        "--origin", action="append", default=[], help="a web page origin that may call with it (CORS; repeat)"
+    )
+    create.add_argument("--expires", help="a duration (90d, 12h) or an ISO 8601 date or time")
+    create.add_argument(
+        "--rate",
+        type=float,
+        default=DEFAULT_RATE,
+        help=f"requests per second (default {DEFAULT_RATE:.0f}; 0: no limit)",
+    )
+    keys_sub.add_parser("list", help="list the keys (never their secrets)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key: every server refuses it within about a second")
+    revoke.add_argument("key_id")
+    audit_parser = sub.add_parser("audit", help="read the audit trail (erasures, rule changes, key changes)")
+    audit_parser.add_argument("--action", choices=list(AUDIT_ACTIONS))
+    audit_parser.add_argument("--customer", help="only the erasure of this customer id (matched by its keyed hash)")
+    audit_parser.add_argument("--limit", type=int, default=1000)
+    audit_parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     test = rules_sub.add_parser("test", help="run the rule tests in DIR/tests/*.yaml; exit 1 on a failure")
     test.add_argument("directory", nargs="?", type=Path, default=None)
     test.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
@@ -104,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(evaluate_logs(settings, args))
         if args.command == "rules" and args.rules_command == "rollback":
             return asyncio.run(rules_rollback(settings))
+        if args.command == "keys":
+            return asyncio.run(keys_command(settings, args))
+        if args.command == "audit":
+            return asyncio.run(audit_command(settings, args))
     except NoRedis as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -166,12 +205,22 @@ class NoRedis(Exception):
 
 
 @contextlib.asynccontextmanager
-async def admin_store(settings: Settings, purpose: str) -> AsyncIterator[Store]:
-    """The store an admin command works on, closed after it."""
+async def admin_store(settings: Settings, purpose: str, *, start_embedded: bool = False) -> AsyncIterator[Store]:
+    """The store an admin command works on, closed after it. With `start_embedded`, and neither
+    NBA_REDIS_URL nor a running `nba serve`, the embedded Redis of the data directory is started for the
+    command (so keys can be created before the first start)."""
     from nba.app import redis_client
     from nba.store.redis import Store
 
     url = redis_url_of(settings)
+    embedded: RedisServer | None = None
+    if url is None and start_embedded:
+        directory = settings.data_dir / "redis"
+        embedded = RedisServer(directory, persist=True, password=data_dir_password(directory))
+        try:
+            url = await asyncio.to_thread(embedded.start)
+        except (RedisNotFound, DataDirInUse) as exc:
+            raise NoRedis(f"nba: {exc}") from None
     if url is None:
         raise NoRedis(f"nba: no Redis to {purpose}: set NBA_REDIS_URL (or run this next to a running `nba serve`)")
     store = Store(redis_client(url, settings.redis_timeout))
@@ -179,12 +228,112 @@ async def admin_store(settings: Settings, purpose: str) -> AsyncIterator[Store]:
         yield store
     finally:
         await store.close()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+
+def command_line_user() -> Principal:
+    """Who runs an admin command, as the audit trail names it."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return Principal("cli", f"cli:{user}@{socket.gethostname()}", Role.ADMIN)
+
+
+async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
+    from nba.access.apikeys import KeyRequest
+    from nba.access.service import AccessControl
+    from nba.errors import InvalidRequest, NotFound
+    from nba.metrics import Metrics
+
+    async with admin_store(settings, "keep keys in", start_embedded=True) as store:
+        access = AccessControl(store, Metrics())
+        if args.keys_command == "list":
+            keys = await access.list_keys()
+            print(f"{'id':<12}  {'name':<20} {'role':<9} {'channels':<16} {'last used':<25} expires")
+            for k in keys:
+                p = k.public()
+                print(
+                    f"{k.id:<12}  {k.name[:20]:<20} {k.role:<9} {','.join(k.channels) or '-':<16} "
+                    f"{p['last_used'] or 'never':<25} {p['expires'] or 'never'}"
+                )
+            print(f"{len(keys)} key(s)", file=sys.stderr)
+            return 0
+        if args.keys_command == "revoke":
+            try:
+                await access.revoke_key(args.key_id, command_line_user())
+            except NotFound as exc:
+                print(f"nba: {exc.detail}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.key_id}; every server refuses it within about a second", file=sys.stderr)
+            return 0
+        channels = await _known_channels(settings, store)
+        req = KeyRequest(args.name, args.role, tuple(args.channel), tuple(args.origin), args.expires, args.rate)
+        try:
+            key, secret = await access.create_key(req, channels, command_line_user())
+        except InvalidRequest as exc:
+            for e in exc.errors:
+                print(f"nba: {e.field}: {e.message}", file=sys.stderr)
+            return 2
+    print(secret)
+    print(
+        f"created key {key.id} ({key.name}, {key.role}). The line above is the key: keep it now, it is not "
+        "stored and cannot be shown again. Send it as: Authorization: Bearer <key>",
+        file=sys.stderr,
+    )
+    return 0
+
+
+async def _known_channels(settings: Settings, store: Store) -> list[str]:
+    """The channels of the rules every server runs (published in Redis), else of the rules directory."""
+    from nba.rules.directory import rulebook_from_files
+
+    version = await store.current_rules_version()
+    files = await store.rules_files(version) if version else None
+    if files is not None:
+        with contextlib.suppress(RulesInvalid):
+            return list(rulebook_from_files(files).channels)
+    try:
+        return list(load_rulebook(settings.rules_dir).channels)
+    except RulesInvalid:
+        return []
+
+
+async def audit_command(settings: Settings, args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import orjson
+
+    from nba.access.audit import Audit
+
+    async with admin_store(settings, "read the audit trail of", start_embedded=True) as store:
+        entries = await Audit(store, time.time).read(limit=args.limit, action=args.action, customer_id=args.customer)
+    for e in entries:
+        if args.json:
+            print(orjson.dumps(dataclasses.asdict(e)).decode())
+        else:
+            print(f"{e.at}  {e.action:<15} {e.target:<34} by {e.actor} ({e.role}, {e.actor_id}) {e.detail}")
+    if args.customer is not None:
+        print(
+            f"{args.customer}: {'erased' if entries else 'no erasure recorded'} (within the audit retention)",
+            file=sys.stderr,
+        )
+    return 0
 
 
 async def rules_rollback(settings: Settings) -> int:
+    from nba.access import audit
+    from nba.access.audit import Audit
+
     async with admin_store(settings, "roll back in") as store:
+        previous = await store.current_rules_version()
         version = await store.rollback_rules()
         source = await store.rules_source_version()
+        if version is not None:
+            await Audit(store, time.time).record(command_line_user(), audit.RULES_ROLLBACK, version, f"from {previous}")
     if version is None:
         print("nba: nothing to roll back to: only one rule set was ever published", file=sys.stderr)
         return 1
@@ -286,6 +435,7 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     host, port = args.host or settings.host, args.port or settings.port
     workers = args.workers or settings.workers
+    insecure_open = bool(args.insecure_open) or settings.insecure_open
     try:
         # before Redis is started: a busy port must not cost the first server its data directory. One
         # process binds the socket it serves on; workers bind their own (SO_REUSEPORT), so this is a probe
@@ -301,21 +451,36 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
     url = settings.redis_url
     try:
         if url is None:
-            embedded = RedisServer(settings.data_dir / "redis", persist=True)
+            directory = settings.data_dir / "redis"
+            embedded = RedisServer(
+                directory,
+                persist=True,
+                password=data_dir_password(directory),
+                maxmemory=settings.redis_maxmemory,
+            )
             try:
                 url = embedded.start()
             except (RedisNotFound, DataDirInUse) as exc:
                 print(f"nba: {exc}", file=sys.stderr)
                 return 3 if isinstance(exc, RedisNotFound) else 2
-            log.info("embedded redis-server on %s, data in %s", url, embedded.data_dir)
+            log.info("embedded redis-server on %s, data in %s", mask_url(url), embedded.data_dir)
             supervisor = RedisSupervisor(embedded, supervision)
             supervisor.start()
+        elif settings.redis_maxmemory:
+            log.warning("NBA_REDIS_MAXMEMORY applies to the embedded redis-server only; configure your Redis's own")
+        open_without_keys = is_loopback(host) or insecure_open
+        if not open_without_keys:
+            refusal = _keys_problem(url, settings)
+            if refusal:
+                print(f"nba: not starting on {host}: {refusal}", file=sys.stderr)
+                return 2
+        elif insecure_open and not is_loopback(host):
+            log.warning("--insecure-open on %s: without API keys, anyone who can reach it may do everything", host)
+        serving = Serving(rules_dir, url, settings, (host, port), open_without_keys, workers)
         if workers == 1:
-            _serve(
-                rules_dir, url, settings, args.demo_customers, (host, port), sock=sock, supervision=supervision.shared
-            )
+            _serve(serving, args.demo_customers, sock=sock, supervision=supervision.shared)
         else:
-            return _serve_workers(workers, rules_dir, url, settings, args.demo_customers, (host, port), supervision)
+            return _serve_workers(serving, args.demo_customers, supervision)
     finally:
         sock.close()
         if supervisor is not None:
@@ -323,12 +488,54 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _keys_problem(url: str, settings: Settings) -> str | None:
+    """Why a server that must not run open cannot start (no API key, Redis not answering), or None."""
+    import redis
+
+    from nba.store import keys
+
+    client = redis.Redis.from_url(url, socket_timeout=settings.redis_timeout, socket_connect_timeout=5)
+    try:
+        count = client.hlen(keys.ACCESS_KEYS)
+    except redis.RedisError as exc:
+        return f"cannot read the API keys from Redis ({exc.__class__.__name__}: {mask_url(str(exc))})"
+    finally:
+        client.close()
+    if count:
+        return None
+    return (
+        "no API keys exist, and without them anyone who can reach this address could do everything. "
+        "Create one first (nba keys create --name NAME --role admin, see docs/access.md), bind to "
+        "127.0.0.1, or pass --insecure-open (NBA_INSECURE_OPEN=1) if something in front of nba controls access"
+    )
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What every server process of one `nba serve` needs (picklable: workers are spawned)."""
+
+    rules_dir: Path
+    url: str
+    settings: Settings
+    address: tuple[str, int]
+    open_without_keys: bool
+    workers: int
+
+
 def _serve(
-    rules_dir: Path,
-    url: str,
-    settings: Settings,
+    serving: Serving,
     demo: int,
-    address: tuple[str, int],
     *,
     sock: socket.socket | None = None,
     supervision: Any = None,
@@ -339,36 +546,36 @@ def _serve(
     from nba.http.server import PortInUse, fit_to_descriptors, listen, run
     from nba.runtime.supervision import Supervision
 
+    settings = serving.settings
     if sock is None:  # a worker: the parent validated the rules, this process loads its own copy
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
         try:
-            sock = listen(*address, reuse_port=True)
+            sock = listen(*serving.address, reuse_port=True)
         except PortInUse as exc:
             log.error("%s", exc.strerror)
             sys.exit(2)
-    rulebook = load_rulebook(rules_dir)
+    rulebook = load_rulebook(serving.rules_dir)
     _install_uvloop()
     max_connections = fit_to_descriptors(settings.max_connections)
-    app = _build(rulebook, rules_dir, url, settings, demo, max_connections, Supervision(supervision))
+    app = _build(rulebook, serving, demo, max_connections, Supervision(supervision))
     # in-flight requests get shutdown_timeout to finish on SIGTERM/SIGINT (aiohttp's default is 60 s):
     # decisions have a 250 ms deadline, and a stop that hangs is worse than a cut request
     run(app, sock, app[GUARD], keepalive=settings.keepalive, shutdown_timeout=10.0)
 
 
-def _serve_workers(
-    workers: int, rules_dir: Path, url: str, settings: Settings, demo: int, address: tuple[str, int], supervision: Any
-) -> int:
+def _serve_workers(serving: Serving, demo: int, supervision: Any) -> int:
     """N processes bound to one port with SO_REUSEPORT: the kernel spreads connections over them. They
     share rules and model through Redis. A worker that dies is started again (supervision.Backoff);
     Ctrl+C or SIGTERM stops them all gracefully."""
     from nba.runtime.supervision import Backoff
 
+    workers, address = serving.workers, serving.address
     ctx = multiprocessing.get_context("spawn")
 
     def start(i: int) -> multiprocessing.process.BaseProcess:
         p = ctx.Process(
             target=_serve,
-            args=(rules_dir, url, settings, demo if i == 0 else 0, address),
+            args=(serving, demo if i == 0 else 0),
             kwargs={"supervision": supervision.shared},
             name=f"nba-worker-{i}",
         )
@@ -420,22 +627,19 @@ def _serve_workers(
 
 
 def _build(
-    rulebook: Rulebook,
-    rules_dir: Path,
-    url: str,
-    settings: Settings,
-    demo: int,
-    max_connections: int,
-    supervision: Supervision,
+    rulebook: Rulebook, serving: Serving, demo: int, max_connections: int, supervision: Supervision
 ) -> web.Application:
     from nba.app import AppOptions, create_app, redis_client
     from nba.http.routes import CUSTOMERS
 
+    settings = serving.settings
     app = create_app(
         rulebook,
-        redis_client(url, settings.redis_timeout),
+        redis_client(serving.url, settings.redis_timeout),
         AppOptions(
-            rules_dir=rules_dir,
+            rules_dir=serving.rules_dir,
+            open_without_keys=serving.open_without_keys,
+            workers=serving.workers,
             decide_deadline=settings.decide_deadline,
             erase_rewrite=settings.erase_rewrite,
             max_connections=max_connections,

@@ -3,6 +3,9 @@
 NbaError                      500 internal_error (never raised on purpose)
 +-- InvalidRequest            400 invalid_request  (field-level `errors`)
 |   +-- InvalidJson           400 invalid_json
++-- Unauthorized              401 unauthorized (no key, an unknown, revoked or expired one; with
+|                                 `WWW-Authenticate`)
++-- Forbidden                 403 forbidden (the key's role or channels do not allow it)
 +-- NotFound                  404 not_found / customer_not_found / ...
 +-- MethodNotAllowed          405 method_not_allowed (with `Allow`)
 +-- RequestTimeout            408 body_timeout (the client stopped sending its body)
@@ -12,6 +15,7 @@ NbaError                      500 internal_error (never raised on purpose)
 +-- PayloadTooLarge           413 payload_too_large
 +-- UnsupportedMediaType      415 unsupported_media_type
 +-- RulesRejected             422 rules_invalid (a reload found problems; the running set stays)
++-- TooManyRequests           429 rate_limited (the key's request rate; with `Retry-After`)
 +-- Unavailable               503 unavailable (Redis down, rules not loaded; with `Retry-After`)
 RulesInvalid                  not an HTTP error: stops start-up / refuses a reload
 """
@@ -59,6 +63,23 @@ class InvalidJson(InvalidRequest):
     title = "Body is not valid JSON"
 
 
+class Unauthorized(NbaError):
+    status = 401
+    code = "unauthorized"
+    title = "Unauthorized"
+
+    def __init__(self, detail: str, *, code: str | None = None):
+        # RFC 6750: the scheme, and for a key that was sent and refused, why
+        challenge = 'Bearer realm="nba"' + (', error="invalid_token"' if code == "invalid_key" else "")
+        super().__init__(detail, code=code, headers={"WWW-Authenticate": challenge})
+
+
+class Forbidden(NbaError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
 class NotFound(NbaError):
     status = 404
     code = "not_found"
@@ -104,6 +125,15 @@ class RulesRejected(NbaError):
     status = 422
     code = "rules_invalid"
     title = "Rules are invalid"
+
+
+class TooManyRequests(NbaError):
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int):
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
 class Unavailable(NbaError):

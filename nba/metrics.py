@@ -80,6 +80,13 @@ class Metrics:
         self.requests = Counter(
             "nba_http_requests_total", "HTTP requests by route and status", ["route", "status"], registry=r
         )
+        self.access_refused = Counter(
+            "nba_access_refused_total",
+            "Requests refused by access control: missing_key, invalid_key (401), forbidden (403), rate_limited (429)",
+            ["reason"],
+            registry=r,
+        )
+        self.api_keys = Gauge("nba_api_keys", "API keys this process knows (0: open server on loopback)", registry=r)
 
         # labels() validates and locks on every call; the hot path counts a few times per request
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}

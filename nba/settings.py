@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ class Settings:
     erase_rewrite: float = 300.0  # seconds within which an erasure leaves Redis's files on disk
     max_connections: int = 4096  # open HTTP connections per process (idle ones are closed to make room)
     keepalive: float = 75.0  # seconds an idle keep-alive connection stays open
+    redis_maxmemory: str | None = None  # the embedded redis-server's memory limit (runtime/embedded_redis.py)
+    insecure_open: bool = False  # serve without keys on a non-loopback address (access/service.py)
 
     @staticmethod
     def from_env(env: Mapping[str, str] | None = None) -> Settings:
@@ -42,7 +45,13 @@ class Settings:
             raise SettingsError(f"NBA_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
         url = e.get("NBA_REDIS_URL") or None
         if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
-            raise SettingsError(f"NBA_REDIS_URL must start with redis://, rediss:// or unix://, got {url!r}")
+            raise SettingsError(f"NBA_REDIS_URL must start with redis://, rediss:// or unix://, got {mask_url(url)!r}")
+        maxmemory = e.get("NBA_REDIS_MAXMEMORY") or None
+        if maxmemory is not None and not re.fullmatch(r"\d+(kb|mb|gb)?", maxmemory.lower()):
+            raise SettingsError(f"NBA_REDIS_MAXMEMORY must be a size like 512mb or 2gb, got {maxmemory!r}")
+        insecure = e.get("NBA_INSECURE_OPEN", "")
+        if insecure not in ("", "0", "1"):
+            raise SettingsError(f"NBA_INSECURE_OPEN must be 0 or 1, got {insecure!r}")
         return Settings(
             redis_url=url,
             rules_dir=Path(e.get("NBA_RULES_DIR", "rules")),
@@ -56,7 +65,19 @@ class Settings:
             erase_rewrite=float(erase_rewrite),
             max_connections=max_connections,
             keepalive=float(keepalive),
+            redis_maxmemory=maxmemory.lower() if maxmemory else None,
+            insecure_open=insecure == "1",
         )
+
+
+def mask_url(url: str) -> str:
+    """A Redis URL fit for logs and messages: its password (and any query secrets) replaced by ***."""
+    # everything before the last @ may be a password (also in a URL too malformed to parse)
+    head, at, tail = url.rpartition("@")
+    if at:
+        scheme = re.match(r"[A-Za-z][A-Za-z0-9+.\-]*:/*", head)
+        url = f"{scheme.group(0) if scheme else ''}***@{tail}"
+    return re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
 
 
 def _int(e: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

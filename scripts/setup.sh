@@ -11,17 +11,26 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   exit 1
 fi
 
-if [ -z "${NBA_REDIS_URL:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
-  echo "setup: installing redis-server (Debian package)" >&2
+apt_install() {  # Debian packages $@, when apt-get exists; else say what to install and fail
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   if command -v apt-get >/dev/null 2>&1; then
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
   else
-    echo "setup: no apt-get here: install redis-server yourself, or set NBA_REDIS_URL" >&2
+    echo "setup: no apt-get here: install $* yourself" >&2
     exit 1
   fi
+}
+
+if [ -z "${NBA_REDIS_URL:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
+  echo "setup: installing redis-server (Debian package)" >&2
+  apt_install redis-server
+fi
+# `scripts/setup.sh --test`: what the tests need besides: a headless browser (tests/test_browser_cors.py)
+if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing chromium for the browser tests (Debian package)" >&2
+  apt_install chromium
 fi
 
 if [ ! -x .venv/bin/python ]; then

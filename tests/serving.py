@@ -22,18 +22,21 @@ from tests.conftest import RULES
 
 
 def call(
-    url: str, body: dict[str, Any] | None = None, method: str | None = None, timeout: float = 5
+    url: str,
+    body: dict[str, Any] | None = None,
+    method: str | None = None,
+    timeout: float = 5,
+    key: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
     data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {key}"} if key else {})
     req = urllib.request.Request(
-        url,
-        data=data,
-        method=method or ("POST" if data is not None else "GET"),
-        headers={"Content-Type": "application/json"},
+        url, data=data, method=method or ("POST" if data is not None else "GET"), headers=headers
     )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read())
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else {}
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
 
@@ -53,6 +56,7 @@ class Serve:
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.data = tmp / "var"
+        tmp.mkdir(parents=True, exist_ok=True)
         self.log = tmp / f"{name}.log"
         full = {k: v for k, v in os.environ.items() if k != "NBA_REDIS_URL"}
         full |= {"NBA_PORT": str(self.port), "NBA_DATA_DIR": str(self.data), "NBA_RULES_DIR": str(RULES), **(env or {})}
@@ -104,6 +108,14 @@ class Serve:
 
     def redis_url(self) -> str:
         return (self.data / "redis" / "url").read_text().strip()
+
+
+def nba(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """An `nba` command as a user runs it (with `env` over this environment, NBA_REDIS_URL removed)."""
+    full = {k: v for k, v in os.environ.items() if k != "NBA_REDIS_URL"} | {"NBA_RULES_DIR": str(RULES), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "nba.cli", *args], env=full, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, log: Path | None = None) -> float:

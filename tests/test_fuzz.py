@@ -22,7 +22,7 @@ from schemathesis import checks as sc
 from schemathesis.core.result import Ok
 from schemathesis.core.transport import Response
 
-from tests.serving import Serve
+from tests.serving import Serve, nba
 
 pytestmark = pytest.mark.slow
 
@@ -37,14 +37,31 @@ ANSWER_CHECKS = [
 ]
 
 
+KEY: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
-    serve = Serve(tmp_path_factory.mktemp("fuzz"), "--demo-customers", "20")
+    """A closed server (with an admin key) so that requests without a key are refused as they would be."""
+    tmp = tmp_path_factory.mktemp("fuzz")
+    made = nba(
+        "keys", "create", "--name", "fuzz", "--role", "admin", "--rate", "0", env={"NBA_DATA_DIR": str(tmp / "var")}
+    )
+    assert made.returncode == 0, made.stderr
+    KEY["Authorization"] = f"Bearer {made.stdout.strip()}"
+    serve = Serve(tmp, "--demo-customers", "20")
     try:
         serve.wait_ready()
         yield serve
     finally:
         serve.kill_all()
+
+
+def _with_key(case: Any, *, always: bool) -> Any:
+    """The generated Authorization header made a valid key (a case left without one stays so)."""
+    if always or "Authorization" in (case.headers or {}):
+        case.headers = {**(case.headers or {}), **KEY}
+    return case
 
 
 def draw(strategy: st.SearchStrategy[Any], n: int) -> list[Any]:
@@ -70,8 +87,10 @@ def _operations(server: Serve) -> list[Any]:
     doc = requests.get(server.url("/openapi.json"), timeout=10).json()
     schema = schemathesis.openapi.from_dict(doc)
     operations = [result.ok() for result in schema.get_all_operations() if isinstance(result, Ok)]
-    # /metrics and /openapi.json have no inputs; rules reload changes what the others are checked against
-    return [op for op in operations if op.path not in ("/metrics", "/openapi.json", "/v1/rules/reload")]
+    # /metrics and /openapi.json have no inputs; rules reload and rollback change what the others are
+    # checked against; a key created would close this open server to the requests that follow
+    skipped = ("/metrics", "/openapi.json", "/v1/rules/reload", "/v1/rules/rollback", "/v1/keys", "/v1/keys/{key_id}")
+    return [op for op in operations if op.path not in skipped]
 
 
 def _refusal(response: Response) -> list[str]:
@@ -84,6 +103,7 @@ def test_valid_requests_are_taken_and_every_answer_is_documented(server: Serve) 
     with requests.Session() as session:
         for op in _operations(server):
             for case in draw(op.as_strategy(GenerationMode.POSITIVE), EXAMPLES):
+                _with_key(case, always=True)
                 response = case.call_and_validate(base_url=server.base, session=session, checks=ANSWER_CHECKS)
                 statuses[(f"{case.method} {case.path}", response.status_code)] += 1
                 if response.status_code < 400 or (case.method == "GET" and response.status_code == 404):
@@ -107,6 +127,7 @@ def test_invalid_requests_are_refused_with_a_problem(server: Serve) -> None:
             except Unsatisfiable:
                 continue
             for case in cases:
+                _with_key(case, always=False)
                 response = case.call_and_validate(
                     base_url=server.base,
                     session=session,

@@ -122,9 +122,12 @@ class Decider:
                         req.channel,
                         req.contact_id,
                         snap.rulebook.contact.within if snap.rulebook.contact else 0,
+                        snap.rulebook.channels[req.channel].remember_anonymous,
                     ),
                 )
-                if recorded is not Recorded.CHANGED:  # an erased customer's answer is given, not recorded
+                # an erased customer's answer is given, not recorded; nor that of an anonymous visitor on a
+                # channel that does not remember them
+                if recorded is not Recorded.CHANGED:
                     self.metrics.child(self.metrics.decisions, req.channel, "actions" if d.actions else "empty").inc()
                     return d
                 self.metrics.decision_conflicts.inc()

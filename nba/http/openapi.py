@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 
 from nba import __version__
+from nba.access import apikeys, audit
+from nba.access.roles import ROLES, Permission, Role
 from nba.domain import EVENT_TYPES
 from nba.http import wire
 from nba.rules import profile as profiles
@@ -199,12 +201,14 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {"events": {"type": "array", "minItems": 1, "maxItems": wire.MAX_EVENTS, "items": _ref("Event")}},
     },
     "EventsAccepted": {
-        "description": "`erased`: events for a customer erased within 30 days, accepted and not kept",
+        "description": "`erased`: events for a customer erased within 30 days, accepted and not kept; "
+        "`unknown_customer`: events for a customer without a profile on channels that do not remember "
+        "anonymous visitors (channels.yaml remember_anonymous), accepted and not kept",
         "type": "object",
-        "required": ["accepted", "duplicates", "credited", "unattributed", "erased"],
+        "required": ["accepted", "duplicates", "credited", "unattributed", "erased", "unknown_customer"],
         "properties": {
             k: {"type": "integer", "minimum": 0}
-            for k in ("accepted", "duplicates", "credited", "unattributed", "erased")
+            for k in ("accepted", "duplicates", "credited", "unattributed", "erased", "unknown_customer")
         },
     },
     "CustomerWrite": {
@@ -305,6 +309,81 @@ _SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "KeyRequest": {
+        "type": "object",
+        "required": ["name", "role"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "pattern": f"^{apikeys.NAME_RE.pattern}$"},
+            "role": {"enum": [r.value for r in Role]},
+            "channels": {"type": "array", "maxItems": 64, "items": {"type": "string"}, "description": "channel role"},
+            "origins": {
+                "type": "array",
+                "maxItems": 64,
+                "items": {"type": "string"},
+                "description": "web pages (https://host[:port]) allowed to call with this key (CORS)",
+            },
+            "expires": {"type": "string", "description": "a duration (90d, 12h, 30m) or an ISO 8601 date or time"},
+            "rate": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": apikeys.MAX_RATE,
+                "description": f"requests per second (default {apikeys.DEFAULT_RATE:.0f}; 0: unlimited)",
+            },
+        },
+    },
+    "Key": {
+        "type": "object",
+        "required": ["id", "name", "role", "channels", "origins", "rate", "created", "expires", "last_used"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "role": {"enum": [r.value for r in Role]},
+            "channels": {"type": "array", "items": {"type": "string"}},
+            "origins": {"type": "array", "items": {"type": "string"}},
+            "rate": {"type": "number"},
+            "created": {"type": "string", "format": "date-time"},
+            "expires": {"type": ["string", "null"], "format": "date-time"},
+            "last_used": {"type": ["string", "null"], "format": "date-time"},
+            "key": {"type": "string", "description": "only when created: the secret, shown this once"},
+        },
+    },
+    "Keys": {"type": "object", "required": ["keys"], "properties": {"keys": {"type": "array", "items": _ref("Key")}}},
+    "AuditEntries": {
+        "type": "object",
+        "required": ["entries"],
+        "properties": {
+            "entries": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "at", "actor_id", "actor", "role", "action", "target", "detail"],
+                    "properties": {
+                        "id": {"type": "string", "description": "pass as `after` to read on"},
+                        "at": {"type": "string", "format": "date-time"},
+                        "actor_id": {"type": "string"},
+                        "actor": {"type": "string"},
+                        "role": {"type": "string"},
+                        "action": {"enum": list(audit.ACTIONS)},
+                        "target": {
+                            "type": "string",
+                            "description": "customer.erase: a keyed hash of the customer id (never the id)",
+                        },
+                        "detail": {"type": "string"},
+                    },
+                },
+            }
+        },
+    },
+    "RulesRolledBack": {
+        "type": "object",
+        "required": ["version", "previous"],
+        "properties": {
+            "version": {"type": "string"},
+            "previous": {"type": "string"},
+            "directory_version": {"type": ["string", "null"]},
+        },
+    },
     "Status": {
         "type": "object",
         "required": ["status"],
@@ -321,8 +400,12 @@ _BODY_CUSTOMER = {"required": True, "content": {"application/json": {"schema": _
 _BODY_PATCH = {"required": True, "content": {"application/json": {"schema": _ref("CustomerPatch")}}}
 
 
-def openapi_document(rulebook: Rulebook) -> dict[str, Any]:
-    """The document for the rules in use (the same rules give the same document)."""
+Permissions = dict[tuple[str, str], tuple[Permission, ...]]
+
+
+def openapi_document(rulebook: Rulebook, permissions: Permissions | None = None) -> dict[str, Any]:
+    """The document for the rules in use (the same rules give the same document), with the roles each
+    route admits (`permissions`: method and path -> what routes.ROUTES says)."""
     doc = copy.deepcopy(_static())
     schemas = doc["components"]["schemas"]
     channels = list(rulebook.channels)
@@ -336,6 +419,19 @@ def openapi_document(rulebook: Rulebook) -> dict[str, Any]:
         for name, ch in rulebook.channels.items()
     ]
     schemas["Event"]["properties"]["channel"] = {"enum": channels}
+    schemas["Event"]["properties"]["action_id"] = {"enum": [a.id for a in rulebook.actions]}
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            needs = (permissions or {}).get((method.upper(), path)) if method != "parameters" else None
+            if needs is None:
+                continue
+            if needs == (Permission.PUBLIC,):
+                op["security"] = [{}, {"bearer": []}]  # open; a key with health.details sees more
+                continue
+            roles = [r.value for r, held in ROLES.items() if any(p in held for p in needs)]
+            op["x-roles"] = roles
+            op["description"] = (op.get("description", "") + f"\n\nRoles: {', '.join(roles)}.").strip()
+            op["responses"] |= _problems(401, 403, 429)
     typed = {name: _attribute(kind, rulebook.list_values.get(name)) for name, kind in rulebook.attributes.items()}
     schemas["CustomerWrite"]["properties"]["attributes"] |= {"properties": typed, "additionalProperties": False}
     schemas["CustomerPatch"]["properties"]["attributes"] |= {
@@ -348,12 +444,12 @@ def openapi_document(rulebook: Rulebook) -> dict[str, Any]:
 _served: dict[str, bytes] = {}
 
 
-def openapi_bytes(rulebook: Rulebook) -> bytes:
+def openapi_bytes(rulebook: Rulebook, permissions: Permissions) -> bytes:
     """The document as served, encoded once per rules version."""
     found = _served.get(rulebook.version)
     if found is None:
         _served.clear()
-        found = _served[rulebook.version] = orjson.dumps(openapi_document(rulebook))
+        found = _served[rulebook.version] = orjson.dumps(openapi_document(rulebook, permissions))
     return found
 
 
@@ -451,6 +547,63 @@ def _static() -> dict[str, Any]:
                     "responses": {"200": _json(_ref("RulesReloaded")), **_problems(409, 422, 503)},
                 }
             },
+            "/v1/rules/rollback": {
+                "post": {
+                    "summary": "Make the previously published rule set current again, for every process",
+                    "description": "As `nba rules rollback`: stays until the rules directory changes or is reloaded.",
+                    "responses": {"200": _json(_ref("RulesRolledBack")), **_problems(409, 503)},
+                }
+            },
+            "/v1/decisions/export": {
+                "get": {
+                    "summary": "Every decision record with its rewards, as JSON lines (what `nba log export` writes)",
+                    "responses": {
+                        "200": {
+                            "description": "one decision record per line",
+                            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+                        },
+                        **_problems(503),
+                    },
+                }
+            },
+            "/v1/keys": {
+                "get": {"summary": "The API keys (never their secrets)", "responses": {"200": _json(_ref("Keys"))}},
+                "post": {
+                    "summary": "Create an API key; its secret is in the answer, and nowhere else, ever",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("KeyRequest")}}},
+                    "responses": {"201": _json(_ref("Key"), "Created"), **_problems(400, 408, 413, 415, 503)},
+                },
+            },
+            "/v1/keys/{key_id}": {
+                "parameters": [
+                    {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                ],
+                "delete": {
+                    "summary": "Revoke an API key: every process refuses it within about a second",
+                    "responses": {"204": {"description": "Revoked"}, **_problems(404, 503)},
+                },
+            },
+            "/v1/audit": {
+                "get": {
+                    "summary": "The audit trail: erasures, rule reloads and rollbacks, key changes",
+                    "parameters": [
+                        {"name": "after", "in": "query", "schema": {"type": "string", "pattern": "^\\d+(-\\d+)?$"}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": wire.MAX_AUDIT_ENTRIES},
+                        },
+                        {"name": "action", "in": "query", "schema": {"enum": list(audit.ACTIONS)}},
+                        {
+                            "name": "customer_id",
+                            "in": "query",
+                            "schema": _ID,
+                            "description": "only the erasure of this customer (matched by its keyed hash)",
+                        },
+                    ],
+                    "responses": {"200": _json(_ref("AuditEntries")), **_problems(400, 503)},
+                }
+            },
             "/v1/actions/stats": {
                 "get": {
                     "summary": "Per action and segment key: events and posterior",
@@ -482,5 +635,16 @@ def _static() -> dict[str, Any]:
             },
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _json({"type": "object"})}}},
         },
-        "components": {"schemas": _SCHEMAS},
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "an API key from `nba keys create` (docs/access.md); a server on loopback "
+                    "with no keys needs none",
+                }
+            },
+        },
+        "security": [{"bearer": []}],
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -15,6 +16,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from nba.access import audit
+from nba.access.roles import Permission
 from nba.customers.service import Customers
 from nba.decision.decider import Decider
 from nba.errors import (
@@ -30,8 +33,8 @@ from nba.errors import (
     Unavailable,
 )
 from nba.evaluation import stats
+from nba.http import access, wire
 from nba.http import body as bodies
-from nba.http import wire
 from nba.http.openapi import openapi_bytes
 from nba.http.problem import problem_response
 from nba.http.server import ConnectionGuard
@@ -80,10 +83,14 @@ def customer_id(request: web.Request) -> str:
 # ------------------------------------------------------------------------------------------- routes
 
 
+P = Permission
+
+
 async def decide(request: web.Request) -> web.Response:
     app = request.app
     body = await read_json(request, wire.MAX_DECIDE_BODY)
     req = wire.parse_decide(body, app[LIVE].snapshot.rulebook)
+    access.check(request, (P.DECIDE, P.EXPLAIN) if req.explain else (P.DECIDE,), (req.channel,))
     start = time.perf_counter()
     decision = await app[DECIDER].decide(req)
     metrics = app[METRICS]
@@ -95,7 +102,9 @@ async def events(request: web.Request) -> web.Response:
     app = request.app
     body = await read_json(request, wire.MAX_EVENTS_BODY)
     batch = wire.parse_events(body, app[LIVE].snapshot.rulebook, app[CLOCK]())
-    result = await app[INGEST].ingest(batch)
+    access.check(request, (P.EVENTS,), tuple({e.channel for e in batch}))
+    remember = {c.name: c.remember_anonymous for c in app[LIVE].snapshot.rulebook.channels.values()}
+    result = await app[INGEST].ingest(batch, remember)
     return json_response(wire.ingest_body(result), status=202)
 
 
@@ -116,7 +125,11 @@ async def get_customer(request: web.Request) -> web.Response:
 
 
 async def delete_customer(request: web.Request) -> web.Response:
-    await request.app[CUSTOMERS].erase(customer_id(request))
+    cid = customer_id(request)
+    await request.app[CUSTOMERS].erase(cid)
+    # after the erasure: a failed audit write answers 503, and the client's retry (an erasure is
+    # idempotent) writes it; an audit entry never names an erasure that did not happen
+    await request.app[access.ACCESS].audit.erased(access.principal(request), cid)
     return web.Response(status=204)
 
 
@@ -140,7 +153,24 @@ async def reload_rules(request: web.Request) -> web.Response:
                 for p in exc.problems
             ],
         ) from None
+    await request.app[access.ACCESS].audit.record(
+        access.principal(request), audit.RULES_RELOAD, result.version, "changed" if result.changed else "unchanged"
+    )
     return json_response({"version": result.version, "changed": result.changed})
+
+
+async def rollback_rules(request: web.Request) -> web.Response:
+    """Make the previously published rule set current again, for every process (as `nba rules rollback`)."""
+    store = request.app[STORE]
+    previous = request.app[LIVE].snapshot.rulebook.version
+    version = await store.rollback_rules()
+    if version is None:
+        raise Conflict("nothing to roll back to: only one rule set was ever published", code="no_previous_rules")
+    await request.app[access.ACCESS].audit.record(
+        access.principal(request), audit.RULES_ROLLBACK, version, f"from {previous}"
+    )
+    source = await store.rules_source_version()
+    return json_response({"version": version, "previous": previous, "directory_version": source})
 
 
 async def action_stats(request: web.Request) -> web.Response:
@@ -149,6 +179,24 @@ async def action_stats(request: web.Request) -> web.Response:
     data = await store.model_data()
     rb = request.app[LIVE].snapshot.rulebook
     return json_response(stats.report(rb, data, await store.event_counts(), time.time()))
+
+
+async def export_decisions(request: web.Request) -> web.StreamResponse:
+    """The decision log as JSON lines (what `nba log export` writes), streamed."""
+    store = request.app[STORE]
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    async for cid in store.customers_with_decisions():
+        records = await store.decision_records(cid)
+        if records:
+            await response.write(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    await response.write_eof()
+    return response
+
+
+def _details(request: web.Request) -> bool:
+    who = access.caller(request)
+    return who is not None and who.may(P.HEALTH_DETAILS)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -160,20 +208,25 @@ async def healthz(request: web.Request) -> web.Response:
         for t in request.app[TASKS]
         if t.done() and not t.cancelled()
     ]
+    details = _details(request)
     if problems:
         raise Unavailable(
             "this server process can no longer serve; restart it",
             code="unhealthy",
-            errors=[FieldError("", p) for p in problems],
+            errors=[FieldError("", p) for p in problems] if details else [],
         )
-    return json_response({"status": "ok", "pid": os.getpid()})
+    return json_response({"status": "ok", "pid": os.getpid()} if details else {"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
     try:
         await asyncio.wait_for(request.app[STORE].ping(), timeout=1.0)
     except (RedisError, OSError, TimeoutError) as exc:
-        raise Unavailable(f"Redis is not reachable: {exc.__class__.__name__}") from None
+        raise Unavailable(
+            "Redis is not reachable" + (f": {exc.__class__.__name__}" if _details(request) else "")
+        ) from None
+    if not _details(request):
+        return json_response({"status": "ready"})
     return json_response({"status": "ready", "rules_version": request.app[LIVE].snapshot.rulebook.version})
 
 
@@ -184,27 +237,59 @@ async def metrics(request: web.Request) -> web.Response:
     return resp
 
 
+async def list_keys(request: web.Request) -> web.Response:
+    keys = await request.app[access.ACCESS].list_keys()
+    return json_response({"keys": [k.public() for k in keys]})
+
+
+async def create_key(request: web.Request) -> web.Response:
+    req = wire.parse_key_request(await read_json(request, wire.MAX_DECIDE_BODY))
+    ac = request.app[access.ACCESS]
+    key, secret = await ac.create_key(req, request.app[LIVE].snapshot.rulebook.channels, access.principal(request))
+    return json_response({**key.public(), "key": secret}, status=201)
+
+
+async def revoke_key(request: web.Request) -> web.Response:
+    await request.app[access.ACCESS].revoke_key(request.match_info["key_id"], access.principal(request))
+    return web.Response(status=204)
+
+
+async def read_audit(request: web.Request) -> web.Response:
+    q = wire.parse_audit_query(request.query)
+    entries = await request.app[access.ACCESS].audit.read(**q)
+    return json_response({"entries": [dataclasses.asdict(e) for e in entries]})
+
+
 async def openapi(request: web.Request) -> web.Response:
-    body = openapi_bytes(request.app[LIVE].snapshot.rulebook)
+    body = openapi_bytes(request.app[LIVE].snapshot.rulebook, PERMISSIONS)
     return web.Response(body=body, content_type="application/json")
 
 
-ROUTES: list[tuple[str, str, Handler]] = [
-    ("POST", "/v1/decide", decide),
-    ("POST", "/v1/events", events),
-    ("PUT", "/v1/customers/{customer_id}", put_customer),
-    ("PATCH", "/v1/customers/{customer_id}", patch_customer),
-    ("GET", "/v1/customers/{customer_id}", get_customer),
-    ("DELETE", "/v1/customers/{customer_id}", delete_customer),
-    ("GET", "/v1/rules", rules),
-    ("POST", "/v1/rules/reload", reload_rules),
-    ("GET", "/v1/actions/stats", action_stats),
-    ("GET", "/healthz", healthz),
-    ("GET", "/readyz", readyz),
-    ("GET", "/metrics", metrics),
-    ("GET", "/openapi.json", openapi),
+# every route with the permissions that admit a caller to it (access/roles.py says which role holds which)
+ROUTES: list[tuple[str, str, Handler, tuple[Permission, ...]]] = [
+    ("POST", "/v1/decide", decide, (P.DECIDE, P.EXPLAIN)),  # explain alone: only with explain: true
+    ("POST", "/v1/events", events, (P.EVENTS,)),
+    ("PUT", "/v1/customers/{customer_id}", put_customer, (P.CUSTOMERS_WRITE,)),
+    ("PATCH", "/v1/customers/{customer_id}", patch_customer, (P.CUSTOMERS_WRITE,)),
+    ("GET", "/v1/customers/{customer_id}", get_customer, (P.CUSTOMERS_READ,)),
+    ("DELETE", "/v1/customers/{customer_id}", delete_customer, (P.CUSTOMERS_ERASE,)),
+    ("GET", "/v1/rules", rules, (P.RULES_READ,)),
+    ("POST", "/v1/rules/reload", reload_rules, (P.RULES_CHANGE,)),
+    ("POST", "/v1/rules/rollback", rollback_rules, (P.RULES_CHANGE,)),
+    ("GET", "/v1/actions/stats", action_stats, (P.STATS,)),
+    ("GET", "/v1/decisions/export", export_decisions, (P.LOGS,)),
+    ("GET", "/v1/keys", list_keys, (P.KEYS,)),
+    ("POST", "/v1/keys", create_key, (P.KEYS,)),
+    ("DELETE", "/v1/keys/{key_id}", revoke_key, (P.KEYS,)),
+    ("GET", "/v1/audit", read_audit, (P.AUDIT,)),
+    ("GET", "/healthz", healthz, (P.PUBLIC,)),
+    ("GET", "/readyz", readyz, (P.PUBLIC,)),
+    ("GET", "/metrics", metrics, (P.METRICS,)),
+    ("GET", "/openapi.json", openapi, (P.PUBLIC,)),
 ]
 
+
+PERMISSIONS = {(method, path): needs for method, path, _, needs in ROUTES}
 
 # ---------------------------------------------------------------------------------------- middleware
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import orjson
 
+from nba.access.apikeys import DEFAULT_RATE, KeyRequest
+from nba.access.audit import ACTIONS as AUDIT_ACTIONS
 from nba.domain import EVENT_TYPES, DecideRequest, Decision, EventIn
 from nba.errors import FieldError, InvalidJson, InvalidRequest
 from nba.learning.ingest import IngestResult
@@ -167,6 +170,10 @@ def parse_events(body: Any, rulebook: Rulebook, now: float) -> list[EventIn]:
         event_id = check_id(item.get("event_id"), f"{p}.event_id", errors)
         customer_id = check_id(item.get("customer_id"), f"{p}.customer_id", errors)
         action_id = check_id(item.get("action_id"), f"{p}.action_id", errors)
+        if action_id is not None and action_id not in rulebook.action_index:
+            # not stored: every action id would otherwise add a permanent counter field (event counts)
+            errors.append(FieldError(f"{p}.action_id", f"unknown action in rules version {rulebook.version}"))
+            action_id = None
         decision_id = check_id(item.get("decision_id"), f"{p}.decision_id", errors, required=False)
         etype = item.get("type")
         if etype not in EVENT_TYPES:
@@ -235,6 +242,55 @@ def _timestamp(value: Any, field: str, now: float, errors: list[FieldError]) -> 
     return ts
 
 
+def parse_key_request(body: Any) -> KeyRequest:
+    """POST /v1/keys: the shape here, the values in apikeys.create (which names every wrong field)."""
+    b = _object(body, "key request")
+    errors: list[FieldError] = []
+    _unknown(b, ("name", "role", "channels", "origins", "expires", "rate"), "", errors)
+    for name in ("name", "role"):
+        if not isinstance(b.get(name), str):
+            errors.append(FieldError(name, "is required, a string"))
+    lists: dict[str, tuple[str, ...]] = {}
+    for name in ("channels", "origins"):
+        v = b.get(name, [])
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v) or len(v) > 64:
+            errors.append(FieldError(name, "must be a list of at most 64 strings"))
+        else:
+            lists[name] = tuple(v)
+    expires = b.get("expires")
+    if expires is not None and not isinstance(expires, str):
+        errors.append(FieldError("expires", "a duration (90d, 12h) or an ISO 8601 date or time, as a string"))
+    rate = b.get("rate", DEFAULT_RATE)
+    if isinstance(rate, bool) or not isinstance(rate, int | float):
+        errors.append(FieldError("rate", "must be a number (requests per second; 0: unlimited)"))
+    if errors:
+        _raise(errors, "invalid key request")
+    return KeyRequest(b["name"], b["role"], lists["channels"], lists["origins"], expires, float(rate))
+
+
+MAX_AUDIT_ENTRIES = 10_000
+
+
+def parse_audit_query(query: Mapping[str, str]) -> dict[str, Any]:
+    """GET /v1/audit?after=<entry id>&limit=N&action=A&customer_id=ID"""
+    errors: list[FieldError] = []
+    _unknown(dict(query), ("after", "limit", "action", "customer_id"), "", errors)
+    after = query.get("after", "0")
+    if not re.fullmatch(r"\d+(-\d+)?", after):
+        errors.append(FieldError("after", "an entry id (1700000000000-0) or 0"))
+    raw_limit = query.get("limit", "1000")
+    limit = int(raw_limit) if raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) < 7 else None
+    if limit is None or not 1 <= limit <= MAX_AUDIT_ENTRIES:
+        errors.append(FieldError("limit", f"a whole number from 1 to {MAX_AUDIT_ENTRIES}"))
+    action = query.get("action")
+    if action is not None and action not in AUDIT_ACTIONS:
+        errors.append(FieldError("action", f"one of {', '.join(AUDIT_ACTIONS)}"))
+    cid = check_id(query.get("customer_id"), "customer_id", errors, required=False)
+    if errors:
+        _raise(errors, "invalid audit query")
+    return {"after": after, "limit": limit, "action": action, "customer_id": cid}
+
+
 def parse_attributes(body: Any) -> dict[str, Any]:
     b = _object(body, "customer request")
     errors: list[FieldError] = []
@@ -286,6 +342,7 @@ def ingest_body(result: IngestResult) -> dict[str, int]:
         "credited": result.credited,
         "unattributed": result.unattributed,
         "erased": result.erased,
+        "unknown_customer": result.unknown,
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from nba.domain import EventIn
@@ -20,6 +20,7 @@ class IngestResult:
     credited: int  # answers a decision within its attribution window: the learner learns from it
     unattributed: int  # no decision showed this action, or its attribution window had closed
     erased: int  # for a customer erased within keys.ERASED_SECONDS: accepted, and not kept
+    unknown: int = 0  # for a customer without a profile on channels that do not remember them: not kept
 
 
 class EventIngest:
@@ -28,13 +29,19 @@ class EventIngest:
         self.metrics = metrics
         self.clock = clock
 
-    async def ingest(self, events: list[EventIn]) -> IngestResult:
+    async def ingest(self, events: list[EventIn], remember_anonymous: Mapping[str, int]) -> IngestResult:
+        """`remember_anonymous`: channel -> seconds the events of a customer without a profile are kept
+        (rulebook.Channel); a customer's events are kept as long as the longest of their channels says."""
         by_customer: dict[str, list[EventArgs]] = defaultdict(list)
+        anonymous_ttl: dict[str, int] = {}
         for e in events:
             by_customer[e.customer_id].append(
                 EventArgs(e.customer_id, e.event_id, int(e.ts * 1000), e.type, e.action_id, e.channel, e.decision_id)
             )
-        outcomes = await self.store.apply_events(by_customer, int(self.clock() * 1000))
+            ttl = remember_anonymous.get(e.channel, 0)
+            if ttl > anonymous_ttl.get(e.customer_id, 0):
+                anonymous_ttl[e.customer_id] = ttl
+        outcomes = await self.store.apply_events(by_customer, int(self.clock() * 1000), anonymous_ttl)
         tally: dict[str, int] = defaultdict(int)
         for cid, statuses in outcomes.items():
             for args, status in zip(by_customer[cid], statuses, strict=True):
@@ -44,9 +51,10 @@ class EventIngest:
                     tally["unattributed"] += 1
                 self.metrics.child(self.metrics.events, args.type, status).inc()
         return IngestResult(
-            accepted=len(events) - tally["dup"] - tally["erased"],
+            accepted=len(events) - tally["dup"] - tally["erased"] - tally["unknown"],
             duplicates=tally["dup"],
             credited=tally["credited"],
             unattributed=tally["unattributed"],
             erased=tally["erased"],
+            unknown=tally["unknown"],
         )

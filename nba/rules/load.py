@@ -108,6 +108,7 @@ def load_rulebook(directory: Path) -> Rulebook:
     )
 
 
+MAX_REMEMBER_ANONYMOUS = 30 * 86400  # what a customer without a profile may leave behind, at most
 _KIND_ORDER: tuple[SegmentKind, ...] = ("profile", "dynamic", "context")
 _DIRECTIONS: dict[str, Literal["inbound", "outbound"]] = {"inbound": "inbound", "outbound": "outbound"}
 
@@ -123,7 +124,7 @@ def _channels(r: Reader, root: Node | None) -> dict[str, Channel]:
         m = r.mapping(
             node,
             p,
-            allowed=["direction", "default_limit", "max_limit", "consent", "quiet_hours"],
+            allowed=["direction", "default_limit", "max_limit", "consent", "quiet_hours", "remember_anonymous"],
             required=["direction"],
         )
         if m is None:
@@ -145,7 +146,11 @@ def _channels(r: Reader, root: Node | None) -> dict[str, Channel]:
             r.problem(f"{p}.max_limit", "at most 50", m["max_limit"].line)
             continue
         quiet = r.optional(m, "quiet_hours", lambda node, path: _quiet_hours(r, node, path), None, at=p)
-        out[name] = Channel(name, direction, default, maximum, consent, quiet)
+        remember = r.optional(m, "remember_anonymous", r.duration, 0.0, at=p)
+        if remember is not None and remember > MAX_REMEMBER_ANONYMOUS:
+            r.problem(f"{p}.remember_anonymous", "at most 30d", m["remember_anonymous"].line)
+            continue
+        out[name] = Channel(name, direction, default, maximum, consent, quiet, int(remember or 0))
     if top is not None and not out and not r.problems:
         r.problem("channels", "declares no channel", root.line if root else None)
     return out

@@ -54,6 +54,9 @@ class Channel:
     max_limit: int
     consent: str | None  # a flag in the `consents` attribute that must be true for this channel
     quiet_hours: QuietHours | None = None
+    # seconds nba keeps what it records for a customer without a profile (decisions, reservations, events);
+    # 0: nothing is recorded for them, so made-up ids cost no memory and cannot use up anyone's caps
+    remember_anonymous: int = 0
 
 
 # One layer of an action's rules: (stage, "file: key", condition). Stages, in order: eligibility (who

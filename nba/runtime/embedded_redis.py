@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -35,21 +36,53 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# What nba's own redis-server does when NBA_REDIS_MAXMEMORY is reached: evict only keys that expire anyway
+# (decision records, contact counts, the histories of customers without a profile), least recently used
+# first; profiles have no expiry and are never evicted. When nothing can be evicted, writes fail (OOM) and
+# nba answers 503 storage_full instead of losing a profile silently.
+MAXMEMORY_POLICY = "volatile-lru"
+
+
+def data_dir_password(data_dir: Path) -> str:
+    """The password of the embedded Redis: generated once, kept (owner-only) beside its data."""
+    path = data_dir / "password"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(password + "\n")
+    return password
+
+
 class RedisServer:
     """Starts `redis-server` on a free loopback port. `persist=True` keeps an append-only file under
-    `data_dir` (the embedded server); tests run without persistence."""
+    `data_dir` (the embedded server); tests run without persistence. With a `password` clients must
+    authenticate (it goes to Redis in a config file, not on the command line, which `ps` shows)."""
 
-    def __init__(self, data_dir: Path, *, persist: bool = True, extra: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        persist: bool = True,
+        extra: tuple[str, ...] = (),
+        password: str | None = None,
+        maxmemory: str | None = None,
+    ):
         self.data_dir = data_dir
         self.persist = persist
         self.extra = extra
+        self.password = password
+        self.maxmemory = maxmemory
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._lock: IO[str] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> str:
         """Start on a free port, once this process owns the data directory (DataDirInUse otherwise)."""
@@ -61,8 +94,13 @@ class RedisServer:
         for _attempt in range(5):  # the port may be taken between free_port() and redis binding it
             self.port = free_port()
             if self._launch(binary, timeout):
-                # so that `nba rules rollback` and other commands find the embedded server
-                (self.data_dir / "url").write_text(self.url + "\n", encoding="utf-8")
+                # so that `nba rules rollback` and other commands find the embedded server (owner-only:
+                # it holds the password)
+                marker = self.data_dir / "url"
+                marker.unlink(missing_ok=True)
+                fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    f.write(self.url + "\n")
                 return self.url
             self._end_process()
         self._release_directory()
@@ -82,9 +120,22 @@ class RedisServer:
                 f"redis-server did not restart on port {self.port}; its log ends with:\n{self.log_tail()}"
             )
 
+    def _config_file(self) -> list[str]:
+        """A config file for what must not appear on the command line: [] without a password."""
+        if not self.password:
+            return []
+        path = self.data_dir / "redis.conf"
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(f"requirepass {self.password}\n")
+        return [str(path.resolve())]
+
     def _launch(self, binary: str, timeout: float) -> bool:
+        memory = ["--maxmemory", self.maxmemory, "--maxmemory-policy", MAXMEMORY_POLICY] if self.maxmemory else []
         args = [
             binary,
+            *self._config_file(),
             "--port",
             str(self.port),
             "--bind",
@@ -100,6 +151,7 @@ class RedisServer:
             "--logfile",
             str((self.data_dir / "redis.log").resolve()),
             *(x for name, value in REDIS_CONFIG.items() for x in (f"--{name}", str(value))),
+            *memory,
             *self.extra,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -153,7 +205,8 @@ class RedisServer:
         """Our process answers on the port: PING says it has loaded its data (-LOADING before), and the
         process id in INFO that it is ours, not another server that took the port meanwhile."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-            s.sendall(b"PING\r\nINFO server\r\n")
+            auth = f"AUTH {self.password}\r\n".encode() if self.password else b""
+            s.sendall(auth + b"PING\r\nINFO server\r\n")
             data = b""
             while not re.search(rb"process_id:\d+\r\n", data):
                 chunk = s.recv(65536)
@@ -161,6 +214,10 @@ class RedisServer:
                     return False
                 data += chunk
         found = re.search(rb"process_id:(\d+)", data)
+        if self.password:
+            if not data.startswith(b"+OK\r\n"):
+                return False
+            data = data[5:]
         return (
             data.startswith(b"+PONG")
             and found is not None

@@ -23,7 +23,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 from nba.store.unreadable import Unreadable
 
 GrantStatus = Literal["none", "late", "granted", "dup", "bad"]
-EventStatus = Literal["erased", "dup", "hist", "late", "credited"]
+EventStatus = Literal["erased", "unknown", "dup", "hist", "late", "credited"]
 RewriteOutcome = Literal["none", "started", "busy", "refused"]
 
 
@@ -45,6 +45,7 @@ class Recorded(enum.IntEnum):
     CHANGED = 0  # the history moved on since it was read: nothing written, rank again
     RECORDED = 1
     ERASED = 2  # the customer was erased: nothing written
+    ANONYMOUS = 3  # no profile, and the channel does not remember anonymous visitors: nothing written
 
 
 class DecisionWrite(NamedTuple):
@@ -57,6 +58,7 @@ class DecisionWrite(NamedTuple):
     channel: str
     contact_id: str | None = None
     contact_ttl: float = 0  # seconds the contact's count of returned actions lives
+    anonymous_ttl: int = 0  # without a profile: seconds what is written lives (0: nothing is written)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,9 +182,14 @@ class Storage(Protocol):
     # ------------------------------------------------------------------------------ events
 
     async def apply_events(
-        self, by_customer: Mapping[str, list[EventArgs]], now_ms: int | None = None
+        self,
+        by_customer: Mapping[str, list[EventArgs]],
+        now_ms: int | None = None,
+        anonymous_ttl: Mapping[str, int] | None = None,
     ) -> dict[str, list[EventStatus]]:
-        """Apply events to the customers' histories and queue them for the learner; a status per event."""
+        """Apply events to the customers' histories and queue them for the learner; a status per event.
+        `anonymous_ttl`: per customer, how long the history of one without a profile lives (0 or absent:
+        its events are 'unknown' and nothing is kept)."""
         ...
 
     # ------------------------------------------------------------------------------ the learner
@@ -267,6 +274,36 @@ class Storage(Protocol):
     async def rollback_rules(self) -> str | None:
         """Make the previously published set current again; the version now current, or None."""
         ...
+
+    # ------------------------------------------------------------------------------ access and audit
+
+    async def access_version(self) -> str:
+        """Moves with every key change: processes poll it and reload the keys."""
+        ...
+
+    async def read_keys(self) -> tuple[str, dict[str, bytes], dict[str, int]]:
+        """The version, every key record by id, and when each key was last used (epoch ms)."""
+        ...
+
+    async def save_key(self, key_id: str, record: bytes) -> None: ...
+
+    async def revoke_key(self, key_id: str) -> bool:
+        """Delete the key; False when there was none."""
+        ...
+
+    async def touch_keys(self, used: Mapping[str, int]) -> None:
+        """Remember when keys were last used (only keys that still exist)."""
+        ...
+
+    async def audit_secret(self) -> bytes:
+        """The key of the audit trail's erasure hashes (the same for every process, made once)."""
+        ...
+
+    async def append_audit(self, entry: Mapping[str, str], now_ms: int) -> str:
+        """Append to the audit trail (trimming entries past their retention); the entry's id."""
+        ...
+
+    async def read_audit(self, after: str, count: int) -> list[tuple[str, dict[str, str]]]: ...
 
     # ------------------------------------------------------------------------------ the connection
 

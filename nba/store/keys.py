@@ -65,6 +65,18 @@ other shards than the customers.
     nba:{ops}:rewrite_due     string epoch ms of the latest erasure that Redis's files on disk may still hold
                                      (customers/erasure.py asks Redis to rewrite them, then deletes it).
     nba:{ops}:rewrite_lock    string the one process that may ask for the next rewrite (expires).
+    nba:{access}:keys         hash   API key id -> JSON record (name, role, channels, origins, rate, created,
+                                     expiry, SHA-256 of the key; never the key: access/apikeys.py).
+                                     No TTL: a key lives until revoked (HDEL); expired keys are refused.
+    nba:{access}:used         hash   API key id -> epoch ms it was last used (each process writes what it
+                                     saw every USED_FLUSH_SECONDS, access/service.py).
+    nba:{access}:version      string INCR-ed by every key change: processes poll it (ACCESS_POLL_SECONDS)
+                                     and reload the keys, so a revoked key is refused everywhere within 1 s.
+    nba:{audit}:log           stream who did what when: erasures (a keyed hash of the customer id, never the
+                                     id), rule reloads and rollbacks, key changes. Append-only; entries
+                                     older than AUDIT_RETENTION are trimmed at each append (XADD MINID).
+    nba:{audit}:secret        string the key of the erasure hashes (32 random bytes, made once): without
+                                     it the hash of a guessed id cannot be computed from the log alone.
     nba:{rules}:attributes    hash   attribute name -> code (0, 1, 2, ... in order of first use, never
                                      reused or removed): profiles store codes, not names. Part of the
                                      rules' state: without it stored attributes cannot be read.
@@ -202,6 +214,14 @@ RULES_HISTORY_KEY = f"{PREFIX}:{{rules}}:history"
 RULES_HISTORY = 20
 RULES_SOURCE = f"{PREFIX}:{{rules}}:source"
 ATTRIBUTE_CODES = f"{PREFIX}:{{rules}}:attributes"
+
+
+ACCESS_KEYS = f"{PREFIX}:{{access}}:keys"
+ACCESS_USED = f"{PREFIX}:{{access}}:used"
+ACCESS_VERSION = f"{PREFIX}:{{access}}:version"
+AUDIT_LOG = f"{PREFIX}:{{audit}}:log"
+AUDIT_SECRET = f"{PREFIX}:{{audit}}:secret"
+AUDIT_RETENTION = 400 * DAY
 
 
 def rules_set(version: str) -> str:

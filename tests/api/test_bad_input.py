@@ -92,7 +92,7 @@ async def test_events_body_errors(client: Client) -> None:
                         "event_id": "e",
                         "type": "accept",
                         "customer_id": "c",
-                        "action_id": "a",
+                        "action_id": "tv-addon",
                         "channel": "web",
                         "properties": {"x": "y" * 5000},
                     }
@@ -107,13 +107,21 @@ async def test_events_body_errors(client: Client) -> None:
                         "event_id": "e",
                         "type": "accept",
                         "customer_id": "c",
-                        "action_id": "a",
+                        "action_id": "tv-addon",
                         "channel": "web",
                         "extra": 1,
                     }
                 ]
             },
             "events[0].extra",
+        ),
+        (
+            {
+                "events": [
+                    {"event_id": "e", "type": "accept", "customer_id": "c", "action_id": "made-up", "channel": "web"}
+                ]
+            },
+            "events[0].action_id",
         ),
     ):
         body = await problem(await client.post("/v1/events", json=payload), 400)
@@ -133,7 +141,7 @@ async def test_deeply_nested_properties_are_refused_naming_the_field(client: Cli
         "event_id": "e",
         "type": "accept",
         "customer_id": "c",
-        "action_id": "a",
+        "action_id": "tv-addon",
         "channel": "web",
         "properties": _nested(depth),
     }
@@ -153,7 +161,7 @@ async def test_properties_nested_to_the_limit_are_accepted(client: Client) -> No
         "event_id": "e",
         "type": "accept",
         "customer_id": "c",
-        "action_id": "a",
+        "action_id": "tv-addon",
         "channel": "web",
         "properties": {"list": [[[1]]], "deep": _nested(wire.MAX_PROPERTIES_DEPTH - 1)},
     }

@@ -97,7 +97,14 @@ async def test_late_events_and_decisions_for_an_erased_customer_record_nothing(c
             {"event_id": "e-4", "type": "click", "customer_id": CID, "action_id": "tv-addon", "channel": "web"},
         ],
     )
-    assert late == {"accepted": 0, "duplicates": 0, "credited": 0, "unattributed": 0, "erased": 2}
+    assert late == {
+        "accepted": 0,
+        "duplicates": 0,
+        "credited": 0,
+        "unattributed": 0,
+        "erased": 2,
+        "unknown_customer": 0,
+    }
     answer = await decide(client, CID)  # answered as for an unknown customer, and not recorded
     assert answer["segments"] is not None
     await learn(client)

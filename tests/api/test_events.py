@@ -42,6 +42,7 @@ async def test_duplicates_are_counted_once_within_and_across_batches(client: Cli
         "credited": 2,
         "unattributed": 0,
         "erased": 0,
+        "unknown_customer": 0,
     }
     assert await send_events(client, batch) == {
         "accepted": 0,
@@ -49,6 +50,7 @@ async def test_duplicates_are_counted_once_within_and_across_batches(client: Cli
         "credited": 0,
         "unattributed": 0,
         "erased": 0,
+        "unknown_customer": 0,
     }
     cell = await _stats_cell(client, action, "mid_value")
     assert (cell["trials"], cell["rewards"]) == (1.0, 1.0)
@@ -98,7 +100,14 @@ async def test_events_for_actions_no_decision_showed_feed_history_not_the_model(
             _event("u2", "accept", "c-1", others[0], "no-such-decision"),
         ],
     )
-    assert result == {"accepted": 3, "duplicates": 0, "credited": 0, "unattributed": 2, "erased": 0}
+    assert result == {
+        "accepted": 3,
+        "duplicates": 0,
+        "credited": 0,
+        "unattributed": 2,
+        "erased": 0,
+        "unknown_customer": 0,
+    }
     await learn(client)
     body = await (await client.get("/v1/actions/stats")).json()
     assert all(s["trials"] == 0 for a in body["actions"] for s in a["segments"])
@@ -136,7 +145,14 @@ async def test_answers_after_the_attribution_window_do_not_train(make_client: ob
     assert (await send_events(client, [_event("in", "impression", "c-1", action, d["decision_id"])]))["credited"] == 1
     clock.now += 2
     late = await send_events(client, [_event("late", "accept", "c-1", action, d["decision_id"])])
-    assert late == {"accepted": 1, "duplicates": 0, "credited": 0, "unattributed": 1, "erased": 0}
+    assert late == {
+        "accepted": 1,
+        "duplicates": 0,
+        "credited": 0,
+        "unattributed": 1,
+        "erased": 0,
+        "unknown_customer": 0,
+    }
     cell = await _stats_cell(client, action, "mid_value")
     assert (cell["trials"], cell["rewards"]) == (1.0, 0.0)
 

@@ -7,12 +7,12 @@ from typing import Any
 import jsonschema
 
 from nba.http.openapi import openapi_document
-from nba.http.routes import ROUTES
+from nba.http.routes import PERMISSIONS, ROUTES
 from nba.rules.load import load_rulebook
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, send_events
 from tests.conftest import RULES
 
-DOC = openapi_document(load_rulebook(RULES))
+DOC = openapi_document(load_rulebook(RULES), PERMISSIONS)
 
 
 def _validate(body: Any, schema_name: str) -> None:
@@ -24,7 +24,7 @@ def _validate(body: Any, schema_name: str) -> None:
 def test_paths_and_methods_match_the_routes() -> None:
     doc = DOC
     documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops if m != "parameters"}
-    assert documented == {(m, p) for m, p, _ in ROUTES}
+    assert documented == {(m, p) for m, p, _, _ in ROUTES}
 
 
 def test_document_is_a_valid_openapi_31_shape() -> None:

@@ -66,7 +66,14 @@ async def test_decisions_and_events_go_over_tls_with_the_urls_settings(
             }
         ],
     )
-    assert body == {"accepted": 1, "duplicates": 0, "credited": 1, "unattributed": 0, "erased": 0}
+    assert body == {
+        "accepted": 1,
+        "duplicates": 0,
+        "credited": 1,
+        "unattributed": 0,
+        "erased": 0,
+        "unknown_customer": 0,
+    }
     direct = redis_client(url, 5.0)
     try:  # what the hot path wrote is there, read back over an ordinary redis-py connection
         assert await direct.exists(keys.decision("c-tls", d["decision_id"])) == 1

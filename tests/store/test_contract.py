@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 import pytest
@@ -17,6 +18,7 @@ from redis.asyncio import Redis
 from nba.app import redis_client
 from nba.store import history
 from nba.store.contract import DecisionWrite, EventArgs, Recorded, Storage, Tally
+from nba.store.keys import DECISION_TTL, HISTORY_TTL
 from nba.store.redis import Store
 
 NOW_MS = 1_795_435_200_000  # 2026-11-23T12:00:00Z
@@ -53,7 +55,14 @@ async def _decide(
     return await storage.record_decision(
         cid,
         snap.version,
-        DecisionWrite(did, NOW_MS, orjson.dumps({"decision_id": did}), [(a, meta or _meta()) for a in actions], "web"),
+        DecisionWrite(
+            did,
+            NOW_MS,
+            orjson.dumps({"decision_id": did}),
+            [(a, meta or _meta()) for a in actions],
+            "web",
+            anonymous_ttl=DECISION_TTL,
+        ),
     )
 
 
@@ -101,7 +110,7 @@ async def test_a_decision_is_recorded_only_on_the_history_it_was_ranked_on(stora
     assert after.version != before.version
     assert after.history  # the returned action is reserved
     stale = await storage.record_decision(
-        "c-1", before.version, DecisionWrite("d2", NOW_MS, b"{}", [("a1", _meta())], "web")
+        "c-1", before.version, DecisionWrite("d2", NOW_MS, b"{}", [("a1", _meta())], "web", anonymous_ttl=DECISION_TTL)
     )
     assert stale is Recorded.CHANGED
     assert [r["decision_id"] for r in await storage.decision_records("c-1")] == ["d1"]
@@ -110,7 +119,7 @@ async def test_a_decision_is_recorded_only_on_the_history_it_was_ranked_on(stora
 
 async def test_decisions_in_one_contact_are_counted(storage: Storage) -> None:
     snap = await storage.read_customer("c-1", "call-1")
-    write = DecisionWrite("d1", NOW_MS, b"{}", [("a1", _meta()), ("a2", _meta())], "web", "call-1", 60)
+    write = DecisionWrite("d1", NOW_MS, b"{}", [("a1", _meta()), ("a2", _meta())], "web", "call-1", 60, DECISION_TTL)
     assert await storage.record_decision("c-1", snap.version, write) is Recorded.RECORDED
     assert (await storage.read_customer("c-1", "call-1")).contact_actions == 2
     assert (await storage.read_customer("c-1", "call-2")).contact_actions == 0
@@ -121,7 +130,8 @@ async def test_decisions_in_one_contact_are_counted(storage: Storage) -> None:
 
 async def test_events_are_applied_once_and_say_what_they_answer(storage: Storage) -> None:
     await _decide(storage, did="d1", actions=("a1",))
-    statuses = await storage.apply_events(
+    statuses = await remembered(
+        storage,
         {
             "c-1": [
                 _event("e1", action="a1", decision="d1", etype="impression"),  # answers d1
@@ -132,9 +142,9 @@ async def test_events_are_applied_once_and_say_what_they_answer(storage: Storage
         NOW_MS,
     )
     assert statuses == {"c-1": ["credited", "hist", "dup"]}
-    assert await storage.apply_events({"c-1": [_event("e2", action="a9")]}, NOW_MS) == {"c-1": ["dup"]}
-    late = await storage.apply_events(
-        {"c-1": [_event("e3", action="a1", decision="d1", ts_ms=NOW_MS + 2 * 86_400_000)]}, NOW_MS
+    assert await remembered(storage, {"c-1": [_event("e2", action="a9")]}, NOW_MS) == {"c-1": ["dup"]}
+    late = await remembered(
+        storage, {"c-1": [_event("e3", action="a1", decision="d1", ts_ms=NOW_MS + 2 * 86_400_000)]}, NOW_MS
     )
     assert late == {"c-1": ["late"]}
     _, hist = await storage.get_profile("c-1")
@@ -149,7 +159,7 @@ async def test_only_the_lease_holder_commits_and_the_position_moves_with_the_bat
     assert await storage.take_lease("t1", 10_000)
     assert not await storage.take_lease("t2", 10_000)
     assert await storage.take_lease("t1", 10_000)  # renewed
-    await storage.apply_events({"c-1": [_event("e1"), _event("e2")]}, NOW_MS)
+    await remembered(storage, {"c-1": [_event("e1"), _event("e2")]}, NOW_MS)
     batch = await storage.read_inbox(await storage.learner_position(), 10)
     assert [e.event_id for _, e in batch.entries] == ["e1", "e2"]
     assert batch.last == batch.entries[-1][0]
@@ -166,13 +176,13 @@ async def test_only_the_lease_holder_commits_and_the_position_moves_with_the_bat
 
 async def test_an_answer_is_credited_once_and_a_replay_gets_the_same_grant(storage: Storage) -> None:
     await _decide(storage, did="d1")
-    await storage.apply_events({"c-1": [_event("e1", etype="accept", decision="d1")]}, NOW_MS)
+    await remembered(storage, {"c-1": [_event("e1", etype="accept", decision="d1")]}, NOW_MS)
     batch = await storage.read_inbox("0", 10)
     first = await storage.credit_events(batch.entries, REWARDS, "0")
     assert [(g.status, g.trial, g.reward, g.counted) for g in first] == [("granted", 1.0, 1.0, True)]
     replay = await storage.credit_events(batch.entries, REWARDS, "0")  # the learner died before committing
     assert [(g.status, g.trial, g.reward, g.counted) for g in replay] == [("granted", 1.0, 1.0, True)]
-    await storage.apply_events({"c-1": [_event("e1", etype="accept", decision="d1")]}, NOW_MS)  # re-sent
+    await remembered(storage, {"c-1": [_event("e1", etype="accept", decision="d1")]}, NOW_MS)  # re-sent
     assert batch.last is not None
     resent = await storage.read_inbox(batch.last, 10)
     again = await storage.credit_events(resent.entries, REWARDS, batch.last)
@@ -180,8 +190,8 @@ async def test_an_answer_is_credited_once_and_a_replay_gets_the_same_grant(stora
 
 
 async def test_events_without_a_decision_are_counted_once(storage: Storage) -> None:
-    await storage.apply_events({"c-1": [_event("e1")]}, NOW_MS)
-    await storage.apply_events({"c-1": [_event("e1")]}, NOW_MS)  # re-sent before the learner ran
+    await remembered(storage, {"c-1": [_event("e1")]}, NOW_MS)
+    await remembered(storage, {"c-1": [_event("e1")]}, NOW_MS)  # re-sent before the learner ran
     batch = await storage.read_inbox("0", 10)
     grants = await storage.credit_events(batch.entries, REWARDS, "0")
     assert [(g.status, g.counted) for g in grants] == [("none", True), ("none", False)]
@@ -195,7 +205,7 @@ async def test_wait_inbox_returns_when_an_event_arrives(storage: Storage) -> Non
     assert await storage.wait_inbox(position, 0.2) is False
     waiting = asyncio.ensure_future(storage.wait_inbox(position, 30))
     await asyncio.sleep(0.05)
-    await storage.apply_events({"c-1": [_event("e1")]}, NOW_MS)
+    await remembered(storage, {"c-1": [_event("e1")]}, NOW_MS)
     assert await asyncio.wait_for(waiting, 30) is True
 
 
@@ -204,7 +214,7 @@ async def test_wait_inbox_returns_when_an_event_arrives(storage: Storage) -> Non
 
 async def test_the_model_is_read_at_one_version(storage: Storage) -> None:
     assert await storage.take_lease("t", 10_000)
-    await storage.apply_events({"c-1": [_event("e1")]}, NOW_MS)
+    await remembered(storage, {"c-1": [_event("e1")]}, NOW_MS)
     batch = await storage.read_inbox("0", 10)
     assert batch.last is not None
     row = bytes(range(8))
@@ -253,13 +263,18 @@ async def test_rules_publish_rollback_and_their_source(storage: Storage) -> None
 async def test_an_erased_customer_is_gone_and_does_not_come_back_until_a_new_profile(storage: Storage) -> None:
     await storage.write_profile("c-1", "", {"plan": "large"}, 1, "sv", NOW_MS)
     await _decide(storage, did="d1")
-    await storage.apply_events({"c-1": [_event("e1", decision="d1")]}, NOW_MS)
+    await remembered(storage, {"c-1": [_event("e1", decision="d1")]}, NOW_MS)
     assert await storage.erase("c-1", NOW_MS) >= 1
     assert await storage.get_profile("c-1") == (None, b"")
     assert await storage.decision_records("c-1") == []
     assert (await storage.read_inbox("0", 10)).entries == []
-    assert await storage.apply_events({"c-1": [_event("e2")]}, NOW_MS) == {"c-1": ["erased"]}
+    assert await remembered(storage, {"c-1": [_event("e2")]}, NOW_MS) == {"c-1": ["erased"]}
     assert await _decide(storage, did="d2") is Recorded.ERASED
     assert (await storage.read_customer("c-1")).history == b""
     await storage.write_profile("c-1", "", {"plan": "small"}, 1, "sv", NOW_MS)  # a new relationship
-    assert await storage.apply_events({"c-1": [_event("e3")]}, NOW_MS) == {"c-1": ["hist"]}
+    assert await remembered(storage, {"c-1": [_event("e3")]}, NOW_MS) == {"c-1": ["hist"]}
+
+
+async def remembered(store: Any, by_customer: Any, now_ms: int | None = None) -> Any:
+    """apply_events for customers without a profile on a channel that remembers them (rules: remember_anonymous)."""
+    return await store.apply_events(by_customer, now_ms, {c: HISTORY_TTL for c in by_customer})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -15,6 +16,7 @@ from nba.app import redis_client
 from nba.errors import StoredDataUnreadable
 from nba.store import history, keys, scripts
 from nba.store.contract import EventArgs
+from nba.store.keys import HISTORY_TTL
 from nba.store.redis import Store
 
 
@@ -37,12 +39,12 @@ async def _stored(redis: Redis, cid: str = "c-1") -> list[tuple[int, str]]:
 
 async def test_late_events_are_kept_in_order_and_duplicates_are_found(store: Store, redis: Redis) -> None:
     t = int(time.time() * 1000) - 60_000
-    first = await store.apply_events(
-        {"c-1": [_event("e3", t + 3000), _event("e1", t + 1000), _event("e2", t + 2000), _event("e1", t + 1000)]}
+    first = await remembered(
+        store, {"c-1": [_event("e3", t + 3000), _event("e1", t + 1000), _event("e2", t + 2000), _event("e1", t + 1000)]}
     )
     assert first == {"c-1": ["hist", "hist", "hist", "dup"]}  # the repeat inside one batch too
     assert [ts for ts, _ in await _stored(redis)] == [t + 1000, t + 2000, t + 3000]
-    again = await store.apply_events({"c-1": [_event("e2", t + 2000), _event("e0", t), _event("e3", t + 3000)]})
+    again = await remembered(store, {"c-1": [_event("e2", t + 2000), _event("e0", t), _event("e3", t + 3000)]})
     assert again == {"c-1": ["dup", "hist", "dup"]}
     stored = await _stored(redis)
     assert stored == [(t + k * 1000, history.event_key(f"e{k}")) for k in range(4)]
@@ -57,18 +59,18 @@ async def test_the_history_is_trimmed_to_its_age_and_size_limits(
     now = int(time.time() * 1000)
     old = now - 20 * keys.DAY * 1000  # inside the dedupe window, outside the history's
     events = [_event(f"e{k}", now - k * 60_000) for k in range(8)] + [_event("old", old)]
-    await store.apply_events({"c-1": events})
+    await remembered(store, {"c-1": events})
     stored = await _stored(redis)
     assert [eid for _, eid in stored] == [history.event_key(f"e{k}") for k in (4, 3, 2, 1, 0)]
 
 
 async def test_a_customer_without_a_profile_expires_with_its_history(store: Store, redis: Redis) -> None:
     key = keys.customer("c-1")
-    await store.apply_events({"c-1": [_event("e1", int(time.time() * 1000))]})
+    await remembered(store, {"c-1": [_event("e1", int(time.time() * 1000))]})
     assert 0 < await redis.ttl(key) <= keys.HISTORY_TTL
     assert await store.write_profile("c-1", "*", {"age": 40}, 0, "v1", 1) == 1
     assert await redis.ttl(key) == -1  # the profile makes it permanent
-    await store.apply_events({"c-1": [_event("e2", int(time.time() * 1000))]})
+    await remembered(store, {"c-1": [_event("e2", int(time.time() * 1000))]})
     assert await redis.ttl(key) == -1
     profile, packed = await store.get_profile("c-1")
     assert profile is not None
@@ -117,7 +119,7 @@ async def test_events_reach_the_inbox_in_the_same_round_trip_as_the_histories_an
 ) -> None:
     t = int(time.time() * 1000) - 60_000
     # a fresh store: its first batch also opens the connection, and the inbox write still follows the histories
-    assert await store.apply_events({"c-1": [_event("e1", t)], "c-2": [_event("e2", t, "c-2")]}) == {
+    assert await remembered(store, {"c-1": [_event("e1", t)], "c-2": [_event("e2", t, "c-2")]}) == {
         "c-1": ["hist"],
         "c-2": ["hist"],
     }
@@ -126,11 +128,11 @@ async def test_events_reach_the_inbox_in_the_same_round_trip_as_the_histories_an
     await redis.delete(keys.LEARN_INBOX)
     await redis.set(keys.LEARN_INBOX, "not a stream")
     with pytest.raises(ResponseError):
-        await store.apply_events({"c-1": [_event("e3", t + 1000)]})
+        await remembered(store, {"c-1": [_event("e3", t + 1000)]})
     # ... though the histories, sent in the same write, were applied; re-sending it once the inbox is back
     # queues the event again, and its history entry is not doubled
     await redis.delete(keys.LEARN_INBOX)
-    assert await store.apply_events({"c-1": [_event("e3", t + 1000)]}) == {"c-1": ["dup"]}
+    assert await remembered(store, {"c-1": [_event("e3", t + 1000)]}) == {"c-1": ["dup"]}
     assert await redis.xlen(keys.LEARN_INBOX) == 1
     assert [eid for _, eid in await _stored(redis)] == [history.event_key("e1"), history.event_key("e3")]
 
@@ -141,3 +143,8 @@ def test_the_lua_scripts_name_the_customer_fields_as_keys_py_does() -> None:
     in_lua = dict(re.findall(r"(\w+) = '(\w)'", table.group(1)))
     in_python = {name.lower(): value for name, value in vars(keys.Field).items() if name.isupper()}
     assert in_lua == in_python
+
+
+async def remembered(store: Any, by_customer: Any, now_ms: int | None = None) -> Any:
+    """apply_events for customers without a profile on a channel that remembers them (rules: remember_anonymous)."""
+    return await store.apply_events(by_customer, now_ms, {c: HISTORY_TTL for c in by_customer})

@@ -1,5 +1,6 @@
 -- Apply a customer's events to its history. Returns per event: 'erased' (the customer was erased:
--- nothing is written, so the id does not come back), 'dup' (the event is in the history already),
+-- nothing is written, so the id does not come back), 'unknown' (no profile, and the events' channels
+-- do not remember anonymous visitors: nothing is written), 'dup' (the event is in the history already),
 -- 'hist' (history only: no decision showed this action; a tally mark is left for the learner), 'late'
 -- (its decision's attribution window had closed), 'credited' (the learner will credit it to the
 -- decision). An impression that answers a decision replaces the reservation that decision made
@@ -7,16 +8,25 @@
 local customer_key, shown_key, erased_key = KEYS[1], KEYS[2], KEYS[3]
 local history_cutoff, history_max, history_ttl, record_prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3],
   ARGV[4]
-local marks_most, erased_field, now = tonumber(ARGV[5]), ARGV[6], ARGV[7]
-local FIRST_EVENT = 8  -- then per event: event key (history.event_key), ts_ms, history entry, type, action,
+local marks_most, erased_field, now, anonymous_ttl = tonumber(ARGV[5]), ARGV[6], ARGV[7], tonumber(ARGV[8])
+local FIRST_EVENT = 9  -- then per event: event key (history.event_key), ts_ms, history entry, type, action,
                        -- decision id ('' for none)
 
 local out = {}
+local refused = false
 if erased(erased_key, erased_field, now) then
+  refused = 'erased'
+elseif anonymous_ttl <= 0 and redis.call('HEXISTS', customer_key, F.revision) == 0 then
+  refused = 'unknown'  -- no profile, and no channel of these events remembers anonymous visitors
+end
+if refused then
   for _ = FIRST_EVENT, #ARGV, 6 do
-    out[#out + 1] = 'erased'
+    out[#out + 1] = refused
   end
   return out
+end
+if anonymous_ttl > 0 then
+  history_ttl = anonymous_ttl  -- only applies without a profile (expire_unless_profile)
 end
 local applied = 0
 local marks = {}

@@ -8,7 +8,8 @@
 -- decisions racing for the last slot of a cap cannot both take it. `shown` maps each action to the
 -- newest decision that returned it, so an answer reported without a decision_id (or on another
 -- channel) finds its decision. Records pushed out of the index by the count limit are deleted (same
--- slot). Returns 1; 2 (nothing written) for an erased customer: its id must not come back.
+-- slot). Returns 1; 2 (nothing written) for an erased customer: its id must not come back; 3 (nothing
+-- written) for a customer without a profile when the channel does not remember anonymous visitors.
 local index_key, record_key, contacts_key, customer_key, shown_key, erased_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local decision_id, ts, record = ARGV[1], tonumber(ARGV[2]), ARGV[3]
@@ -16,13 +17,22 @@ local record_ttl, index_cutoff, records_max, record_prefix = ARGV[4], ARGV[5], t
 local contact_id, contact_ttl, expected_version = ARGV[8], ARGV[9], ARGV[10]
 local history_ttl, history_cutoff, history_max, erased_field = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13]),
   ARGV[14]
-local FIRST_ACTION = 15  -- then (action_id, learning meta, reservation entry) per returned action
+local anonymous_ttl = tonumber(ARGV[15])
+local FIRST_ACTION = 16  -- then (action_id, learning meta, reservation entry) per returned action
 
 if (redis.call('HGET', customer_key, F.version) or '0') ~= expected_version then
   return 0
 end
 if erased(erased_key, erased_field, ts) then
   return 2
+end
+if redis.call('HEXISTS', customer_key, F.revision) == 0 then
+  -- no profile: kept only as long as the channel remembers anonymous visitors, or not at all
+  if anonymous_ttl <= 0 then
+    return 3
+  end
+  history_ttl = anonymous_ttl
+  record_ttl = math.min(tonumber(record_ttl), anonymous_ttl)
 end
 redis.call('HINCRBY', customer_key, F.version, 1)
 expire_unless_profile(customer_key, history_ttl)

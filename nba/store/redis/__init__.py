@@ -6,6 +6,7 @@ one pipelined connection (store/multiplex.py).
 
 from __future__ import annotations
 
+from nba.store.redis.access import Access
 from nba.store.redis.base import INBOX_WAIT_MAX, Observer
 from nba.store.redis.customers import Customers
 from nba.store.redis.decisions import Decisions
@@ -18,5 +19,5 @@ from nba.store.redis.rules import Rules
 __all__ = ["INBOX_WAIT_MAX", "Observer", "Store"]
 
 
-class Store(Customers, Erasure, Decisions, Events, Learning, Model, Rules):
+class Store(Access, Customers, Erasure, Decisions, Events, Learning, Model, Rules):
     """nba's store on one Redis (a standalone server or a primary with replicas)."""

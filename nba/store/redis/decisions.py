@@ -31,6 +31,7 @@ class RecordArgs(NamedTuple):
     history_cutoff: int
     history_max: int
     erased_field: str
+    anonymous_ttl: int  # see DecisionWrite
 
 
 class Decisions(RedisBase):
@@ -54,6 +55,7 @@ class Decisions(RedisBase):
             history_cutoff=ts_ms - keys.HISTORY_TTL * 1000,
             history_max=keys.HISTORY_MAX,
             erased_field=keys.erased_field(customer_id),
+            anonymous_ttl=write.anonymous_ttl,
         )
         returned = [
             x

@@ -30,7 +30,10 @@ def from_inbox(raw: bytes) -> EventArgs:
 
 class Events(RedisBase):
     async def apply_events(
-        self, by_customer: Mapping[str, list[EventArgs]], now_ms: int | None = None
+        self,
+        by_customer: Mapping[str, list[EventArgs]],
+        now_ms: int | None = None,
+        anonymous_ttl: Mapping[str, int] | None = None,
     ) -> dict[str, list[EventStatus]]:
         """Apply the events to the customers' histories, then put them in the learner's inbox, in one
         pipelined round trip (Redis runs one connection's commands in order, so the learner never meets
@@ -50,6 +53,7 @@ class Events(RedisBase):
                 keys.TALLY_MARKS_BYTES,
                 keys.erased_field(cid),
                 now_ms,
+                (anonymous_ttl or {}).get(cid, 0),
             ]
             for e in events:
                 key = history.event_key(e.event_id)

@@ -1,0 +1,98 @@
+"""Access control at the door: who calls (key, open server), whether the route's permission allows it,
+and browser origins (CORS). Routes name their permission in routes.ROUTES; roles.py says who holds it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from nba.access import cors
+from nba.access.roles import Permission, Principal, authorize
+from nba.access.service import AccessControl
+from nba.errors import Forbidden
+from nba.http.problem import problem_response
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ACCESS = web.AppKey("access", AccessControl)
+# the permissions of each route (any one of them admits; routes refine by channel)
+PERMISSIONS: web.AppKey[dict[web.AbstractRoute, tuple[Permission, ...]]] = web.AppKey("permissions")
+PRINCIPAL = web.RequestKey("principal", Principal)
+Clock = Callable[[], float]
+CLOCK: web.AppKey[Clock] = web.AppKey("access_clock")
+
+
+def principal(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+def caller(request: web.Request) -> Principal | None:
+    """Who calls a public route (None: anonymous on a closed server)."""
+    return request.get(PRINCIPAL)
+
+
+@web.middleware
+async def browsers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Preflights of the channel routes, and the header that lets a page read an answer: only for an
+    origin the calling key allows (or, for a refusal before a key is known, one some key allows)."""
+    if request.path not in cors.ROUTES:
+        return await handler(request)
+    origin = request.headers.get("Origin")
+    if origin is None:
+        response = await handler(request)
+        response.headers["Vary"] = "Origin"  # a cache must not serve this answer to a page, or the reverse
+        return response
+    access = request.app[ACCESS]
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        if origin in access.keyring.origins and request.headers["Access-Control-Request-Method"] == "POST":
+            return web.Response(status=204, headers=cors.preflight_headers(origin))
+        refusal = problem_response(
+            Forbidden(f"origin {origin} may not POST here with any API key", code="origin_forbidden")
+        )
+        refusal.headers["Vary"] = "Origin"
+        return refusal
+    response = await handler(request)
+    who = request.get(PRINCIPAL)
+    key = access.key_of(who) if who is not None else None
+    if (key is not None and origin in key.origins) or (key is None and origin in access.keyring.origins):
+        response.headers.update(cors.allow_headers(origin))
+    else:
+        response.headers["Vary"] = "Origin"
+    return response
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Admit the caller for the matched route (401, 403, 429 otherwise); unmatched paths pass on to
+    their 404 or 405."""
+    route = request.match_info.route
+    needs = request.app[PERMISSIONS].get(route)
+    if needs is None:
+        return await handler(request)
+    access = request.app[ACCESS]
+    if needs == (Permission.PUBLIC,):
+        who = access.identify(request.headers.get("Authorization"), request.app[CLOCK]())
+        if who is not None:
+            request[PRINCIPAL] = who
+        return await handler(request)
+    who = access.admit(request.headers.get("Authorization"), request.app[CLOCK]())
+    request[PRINCIPAL] = who
+    check(request, needs)
+    origin = request.headers.get("Origin")
+    if origin is not None and request.path in cors.ROUTES:
+        key = access.key_of(who)
+        if key is not None and origin not in key.origins:
+            # a page elsewhere using this key: refused before anything happens (a browser would only hide
+            # the answer, after the decision had reserved and the events been stored)
+            raise Forbidden(f"this key may not be used from pages on {origin}", code="origin_forbidden")
+    return await handler(request)
+
+
+def check(request: web.Request, needs: tuple[Permission, ...], channels: tuple[str, ...] = ()) -> None:
+    """roles.authorize for the caller of `request`, refusals counted."""
+    try:
+        authorize(request[PRINCIPAL], needs, channels)
+    except Forbidden:
+        metrics = request.app[ACCESS].metrics
+        metrics.child(metrics.access_refused, "forbidden").inc()
+        raise

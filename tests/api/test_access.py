@@ -1,0 +1,312 @@
+"""Access control over HTTP: every route for every role (allowed and refused), keys, expiry, rates,
+browsers (CORS headers), health details, and the audit trail of what changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from nba.access.apikeys import KeyRequest
+from nba.access.service import OPEN
+from nba.http.access import ACCESS
+from nba.http.routes import ROUTES
+from nba.store import keys
+from tests.api.helpers import CROSSSELL_MOBILE, Client, problem
+from tests.conftest import NOW, AppFactory, Clock
+
+ROLES = ("channel", "crm", "marketer", "analyst", "operator", "admin")
+
+# What each role may call, written out here (not read from nba/access/roles.py, so a change of the matrix
+# must change this table too): route -> roles admitted. Public routes admit everyone, with or without a key.
+ALLOWED: dict[tuple[str, str], set[str]] = {
+    ("POST", "/v1/decide"): {"channel", "admin"},  # marketer: only with explain: true (test below)
+    ("POST", "/v1/events"): {"channel", "admin"},
+    ("PUT", "/v1/customers/{customer_id}"): {"crm", "admin"},
+    ("PATCH", "/v1/customers/{customer_id}"): {"crm", "admin"},
+    ("GET", "/v1/customers/{customer_id}"): {"crm", "admin"},
+    ("DELETE", "/v1/customers/{customer_id}"): {"crm", "admin"},
+    ("GET", "/v1/rules"): {"marketer", "analyst", "operator", "admin"},
+    ("POST", "/v1/rules/reload"): {"marketer", "admin"},
+    ("POST", "/v1/rules/rollback"): {"marketer", "admin"},
+    ("GET", "/v1/actions/stats"): {"marketer", "analyst", "admin"},
+    ("GET", "/v1/decisions/export"): {"analyst", "admin"},
+    ("GET", "/v1/keys"): {"admin"},
+    ("POST", "/v1/keys"): {"admin"},
+    ("DELETE", "/v1/keys/{key_id}"): {"admin"},
+    ("GET", "/v1/audit"): {"admin"},
+    ("GET", "/metrics"): {"operator", "admin"},
+    ("GET", "/healthz"): set(ROLES),
+    ("GET", "/readyz"): set(ROLES),
+    ("GET", "/openapi.json"): set(ROLES),
+}
+PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/openapi.json")}
+CUSTOMER = {"attributes": CROSSSELL_MOBILE}
+
+
+def _request(method: str, path: str) -> tuple[str, dict[str, Any] | None]:
+    """A well-formed request for each route."""
+    bodies: dict[tuple[str, str], dict[str, Any]] = {
+        ("POST", "/v1/decide"): {"customer_id": "c-1", "channel": "web"},
+        ("POST", "/v1/events"): {
+            "events": [
+                {"event_id": "e-1", "type": "click", "customer_id": "c-1", "action_id": "tv-addon", "channel": "web"}
+            ]
+        },
+        ("PUT", "/v1/customers/{customer_id}"): CUSTOMER,
+        ("PATCH", "/v1/customers/{customer_id}"): {"attributes": {"plan": "large"}},
+        ("POST", "/v1/keys"): {"name": "made by a test", "role": "analyst"},
+    }
+    url = path.replace("{customer_id}", "c-1").replace("{key_id}", "0123456789ab")
+    return url, bodies.get((method, path))
+
+
+async def _key(client: Client, role: str, **extra: Any) -> str:
+    app = client.app
+    assert app is not None
+    access = app[ACCESS]
+    channels = ("web",) if role == "channel" else ()
+    req = KeyRequest(f"{role} key", role, extra.pop("channels", channels), **extra)
+    _, secret = await access.create_key(req, ["web", "app", "call_center", "email"], OPEN)
+    return secret
+
+
+async def _call(client: Client, method: str, url: str, body: Any, key: str | None, **headers: str) -> Any:
+    if key is not None:
+        headers["Authorization"] = f"Bearer {key}"
+    return await client.request(method, url, json=body, headers=headers)
+
+
+async def test_the_role_matrix_covers_every_route() -> None:
+    assert {(m, p) for m, p, _, _ in ROUTES} == set(ALLOWED)
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_every_route_admits_its_roles_and_refuses_the_others(make_client: AppFactory, role: str) -> None:
+    client = await make_client(open_without_keys=False)
+    key = await _key(client, role)
+    admin = await _key(client, "admin")
+    for (method, path), roles in ALLOWED.items():
+        await _call(client, "PUT", "/v1/customers/c-1", CUSTOMER, admin)  # DELETE may have erased it
+        url, body = _request(method, path)
+        resp = await _call(client, method, url, body, key)
+        if role in roles:
+            assert resp.status not in (401, 403, 429), (role, method, path, await resp.text())
+            assert resp.status < 500, (role, method, path, await resp.text())
+        else:
+            body_ = await problem(resp, 403)
+            assert body_["code"] == "forbidden", (role, method, path)
+        if (method, path) not in PUBLIC:  # and nobody without a key
+            anonymous = await _call(client, method, url, body, None)
+            assert (await problem(anonymous, 401))["code"] == "missing_key"
+            assert anonymous.headers["WWW-Authenticate"] == 'Bearer realm="nba"'
+
+
+async def test_a_marketer_may_preview_with_explain_only(make_client: AppFactory) -> None:
+    client = await make_client(open_without_keys=False)
+    key = await _key(client, "marketer")
+    body = {"customer_id": "c-1", "channel": "call_center"}
+    assert (await _call(client, "POST", "/v1/decide", {**body, "explain": True}, key)).status == 200
+    await problem(await _call(client, "POST", "/v1/decide", body, key), 403)
+
+
+async def test_a_channel_key_is_bound_to_its_channels(make_client: AppFactory) -> None:
+    client = await make_client(open_without_keys=False)
+    web = await _key(client, "channel", channels=("web", "app"))
+    admin = await _key(client, "admin")
+    assert (await _call(client, "PUT", "/v1/customers/c-1", CUSTOMER, admin)).status == 200
+    for channel, status in (("web", 200), ("app", 200), ("call_center", 403), ("email", 403)):
+        resp = await _call(client, "POST", "/v1/decide", {"customer_id": "c-1", "channel": channel}, web)
+        assert resp.status == status, (channel, await resp.text())
+    event = {"type": "click", "customer_id": "c-1", "action_id": "tv-addon"}
+    mixed = {
+        "events": [
+            {**event, "event_id": "e-1", "channel": "web"},
+            {**event, "event_id": "e-2", "channel": "call_center"},
+        ]
+    }
+    refused = await problem(await _call(client, "POST", "/v1/events", mixed, web), 403)
+    assert refused["code"] == "channel_forbidden"
+    assert "call_center" in refused["detail"]
+    # nothing of the refused batch was applied
+    assert (await _call(client, "POST", "/v1/events", {"events": mixed["events"][:1]}, web)).status == 202
+    history = (await (await _call(client, "GET", "/v1/customers/c-1", None, admin)).json())["history"]
+    assert history["events"] == 1
+
+
+async def test_unknown_revoked_mistyped_and_expired_keys_are_refused(make_client: AppFactory) -> None:
+    clock = Clock()
+    client = await make_client(open_without_keys=False, clock=clock)
+    key = await _key(client, "crm", expires="1h")
+    assert (await _call(client, "GET", "/v1/customers/c-1", None, key)).status == 404  # admitted: no such customer
+    for bad in (key[:-1] + ("A" if key[-1] != "A" else "B"), "nba_0123456789ab_" + "x" * 43, "garbage", key + " x"):
+        resp = await _call(client, "GET", "/v1/customers/c-1", None, bad)
+        assert (await problem(resp, 401))["code"] == "invalid_key", bad
+        assert 'error="invalid_token"' in resp.headers["WWW-Authenticate"]
+    resp = await client.get("/v1/customers/c-1", headers={"Authorization": f"Basic {key}"})
+    assert (await problem(resp, 401))["code"] == "missing_key"
+    clock.now = NOW + 3600
+    expired = await problem(await _call(client, "GET", "/v1/customers/c-1", None, key), 401)
+    assert "expired" in expired["detail"]
+    clock.now = NOW
+    app = client.app
+    assert app is not None
+    key_id = key.split("_")[1]
+    await app[ACCESS].revoke_key(key_id, OPEN)
+    await problem(await _call(client, "GET", "/v1/customers/c-1", None, key), 401)
+
+
+async def test_an_open_server_admits_everyone_until_the_first_key(make_client: AppFactory, redis: Redis) -> None:
+    client = await make_client()  # open_without_keys: a server on loopback
+    assert (await client.get("/v1/keys")).status == 200
+    created = await client.post("/v1/keys", json={"name": "first admin", "role": "admin"})
+    assert created.status == 201
+    secret = (await created.json())["key"]
+    assert await redis.hget(keys.ACCESS_KEYS, secret.split("_")[1]) is not None
+    records: Any = await redis.hvals(keys.ACCESS_KEYS)
+    assert secret.encode() not in b"".join(records)  # only its hash is kept
+    await problem(await client.get("/v1/keys"), 401)  # closed from the first key on
+    assert (await _call(client, "GET", "/v1/keys", None, secret)).status == 200
+    # a server that may not run open refuses everything needing a role while there are no keys
+    closed = await make_client(open_without_keys=False)
+    assert closed.app is not None
+    await closed.app[ACCESS].revoke_key(secret.split("_")[1], OPEN)
+    await problem(await closed.get("/v1/actions/stats"), 401)
+
+
+async def test_a_key_s_rate_is_enforced_with_retry_after(make_client: AppFactory) -> None:
+    clock = Clock()
+    client = await make_client(open_without_keys=False, clock=clock)
+    key = await _key(client, "analyst", rate=3)
+    statuses = [(await _call(client, "GET", "/v1/rules", None, key)).status for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    limited = await _call(client, "GET", "/v1/rules", None, key)
+    assert (await problem(limited, 429))["code"] == "rate_limited"
+    assert limited.headers["Retry-After"] == "1"
+    clock.now += 1.0  # a second later the bucket holds 3 again
+    assert [(await _call(client, "GET", "/v1/rules", None, key)).status for _ in range(4)] == [200, 200, 200, 429]
+    other = await _key(client, "analyst", rate=0)  # 0: unlimited, and each key has its own bucket
+    assert {(await _call(client, "GET", "/v1/rules", None, other)).status for _ in range(20)} == {200}
+
+
+async def test_health_details_only_for_the_operator(make_client: AppFactory) -> None:
+    client = await make_client(open_without_keys=False)
+    operator, channel = await _key(client, "operator"), await _key(client, "channel")
+    for key in (None, channel):
+        assert await (await _call(client, "GET", "/healthz", None, key)).json() == {"status": "ok"}
+        assert await (await _call(client, "GET", "/readyz", None, key)).json() == {"status": "ready"}
+    assert "pid" in await (await _call(client, "GET", "/healthz", None, operator)).json()
+    assert "rules_version" in await (await _call(client, "GET", "/readyz", None, operator)).json()
+
+
+async def test_cors_headers_for_the_origins_of_the_calling_key(make_client: AppFactory) -> None:
+    client = await make_client(open_without_keys=False)
+    shop = await _key(client, "channel", origins=("https://shop.example.com",))
+    other = await _key(client, "channel")
+    pre = await client.options(
+        "/v1/decide",
+        headers={
+            "Origin": "https://shop.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
+    assert pre.status == 204
+    assert pre.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
+    assert "Authorization" in pre.headers["Access-Control-Allow-Headers"]
+    assert "Access-Control-Allow-Credentials" not in pre.headers
+    refused = await client.options(
+        "/v1/decide", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
+    assert refused.status == 403
+    assert "Access-Control-Allow-Origin" not in refused.headers
+    body = {"customer_id": "c-1", "channel": "web"}
+    ok = await _call(client, "POST", "/v1/decide", body, shop, Origin="https://shop.example.com")
+    assert ok.status == 200
+    assert ok.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
+    assert ok.headers["Vary"] == "Origin"
+    not_its_origin = await _call(client, "POST", "/v1/decide", body, other, Origin="https://shop.example.com")
+    # a key used from a page its origins do not name is refused before anything is decided or stored
+    assert (await problem(not_its_origin, 403))["code"] == "origin_forbidden"
+    assert "Access-Control-Allow-Origin" not in not_its_origin.headers
+    elsewhere = await _call(client, "POST", "/v1/decide", body, shop, Origin="https://evil.example")
+    assert (await problem(elsewhere, 403))["code"] == "origin_forbidden"
+    assert "Access-Control-Allow-Origin" not in elsewhere.headers
+    assert elsewhere.headers["Vary"] == "Origin"
+    # servers (no Origin) use the same keys as ever
+    assert (await _call(client, "POST", "/v1/decide", body, shop)).headers["Vary"] == "Origin"
+    assert (await _call(client, "POST", "/v1/decide", body, other)).status == 200
+    assert ok.headers["Access-Control-Expose-Headers"] == "Retry-After"
+    put = await client.options(
+        "/v1/decide", headers={"Origin": "https://shop.example.com", "Access-Control-Request-Method": "PUT"}
+    )
+    assert put.status == 403
+    # a page's request without a key can read why it was refused (so it can show it)
+    nokey = await _call(client, "POST", "/v1/decide", body, None, Origin="https://shop.example.com")
+    assert nokey.status == 401
+    assert nokey.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("role", "root"),
+        ("channels", ["moon"]),
+        ("origins", ["https://shop.example.com/path"]),
+        ("origins", ["*"]),
+        ("expires", "yesterday"),
+        ("expires", "2020-01-01"),
+        ("rate", -1),
+        ("name", ""),
+    ],
+)
+async def test_bad_key_requests_name_the_field(client: Client, field: str, value: Any) -> None:
+    body = {"name": "k", "role": "channel", "channels": ["web"], field: value}
+    refused = await problem(await client.post("/v1/keys", json=body), 400)
+    assert field in [e["field"] for e in refused["errors"]]
+    assert (await (await client.get("/v1/keys")).json())["keys"] == []  # nothing half-made
+
+
+async def test_erasures_rules_and_key_changes_are_audited_without_the_customer_id(
+    make_client: AppFactory, redis: Redis, rules_copy: Any
+) -> None:
+    client = await make_client(open_without_keys=False, rules_dir=rules_copy)
+    admin = await _key(client, "admin")
+    crm = await _key(client, "crm")
+    marketer = await _key(client, "marketer")
+    assert (await _call(client, "PUT", "/v1/customers/c-42", CUSTOMER, crm)).status == 200
+    assert (await _call(client, "DELETE", "/v1/customers/c-42", None, crm)).status == 204
+    assert (await _call(client, "POST", "/v1/rules/reload", None, marketer)).status == 200
+    created = await _call(client, "POST", "/v1/keys", {"name": "temp", "role": "analyst"}, admin)
+    temp_id = (await created.json())["id"]
+    assert (await _call(client, "DELETE", f"/v1/keys/{temp_id}", None, admin)).status == 204
+    entries = (await (await _call(client, "GET", "/v1/audit", None, admin)).json())["entries"]
+    assert (
+        [e["action"] for e in entries]
+        == [
+            "key.create",  # the three keys of this test
+            "key.create",
+            "key.create",
+            "key.create",
+            "customer.erase",
+            "rules.reload",
+            "key.create",
+            "key.revoke",
+        ][-len(entries) :]
+    )
+    erase = next(e for e in entries if e["action"] == "customer.erase")
+    assert erase["actor"] == "crm key"
+    assert erase["role"] == "crm"
+    assert erase["actor_id"] == crm.split("_")[1]
+    assert "c-42" not in erase["target"]
+    stream: Any = await redis.xrange(keys.AUDIT_LOG)
+    raw = b"".join(v for _, f in stream for v in f.values())
+    assert b"c-42" not in raw
+    assert b"a@example.nl" not in raw
+    # an auditor holding the id can confirm it was erased
+    mine = await _call(client, "GET", "/v1/audit?customer_id=c-42", None, admin)
+    assert [e["action"] for e in (await mine.json())["entries"]] == ["customer.erase"]
+    other = await _call(client, "GET", "/v1/audit?customer_id=c-43", None, admin)
+    assert (await other.json())["entries"] == []
+    assert (await redis.ttl(keys.AUDIT_LOG)) == -1  # retention is by trimming, not expiry
