@@ -4,9 +4,10 @@ Starts a private redis-server, nba (seeded with demo customers; `--workers N` pr
 as many hello-world processes on one port, then drives each with wrk (same threads, connections and
 duration) and prints requests/s, latency percentiles and the CPU each request cost the server and
 Redis (from /proc, so a paused VM's stolen time is billed too) side by side. Needs `wrk` (Debian:
-apt-get install wrk).
+apt-get install wrk). With `--key`, a second nba on its own Redis is driven with a channel API key in
+the same rounds: what checking keys costs.
 
-    .venv/bin/python -m loadtests.bench_decide --duration 10 --connections 16 [--workers 2]
+    .venv/bin/python -m loadtests.bench_decide --duration 10 --connections 16 [--workers 2] [--key]
 """
 
 from __future__ import annotations
@@ -72,115 +73,121 @@ def main() -> int:
     parser.add_argument(
         "--key",
         action="store_true",
-        help="create a channel API key first and send it with every request (the server then checks keys)",
+        help="also run a second nba (on its own Redis) with a channel API key sent with every request: the "
+        "cost of checking keys, measured against the open one in the same run",
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install wrk", file=sys.stderr)
         return 2
     procs: list[subprocess.Popen[bytes]] = []
+    redises: list[RedisServer] = []
+    ep = args.endpoint
     with tempfile.TemporaryDirectory() as tmp:
         rules = generate(Path(tmp) / "rules", args.actions, seed=1) if args.actions else ROOT / "rules"
-        redis = RedisServer(Path(tmp) / "redis", persist=False)
-        url = redis.start()
-        try:
-            nba_port, hello_port = free_port(), free_port()
-            env = {
-                **os.environ,
-                "NBA_REDIS_URL": url,
-                "NBA_PORT": str(nba_port),
-                "NBA_LOG_LEVEL": "WARNING",
-                "NBA_BENCH_CUSTOMERS": str(args.customers),
-            }
-            if args.key:  # before the server starts: it checks keys from its first request on
+        base_env = {
+            **os.environ,
+            "NBA_LOG_LEVEL": "WARNING",
+            "NBA_BENCH_CUSTOMERS": str(args.customers),
+            "NBA_RULES_DIR": str(rules),
+        }
+
+        def start_nba(name: str, key: bool) -> tuple[str, dict[str, str], int, int]:
+            """An nba server on its own Redis (API keys are global to a Redis: a keyed server and an open
+            one cannot share one); its URL, wrk's environment, its process and its Redis's pid."""
+            redis = RedisServer(Path(tmp) / f"redis-{name}", persist=False)
+            redises.append(redis)
+            url = redis.start()
+            port = free_port()
+            env = {**base_env, "NBA_REDIS_URL": url, "NBA_PORT": str(port)}
+            if key:  # before the server starts: it checks keys from its first request on
                 create = ["keys", "create", "--name", "bench", "--role", "channel", "--channel", "web", "--rate", "0"]
                 made = subprocess.run(
-                    [sys.executable, "-m", "nba.cli", *create],
-                    env={**env, "NBA_RULES_DIR": str(rules)},
-                    capture_output=True,
-                    text=True,
-                    check=True,
+                    [sys.executable, "-m", "nba.cli", *create], env=env, capture_output=True, text=True, check=True
                 )
                 env["NBA_BENCH_KEY"] = made.stdout.strip()
-            procs.append(
+            serve = ["serve", "--rules", str(rules), "--demo-customers", str(args.customers)]
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "nba.cli", *serve, "--workers", str(args.workers)], env=env, cwd=tmp
+            )
+            procs.append(proc)
+            return f"http://127.0.0.1:{port}", env, proc.pid, server_pid(url)
+
+        try:
+            hello_port = free_port()
+            hellos = [
                 subprocess.Popen(
                     [
                         sys.executable,
-                        "-m",
-                        "nba.cli",
-                        "serve",
-                        "--rules",
-                        str(rules),
-                        "--demo-customers",
-                        str(args.customers),
-                        "--workers",
-                        str(args.workers),
-                    ],
-                    env=env,
-                    cwd=tmp,
+                        str(HERE / "hello.py"),
+                        "--port",
+                        str(hello_port),
+                        *(["--reuse-port"] if args.workers > 1 else []),
+                    ]
                 )
-            )
-            for _ in range(args.workers):
-                procs.append(
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            str(HERE / "hello.py"),
-                            "--port",
-                            str(hello_port),
-                            *(["--reuse-port"] if args.workers > 1 else []),
-                        ]
-                    )
-                )
-            wait_http(f"http://127.0.0.1:{nba_port}/readyz", timeout=300)
+                for _ in range(args.workers)
+            ]
+            procs.extend(hellos)
+            nbas = {ep: start_nba(ep, key=False)}
+            if args.key:
+                nbas[f"{ep}+key"] = start_nba(f"{ep}-key", key=True)
+            for url, _, _, _ in nbas.values():
+                wait_http(f"{url}/readyz", timeout=300)
             wait_http(f"http://127.0.0.1:{hello_port}/hello")
-            redis_pid = server_pid(url)
-            ep = args.endpoint
-            servers = {"hello": [p.pid for p in procs[1:]], ep: children(procs[0].pid)}
-            rows: dict[str, list[dict[str, float]]] = {"hello": [], ep: []}
-            targets = {
-                "hello": (f"http://127.0.0.1:{hello_port}", HERE / "hello.lua"),
-                ep: (f"http://127.0.0.1:{nba_port}", HERE / f"{ep}.lua"),
+            # name -> (url, wrk script, wrk environment, server pids, redis pids)
+            targets: dict[str, tuple[str, Path, dict[str, str], list[int], list[int]]] = {
+                "hello": (f"http://127.0.0.1:{hello_port}", HERE / "hello.lua", base_env, [p.pid for p in hellos], [])
             }
-            for target, script in targets.values():  # warm-up
+            for name, (url, env, pid, redis_pid) in nbas.items():
+                targets[name] = (url, HERE / f"{ep}.lua", env, children(pid), [redis_pid])
+            rows: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+            for target, script, env, _, _ in targets.values():  # warm-up
                 run_wrk(target, script, args.threads, args.connections, 2, env)
             for _ in range(args.rounds):
-                for name, (target, script) in targets.items():
-                    server0, redis0 = proc_cpu(servers[name]), proc_cpu([redis_pid])
+                for name, (target, script, env, servers, redis_pids) in targets.items():
+                    server0, redis0 = proc_cpu(servers), proc_cpu(redis_pids)
                     r = run_wrk(target, script, args.threads, args.connections, args.duration, env)
                     n = r["rps"] * args.duration
-                    r["server_us"] = 1e6 * (proc_cpu(servers[name]) - server0) / n
-                    r["redis_us"] = 1e6 * (proc_cpu([redis_pid]) - redis0) / n
+                    r["server_us"] = 1e6 * (proc_cpu(servers) - server0) / n
+                    r["redis_us"] = 1e6 * (proc_cpu(redis_pids) - redis0) / n
                     rows[name].append(r)
         finally:
             for p in procs:
                 p.terminate()
                 p.wait(timeout=10)
-            redis.stop()
+            for redis in redises:
+                redis.stop()
     print(
         f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} alternating rounds, "
         f"{args.customers} customers, rules: {args.actions or 'shipped'} actions, {args.workers} process(es) each, "
-        f"{'with an API key' if args.key else 'open (no API keys)'}, "
         f"{os.cpu_count()} cores shared by server, Redis and wrk"
     )
     print(
-        f"{'endpoint':8} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
+        f"{'endpoint':12} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
         f"{'server us/req':>14} {'redis us/req':>13}"
     )
     best: dict[str, dict[str, float]] = {}
     for name, results in rows.items():
         for r in results:
             print(
-                f"{name:8} {r['rps']:9.0f} {r.get('p50_ms', 0):8.2f} {r.get('p90_ms', 0):8.2f} "
+                f"{name:12} {r['rps']:9.0f} {r.get('p50_ms', 0):8.2f} {r.get('p90_ms', 0):8.2f} "
                 f"{r.get('p99_ms', 0):8.2f} {r['non_2xx']:8.0f} {r['server_us']:14.0f} {r['redis_us']:13.0f}"
             )
         best[name] = max(results, key=lambda r: r["rps"])
-    ratio = best[args.endpoint]["rps"] / best["hello"]["rps"]
-    cost = min(r["server_us"] for r in rows[args.endpoint]) / min(r["server_us"] for r in rows["hello"])
+    ratio = best[ep]["rps"] / best["hello"]["rps"]
+    cost = min(r["server_us"] for r in rows[ep]) / min(r["server_us"] for r in rows["hello"])
     print(
-        f"{args.endpoint}/hello throughput (best rounds): {ratio:.2f}x; server CPU per request (cheapest rounds): "
-        f"{args.endpoint} {cost:.1f}x hello's"
+        f"{ep}/hello throughput (best rounds): {ratio:.2f}x; server CPU per request (cheapest rounds): "
+        f"{ep} {cost:.1f}x hello's"
     )
+    if args.key:
+        keyed = f"{ep}+key"
+        more = min(r["server_us"] for r in rows[keyed]) / min(r["server_us"] for r in rows[ep]) - 1
+        fewer = 1 - best[keyed]["rps"] / best[ep]["rps"]
+        print(
+            f"with an API key: server CPU per {ep} {more:+.1%} (cheapest rounds), throughput {-fewer:+.1%} "
+            "(best rounds), against the open server in the same run"
+        )
     return 0
 
 
