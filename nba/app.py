@@ -85,6 +85,7 @@ class AppOptions:
     # without API keys, run open (every caller may do everything): serve allows it on loopback only, or
     # with --insecure-open (access/service.py)
     open_without_keys: bool = True
+    loopback_callers_only: bool = True  # ... and then only for callers on loopback (not --insecure-open)
     workers: int = 1  # processes sharing the server: each takes its share of a key's rate
 
 
@@ -97,7 +98,14 @@ def create_app(rulebook: Rulebook, client: Redis, options: AppOptions | None = N
     live = Live(rulebook, store, metrics)
     rng = o.rng if o.rng is not None else np.random.default_rng()
     guard = ConnectionGuard(o.max_connections, metrics.count_dropped_connection)
-    access_control = AccessControl(store, metrics, clock, open_without_keys=o.open_without_keys, workers=o.workers)
+    access_control = AccessControl(
+        store,
+        metrics,
+        clock,
+        open_without_keys=o.open_without_keys,
+        loopback_callers_only=o.loopback_callers_only,
+        workers=o.workers,
+    )
     app = web.Application(
         middlewares=[guard.middleware, access.browsers, routes.problems, access.guard],
         client_max_size=wire.MAX_EVENTS_BODY + 1,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from nba import __version__
 from nba.access.apikeys import DEFAULT_RATE
@@ -30,7 +31,7 @@ from nba.concurrency import run_bounded
 from nba.errors import RulesInvalid
 from nba.rules.load import load_rulebook
 from nba.rules.rulebook import Rulebook
-from nba.runtime.embedded_redis import DataDirInUse, RedisNotFound, RedisServer, data_dir_password
+from nba.runtime.embedded_redis import DataDirInUse, DataDirUnusable, RedisNotFound, RedisServer, data_dir_password
 from nba.settings import Settings, SettingsError, mask_url
 
 if TYPE_CHECKING:
@@ -114,7 +115,16 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_RATE,
         help=f"requests per second (default {DEFAULT_RATE:.0f}; 0: no limit)",
     )
+    create.add_argument(
+        "--unsigned-customers",
+        action="store_true",
+        help="with --origin: no customer tokens (any page holding the key may act for any customer id)",
+    )
     keys_sub.add_parser("list", help="list the keys (never their secrets)")
+    token = keys_sub.add_parser("token", help="sign a customer token for a browser key (what your server does)")
+    token.add_argument("key_id")
+    token.add_argument("customer_id")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds it is valid (default 3600, at most 7 days)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key: every server refuses it within about a second")
     revoke.add_argument("key_id")
     audit_parser = sub.add_parser("audit", help="read the audit trail (erasures, rule changes, key changes)")
@@ -145,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(audit_command(settings, args))
     except NoRedis as exc:
         print(exc, file=sys.stderr)
+        return 2
+    except RedisError as exc:  # a stale var/redis/url of a server that crashed, a Redis that went away
+        print(f"nba: Redis did not answer: {exc.__class__.__name__}: {mask_url(str(exc))}", file=sys.stderr)
         return 2
     if args.command == "rules" and args.rules_command == "test":
         return rules_test(args.directory or settings.rules_dir, verbose=args.verbose)
@@ -216,14 +229,19 @@ async def admin_store(settings: Settings, purpose: str, *, start_embedded: bool 
     embedded: RedisServer | None = None
     if url is None and start_embedded:
         directory = settings.data_dir / "redis"
-        embedded = RedisServer(directory, persist=True, password=data_dir_password(directory))
         try:
+            embedded = RedisServer(directory, persist=True, password=data_dir_password(directory))
             url = await asyncio.to_thread(embedded.start)
-        except (RedisNotFound, DataDirInUse) as exc:
+        except (RedisNotFound, DataDirInUse, DataDirUnusable) as exc:
             raise NoRedis(f"nba: {exc}") from None
     if url is None:
         raise NoRedis(f"nba: no Redis to {purpose}: set NBA_REDIS_URL (or run this next to a running `nba serve`)")
     store = Store(redis_client(url, settings.redis_timeout))
+    store.description = (
+        f"the Redis of {settings.data_dir} (started for this command; `nba serve` uses it)"
+        if embedded is not None
+        else f"Redis {mask_url(url)}"
+    )
     try:
         yield store
     finally:
@@ -250,6 +268,7 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
     from nba.metrics import Metrics
 
     async with admin_store(settings, "keep keys in", start_embedded=True) as store:
+        where = store.description
         access = AccessControl(store, Metrics())
         if args.keys_command == "list":
             keys = await access.list_keys()
@@ -271,7 +290,17 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
             print(f"revoked {args.key_id}; every server refuses it within about a second", file=sys.stderr)
             return 0
         channels = await _known_channels(settings, store)
-        req = KeyRequest(args.name, args.role, tuple(args.channel), tuple(args.origin), args.expires, args.rate)
+        if args.keys_command == "token":
+            return await _sign_token(store, args)
+        req = KeyRequest(
+            args.name,
+            args.role,
+            tuple(args.channel),
+            tuple(args.origin),
+            args.expires,
+            args.rate,
+            args.unsigned_customers,
+        )
         try:
             key, secret = await access.create_key(req, channels, command_line_user())
         except InvalidRequest as exc:
@@ -280,10 +309,34 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
             return 2
     print(secret)
     print(
-        f"created key {key.id} ({key.name}, {key.role}). The line above is the key: keep it now, it is not "
-        "stored and cannot be shown again. Send it as: Authorization: Bearer <key>",
+        f"created key {key.id} ({key.name}, {key.role}) in {where}. The line above is the key: keep it now, "
+        "it is not stored and cannot be shown again. Send it as: Authorization: Bearer <key>",
         file=sys.stderr,
     )
+    if key.signing:
+        print(key.signing)
+        print(
+            "The second line is its signing secret: your server signs customer tokens with it, for pages to send "
+            "in the Nba-Customer-Token header (docs/access.md; nba keys token signs one)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+async def _sign_token(store: Store, args: argparse.Namespace) -> int:
+    from nba.access import customer_token
+    from nba.access.apikeys import ApiKey
+
+    _, records, _, _ = await store.read_keys()
+    raw = records.get(args.key_id)
+    key = ApiKey.from_json(raw) if raw is not None else None
+    if key is None or not key.signing:
+        print(f"nba: no key {args.key_id} with customer tokens", file=sys.stderr)
+        return 1
+    if not 0 < args.ttl <= customer_token.MAX_LIFETIME:
+        print(f"nba: --ttl must be 1 to {customer_token.MAX_LIFETIME} seconds", file=sys.stderr)
+        return 2
+    print(customer_token.sign(key.signing, key.id, args.customer_id, int(time.time()) + args.ttl))
     return 0
 
 
@@ -452,15 +505,15 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if url is None:
             directory = settings.data_dir / "redis"
-            embedded = RedisServer(
-                directory,
-                persist=True,
-                password=data_dir_password(directory),
-                maxmemory=settings.redis_maxmemory,
-            )
             try:
+                embedded = RedisServer(
+                    directory,
+                    persist=True,
+                    password=data_dir_password(directory),
+                    maxmemory=settings.redis_maxmemory,
+                )
                 url = embedded.start()
-            except (RedisNotFound, DataDirInUse) as exc:
+            except (RedisNotFound, DataDirInUse, DataDirUnusable) as exc:
                 print(f"nba: {exc}", file=sys.stderr)
                 return 3 if isinstance(exc, RedisNotFound) else 2
             log.info("embedded redis-server on %s, data in %s", mask_url(url), embedded.data_dir)
@@ -476,7 +529,7 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
                 return 2
         elif insecure_open and not is_loopback(host):
             log.warning("--insecure-open on %s: without API keys, anyone who can reach it may do everything", host)
-        serving = Serving(rules_dir, url, settings, (host, port), open_without_keys, workers)
+        serving = Serving(rules_dir, url, settings, (host, port), open_without_keys, insecure_open, workers)
         if workers == 1:
             _serve(serving, args.demo_customers, sock=sock, supervision=supervision.shared)
         else:
@@ -503,15 +556,25 @@ def _keys_problem(url: str, settings: Settings) -> str | None:
     """Why a server that must not run open cannot start (no API key, Redis not answering), or None."""
     import redis
 
+    from nba.app import STARTUP_PATIENCE
     from nba.store import keys
 
-    client = redis.Redis.from_url(url, socket_timeout=settings.redis_timeout, socket_connect_timeout=5)
-    try:
-        count = client.hlen(keys.ACCESS_KEYS)
-    except redis.RedisError as exc:
-        return f"cannot read the API keys from Redis ({exc.__class__.__name__}: {mask_url(str(exc))})"
-    finally:
-        client.close()
+    give_up = time.monotonic() + STARTUP_PATIENCE  # Redis may be starting beside us (compose, Kubernetes)
+    while True:
+        try:
+            client = redis.Redis.from_url(url, socket_timeout=settings.redis_timeout, socket_connect_timeout=5)
+        except ValueError as exc:
+            return f"NBA_REDIS_URL cannot be used: {mask_url(str(exc))}"
+        try:
+            count = client.hlen(keys.ACCESS_KEYS)
+            break
+        except redis.RedisError as exc:
+            if time.monotonic() > give_up:
+                return f"cannot read the API keys from Redis ({exc.__class__.__name__}: {mask_url(str(exc))})"
+            log.warning("Redis not answering yet (%s); retrying", exc.__class__.__name__)
+            time.sleep(0.5)
+        finally:
+            client.close()
     if count:
         return None
     return (
@@ -530,6 +593,7 @@ class Serving:
     settings: Settings
     address: tuple[str, int]
     open_without_keys: bool
+    insecure_open: bool
     workers: int
 
 
@@ -639,6 +703,7 @@ def _build(
         AppOptions(
             rules_dir=serving.rules_dir,
             open_without_keys=serving.open_without_keys,
+            loopback_callers_only=not serving.insecure_open,
             workers=serving.workers,
             decide_deadline=settings.decide_deadline,
             erase_rewrite=settings.erase_rewrite,

@@ -41,6 +41,7 @@ class DecideRequest:
     limit: int
     explain: bool
     contact_id: str | None
+    dry_run: bool = False  # rank and answer, record and reserve nothing (previews)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,7 @@ class Decision:
     rules_version: str
     model_version: str
     degraded: bool = False
+    dry_run: bool = False
     explain: list[dict[str, Any]] | None = None
     context: dict[str, Any] = field(default_factory=dict)
     contact_id: str | None = None

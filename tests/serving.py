@@ -27,9 +27,12 @@ def call(
     method: str | None = None,
     timeout: float = 5,
     key: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {key}"} if key else {})
+    headers = {"Content-Type": "application/json", **(headers or {})} | (
+        {"Authorization": f"Bearer {key}"} if key else {}
+    )
     req = urllib.request.Request(
         url, data=data, method=method or ("POST" if data is not None else "GET"), headers=headers
     )

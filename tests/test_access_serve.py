@@ -69,9 +69,12 @@ def test_a_key_revoked_through_one_server_is_refused_by_another(tmp_path: Path) 
     shared = RedisServer(tmp_path / "redis", persist=False)
     url = shared.start()
     env = {"NBA_REDIS_URL": url}
-    a = Serve(tmp_path / "a", env=env, name="a")
-    b = Serve(tmp_path / "b", env=env, name="b")
+    servers: list[Serve] = []
     try:
+        a = Serve(tmp_path / "a", env=env, name="a")
+        servers.append(a)
+        b = Serve(tmp_path / "b", env=env, name="b")
+        servers.append(b)
         a.wait_ready()
         b.wait_ready()
         made = nba("keys", "create", "--name", "web shop", "--role", "channel", "--channel", "web", env=env)
@@ -92,9 +95,42 @@ def test_a_key_revoked_through_one_server_is_refused_by_another(tmp_path: Path) 
         took = wait_for(lambda: call(b.url("/v1/decide"), decide, key=key)[0] == 401, 30, "revocation on b", b.log)
         print(f"revoked on a, refused by b after {time.monotonic() - revoked:.2f} s (polled {took:.2f} s)")
         assert "never" not in nba("keys", "list", env=env).stdout.split("admin")[0]  # the web key was used
+        # a browser key: its signing secret on the second line; `nba keys token` signs as a shop's server would
+        browser = nba(
+            "keys",
+            "create",
+            "--name",
+            "shop",
+            "--role",
+            "channel",
+            "--channel",
+            "web",
+            "--origin",
+            "https://shop.example",
+            env=env,
+        )
+        browser_key, signing = browser.stdout.split()
+        assert signing not in nba("keys", "list", env=env).stdout
+        token = nba("keys", "token", browser_key.split("_")[1], "c-1", "--ttl", "600", env=env).stdout.strip()
+        assert token.startswith("c-1.")
+        wait_for(
+            lambda: call(a.url("/v1/decide"), decide, key=browser_key, headers={"Nba-Customer-Token": token})[0] == 200,
+            30,
+            "the browser key with a token",
+            a.log,
+        )
+        assert (
+            call(
+                a.url("/v1/decide"),
+                {**decide, "customer_id": "c-2"},
+                key=browser_key,
+                headers={"Nba-Customer-Token": token},
+            )[0]
+            == 403
+        )
     finally:
-        a.kill_all()
-        b.kill_all()
+        for server in servers:
+            server.kill_all()
         shared.stop()
 
 

@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +28,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
+from nba.access import customer_token
 from tests.serving import Serve, nba
 
 CHROMIUM = shutil.which("chromium")
@@ -52,6 +54,9 @@ const params = new URLSearchParams(location.search);
 const api = params.get("api");
 const customer = params.get("customer");
 const headers = {"Authorization": "Bearer " + params.get("key"), "Content-Type": "application/json"};
+if (params.get("token")) {
+  headers["Nba-Customer-Token"] = params.get("token");  // signed by the shop's server for this page's customer
+}
 
 async function post(path, body) {
   try {
@@ -134,6 +139,11 @@ class Site:
     key: str  # channel key for web, allowing `allowed`
     key_without_origins: str  # channel key for web, no origins (a server-side caller's)
     tmp: Path
+    signing: str  # `key`'s signing secret: what the shop's server signs customer tokens with
+
+    def token(self, customer_id: str) -> str:
+        """What the shop's server gives the page of `customer_id`."""
+        return customer_token.sign(self.signing, self.key.split("_")[1], customer_id, int(time.time()) + 3600)
 
 
 @dataclass(frozen=True)
@@ -142,12 +152,13 @@ class Visit:
     console: list[str]  # the browser's console messages (its CORS errors among them)
 
 
-def create_key(env: dict[str, str], name: str, *options: str) -> str:
+def create_key(env: dict[str, str], name: str, *options: str) -> tuple[str, str]:
+    """The key, and its signing secret ('' for a key without origins)."""
     made = nba("keys", "create", "--name", name, "--role", "channel", "--channel", "web", *options, env=env)
     assert made.returncode == 0, f"nba keys create failed ({made.returncode}):\n{made.stdout}\n{made.stderr}"
-    key = made.stdout.strip()
-    assert key.startswith("nba_"), made.stdout
-    return key
+    lines = made.stdout.split()
+    assert lines[0].startswith("nba_"), made.stdout
+    return lines[0], lines[1] if len(lines) > 1 else ""
 
 
 @pytest.fixture(scope="module")
@@ -156,12 +167,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     with page_server() as allowed, page_server() as other:
         # keys made before the first start: the data directory's Redis is started for each command
         env = {"NBA_DATA_DIR": str(tmp / "var")}
-        key = create_key(env, "web shop", "--origin", allowed)
-        key_without_origins = create_key(env, "web backend")
+        key, signing = create_key(env, "web shop", "--origin", allowed)
+        key_without_origins, _ = create_key(env, "web backend")
         server = Serve(tmp, "--demo-customers", "5")
         try:
             server.wait_ready()
-            yield Site(server.base, allowed, other, key, key_without_origins, tmp)
+            yield Site(server.base, allowed, other, key, key_without_origins, tmp, signing)
         finally:
             server.kill_all()
 
@@ -220,7 +231,9 @@ def cors_errors(visit: Visit) -> list[str]:
 
 
 def test_a_page_on_the_allowed_origin_reads_the_decision(site: Site) -> None:
-    seen = visit(site, "allowed", site.allowed, key=site.key, customer="c-1000", tries=str(TRIES))
+    seen = visit(
+        site, "allowed", site.allowed, key=site.key, customer="c-1000", tries=str(TRIES), token=site.token("c-1000")
+    )
     decide = seen.report["decide"]
     assert "error" not in decide, (decide, seen.console)
     assert decide["status"] == 200, decide
@@ -233,7 +246,7 @@ def test_a_page_on_the_allowed_origin_reads_the_decision(site: Site) -> None:
 
 
 def test_a_page_on_another_origin_is_blocked_at_the_preflight(site: Site) -> None:
-    seen = visit(site, "other", site.other, key=site.key, customer="c-1000")
+    seen = visit(site, "other", site.other, key=site.key, customer="c-1000", token=site.token("c-1000"))
     decide = seen.report["decide"]
     assert decide == {"error": {"name": "TypeError", "message": "Failed to fetch"}}, decide
     # the browser's reason: the preflight was refused (403 without Access-Control-Allow-Origin)
@@ -243,9 +256,19 @@ def test_a_page_on_another_origin_is_blocked_at_the_preflight(site: Site) -> Non
     assert "Response to preflight request doesn't pass access control check" in blocked[0]
 
 
+def test_a_page_acting_for_another_customer_is_refused_and_can_read_why(site: Site) -> None:
+    # the key copied from the page, with the page's own token, naming someone else
+    seen = visit(site, "other-customer", site.allowed, key=site.key, customer="c-1002", token=site.token("c-1000"))
+    decide = seen.report["decide"]
+    assert decide.get("status") == 403, (decide, seen.console)
+    assert decide["body"]["code"] == "customer_token_invalid"
+    without = visit(site, "no-token", site.allowed, key=site.key, customer="c-1002")
+    assert without.report["decide"]["body"]["code"] == "customer_token_required"
+    assert cors_errors(seen) == []
+
+
 def test_a_key_without_origins_is_blocked_on_the_allowed_origin(site: Site) -> None:
-    # another customer: the server does decide (the browser only hides the answer), and its returned
-    # actions count against the contact caps
+    # refused by the server before anything is decided (origin_forbidden), and the browser hides even that
     seen = visit(site, "no-origins", site.allowed, key=site.key_without_origins, customer="c-1001")
     decide = seen.report["decide"]
     assert decide == {"error": {"name": "TypeError", "message": "Failed to fetch"}}, decide
@@ -258,7 +281,8 @@ def test_a_key_without_origins_is_blocked_on_the_allowed_origin(site: Site) -> N
 
 
 def test_a_page_on_the_allowed_origin_sends_an_event(site: Site) -> None:
-    seen = visit(site, "event", site.allowed, key=site.key, customer="c-1000", tries=str(TRIES), event="1")
+    token = site.token("c-1000")
+    seen = visit(site, "event", site.allowed, key=site.key, customer="c-1000", tries=str(TRIES), event="1", token=token)
     decide = seen.report["decide"]
     assert decide.get("status") == 200, (decide, seen.console)
     assert "events" in seen.report, f"no action in {seen.report['tries']} decisions: {decide}"

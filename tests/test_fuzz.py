@@ -84,7 +84,7 @@ def draw(strategy: st.SearchStrategy[Any], n: int) -> list[Any]:
 
 
 def _operations(server: Serve) -> list[Any]:
-    doc = requests.get(server.url("/openapi.json"), timeout=10).json()
+    doc = requests.get(server.url("/openapi.json"), headers=KEY, timeout=10).json()
     schema = schemathesis.openapi.from_dict(doc)
     operations = [result.ok() for result in schema.get_all_operations() if isinstance(result, Ok)]
     # /metrics and /openapi.json have no inputs; rules reload and rollback change what the others are
@@ -144,7 +144,7 @@ def test_invalid_requests_are_refused_with_a_problem(server: Serve) -> None:
 
 
 def test_served_document_names_the_rules_channels_and_attributes(server: Serve, tmp_path: Path) -> None:
-    doc = requests.get(server.url("/openapi.json"), timeout=10).json()
+    doc = requests.get(server.url("/openapi.json"), headers=KEY, timeout=10).json()
     schemas = doc["components"]["schemas"]
     assert schemas["DecideRequest"]["properties"]["channel"]["enum"] == ["web", "app", "call_center", "email"]
     attributes = schemas["CustomerWrite"]["properties"]["attributes"]

@@ -28,6 +28,7 @@ ID_RE = re.compile(r"[0-9a-f]{12}")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._:@+\-]{0,63}")
 DEFAULT_RATE = 1000.0  # requests per second per key, all processes together (ratelimit.py)
 MAX_RATE = 1_000_000.0
+MAX_LIFETIME_MS = 10 * 366 * 86_400_000  # an expiry further off is a typo (and past what dates can show)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,8 @@ class ApiKey:
     channels: tuple[str, ...] = ()  # channel role: the channels it may decide and send events for
     origins: tuple[str, ...] = ()  # web pages (scheme://host[:port]) that may call with it (CORS)
     rate: float = DEFAULT_RATE  # requests per second; 0: unlimited
+    # a browser key's secret for customer tokens (customer_token.py); '' when none is needed
+    signing: str = ""
     last_used_ms: int | None = field(default=None, compare=False)
 
     @property
@@ -62,6 +65,7 @@ class ApiKey:
                 "channels": list(self.channels),
                 "origins": list(self.origins),
                 "rate": self.rate,
+                "signing": self.signing,
             }
         )
 
@@ -74,6 +78,7 @@ class ApiKey:
             "channels": list(self.channels),
             "origins": list(self.origins),
             "rate": self.rate,
+            "customer_tokens": bool(self.signing),
             "created": _iso(self.created_ms),
             "expires": _iso(self.expires_ms),
             "last_used": _iso(self.last_used_ms),
@@ -94,6 +99,7 @@ class ApiKey:
                 channels=tuple(_str(c) for c in d.get("channels", [])),
                 origins=tuple(_str(o) for o in d.get("origins", [])),
                 rate=float(d.get("rate", DEFAULT_RATE)),
+                signing=_str(d.get("signing", "")),
                 last_used_ms=last_used_ms,
             )
         except (KeyError, TypeError) as exc:
@@ -124,6 +130,9 @@ class KeyRequest:
     origins: tuple[str, ...] = ()
     expires: str | None = None  # a duration from now (90d, 12h) or an ISO 8601 date or time
     rate: float = DEFAULT_RATE
+    # a browser key (with origins) acts only for the customer of a token the shop's server signed, unless
+    # this says that any page may name any customer id (customer_token.py)
+    unsigned_customers: bool = False
 
 
 def create(req: KeyRequest, known_channels: Iterable[str], now_ms: int) -> tuple[ApiKey, str]:
@@ -155,8 +164,12 @@ def create(req: KeyRequest, known_channels: Iterable[str], now_ms: int) -> tuple
     expires_ms = None
     if req.expires is not None:
         expires_ms = _expiry(req.expires, now_ms)
-        if expires_ms is None or expires_ms <= now_ms:
-            errors.append(FieldError("expires", "a duration (90d, 12h, 30m) or a future ISO 8601 date or time"))
+        if expires_ms is None or not now_ms < expires_ms <= now_ms + MAX_LIFETIME_MS:
+            errors.append(
+                FieldError("expires", "a duration (90d, 12h, 30m) or an ISO 8601 date or time, within 10 years")
+            )
+    if req.unsigned_customers and not req.origins:
+        errors.append(FieldError("unsigned_customers", "only for keys with origins (browser keys)"))
     if not 0 <= req.rate <= MAX_RATE:
         errors.append(FieldError("rate", f"requests per second from 0 (unlimited) to {MAX_RATE:.0f}"))
     if errors or role is None:
@@ -173,6 +186,7 @@ def create(req: KeyRequest, known_channels: Iterable[str], now_ms: int) -> tuple
         tuple(dict.fromkeys(req.channels)),
         tuple(dict.fromkeys(origins)),
         req.rate,
+        secrets.token_urlsafe(32) if origins and not req.unsigned_customers else "",
     )
     return record, secret
 
@@ -184,10 +198,12 @@ _UNIT = {"d": 86400, "h": 3600, "m": 60}
 def _expiry(text: str, now_ms: int) -> int | None:
     m = _DURATION.fullmatch(text.strip())
     if m:
-        return now_ms + int(m.group(1)) * _UNIT[m.group(2)] * 1000
+        return now_ms + min(int(m.group(1)), 10**7) * _UNIT[m.group(2)] * 1000
     try:
         when = dt.datetime.fromisoformat(text.strip())
     except ValueError:
+        return None
+    if when.year >= 9999:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 ROUTES = frozenset({"/v1/decide", "/v1/events"})
 MAX_AGE = 600  # seconds a browser may reuse a preflight answer
-ALLOW_HEADERS = "Authorization, Content-Type"
+ALLOW_HEADERS = "Authorization, Content-Type, Nba-Customer-Token"
 _HOST = re.compile(r"[a-z0-9.\-]+|[0-9a-f:.]+")  # a name or IPv4, or IPv6 (urlsplit drops its brackets)
 
 

@@ -12,7 +12,8 @@ from nba.errors import Forbidden
 
 
 class Permission(enum.StrEnum):
-    PUBLIC = "public"  # health probes, the OpenAPI document: no key needed
+    PUBLIC = "public"  # health probes: no key needed
+    OPENAPI = "openapi"  # the OpenAPI document: any key (it names the rules' actions and attributes)
     DECIDE = "decide"  # POST /v1/decide, on the key's channels
     EVENTS = "events"  # POST /v1/events, on the key's channels
     EXPLAIN = "explain"  # POST /v1/decide with explain: true, on any channel (previews of the rules)
@@ -40,11 +41,11 @@ class Role(enum.StrEnum):
 
 P = Permission
 ROLES: dict[Role, frozenset[Permission]] = {
-    Role.CHANNEL: frozenset({P.DECIDE, P.EVENTS}),
-    Role.CRM: frozenset({P.CUSTOMERS_READ, P.CUSTOMERS_WRITE, P.CUSTOMERS_ERASE}),
-    Role.MARKETER: frozenset({P.RULES_READ, P.RULES_CHANGE, P.STATS, P.EXPLAIN}),
-    Role.ANALYST: frozenset({P.RULES_READ, P.STATS, P.LOGS}),
-    Role.OPERATOR: frozenset({P.RULES_READ, P.METRICS, P.HEALTH_DETAILS}),
+    Role.CHANNEL: frozenset({P.OPENAPI, P.DECIDE, P.EVENTS}),
+    Role.CRM: frozenset({P.OPENAPI, P.CUSTOMERS_READ, P.CUSTOMERS_WRITE, P.CUSTOMERS_ERASE}),
+    Role.MARKETER: frozenset({P.OPENAPI, P.RULES_READ, P.RULES_CHANGE, P.STATS, P.EXPLAIN}),
+    Role.ANALYST: frozenset({P.OPENAPI, P.RULES_READ, P.STATS, P.LOGS}),
+    Role.OPERATOR: frozenset({P.OPENAPI, P.RULES_READ, P.METRICS, P.HEALTH_DETAILS}),
     Role.ADMIN: frozenset(Permission),
 }
 # a channel key's decide and events are bound to its channels; the other roles' are not

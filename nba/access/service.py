@@ -9,6 +9,7 @@ needs a role until a key exists. Creating the first key closes an open server wi
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -21,7 +22,7 @@ from nba.access.audit import Audit
 from nba.access.ratelimit import RateLimits
 from nba.access.roles import Principal, Role
 from nba.concurrency import stop_if_cancelled
-from nba.errors import NotFound, TooManyRequests
+from nba.errors import Forbidden, NotFound, TooManyRequests
 from nba.metrics import Metrics
 from nba.store.contract import Storage
 
@@ -32,6 +33,21 @@ USED_FLUSH_SECONDS = 5.0  # how often a process writes when its keys were last u
 OPEN = Principal("-", "anonymous (open server)", Role.ADMIN)
 
 
+def is_loopback_name(host: str) -> bool:
+    """`host` (a Host header: name or address, perhaps with a port) names this machine's loopback."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    if name in ("localhost", "localhost.") or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 class AccessControl:
     def __init__(
         self,
@@ -40,14 +56,19 @@ class AccessControl:
         clock: Callable[[], float] = time.time,
         *,
         open_without_keys: bool = True,
+        loopback_callers_only: bool = True,
         workers: int = 1,
     ):
         self.store = store
         self.metrics = metrics
         self.clock = clock
         self.open_without_keys = open_without_keys
+        # open on loopback: only callers that name a loopback host (no DNS rebinding) from no page or a
+        # loopback page (no cross-site request from a page the browser of this machine has open)
+        self.loopback_callers_only = loopback_callers_only
         self.keyring = Keyring()
         self.version: str | None = None  # of the keys in the keyring; None: not read yet
+        self.sealed = False  # a key was ever created here: never open again
         self.limits = RateLimits(workers)
         self.audit = Audit(store, clock)
         self._used: dict[str, int] = {}  # key id -> last use (ms) not written yet
@@ -56,7 +77,7 @@ class AccessControl:
 
     @property
     def open(self) -> bool:
-        return self.open_without_keys and not self.keyring
+        return self.open_without_keys and not self.sealed and not self.keyring
 
     def admit(self, authorization: str | None, now: float) -> Principal:
         """Who calls: the key `authorization` carries, checked and counted against its rate; OPEN when the
@@ -74,6 +95,22 @@ class AccessControl:
             raise TooManyRequests(f"key {key.id} is limited to {key.rate:g} requests per second", retry_after=wait)
         self._used[key.id] = int(now * 1000)
         return key.principal
+
+    def check_open_caller(self, host: str, origin: str | None) -> None:
+        """Forbidden when an open server on loopback is called through another host name, or from a page
+        that is not on this machine."""
+        if not self.loopback_callers_only:
+            return
+        if not is_loopback_name(host):
+            raise Forbidden(
+                f"this server has no API keys and answers only requests to a loopback address, not {host!r}",
+                code="open_server_host",
+            )
+        if origin is not None and not is_loopback_name(origin.partition("://")[2]):
+            raise Forbidden(
+                f"this server has no API keys: pages on {origin} may not call it (create a key with --origin)",
+                code="origin_forbidden",
+            )
 
     def identify(self, authorization: str | None, now: float) -> Principal | None:
         """Who calls a public route: a valid key's principal, OPEN on an open server, else None (a public
@@ -96,14 +133,14 @@ class AccessControl:
         """Reload the keys when their version moved; True when the keyring changed."""
         if not force and self.version is not None and await self.store.access_version() == self.version:
             return False
-        version, records, used = await self.store.read_keys()
+        version, records, used, sealed = await self.store.read_keys()
         keys: dict[str, ApiKey] = {}
         for key_id, raw in records.items():
             try:
                 keys[key_id] = ApiKey.from_json(raw, used.get(key_id))
             except ValueError:
                 self.store.unreadable("api_key", key_id, raw)
-        self.keyring, self.version = Keyring(keys), version
+        self.keyring, self.version, self.sealed = Keyring(keys), version, sealed
         self.limits.forget_except(set(keys))
         self.metrics.api_keys.set(len(keys))
         self._say_mode()

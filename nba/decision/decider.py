@@ -111,6 +111,9 @@ class Decider:
                     ),
                 )
                 d = ranked.decision
+                if req.dry_run:
+                    self.metrics.child(self.metrics.decisions, req.channel, "dry_run").inc()
+                    return replace(d, dry_run=True)
                 recorded = await self.store.record_decision(
                     req.customer_id,
                     customer.version,

@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from nba.access import cors
+from nba.access import cors, customer_token
 from nba.access.roles import Permission, Principal, authorize
-from nba.access.service import AccessControl
+from nba.access.service import OPEN, AccessControl
 from nba.errors import Forbidden
 from nba.http.problem import problem_response
 
@@ -77,8 +77,10 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     who = access.admit(request.headers.get("Authorization"), request.app[CLOCK]())
     request[PRINCIPAL] = who
-    check(request, needs)
     origin = request.headers.get("Origin")
+    if who is OPEN:
+        access.check_open_caller(request.host, origin)
+    check(request, needs)
     if origin is not None and request.path in cors.ROUTES:
         key = access.key_of(who)
         if key is not None and origin not in key.origins:
@@ -86,6 +88,21 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             # the answer, after the decision had reserved and the events been stored)
             raise Forbidden(f"this key may not be used from pages on {origin}", code="origin_forbidden")
     return await handler(request)
+
+
+def check_customers(request: web.Request, customer_ids: set[str]) -> None:
+    """A browser key acts only for the customer its caller's token names (access/customer_token.py)."""
+    access = request.app[ACCESS]
+    key = access.key_of(request[PRINCIPAL])
+    if key is None or not key.signing:
+        return
+    try:
+        customer_token.verify(
+            request.headers.get(customer_token.HEADER), key.signing, key.id, customer_ids, request.app[CLOCK]()
+        )
+    except Forbidden:
+        access.metrics.child(access.metrics.access_refused, "customer_token").inc()
+        raise
 
 
 def check(request: web.Request, needs: tuple[Permission, ...], channels: tuple[str, ...] = ()) -> None:

@@ -167,6 +167,10 @@ _SCHEMAS: dict[str, Any] = {
             "rules_version": {"type": "string"},
             "model_version": {"type": "string"},
             "degraded": {"type": "boolean"},
+            "dry_run": {
+                "type": "boolean",
+                "description": "true: a preview (a marketer's explain): nothing was recorded or reserved",
+            },
             "explain": {"type": "array", "items": _ref("ExplainItem")},
         },
     },
@@ -324,6 +328,10 @@ _SCHEMAS: dict[str, Any] = {
                 "description": "web pages (https://host[:port]) allowed to call with this key (CORS)",
             },
             "expires": {"type": "string", "description": "a duration (90d, 12h, 30m) or an ISO 8601 date or time"},
+            "unsigned_customers": {
+                "type": "boolean",
+                "description": "a key with origins without customer tokens: any page may name any customer",
+            },
             "rate": {
                 "type": "number",
                 "minimum": 0,
@@ -334,7 +342,18 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Key": {
         "type": "object",
-        "required": ["id", "name", "role", "channels", "origins", "rate", "created", "expires", "last_used"],
+        "required": [
+            "id",
+            "name",
+            "role",
+            "channels",
+            "origins",
+            "rate",
+            "customer_tokens",
+            "created",
+            "expires",
+            "last_used",
+        ],
         "properties": {
             "id": {"type": "string"},
             "name": {"type": "string"},
@@ -345,7 +364,12 @@ _SCHEMAS: dict[str, Any] = {
             "created": {"type": "string", "format": "date-time"},
             "expires": {"type": ["string", "null"], "format": "date-time"},
             "last_used": {"type": ["string", "null"], "format": "date-time"},
+            "customer_tokens": {"type": "boolean", "description": "requests need a Nba-Customer-Token header"},
             "key": {"type": "string", "description": "only when created: the secret, shown this once"},
+            "signing_secret": {
+                "type": "string",
+                "description": "only when created, for keys with customer tokens: what your server signs them with",
+            },
         },
     },
     "Keys": {"type": "object", "required": ["keys"], "properties": {"keys": {"type": "array", "items": _ref("Key")}}},

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 
 from nba.access import audit
 from nba.access.roles import Permission
@@ -91,6 +91,9 @@ async def decide(request: web.Request) -> web.Response:
     body = await read_json(request, wire.MAX_DECIDE_BODY)
     req = wire.parse_decide(body, app[LIVE].snapshot.rulebook)
     access.check(request, (P.DECIDE, P.EXPLAIN) if req.explain else (P.DECIDE,), (req.channel,))
+    access.check_customers(request, {req.customer_id})
+    if not access.principal(request).may(P.DECIDE):  # a preview by a marketer: it must not use up caps
+        req = dataclasses.replace(req, dry_run=True)
     start = time.perf_counter()
     decision = await app[DECIDER].decide(req)
     metrics = app[METRICS]
@@ -103,6 +106,7 @@ async def events(request: web.Request) -> web.Response:
     body = await read_json(request, wire.MAX_EVENTS_BODY)
     batch = wire.parse_events(body, app[LIVE].snapshot.rulebook, app[CLOCK]())
     access.check(request, (P.EVENTS,), tuple({e.channel for e in batch}))
+    access.check_customers(request, {e.customer_id for e in batch})
     remember = {c.name: c.remember_anonymous for c in app[LIVE].snapshot.rulebook.channels.values()}
     result = await app[INGEST].ingest(batch, remember)
     return json_response(wire.ingest_body(result), status=202)
@@ -246,7 +250,8 @@ async def create_key(request: web.Request) -> web.Response:
     req = wire.parse_key_request(await read_json(request, wire.MAX_DECIDE_BODY))
     ac = request.app[access.ACCESS]
     key, secret = await ac.create_key(req, request.app[LIVE].snapshot.rulebook.channels, access.principal(request))
-    return json_response({**key.public(), "key": secret}, status=201)
+    signing = {"signing_secret": key.signing} if key.signing else {}
+    return json_response({**key.public(), "key": secret, **signing}, status=201)
 
 
 async def revoke_key(request: web.Request) -> web.Response:
@@ -285,7 +290,7 @@ ROUTES: list[tuple[str, str, Handler, tuple[Permission, ...]]] = [
     ("GET", "/healthz", healthz, (P.PUBLIC,)),
     ("GET", "/readyz", readyz, (P.PUBLIC,)),
     ("GET", "/metrics", metrics, (P.METRICS,)),
-    ("GET", "/openapi.json", openapi, (P.PUBLIC,)),
+    ("GET", "/openapi.json", openapi, (P.OPENAPI,)),
 ]
 
 
@@ -304,6 +309,11 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         response = problem_response(err)
     except web.HTTPException as exc:
         response = problem_response(_from_http(exc))
+    except OutOfMemoryError:
+        log.error("Redis is full (maxmemory) during %s %s: nothing more can be stored", request.method, request.path)
+        response = problem_response(
+            Unavailable("storage is full; nothing was stored (an operator must add memory)", code="storage_full")
+        )
     except (RedisError, OSError, TimeoutError) as exc:
         log.warning("redis unavailable during %s %s: %r", request.method, request.path, exc)
         response = problem_response(Unavailable("storage is unavailable; retry shortly", code="storage_unavailable"))

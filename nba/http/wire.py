@@ -246,7 +246,7 @@ def parse_key_request(body: Any) -> KeyRequest:
     """POST /v1/keys: the shape here, the values in apikeys.create (which names every wrong field)."""
     b = _object(body, "key request")
     errors: list[FieldError] = []
-    _unknown(b, ("name", "role", "channels", "origins", "expires", "rate"), "", errors)
+    _unknown(b, ("name", "role", "channels", "origins", "expires", "rate", "unsigned_customers"), "", errors)
     for name in ("name", "role"):
         if not isinstance(b.get(name), str):
             errors.append(FieldError(name, "is required, a string"))
@@ -263,9 +263,12 @@ def parse_key_request(body: Any) -> KeyRequest:
     rate = b.get("rate", DEFAULT_RATE)
     if isinstance(rate, bool) or not isinstance(rate, int | float):
         errors.append(FieldError("rate", "must be a number (requests per second; 0: unlimited)"))
+    unsigned = b.get("unsigned_customers", False)
+    if not isinstance(unsigned, bool):
+        errors.append(FieldError("unsigned_customers", "must be true or false"))
     if errors:
         _raise(errors, "invalid key request")
-    return KeyRequest(b["name"], b["role"], lists["channels"], lists["origins"], expires, float(rate))
+    return KeyRequest(b["name"], b["role"], lists["channels"], lists["origins"], expires, float(rate), unsigned)
 
 
 MAX_AUDIT_ENTRIES = 10_000
@@ -330,6 +333,8 @@ def decision_body(d: Decision) -> dict[str, Any]:
         "model_version": d.model_version,
         "degraded": d.degraded,
     }
+    if d.dry_run:
+        body["dry_run"] = True
     if d.explain is not None:
         body["explain"] = d.explain
     return body

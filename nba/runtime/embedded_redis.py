@@ -43,11 +43,18 @@ def free_port() -> int:
 MAXMEMORY_POLICY = "volatile-lru"
 
 
+class DataDirUnusable(RuntimeError):
+    """The data directory holds something nba cannot start from (an emptied password file)."""
+
+
 def data_dir_password(data_dir: Path) -> str:
     """The password of the embedded Redis: generated once, kept (owner-only) beside its data."""
     path = data_dir / "password"
     if path.exists():
-        return path.read_text(encoding="utf-8").strip()
+        password = path.read_text(encoding="utf-8").strip()
+        if len(password) < 16:  # an emptied file must not start Redis without a password
+            raise DataDirUnusable(f"{path} holds no usable password; delete it and a new one is generated")
+        return password
     data_dir.mkdir(parents=True, exist_ok=True)
     password = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -90,6 +97,8 @@ class RedisServer:
         if binary is None:
             raise RedisNotFound(INSTALL_HINT)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.password:  # its files hold everything Redis does: owner only, like the password
+            self.data_dir.chmod(0o700)
         self._own_directory()
         for _attempt in range(5):  # the port may be taken between free_port() and redis binding it
             self.port = free_port()
@@ -154,7 +163,10 @@ class RedisServer:
             *memory,
             *self.extra,
         ]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # umask: the append-only files and snapshots Redis writes are the owner's only
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, umask=0o077 if self.password else -1
+        )
         return self._wait(timeout)
 
     def log_tail(self, size: int = 2000) -> str:

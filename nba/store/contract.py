@@ -281,8 +281,9 @@ class Storage(Protocol):
         """Moves with every key change: processes poll it and reload the keys."""
         ...
 
-    async def read_keys(self) -> tuple[str, dict[str, bytes], dict[str, int]]:
-        """The version, every key record by id, and when each key was last used (epoch ms)."""
+    async def read_keys(self) -> tuple[str, dict[str, bytes], dict[str, int], bool]:
+        """The version, every key record by id, when each key was last used (epoch ms), and whether a
+        key was ever created (a server that had keys never runs open again)."""
         ...
 
     async def save_key(self, key_id: str, record: bytes) -> None: ...

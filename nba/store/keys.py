@@ -70,6 +70,9 @@ other shards than the customers.
                                      No TTL: a key lives until revoked (HDEL); expired keys are refused.
     nba:{access}:used         hash   API key id -> epoch ms it was last used (each process writes what it
                                      saw every USED_FLUSH_SECONDS, access/service.py).
+    nba:{access}:sealed       string set with the first key and never removed by nba: a server that ever had a
+                                     key never runs open again (revoking the last key, or a damaged
+                                     record, must not open it to everyone).
     nba:{access}:version      string INCR-ed by every key change: processes poll it (ACCESS_POLL_SECONDS)
                                      and reload the keys, so a revoked key is refused everywhere within 1 s.
     nba:{audit}:log           stream who did what when: erasures (a keyed hash of the customer id, never the
@@ -219,6 +222,8 @@ ATTRIBUTE_CODES = f"{PREFIX}:{{rules}}:attributes"
 ACCESS_KEYS = f"{PREFIX}:{{access}}:keys"
 ACCESS_USED = f"{PREFIX}:{{access}}:used"
 ACCESS_VERSION = f"{PREFIX}:{{access}}:version"
+ACCESS_SEALED = f"{PREFIX}:{{access}}:sealed"
+AUDIT_MAX = 1_000_000  # entries kept at most, whatever their age (about 110 bytes each)
 AUDIT_LOG = f"{PREFIX}:{{audit}}:log"
 AUDIT_SECRET = f"{PREFIX}:{{audit}}:secret"
 AUDIT_RETENTION = 400 * DAY

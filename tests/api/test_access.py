@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from nba.access import customer_token
 from nba.access.apikeys import KeyRequest
 from nba.access.service import OPEN
 from nba.http.access import ACCESS
@@ -39,9 +40,9 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("GET", "/metrics"): {"operator", "admin"},
     ("GET", "/healthz"): set(ROLES),
     ("GET", "/readyz"): set(ROLES),
-    ("GET", "/openapi.json"): set(ROLES),
+    ("GET", "/openapi.json"): set(ROLES),  # any key: it names the rules' actions and attributes
 }
-PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/openapi.json")}
+PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
 CUSTOMER = {"attributes": CROSSSELL_MOBILE}
 
 
@@ -103,12 +104,25 @@ async def test_every_route_admits_its_roles_and_refuses_the_others(make_client: 
             assert anonymous.headers["WWW-Authenticate"] == 'Bearer realm="nba"'
 
 
-async def test_a_marketer_may_preview_with_explain_only(make_client: AppFactory) -> None:
+async def test_a_marketer_may_preview_with_explain_only_and_a_preview_records_nothing(
+    make_client: AppFactory, redis: Redis
+) -> None:
     client = await make_client(open_without_keys=False)
     key = await _key(client, "marketer")
+    admin = await _key(client, "admin")
+    assert (await _call(client, "PUT", "/v1/customers/c-1", CUSTOMER, admin)).status == 200
     body = {"customer_id": "c-1", "channel": "call_center"}
-    assert (await _call(client, "POST", "/v1/decide", {**body, "explain": True}, key)).status == 200
+    for _ in range(5):  # previews: never a reservation, so the caps stay whole
+        preview = await _call(client, "POST", "/v1/decide", {**body, "explain": True}, key)
+        answer = await preview.json()
+        assert preview.status == 200
+        assert answer["dry_run"] is True
+        assert answer["actions"]
+    assert await redis.exists(keys.decisions("c-1")) == 0
     await problem(await _call(client, "POST", "/v1/decide", body, key), 403)
+    real = await (await _call(client, "POST", "/v1/decide", {**body, "explain": True}, admin)).json()
+    assert "dry_run" not in real
+    assert await redis.exists(keys.decisions("c-1")) == 1
 
 
 async def test_a_channel_key_is_bound_to_its_channels(make_client: AppFactory) -> None:
@@ -168,11 +182,29 @@ async def test_an_open_server_admits_everyone_until_the_first_key(make_client: A
     assert secret.encode() not in b"".join(records)  # only its hash is kept
     await problem(await client.get("/v1/keys"), 401)  # closed from the first key on
     assert (await _call(client, "GET", "/v1/keys", None, secret)).status == 200
+    # revoking the last key does not open it again: a server that had keys stays closed
+    app = client.app
+    assert app is not None
+    await app[ACCESS].revoke_key(secret.split("_")[1], OPEN)
+    await problem(await client.get("/v1/actions/stats"), 401)
     # a server that may not run open refuses everything needing a role while there are no keys
+    await redis.flushdb()
     closed = await make_client(open_without_keys=False)
-    assert closed.app is not None
-    await closed.app[ACCESS].revoke_key(secret.split("_")[1], OPEN)
     await problem(await closed.get("/v1/actions/stats"), 401)
+
+
+async def test_an_open_server_answers_only_loopback_callers(make_client: AppFactory) -> None:
+    client = await make_client()
+    assert (await client.get("/v1/rules", headers={"Host": "localhost:8080"})).status == 200
+    rebound = await client.get("/v1/customers/c-1", headers={"Host": "attacker.example"})
+    assert (await problem(rebound, 403))["code"] == "open_server_host"
+    cross_site = await client.post("/v1/rules/reload", headers={"Origin": "https://attacker.example"})
+    assert (await problem(cross_site, 403))["code"] == "origin_forbidden"
+    local_page = await client.get("/v1/rules", headers={"Origin": "http://localhost:3000"})
+    assert local_page.status == 200
+    # --insecure-open: something in front of nba answers for its callers
+    behind_a_gateway = await make_client(loopback_callers_only=False)
+    assert (await behind_a_gateway.get("/v1/rules", headers={"Host": "nba.internal"})).status == 200
 
 
 async def test_a_key_s_rate_is_enforced_with_retry_after(make_client: AppFactory) -> None:
@@ -200,9 +232,51 @@ async def test_health_details_only_for_the_operator(make_client: AppFactory) -> 
     assert "rules_version" in await (await _call(client, "GET", "/readyz", None, operator)).json()
 
 
-async def test_cors_headers_for_the_origins_of_the_calling_key(make_client: AppFactory) -> None:
+def _token(client: Client, key: str, customer_id: str, expires: float = NOW + 3600) -> str:
+    app = client.app
+    assert app is not None
+    record = app[ACCESS].keyring.keys[key.split("_")[1]]
+    return customer_token.sign(record.signing, record.id, customer_id, int(expires))
+
+
+async def test_a_browser_key_acts_only_for_the_customer_its_token_names(make_client: AppFactory) -> None:
     client = await make_client(open_without_keys=False)
     shop = await _key(client, "channel", origins=("https://shop.example.com",))
+    page = {"Origin": "https://shop.example.com"}
+    body = {"customer_id": "c-1", "channel": "web"}
+    token = _token(client, shop, "c-1")
+    ok = await _call(client, "POST", "/v1/decide", body, shop, **page, **{"Nba-Customer-Token": token})
+    assert ok.status == 200
+    missing = await _call(client, "POST", "/v1/decide", body, shop, **page)
+    assert (await problem(missing, 403))["code"] == "customer_token_required"
+    for bad in (
+        _token(client, shop, "c-2"),  # another customer's
+        _token(client, shop, "c-1", NOW - 1),  # expired
+        _token(client, shop, "c-1", NOW + 8 * 86400),  # longer than a week
+        token[:-2] + "xx",  # tampered
+        "c-1.9999999999.x",
+    ):
+        refused = await _call(client, "POST", "/v1/decide", body, shop, **page, **{"Nba-Customer-Token": bad})
+        assert (await problem(refused, 403))["code"] == "customer_token_invalid", bad
+    event = {"type": "click", "action_id": "tv-addon", "channel": "web"}
+    two = {
+        "events": [
+            {**event, "event_id": "e-1", "customer_id": "c-1"},
+            {**event, "event_id": "e-2", "customer_id": "c-2"},
+        ]
+    }
+    refused = await _call(client, "POST", "/v1/events", two, shop, **page, **{"Nba-Customer-Token": token})
+    assert (await problem(refused, 403))["code"] == "customer_token_invalid"
+    one = {"events": two["events"][:1]}
+    assert (await _call(client, "POST", "/v1/events", one, shop, **page, **{"Nba-Customer-Token": token})).status == 202
+    # a browser key created to name any customer (no server to sign tokens): taken at its word
+    anyone = await _key(client, "channel", origins=("https://shop.example.com",), unsigned_customers=True)
+    assert (await _call(client, "POST", "/v1/decide", body, anyone, **page)).status == 200
+
+
+async def test_cors_headers_for_the_origins_of_the_calling_key(make_client: AppFactory) -> None:
+    client = await make_client(open_without_keys=False)
+    shop = await _key(client, "channel", origins=("https://shop.example.com",), unsigned_customers=True)
     other = await _key(client, "channel")
     pre = await client.options(
         "/v1/decide",

@@ -50,7 +50,7 @@ async def raw_post(
     try:
         length = len(body) if declared is None else declared
         writer.write(
-            f"POST {path} HTTP/1.1\r\nHost: nba\r\nContent-Type: application/json\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {length}\r\nConnection: close\r\n\r\n".encode()
         )
         await writer.drain()

@@ -60,7 +60,7 @@ async def _busy(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A connection with a request in flight: headers sent, the body still coming."""
     reader, writer = await _open(port)
     writer.write(
-        b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        b"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
     )
     await writer.drain()
     return reader, writer

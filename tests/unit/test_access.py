@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from nba.access import apikeys, cors
+from nba.access import apikeys, cors, customer_token
 from nba.access.apikeys import KeyRequest, Keyring
 from nba.access.audit import subject_hash
 from nba.access.ratelimit import RateLimits, TokenBucket
-from nba.errors import InvalidRequest, Unauthorized
+from nba.access.service import is_loopback_name
+from nba.errors import Forbidden, InvalidRequest, Unauthorized
 from nba.settings import mask_url
 
 NOW_MS = 1_795_435_200_000
@@ -113,3 +114,39 @@ def test_passwords_are_masked(url: str) -> None:
 def test_urls_without_secrets_are_kept() -> None:
     assert mask_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     assert mask_url("unix:///run/redis.sock?password=s3cret&db=2") == "unix:///run/redis.sock?password=***&db=2"
+
+
+def test_customer_tokens_name_one_customer_of_one_key_for_a_while() -> None:
+    token = customer_token.sign("s3cret", "0123456789ab", "c.1@x", 2_000)
+    customer_token.verify(token, "s3cret", "0123456789ab", {"c.1@x"}, 1_000)  # dots in ids are fine
+    refusals = [
+        (token, "other", "0123456789ab", {"c.1@x"}, 1_000),  # another key's secret
+        (token, "s3cret", "ba9876543210", {"c.1@x"}, 1_000),  # another key
+        (token, "s3cret", "0123456789ab", {"c.1@x", "c-2"}, 1_000),  # and someone else
+        (token, "s3cret", "0123456789ab", {"c.1@x"}, 2_000),  # expired
+        (token, "s3cret", "0123456789ab", {"c.1@x"}, 2_000 - customer_token.MAX_LIFETIME - 1),  # too long
+        ("c.1@x.2000", "s3cret", "0123456789ab", {"c.1@x"}, 1_000),
+        (None, "s3cret", "0123456789ab", {"c.1@x"}, 1_000),
+    ]
+    for args in refusals:
+        with pytest.raises(Forbidden):
+            customer_token.verify(*args)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1:8080", True),
+        ("localhost", True),
+        ("LOCALHOST:80", True),
+        ("[::1]:8080", True),
+        ("127.5.5.5", True),
+        ("app.localhost:3000", True),
+        ("attacker.example", False),
+        ("10.0.0.1:8080", False),
+        ("127.0.0.1.attacker.example", False),
+        ("", False),
+    ],
+)
+def test_loopback_names(host: str, loopback: bool) -> None:
+    assert is_loopback_name(host) is loopback

@@ -16,24 +16,27 @@ class Access(RedisBase):
         v: bytes | None = await self._timed("access_version", lambda: self._mux.execute("GET", keys.ACCESS_VERSION))
         return v.decode() if v else "0"
 
-    async def read_keys(self) -> tuple[str, dict[str, bytes], dict[str, int]]:
-        """The version, the key records by id and when each was last used, read together."""
+    async def read_keys(self) -> tuple[str, dict[str, bytes], dict[str, int], bool]:
+        """The version, the key records by id, when each was last used, and whether a key ever existed
+        (sealed), read together."""
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.get(keys.ACCESS_VERSION)
             pipe.hgetall(keys.ACCESS_KEYS)
             pipe.hgetall(keys.ACCESS_USED)
-            version, records, used = await self._timed("read_keys", pipe.execute)
+            pipe.exists(keys.ACCESS_SEALED)
+            version, records, used, sealed = await self._timed("read_keys", pipe.execute)
         last: dict[str, int] = {}
         for k, v in used.items():
             try:
                 last[k.decode()] = int(v)
             except ValueError:
                 self.unreadable("key_last_used", k.decode(errors="replace"), v)
-        return (version or b"0").decode(), {k.decode(): v for k, v in records.items()}, last
+        return (version or b"0").decode(), {k.decode(): v for k, v in records.items()}, last, bool(sealed)
 
     async def save_key(self, key_id: str, record: bytes) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(keys.ACCESS_KEYS, key_id, record)
+            pipe.set(keys.ACCESS_SEALED, 1)
             pipe.incr(keys.ACCESS_VERSION)
             await self._timed("save_key", pipe.execute)
 
@@ -66,10 +69,11 @@ class Access(RedisBase):
         """Append an entry (its id holds the time); entries past keys.AUDIT_RETENTION go at the same time."""
         cutoff = max(0, now_ms - keys.AUDIT_RETENTION * 1000)
         fields: Any = dict(entry)
-        eid = await self._timed(
-            "append_audit",
-            lambda: self.client.xadd(keys.AUDIT_LOG, fields, minid=f"{cutoff}-0", approximate=True),
-        )
+        async with self.client.pipeline(transaction=False) as pipe:
+            # by age (MINID) and by count: a caller erasing made-up ids at its rate must not fill Redis
+            pipe.xadd(keys.AUDIT_LOG, fields, minid=f"{cutoff}-0", approximate=True)
+            pipe.xtrim(keys.AUDIT_LOG, maxlen=keys.AUDIT_MAX, approximate=True)
+            eid, _ = await self._timed("append_audit", pipe.execute)
         return str(eid.decode() if isinstance(eid, bytes) else eid)
 
     async def read_audit(self, after: str, count: int) -> list[tuple[str, dict[str, str]]]:

@@ -40,6 +40,7 @@ class RedisBase:
         self.client = client
         self._observe = observe or (lambda op, ms, failed: None)
         self.unreadable = unreadable or Unreadable()
+        self.description = "Redis"  # where this store is, as messages name it (no password)
         # the attribute registry (keys.ATTRIBUTE_CODES) as far as this process has needed it
         self._code_of: dict[str, int] = {}
         self._name_of: dict[int, str] = {}
