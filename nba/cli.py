@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument(
         "--origin", action="append", default=[], help="a web page origin that may call with it (CORS; repeat)"
     )
-    create.add_argument("--expires", help="a duration (90d, 12h) or an ISO 8601 date or time")
+    create.add_argument("--expires", help="a duration (90d, 12h, 30m) or an ISO 8601 date or time")
     create.add_argument(
         "--rate",
         type=float,
@@ -136,6 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     test.add_argument("directory", nargs="?", type=Path, default=None)
     test.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except BrokenPipeError:  # `nba audit | head`: the reader is gone, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
@@ -269,15 +277,20 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
 
     async with admin_store(settings, "keep keys in", start_embedded=True) as store:
         where = store.description
-        access = AccessControl(store, Metrics())
+        access = AccessControl(store, Metrics(), announce=False)
         if args.keys_command == "list":
             keys = await access.list_keys()
-            print(f"{'id':<12}  {'name':<20} {'role':<9} {'channels':<16} {'last used':<25} expires")
+            print(
+                f"{'id':<12}  {'name':<20} {'role':<9} {'channels':<16} {'rate/s':>9}  {'last used':<25} "
+                f"{'expires':<25} origins"
+            )
             for k in keys:
                 p = k.public()
+                origins = ",".join(k.origins) + (" (customer tokens)" if k.signing else "") if k.origins else "-"
                 print(
                     f"{k.id:<12}  {k.name[:20]:<20} {k.role:<9} {','.join(k.channels) or '-':<16} "
-                    f"{p['last_used'] or 'never':<25} {p['expires'] or 'never'}"
+                    f"{f'{k.rate:g}' if k.rate else 'unlimited':>9}  {p['last_used'] or 'never (or < 5 s ago)':<25} "
+                    f"{p['expires'] or 'never':<25} {origins}"
                 )
             print(f"{len(keys)} key(s)", file=sys.stderr)
             return 0

@@ -82,7 +82,8 @@ class Metrics:
         )
         self.access_refused = Counter(
             "nba_access_refused_total",
-            "Requests refused by access control: missing_key, invalid_key (401), forbidden (403), rate_limited (429)",
+            "Requests refused by access control: missing_key, invalid_key (401), forbidden, customer_token (403), "
+            "rate_limited (429)",
             ["reason"],
             registry=r,
         )

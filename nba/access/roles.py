@@ -71,7 +71,8 @@ def authorize(who: Principal, permissions: tuple[Permission, ...], channels: Col
     permission = next((p for p in permissions if who.may(p)), None)
     if permission is None:
         needs = " or ".join(permissions)
-        raise Forbidden(f"the {who.role} role may not do this (needs {needs}); see docs/access.md")
+        hint = " (a marketer may preview with explain: true)" if Permission.EXPLAIN in permissions else ""
+        raise Forbidden(f"the {who.role} role may not do this (needs {needs}){hint}; see docs/access.md")
     if who.role is Role.CHANNEL and permission in CHANNEL_BOUND:
         outside = sorted(set(channels) - set(who.channels))
         if outside:

@@ -58,6 +58,7 @@ class AccessControl:
         open_without_keys: bool = True,
         loopback_callers_only: bool = True,
         workers: int = 1,
+        announce: bool = True,
     ):
         self.store = store
         self.metrics = metrics
@@ -74,6 +75,7 @@ class AccessControl:
         self._used: dict[str, int] = {}  # key id -> last use (ms) not written yet
         self._flushed_at = time.monotonic()
         self._said: bool | None = None  # the mode last logged
+        self._announce = announce  # a server says whether it is open; `nba keys` has nothing to say
 
     @property
     def open(self) -> bool:
@@ -148,7 +150,7 @@ class AccessControl:
 
     def _say_mode(self) -> None:
         mode = self.open
-        if mode == self._said:
+        if mode == self._said or not self._announce:
             return
         self._said = mode
         if mode:
