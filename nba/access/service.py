@@ -2,8 +2,9 @@
 key changes anywhere), its rate limits, key management and the audit of it.
 
 Open or closed: a server with no keys is open (every caller may do everything) only when it was started
-to allow that, i.e. bound to loopback or with `--insecure-open`; otherwise it refuses every request that
-needs a role until a key exists. Creating the first key closes an open server within a second.
+to allow that, i.e. bound to loopback (and then only for loopback callers) or with `--insecure-open`;
+otherwise it refuses every request that needs a role until a key exists. Creating the first key closes
+an open server within a second and seals its Redis: it never runs open again.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from nba.access.audit import Audit
 from nba.access.ratelimit import RateLimits
 from nba.access.roles import Principal, Role
 from nba.concurrency import stop_if_cancelled
-from nba.errors import Forbidden, NotFound, TooManyRequests
+from nba.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
 from nba.metrics import Metrics
 from nba.store.contract import Storage
 
@@ -88,8 +89,8 @@ class AccessControl:
             return OPEN
         try:
             key = self.keyring.authenticate(authorization, int(now * 1000))
-        except Exception as exc:
-            self.metrics.child(self.metrics.access_refused, getattr(exc, "code", "invalid_key")).inc()
+        except Unauthorized as exc:
+            self.metrics.child(self.metrics.access_refused, exc.code).inc()
             raise
         wait = self.limits.check(key.id, key.rate, now)
         if wait:
@@ -123,7 +124,7 @@ class AccessControl:
             return None
         try:
             return self.keyring.authenticate(authorization, int(now * 1000)).principal
-        except Exception:
+        except Unauthorized:
             return None
 
     def key_of(self, principal: Principal) -> ApiKey | None:

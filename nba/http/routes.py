@@ -190,10 +190,18 @@ async def export_decisions(request: web.Request) -> web.StreamResponse:
     store = request.app[STORE]
     response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await response.prepare(request)
-    async for cid in store.customers_with_decisions():
-        records = await store.decision_records(cid)
-        if records:
-            await response.write(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    try:
+        async for cid in store.customers_with_decisions():
+            records = await store.decision_records(cid)
+            if records:
+                await response.write(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    except (RedisError, OSError, TimeoutError) as exc:
+        # the status went out already: cut the stream (the client sees it end unfinished) rather than end it
+        # as if the log were whole
+        log.warning("decision log export cut off by %r", exc)
+        if request.transport is not None:
+            request.transport.abort()
+        return response
     await response.write_eof()
     return response
 
@@ -312,7 +320,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     except OutOfMemoryError:
         log.error("Redis is full (maxmemory) during %s %s: nothing more can be stored", request.method, request.path)
         response = problem_response(
-            Unavailable("storage is full; nothing was stored (an operator must add memory)", code="storage_full")
+            Unavailable("storage is full; retry once an operator has added memory", code="storage_full")
         )
     except (RedisError, OSError, TimeoutError) as exc:
         log.warning("redis unavailable during %s %s: %r", request.method, request.path, exc)

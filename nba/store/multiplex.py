@@ -24,13 +24,18 @@ from typing import Any
 import hiredis
 from redis.asyncio.connection import ConnectionPool, SSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, OutOfMemoryError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
 def _error(reply: hiredis.ReplyError) -> ResponseError:
+    """The error redis-py would raise for this reply (callers handle NOSCRIPT and a full Redis)."""
     text = str(reply)
-    return NoScriptError(text) if text.startswith("NOSCRIPT") else ResponseError(text)
+    if text.startswith("NOSCRIPT"):
+        return NoScriptError(text)
+    if text.startswith("OOM"):
+        return OutOfMemoryError(text)
+    return ResponseError(text)
 
 
 class _Protocol(asyncio.Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 
@@ -384,3 +385,34 @@ async def test_erasures_rules_and_key_changes_are_audited_without_the_customer_i
     other = await _call(client, "GET", "/v1/audit?customer_id=c-43", None, admin)
     assert (await other.json())["entries"] == []
     assert (await redis.ttl(keys.AUDIT_LOG)) == -1  # retention is by trimming, not expiry
+
+
+async def test_the_decision_log_is_exported_as_json_lines(make_client: AppFactory) -> None:
+    client = await make_client(open_without_keys=False)
+    analyst, admin = await _key(client, "analyst"), await _key(client, "admin")
+    await _call(client, "PUT", "/v1/customers/c-1", CUSTOMER, admin)
+    decided = [
+        (await (await _call(client, "POST", "/v1/decide", {"customer_id": "c-1", "channel": "web"}, admin)).json())[
+            "decision_id"
+        ]
+        for _ in range(3)
+    ]
+    resp = await _call(client, "GET", "/v1/decisions/export", None, analyst)
+    assert resp.status == 200
+    assert resp.content_type == "application/x-ndjson"
+    lines = [orjson.loads(line) for line in (await resp.read()).splitlines()]
+    assert sorted(r["decision_id"] for r in lines) == sorted(decided)
+    assert all("rewards" in r for r in lines)
+
+
+async def test_a_full_redis_is_answered_503_storage_full(client: Client, redis: Redis) -> None:
+    used = (await redis.info("memory"))["used_memory"]
+    await redis.config_set("maxmemory", used)  # noeviction (the default policy): every write fails
+    try:
+        full = await client.put("/v1/customers/c-1", json=CUSTOMER)
+        body = await problem(full, 503)
+        assert body["code"] == "storage_full"
+        assert full.headers["Retry-After"] == "1"
+    finally:
+        await redis.config_set("maxmemory", 0)
+    assert (await client.put("/v1/customers/c-1", json=CUSTOMER)).status == 200
