@@ -16,6 +16,8 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from nba.access import audit
+from nba.access.roles import Principal, Role
 from nba.access.service import AccessControl
 from nba.customers.erasure import DiskRewrite
 from nba.customers.service import Customers
@@ -111,6 +113,12 @@ def create_app(rulebook: Rulebook, client: Redis, options: AppOptions | None = N
         client_max_size=wire.MAX_EVENTS_BODY + 1,
     )
     app[access.ACCESS] = access_control
+
+    async def audit_directory(directory: Path, version: str) -> None:
+        who = Principal("rules-directory", f"rules directory {directory}", Role.MARKETER)
+        await access_control.audit.record(who, audit.RULES_RELOAD, version, "published from the directory")
+
+    live.on_published = audit_directory
     app[access.CLOCK] = clock
     app[access.PERMISSIONS] = permissions = {}
     app[routes.GUARD] = guard

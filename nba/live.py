@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,9 @@ class Live:
         self._seen: tuple[tuple[str, int, int], ...] | None = None  # the watched directory's last fingerprint
         self._changing: tuple[tuple[str, int, int], ...] | None = None  # ... at the previous scan
         self._next_scan = 0.0
+        # told of every version published from the directory by itself (start-up, the watcher), for the
+        # audit trail; an explicit reload is audited by whoever asked for it
+        self.on_published: Callable[[Path, str], Awaitable[None]] | None = None
         metrics.rules.info({"version": rulebook.version})
 
     @property
@@ -112,6 +116,8 @@ class Live:
         if force:
             await self._adopt(rb)
         else:
+            if changed and self.on_published is not None:
+                await self.on_published(directory, rb.version)
             await self.sync_rules()  # ours, or whatever stays current (a rollback)
         return Reload(rb.version, changed)
 

@@ -67,6 +67,10 @@ async def test_a_rollback_is_not_undone_by_the_watcher_or_a_restart(
     v3 = await _current(redis)
     assert v3 not in (v1, v2)
     assert lv.snapshot.rulebook.version == v3
+    # what the directory published by itself is in the audit trail, as such (the restart published nothing)
+    trail = (await (await first.get("/v1/audit?action=rules.reload")).json())["entries"]
+    assert [e["target"] for e in trail if e["actor_id"] == "rules-directory"] == [v1, v2, v3]
+    assert all(e["actor"] == f"rules directory {rules_copy}" for e in trail if e["actor_id"] == "rules-directory")
 
 
 async def test_a_set_still_being_written_is_not_published(
