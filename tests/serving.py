@@ -56,13 +56,19 @@ class Serve:
         preexec: Callable[[], object] | None = None,
         name: str = "serve",
     ):
-        self.port = port or free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self._own_port = port is None
         self.data = tmp / "var"
         tmp.mkdir(parents=True, exist_ok=True)
         self.log = tmp / f"{name}.log"
+        self._launch = (args, env or {}, preexec)
+        self._start(port or free_port())
+
+    def _start(self, port: int) -> None:
+        args, env, preexec = self._launch
+        self.port = port
+        self.base = f"http://127.0.0.1:{self.port}"
         full = {k: v for k, v in os.environ.items() if k != "NBA_REDIS_URL"}
-        full |= {"NBA_PORT": str(self.port), "NBA_DATA_DIR": str(self.data), "NBA_RULES_DIR": str(RULES), **(env or {})}
+        full |= {"NBA_PORT": str(self.port), "NBA_DATA_DIR": str(self.data), "NBA_RULES_DIR": str(RULES), **env}
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "nba.cli", "serve", *args],
@@ -73,12 +79,29 @@ class Serve:
                 preexec_fn=preexec,
             )
 
+    def _took_a_busy_port(self) -> bool:
+        """The free port we chose was taken before the server bound it (another process's outgoing
+        connection can get it meanwhile): start again on another. A port the test chose is its business."""
+        if not self._own_port or self.proc.poll() != 2 or "is in use" not in self.log.read_text():
+            return False
+        self._start(free_port())
+        return True
+
+    def exit_code(self, timeout: float = 120) -> int:
+        """Wait for the server to exit by itself (a refusal to start)."""
+        while True:
+            code = self.proc.wait(timeout=timeout)
+            if not self._took_a_busy_port():
+                return code
+
     def url(self, path: str) -> str:
         return self.base + path
 
     def wait_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None and self._took_a_busy_port():
+                continue
             assert self.proc.poll() is None, self.log.read_text()
             try:
                 if call(self.url("/readyz"), timeout=2)[0] == 200:
