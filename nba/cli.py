@@ -31,7 +31,14 @@ from nba.concurrency import run_bounded
 from nba.errors import RulesInvalid
 from nba.rules.load import load_rulebook
 from nba.rules.rulebook import Rulebook
-from nba.runtime.embedded_redis import DataDirInUse, DataDirUnusable, RedisNotFound, RedisServer, data_dir_password
+from nba.runtime.embedded_redis import (
+    DataDirInUse,
+    DataDirUnusable,
+    RedisNotFound,
+    RedisServer,
+    data_dir_in_use,
+    data_dir_password,
+)
 from nba.settings import Settings, SettingsError, mask_url
 
 if TYPE_CHECKING:
@@ -218,7 +225,10 @@ def redis_url_of(settings: Settings) -> str | None:
     if settings.redis_url:
         return settings.redis_url
     marker = settings.data_dir / "redis" / "url"
-    return marker.read_text(encoding="utf-8").strip() if marker.exists() else None
+    # a server killed with -9 leaves its marker behind: only a directory some process holds is served
+    if not marker.exists() or not data_dir_in_use(settings.data_dir / "redis"):
+        return None
+    return marker.read_text(encoding="utf-8").strip()
 
 
 class NoRedis(Exception):

@@ -63,6 +63,11 @@ def test_a_server_on_a_non_loopback_address_needs_a_key_or_insecure_open(tmp_pat
         assert "no erasure recorded" in nba("audit", "--customer", "c-78", env=env).stderr
     finally:
         keyed.kill_all()
+    # killed with -9: its var/redis/url stays behind, naming a port that is no one's (or someone else's)
+    assert (tmp_path / "c" / "var" / "redis" / "url").exists()
+    after = nba("keys", "list", env=env)
+    assert after.returncode == 0, after.stderr
+    assert "ops" in after.stdout
 
 
 def test_a_key_revoked_through_one_server_is_refused_by_another(tmp_path: Path) -> None:

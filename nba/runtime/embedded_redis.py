@@ -63,6 +63,20 @@ def data_dir_password(data_dir: Path) -> str:
     return password
 
 
+def data_dir_in_use(data_dir: Path) -> bool:
+    """Some process (a running `nba serve`, or an admin command) holds the data directory's lock."""
+    path = data_dir / "nba.lock"
+    if not path.exists():
+        return False
+    with path.open("a+", encoding="utf-8") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return False
+
+
 class RedisServer:
     """Starts `redis-server` on a free loopback port. `persist=True` keeps an append-only file under
     `data_dir` (the embedded server); tests run without persistence. With a `password` clients must
