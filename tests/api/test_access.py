@@ -3,6 +3,7 @@ browsers (CORS headers), health details, and the audit trail of what changed."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -203,6 +204,12 @@ async def test_an_open_server_answers_only_loopback_callers(make_client: AppFact
     assert (await problem(cross_site, 403))["code"] == "origin_forbidden"
     local_page = await client.get("/v1/rules", headers={"Origin": "http://localhost:3000"})
     assert local_page.status == 200
+    # a probe speaking HTTP/1.0 without a Host header is no browser
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(b"GET /v1/rules HTTP/1.0\r\n\r\n")
+    assert (await reader.readline()).startswith(b"HTTP/1.0 200")
+    writer.close()
+    await writer.wait_closed()
     # --insecure-open: something in front of nba answers for its callers
     behind_a_gateway = await make_client(loopback_callers_only=False)
     assert (await behind_a_gateway.get("/v1/rules", headers={"Host": "nba.internal"})).status == 200
