@@ -534,6 +534,7 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
                     persist=True,
                     password=data_dir_password(directory),
                     maxmemory=settings.redis_maxmemory,
+                    fsync_always=settings.durability == "fsync",
                 )
                 url = embedded.start()
             except (RedisNotFound, DataDirInUse, DataDirUnusable) as exc:
@@ -542,8 +543,14 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
             log.info("embedded redis-server on %s, data in %s", mask_url(url), embedded.data_dir)
             supervisor = RedisSupervisor(embedded, supervision)
             supervisor.start()
-        elif settings.redis_maxmemory:
-            log.warning("NBA_REDIS_MAXMEMORY applies to the embedded redis-server only; configure your Redis's own")
+        else:
+            if settings.redis_maxmemory:
+                log.warning("NBA_REDIS_MAXMEMORY applies to the embedded redis-server only; configure your Redis's own")
+            if settings.durability == "fsync":
+                refusal = _fsync_problem(url, settings)
+                if refusal:
+                    print(f"nba: not starting: {refusal}", file=sys.stderr)
+                    return 2
         open_without_keys = is_loopback(host) or insecure_open
         if not open_without_keys:
             refusal = _keys_problem(url, settings)
@@ -605,6 +612,32 @@ def _keys_problem(url: str, settings: Settings) -> str | None:
         "Create one first (nba keys create --name NAME --role admin, see docs/access.md), bind to "
         "127.0.0.1, or pass --insecure-open (NBA_INSECURE_OPEN=1) if something in front of nba controls access"
     )
+
+
+def _fsync_problem(url: str, settings: Settings) -> str | None:
+    """Why the configured Redis cannot give NBA_DURABILITY=fsync (None: it does, or cannot be asked)."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=settings.redis_timeout, socket_connect_timeout=5)
+    try:
+        config = {**client.config_get("appendonly"), **client.config_get("appendfsync")}
+    except redis.ResponseError:
+        log.warning(
+            "NBA_DURABILITY=fsync: this Redis does not allow CONFIG GET; make sure it runs with appendonly yes "
+            "and appendfsync always"
+        )
+        return None
+    except redis.RedisError as exc:
+        return f"cannot ask Redis for its persistence settings ({exc.__class__.__name__}: {mask_url(str(exc))})"
+    finally:
+        client.close()
+    if config.get("appendonly") != "yes" or config.get("appendfsync") != "always":
+        return (
+            f"NBA_DURABILITY=fsync needs a Redis with appendonly yes and appendfsync always; this one has "
+            f"appendonly {config.get('appendonly')}, appendfsync {config.get('appendfsync')} "
+            "(set them, or use NBA_DURABILITY=memory)"
+        )
+    return None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,9 @@ class SettingsError(ValueError):
     pass
 
 
+DURABILITY = ("memory", "fsync")
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None  # None: start an embedded redis-server under data_dir
@@ -29,6 +32,9 @@ class Settings:
     keepalive: float = 75.0  # seconds an idle keep-alive connection stays open
     redis_maxmemory: str | None = None  # the embedded redis-server's memory limit (runtime/embedded_redis.py)
     insecure_open: bool = False  # serve without keys on a non-loopback address (access/service.py)
+    # what an acknowledgement means: memory (in Redis's memory; on its own server also in the append-only
+    # file within about a second) or fsync (on disk before Redis answers: appendfsync always)
+    durability: str = "memory"
 
     @staticmethod
     def from_env(env: Mapping[str, str] | None = None) -> Settings:
@@ -49,6 +55,9 @@ class Settings:
         maxmemory = e.get("NBA_REDIS_MAXMEMORY") or None
         if maxmemory is not None and not re.fullmatch(r"\d+(kb|mb|gb)?", maxmemory.lower()):
             raise SettingsError(f"NBA_REDIS_MAXMEMORY must be a size like 512mb or 2gb, got {maxmemory!r}")
+        durability = e.get("NBA_DURABILITY", "memory") or "memory"
+        if durability not in DURABILITY:
+            raise SettingsError(f"NBA_DURABILITY must be one of {', '.join(DURABILITY)}, got {durability!r}")
         insecure = e.get("NBA_INSECURE_OPEN", "")
         if insecure not in ("", "0", "1"):
             raise SettingsError(f"NBA_INSECURE_OPEN must be 0 or 1, got {insecure!r}")
@@ -67,6 +76,7 @@ class Settings:
             keepalive=float(keepalive),
             redis_maxmemory=maxmemory.lower() if maxmemory else None,
             insecure_open=insecure == "1",
+            durability=durability,
         )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis as redis_sync
 
-from nba.runtime.embedded_redis import RedisServer
+from nba.runtime.embedded_redis import RedisServer, free_port
 from tests.serving import Serve, call, nba, wait_for
 
 pytestmark = pytest.mark.slow
@@ -165,3 +165,22 @@ def test_the_embedded_redis_has_a_password_and_a_memory_policy_and_logs_mask_it(
     assert bad.returncode == 2
     assert "hunter2" not in bad.stderr + bad.stdout
     assert "***" in bad.stderr
+
+
+def test_fsync_durability_puts_every_write_on_disk_before_the_answer(tmp_path: Path) -> None:
+    server = Serve(tmp_path / "own", env={"NBA_DURABILITY": "fsync"})
+    try:
+        server.wait_ready()
+        with redis_sync.Redis.from_url(server.redis_url()) as client:
+            assert client.config_get("appendfsync") == {"appendfsync": "always"}
+    finally:
+        server.kill_all()
+    # someone else's Redis must be configured so: refused with the reason, not silently weaker
+    other = RedisServer(tmp_path / "other", persist=False)
+    url = other.start()
+    try:
+        refused = nba("serve", env={"NBA_REDIS_URL": url, "NBA_DURABILITY": "fsync", "NBA_PORT": str(free_port())})
+        assert refused.returncode == 2
+        assert "appendonly no, appendfsync everysec" in refused.stderr
+    finally:
+        other.stop()

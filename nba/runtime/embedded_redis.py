@@ -90,12 +90,14 @@ class RedisServer:
         extra: tuple[str, ...] = (),
         password: str | None = None,
         maxmemory: str | None = None,
+        fsync_always: bool = False,
     ):
         self.data_dir = data_dir
         self.persist = persist
         self.extra = extra
         self.password = password
         self.maxmemory = maxmemory
+        self.fsync_always = fsync_always  # every write on disk before Redis answers (NBA_DURABILITY=fsync)
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._lock: IO[str] | None = None
@@ -169,6 +171,8 @@ class RedisServer:
             "",
             "--appendonly",
             "yes" if self.persist else "no",
+            "--appendfsync",
+            "always" if self.fsync_always else "everysec",
             "--daemonize",
             "no",
             "--logfile",
