@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ from nba import __version__
 from nba.access.apikeys import DEFAULT_RATE
 from nba.access.audit import ACTIONS as AUDIT_ACTIONS
 from nba.access.roles import Principal, Role
+from nba.access.service import is_loopback_name
 from nba.concurrency import run_bounded
 from nba.errors import RulesInvalid
 from nba.rules.load import load_rulebook
@@ -42,6 +43,9 @@ from nba.runtime.embedded_redis import (
 from nba.settings import Settings, SettingsError, mask_url
 
 if TYPE_CHECKING:
+    from redis import Redis
+
+    from nba.access.service import AccessControl
     from nba.runtime.supervision import Supervision
     from nba.store.redis import Store
 
@@ -314,7 +318,7 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         channels = await _known_channels(settings, store)
         if args.keys_command == "token":
-            return await _sign_token(store, args)
+            return await _sign_token(access, args)
         req = KeyRequest(
             args.name,
             args.role,
@@ -346,13 +350,11 @@ async def keys_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _sign_token(store: Store, args: argparse.Namespace) -> int:
+async def _sign_token(access: AccessControl, args: argparse.Namespace) -> int:
     from nba.access import customer_token
-    from nba.access.apikeys import ApiKey
 
-    _, records, _, _ = await store.read_keys()
-    raw = records.get(args.key_id)
-    key = ApiKey.from_json(raw) if raw is not None else None
+    await access.refresh(force=True)
+    key = access.keyring.keys.get(args.key_id)
     if key is None or not key.signing:
         print(f"nba: no key {args.key_id} with customer tokens", file=sys.stderr)
         return 1
@@ -543,21 +545,20 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
             log.info("embedded redis-server on %s, data in %s", mask_url(url), embedded.data_dir)
             supervisor = RedisSupervisor(embedded, supervision)
             supervisor.start()
-        else:
-            if settings.redis_maxmemory:
-                log.warning("NBA_REDIS_MAXMEMORY applies to the embedded redis-server only; configure your Redis's own")
-            if settings.durability == "fsync":
-                refusal = _fsync_problem(url, settings)
-                if refusal:
-                    print(f"nba: not starting: {refusal}", file=sys.stderr)
-                    return 2
-        open_without_keys = is_loopback(host) or insecure_open
+        elif settings.redis_maxmemory:
+            log.warning("NBA_REDIS_MAXMEMORY applies to the embedded redis-server only; configure your Redis's own")
+        open_without_keys = is_loopback_name(host) or insecure_open
+        # what must hold of a Redis nba did not start itself, or of any Redis a server that may not run open uses
+        checks: list[Callable[[Redis], str | None]] = []
+        if supervisor is None and settings.durability == "fsync":
+            checks.append(_fsync_problem)
         if not open_without_keys:
-            refusal = _keys_problem(url, settings)
-            if refusal:
-                print(f"nba: not starting on {host}: {refusal}", file=sys.stderr)
-                return 2
-        elif insecure_open and not is_loopback(host):
+            checks.append(_keys_problem)
+        refusal = _start_checks(url, settings, checks) if checks else None
+        if refusal:
+            print(f"nba: not starting on {host}: {refusal}", file=sys.stderr)
+            return 2
+        if insecure_open and not is_loopback_name(host):
             log.warning("--insecure-open on %s: without API keys, anyone who can reach it may do everything", host)
         serving = Serving(rules_dir, url, settings, (host, port), open_without_keys, insecure_open, workers)
         if workers == 1:
@@ -571,41 +572,46 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _keys_problem(url: str, settings: Settings) -> str | None:
-    """Why a server that must not run open cannot start (no API key, Redis not answering), or None."""
+def _start_checks(url: str, settings: Settings, checks: list[Callable[[Redis], str | None]]) -> str | None:
+    """Run what must hold before serving against a Redis that may be starting beside us (compose,
+    Kubernetes: it gets STARTUP_PATIENCE, as the server itself does); the first refusal, or None."""
     import redis
 
     from nba.app import STARTUP_PATIENCE
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=settings.redis_timeout, socket_connect_timeout=5)
+    except ValueError as exc:
+        return f"NBA_REDIS_URL cannot be used: {mask_url(str(exc))}"
+    give_up = time.monotonic() + STARTUP_PATIENCE
+    try:
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.AuthenticationError:
+                raise
+            except redis.RedisError as exc:
+                if time.monotonic() > give_up:
+                    return f"Redis does not answer ({exc.__class__.__name__}: {mask_url(str(exc))})"
+                log.warning("Redis not answering yet (%s); retrying", exc.__class__.__name__)
+                time.sleep(0.5)
+        for check in checks:
+            refusal = check(client)
+            if refusal:
+                return refusal
+        return None
+    except redis.RedisError as exc:
+        return f"cannot ask Redis ({exc.__class__.__name__}: {mask_url(str(exc))})"
+    finally:
+        client.close()
+
+
+def _keys_problem(client: Redis) -> str | None:
+    """Why a server that must not run open cannot start (no API key), or None."""
     from nba.store import keys
 
-    give_up = time.monotonic() + STARTUP_PATIENCE  # Redis may be starting beside us (compose, Kubernetes)
-    while True:
-        try:
-            client = redis.Redis.from_url(url, socket_timeout=settings.redis_timeout, socket_connect_timeout=5)
-        except ValueError as exc:
-            return f"NBA_REDIS_URL cannot be used: {mask_url(str(exc))}"
-        try:
-            count = client.hlen(keys.ACCESS_KEYS)
-            break
-        except redis.RedisError as exc:
-            if time.monotonic() > give_up:
-                return f"cannot read the API keys from Redis ({exc.__class__.__name__}: {mask_url(str(exc))})"
-            log.warning("Redis not answering yet (%s); retrying", exc.__class__.__name__)
-            time.sleep(0.5)
-        finally:
-            client.close()
-    if count:
+    if client.hlen(keys.ACCESS_KEYS):
         return None
     return (
         "no API keys exist, and without them anyone who can reach this address could do everything. "
@@ -614,11 +620,10 @@ def _keys_problem(url: str, settings: Settings) -> str | None:
     )
 
 
-def _fsync_problem(url: str, settings: Settings) -> str | None:
+def _fsync_problem(client: Redis) -> str | None:
     """Why the configured Redis cannot give NBA_DURABILITY=fsync (None: it does, or cannot be asked)."""
     import redis
 
-    client = redis.Redis.from_url(url, socket_timeout=settings.redis_timeout, socket_connect_timeout=5)
     try:
         config = {**client.config_get("appendonly"), **client.config_get("appendfsync")}
     except redis.ResponseError:
@@ -627,10 +632,6 @@ def _fsync_problem(url: str, settings: Settings) -> str | None:
             "and appendfsync always"
         )
         return None
-    except redis.RedisError as exc:
-        return f"cannot ask Redis for its persistence settings ({exc.__class__.__name__}: {mask_url(str(exc))})"
-    finally:
-        client.close()
     if config.get("appendonly") != "yes" or config.get("appendfsync") != "always":
         return (
             f"NBA_DURABILITY=fsync needs a Redis with appendonly yes and appendfsync always; this one has "
