@@ -14,7 +14,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -242,6 +242,3 @@ class Keyring:
         if record.expired(now_ms):
             raise Unauthorized(f"the API key {record.id} expired at {_iso(record.expires_ms)}", code="invalid_key")
         return record
-
-    def with_last_used(self, used: Mapping[str, int]) -> Keyring:
-        return Keyring({i: replace(k, last_used_ms=used.get(i, k.last_used_ms)) for i, k in self.keys.items()})

@@ -231,13 +231,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    details = _details(request)
     try:
         await asyncio.wait_for(request.app[STORE].ping(), timeout=1.0)
     except (RedisError, OSError, TimeoutError) as exc:
-        raise Unavailable(
-            "Redis is not reachable" + (f": {exc.__class__.__name__}" if _details(request) else "")
-        ) from None
-    if not _details(request):
+        raise Unavailable("Redis is not reachable" + (f": {exc.__class__.__name__}" if details else "")) from None
+    if not details:
         return json_response({"status": "ready"})
     return json_response({"status": "ready", "rules_version": request.app[LIVE].snapshot.rulebook.version})
 

@@ -57,10 +57,17 @@ def data_dir_password(data_dir: Path) -> str:
         return password
     data_dir.mkdir(parents=True, exist_ok=True)
     password = secrets.token_urlsafe(32)
+    _write_private(path, password + "\n")
+    return password
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text`, readable by this user only from its first byte (a secret it holds
+    is never in a file others could open, not even between a create and a chmod)."""
+    path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(password + "\n")
-    return password
+        f.write(text)
 
 
 def data_dir_in_use(data_dir: Path) -> bool:
@@ -121,11 +128,7 @@ class RedisServer:
             if self._launch(binary, timeout):
                 # so that `nba rules rollback` and other commands find the embedded server (owner-only:
                 # it holds the password)
-                marker = self.data_dir / "url"
-                marker.unlink(missing_ok=True)
-                fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.write(self.url + "\n")
+                _write_private(self.data_dir / "url", self.url + "\n")
                 return self.url
             self._end_process()
         self._release_directory()
@@ -150,10 +153,7 @@ class RedisServer:
         if not self.password:
             return []
         path = self.data_dir / "redis.conf"
-        path.unlink(missing_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(f"requirepass {self.password}\n")
+        _write_private(path, f"requirepass {self.password}\n")
         return [str(path.resolve())]
 
     def _launch(self, binary: str, timeout: float) -> bool:
