@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 from aiohttp import web
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from nba.access import audit
@@ -32,17 +31,13 @@ from nba.metrics import Metrics
 from nba.rules.rulebook import Rulebook
 from nba.runtime.supervision import Supervision
 from nba.store import keys
+from nba.store.client import Client, redis_client
 from nba.store.redis import Store
 from nba.store.unreadable import Unreadable
 
 log = logging.getLogger(__name__)
 
-
-def redis_client(url: str, timeout: float) -> Redis:
-    # one pool per process; hiredis parses replies when installed (a declared dependency)
-    return Redis.from_url(
-        url, socket_timeout=timeout, socket_connect_timeout=timeout, max_connections=256, health_check_interval=30
-    )
+__all__ = ["AppOptions", "create_app", "redis_client"]
 
 
 SHUTDOWN_PATIENCE = 5.0  # seconds each clean-up step may take before a stopping server goes on without it
@@ -89,14 +84,20 @@ class AppOptions:
     open_without_keys: bool = True
     loopback_callers_only: bool = True  # ... and then only for callers on loopback (not --insecure-open)
     workers: int = 1  # processes sharing the server: each takes its share of a key's rate
+    durability: str = "memory"  # replica: events are answered once a replica has them (settings.py)
 
 
-def create_app(rulebook: Rulebook, client: Redis, options: AppOptions | None = None) -> web.Application:
+def create_app(rulebook: Rulebook, client: Client, options: AppOptions | None = None) -> web.Application:
     """The application of one server process over `client`'s Redis, starting from `rulebook`."""
     o = options or AppOptions()
     rules_dir, clock, supervision = o.rules_dir, o.clock, o.supervision
     metrics = o.metrics or Metrics()
-    store = Store(client, metrics.observe_redis, Unreadable(metrics.count_unreadable))
+    store = Store(
+        client,
+        metrics.observe_redis,
+        Unreadable(metrics.count_unreadable),
+        replicas=1 if o.durability == "replica" else 0,
+    )
     live = Live(rulebook, store, metrics)
     rng = o.rng if o.rng is not None else np.random.default_rng()
     guard = ConnectionGuard(o.max_connections, metrics.count_dropped_connection)

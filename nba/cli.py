@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -43,7 +43,11 @@ from nba.runtime.embedded_redis import (
 from nba.settings import Settings, SettingsError, mask_url
 
 if TYPE_CHECKING:
-    from redis import Redis
+    from typing import TypeAlias
+
+    from redis import Redis, RedisCluster
+
+    AnyRedis: TypeAlias = Redis | RedisCluster
 
     from nba.access.service import AccessControl
     from nba.runtime.supervision import Supervision
@@ -549,9 +553,10 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
             log.warning("NBA_REDIS_MAXMEMORY applies to the embedded redis-server only; configure your Redis's own")
         open_without_keys = is_loopback_name(host) or insecure_open
         # what must hold of a Redis nba did not start itself, or of any Redis a server that may not run open uses
-        checks: list[Callable[[Redis], str | None]] = []
-        if supervisor is None and settings.durability == "fsync":
-            checks.append(_fsync_problem)
+        checks = _durability_checks(settings.durability, embedded=supervisor is not None)
+        if isinstance(checks, str):
+            print(f"nba: {checks}", file=sys.stderr)
+            return 2
         if not open_without_keys:
             checks.append(_keys_problem)
         refusal = _start_checks(url, settings, checks) if checks else None
@@ -572,15 +577,27 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_checks(url: str, settings: Settings, checks: list[Callable[[Redis], str | None]]) -> str | None:
+def _durability_checks(durability: str, *, embedded: bool) -> list[Callable[[AnyRedis], str | None]] | str:
+    """What to check of the Redis for NBA_DURABILITY before serving; a refusal as text."""
+    if durability == "fsync" and not embedded:  # nba's own redis-server is started with appendfsync always
+        return [_fsync_problem]
+    if durability == "replica":
+        if embedded:
+            return "NBA_DURABILITY=replica needs a Redis with replicas: set NBA_REDIS_URL (docs/redis.md)"
+        return [_replica_warning]
+    return []
+
+
+def _start_checks(url: str, settings: Settings, checks: list[Callable[[AnyRedis], str | None]]) -> str | None:
     """Run what must hold before serving against a Redis that may be starting beside us (compose,
     Kubernetes: it gets STARTUP_PATIENCE, as the server itself does); the first refusal, or None."""
     import redis
 
     from nba.app import STARTUP_PATIENCE
+    from nba.store.client import sync_client
 
     try:
-        client = redis.Redis.from_url(url, socket_timeout=settings.redis_timeout, socket_connect_timeout=5)
+        client = sync_client(url, settings.redis_timeout)
     except ValueError as exc:
         return f"NBA_REDIS_URL cannot be used: {mask_url(str(exc))}"
     give_up = time.monotonic() + STARTUP_PATIENCE
@@ -607,7 +624,25 @@ def _start_checks(url: str, settings: Settings, checks: list[Callable[[Redis], s
         client.close()
 
 
-def _keys_problem(client: Redis) -> str | None:
+def _replica_warning(client: AnyRedis) -> None:
+    """NBA_DURABILITY=replica answers events 503 while their primary has no replica: say so at start."""
+    import redis
+
+    try:
+        primaries = (
+            [(n.name, client.info("replication", target_nodes=n)) for n in client.get_primaries()]  # type: ignore[no-untyped-call]
+            if isinstance(client, redis.RedisCluster)
+            else [("Redis", client.info("replication"))]
+        )
+    except redis.ResponseError:
+        return None
+    for name, info in primaries:
+        if not int(info.get("connected_slaves", 0)):
+            log.warning("NBA_DURABILITY=replica: %s has no replica now; its events are answered 503 until it has", name)
+    return None
+
+
+def _keys_problem(client: AnyRedis) -> str | None:
     """Why a server that must not run open cannot start (no API key), or None."""
     from nba.store import keys
 
@@ -620,24 +655,44 @@ def _keys_problem(client: Redis) -> str | None:
     )
 
 
-def _fsync_problem(client: Redis) -> str | None:
-    """Why the configured Redis cannot give NBA_DURABILITY=fsync (None: it does, or cannot be asked)."""
+def _node_configs(client: AnyRedis, *names: str) -> list[tuple[str, dict[str, str]]]:
+    """CONFIG GET of `names` on the server, or on every node of a cluster: (node, settings) pairs."""
+    import redis
+
+    if isinstance(client, redis.RedisCluster):
+        out = []
+        for node in client.get_nodes():  # type: ignore[no-untyped-call]
+            config: dict[str, str] = {}
+            for name in names:
+                config.update(cast(dict[str, str], client.config_get(name, target_nodes=node)))
+            out.append((node.name, config))
+        return out
+    single: dict[str, str] = {}
+    for name in names:
+        single.update(cast(dict[str, str], client.config_get(name)))
+    return [("Redis", single)]
+
+
+def _fsync_problem(client: AnyRedis) -> str | None:
+    """Why the configured Redis (every node of a cluster) cannot give NBA_DURABILITY=fsync (None: it does,
+    or cannot be asked)."""
     import redis
 
     try:
-        config = {**client.config_get("appendonly"), **client.config_get("appendfsync")}
+        configs = _node_configs(client, "appendonly", "appendfsync")
     except redis.ResponseError:
         log.warning(
             "NBA_DURABILITY=fsync: this Redis does not allow CONFIG GET; make sure it runs with appendonly yes "
             "and appendfsync always"
         )
         return None
-    if config.get("appendonly") != "yes" or config.get("appendfsync") != "always":
-        return (
-            f"NBA_DURABILITY=fsync needs a Redis with appendonly yes and appendfsync always; this one has "
-            f"appendonly {config.get('appendonly')}, appendfsync {config.get('appendfsync')} "
-            "(set them, or use NBA_DURABILITY=memory)"
-        )
+    for node, config in configs:
+        if config.get("appendonly") != "yes" or config.get("appendfsync") != "always":
+            return (
+                f"NBA_DURABILITY=fsync needs a Redis with appendonly yes and appendfsync always; {node} has "
+                f"appendonly {config.get('appendonly')}, appendfsync {config.get('appendfsync')} "
+                "(set them, or use NBA_DURABILITY=memory)"
+            )
     return None
 
 
@@ -764,6 +819,7 @@ def _build(
             workers=serving.workers,
             decide_deadline=settings.decide_deadline,
             erase_rewrite=settings.erase_rewrite,
+            durability=settings.durability,
             max_connections=max_connections,
             supervision=supervision,
         ),

@@ -13,7 +13,7 @@ class SettingsError(ValueError):
     pass
 
 
-DURABILITY = ("memory", "fsync")
+DURABILITY = ("memory", "fsync", "replica")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class Settings:
     redis_maxmemory: str | None = None  # the embedded redis-server's memory limit (runtime/embedded_redis.py)
     insecure_open: bool = False  # serve without keys on a non-loopback address (access/service.py)
     # what an acknowledgement means: memory (in Redis's memory; on its own server also in the append-only
-    # file within about a second) or fsync (on disk before Redis answers: appendfsync always)
+    # file within about a second), fsync (on disk before Redis answers: appendfsync always) or replica
+    # (events: also on a replica of their primary, WAIT, before nba answers)
     durability: str = "memory"
 
     @staticmethod

@@ -5,14 +5,14 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, settings
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from nba.app import AppOptions, create_app, redis_client
 from nba.http.routes import LEARNER, LIVE
@@ -21,6 +21,7 @@ from nba.live import Live
 from nba.rules.load import load_rulebook
 from nba.rules.rulebook import Rulebook
 from nba.runtime.embedded_redis import RedisServer
+from tests.redis_cluster import LocalCluster
 
 # Generated tests are seeded (the same examples every run), never timed (a busy machine is not a failure)
 # and keep no example database between runs.
@@ -51,15 +52,28 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A real Redis Cluster of 3 primaries with a replica each, started once for the tests that ask."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
 def rulebook() -> Rulebook:
     return load_rulebook(RULES)
 
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A client of the tests' Redis, emptied first (every primary of a cluster)."""
     client = redis_client(redis_url, 5.0)
-    await client.flushdb()
-    yield client
+    if isinstance(client, Redis):
+        await client.flushdb()
+    else:
+        await client.flushall(target_nodes=RedisCluster.PRIMARIES)
+    yield cast(Redis, client)  # a RedisCluster answers the commands the tests use alike
     await client.aclose()
 
 

@@ -69,7 +69,7 @@ class Learner:
         self.token = secrets.token_hex(8)
         self._held = False
         self._renew_at = 0.0  # monotonic time the held lease is next renewed
-        self._position = "0"
+        self._position: dict[int, str] = {}  # per inbox shard
         self._rows: dict[str, np.ndarray] = {}  # contextual statistics as committed, by action id
         self._signature = ""
         self._decay = (0.0, 0.0)  # landmark and half-life of the committed statistics
@@ -104,7 +104,7 @@ class Learner:
         if not await self._hold():
             return 0
         batch = await self.store.read_inbox(self._position, self.batch)
-        if batch.last is None:
+        if not batch.last:
             return 0
         entries = batch.entries
         rb = self.rules()
@@ -154,17 +154,18 @@ class Learner:
                 ctx_reward.append(grant.reward * w)
         rows = {} if reset else dict(self._rows)
         touched = _add_rows(rb, rows, ctx_actions, ctx_x, ctx_trial, ctx_reward)
-        last = batch.last
+        last = {**self._position, **batch.last}
         increments = [(h, f, v) for (h, f), v in counts.items() if v]
         if not await self.store.commit_learning(
-            self.token, self.lease_ms, last, increments, touched, signature, reset=reset
+            self.token, self.lease_ms, batch.last, increments, touched, signature, reset=reset
         ):
             self._held = False  # someone else took over: our view is stale, reload when we get it back
             log.warning("learner %s lost the lease; batch left to the holder", self.token)
             return 0
         self._position, self._rows, self._signature = last, rows, signature
         self.metrics.learner_events.inc(len(entries))
-        self.metrics.learner_lag.set(max(0.0, time.time() - int(last.split("-")[0]) / 1000.0))
+        newest = max(int(entry.split("-")[0]) for entry in batch.last.values()) / 1000.0
+        self.metrics.learner_lag.set(max(0.0, time.time() - newest))
         marked = {event.customer_id for (_, event), grant in zip(entries, grants, strict=True) if grant.marked}
         try:
             await self.store.clear_tally_marks(marked, last)

@@ -120,11 +120,14 @@ class ModelData:
 
 @dataclass(frozen=True, slots=True)
 class InboxBatch:
-    """Inbox entries after a position: the readable ones, and the id of the last one read (readable or not,
-    so the learner moves past an entry it skipped)."""
+    """Inbox entries after the positions: the readable ones, and per shard the id of the last one read
+    (readable or not, so the learner moves past an entry it skipped); empty when nothing was read."""
 
     entries: list[tuple[str, EventArgs]]
-    last: str | None
+    last: dict[int, str]
+
+
+Positions = Mapping[int, str]  # inbox shard -> id of the last entry committed ("0": none yet)
 
 
 class Storage(Protocol):
@@ -194,13 +197,17 @@ class Storage(Protocol):
 
     # ------------------------------------------------------------------------------ the learner
 
-    async def read_inbox(self, after: str, count: int) -> InboxBatch: ...
-
-    async def wait_inbox(self, after: str, seconds: float) -> bool:
-        """Wait up to `seconds` for an entry after `after`; True as soon as there is one."""
+    async def read_inbox(self, after: Positions, count: int) -> InboxBatch:
+        """Up to `count` entries of each inbox shard after its position."""
         ...
 
-    async def learner_position(self) -> str: ...
+    async def wait_inbox(self, after: Positions, seconds: float) -> bool:
+        """Wait up to `seconds` for an entry after the positions; True as soon as there is one."""
+        ...
+
+    async def learner_position(self) -> dict[int, str]:
+        """The committed position of every inbox shard."""
+        ...
 
     async def take_lease(self, token: str, lease_ms: int) -> bool:
         """Take the learner's lease when free, or renew it when `token` holds it."""
@@ -209,13 +216,13 @@ class Storage(Protocol):
     async def release_lease(self, token: str) -> None: ...
 
     async def credit_events(
-        self, entries: list[tuple[str, EventArgs]], rewards: Mapping[tuple[str, str], float], position: str
+        self, entries: list[tuple[str, EventArgs]], rewards: Mapping[tuple[str, str], float], position: Positions
     ) -> list[Grant]:
         """Credit inbox entries to the decisions they answer, exactly once per event id (the same entry
         replayed gets the same grant). `rewards`: (channel, event type) -> reward."""
         ...
 
-    async def clear_tally_marks(self, customer_ids: Iterable[str], position: str) -> None:
+    async def clear_tally_marks(self, customer_ids: Iterable[str], position: Positions) -> None:
         """After a commit at `position`: forget what the committed entries counted."""
         ...
 
@@ -223,14 +230,15 @@ class Storage(Protocol):
         self,
         token: str,
         lease_ms: int,
-        position: str,
+        position: Positions,
         increments: list[tuple[Tally, str, float]],
         contextual: Mapping[str, bytes],
         signature: str,
         *,
         reset: bool = False,
     ) -> bool:
-        """Add one batch's statistics and move the position, atomically, if `token` holds the lease."""
+        """Add one batch's statistics and move the positions of the shards it read, atomically, if `token`
+        holds the lease."""
         ...
 
     # ------------------------------------------------------------------------------ the model

@@ -46,9 +46,19 @@ other shards than the customers.
                                      write removes the tombstone. Expires ERASED_SECONDS after the last.
     nba:{model}:inbox         stream every accepted event, written right after the customer's history (same
                                      round trip): what the learner consumes (learning/learner.py); an
-                                     entry is deleted once its batch is committed.
+                                     entry is deleted once its batch is committed. The inbox of a single
+                                     Redis; on Redis Cluster it is sharded (next lines).
+    nba:{<tag>}:inbox         stream shard i of N of the inbox on Redis Cluster: the events of the customers
+                                     whose slot is in the i-th of N equal slot ranges, the stream itself
+                                     in the middle of that range (slot_tags), so on a cluster whose
+                                     primaries own equal ranges it sits with its customers and every
+                                     primary takes a share of the event writes.
+    nba:{model}:shards        string N, the number of inbox shards: fixed by the first process that starts
+                                     (1 on a single Redis, 2 per primary on a cluster), read by all.
     nba:{model}:lease         string token of the one learner allowed to commit (expires LEASE_MS).
-    nba:{model}:position      string id of the last inbox entry whose statistics are committed.
+    nba:{model}:positions     hash   shard -> id of the last inbox entry whose statistics are committed.
+    nba:{model}:position      string the same for the single inbox of versions before the shards (read when
+                                     shard 0 has no entry in positions).
     nba:{model}:counts        hash   n:<action>:<key> trials, r:<action>:<key> reward sum (floats).
     nba:{model}:contextual    hash   <action> -> float64 bytes [n, b (d), G (d x d)] of the contextual
                                      model; `signature` -> the feature columns they were learned on.
@@ -205,8 +215,24 @@ MODEL_CONTEXTUAL = f"{PREFIX}:{{model}}:contextual"
 MODEL_ARMS = f"{PREFIX}:{{model}}:arms"
 MODEL_DECAY = f"{PREFIX}:{{model}}:decay"  # landmark and half-life of the forward-decayed statistics
 LEARN_INBOX = f"{PREFIX}:{{model}}:inbox"
+LEARN_SHARDS = f"{PREFIX}:{{model}}:shards"
 LEARN_LEASE = f"{PREFIX}:{{model}}:lease"
+LEARN_POSITIONS = f"{PREFIX}:{{model}}:positions"
 LEARN_POSITION = f"{PREFIX}:{{model}}:position"
+SHARDS_PER_PRIMARY = 2  # inbox shards per cluster primary at the first start
+
+
+def inbox(shard: int, shards: int) -> str:
+    """The stream of inbox shard `shard` of `shards` (one shard: the inbox of a single Redis)."""
+    if shards == 1:
+        return LEARN_INBOX
+    return f"{PREFIX}:{{{slot_tags()[(2 * shard + 1) * 16384 // (2 * shards)]}}}:inbox"
+
+
+def inbox_shard(customer_id: str, shards: int) -> int:
+    """The inbox shard that carries this customer's events: always the same one, so that its events, its
+    tally marks and their positions stay in one stream."""
+    return customer_slot(customer_id) * shards // 16384
 
 
 REWRITE_DUE = f"{PREFIX}:{{ops}}:rewrite_due"

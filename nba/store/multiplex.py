@@ -24,8 +24,13 @@ from typing import Any
 import hiredis
 from redis.asyncio.connection import ConnectionPool, SSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, OutOfMemoryError, ResponseError
+from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+
+class ReplicaWaitError(RedisError):
+    """A write Redis applied but fewer replicas than required confirmed within the wait (NBA_DURABILITY=
+    replica): it may be lost if that primary fails, so it is not acknowledged; re-sending it is safe."""
 
 
 def _error(reply: hiredis.ReplyError) -> ResponseError:
@@ -36,6 +41,9 @@ def _error(reply: hiredis.ReplyError) -> ResponseError:
     if text.startswith("OOM"):
         return OutOfMemoryError(text)
     return ResponseError(text)
+
+
+_Held = tuple["asyncio.Future[Any]", "asyncio.Future[Any]"]  # a write's reply, and its caller's answer
 
 
 class _Protocol(asyncio.Protocol):
@@ -52,16 +60,28 @@ class _Protocol(asyncio.Protocol):
         self.last_rx = self.loop.time()
         self.watchdog: asyncio.TimerHandle | None = None
         self.tick_due = 0.0
+        # NBA_DURABILITY=replica: the replies of one write, held until the WAIT that follows it answers
+        self.held: list[_Held] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
-    def send(self, data: bytes) -> asyncio.Future[Any]:
+    def send(self, data: bytes, confirmed: bool = True) -> asyncio.Future[Any]:
+        """Queue one packed command; its reply. With `owner.replicas` set, a `confirmed` command's reply
+        waits for the WAIT that follows its write (a connection's AUTH and SELECT do not)."""
         if self.closed:
             raise RedisConnectionError("connection to Redis lost")
-        fut: asyncio.Future[Any] = self.loop.create_future()
         if not self.out:  # the first command of this loop iteration: flush once the iteration's are queued
             self.loop.call_soon(self._flush)
+        fut = self._queue(data)
+        if self.owner.replicas and confirmed:
+            caller: asyncio.Future[Any] = self.loop.create_future()
+            self.held.append((fut, caller))
+            return caller
+        return fut
+
+    def _queue(self, data: bytes) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = self.loop.create_future()
         self.out.append(data)
         self.waiting.append(fut)
         now = self.loop.time()
@@ -89,6 +109,14 @@ class _Protocol(asyncio.Protocol):
         self._arm(now)
 
     def _flush(self) -> None:
+        if self.held and not self.closed:
+            # one WAIT after everything this iteration wrote: Redis answers it once `replicas` replicas
+            # have everything this connection wrote so far, so it confirms the whole group at once
+            group, self.held = self.held, []
+            owner = self.owner
+            wait: tuple[Any, ...] = ("WAIT", owner.replicas, owner.replica_wait_ms)
+            confirm = self._queue(hiredis.pack_command(wait))
+            confirm.add_done_callback(lambda f: _release(group, f, owner.replicas))
         if self.out and self.transport is not None and not self.closed:
             self.transport.write(b"".join(self.out))
         self.out.clear()
@@ -115,6 +143,10 @@ class _Protocol(asyncio.Protocol):
     def fail(self, exc: Exception) -> None:
         self.closed = True
         self.out.clear()
+        for _, caller in self.held:  # queued but never sent
+            if not caller.done():
+                caller.set_exception(exc)
+        self.held.clear()
         if self.watchdog is not None:
             self.watchdog.cancel()
             self.watchdog = None
@@ -128,13 +160,38 @@ class _Protocol(asyncio.Protocol):
         self.owner._lost(self)
 
 
+def _release(group: list[_Held], confirm: asyncio.Future[Any], n: int) -> None:
+    """Answer the callers of one write group once its WAIT has answered."""
+    failure: BaseException | None = confirm.exception() if not confirm.cancelled() else RedisConnectionError("closed")
+    if failure is None and confirm.result() < n:
+        failure = ReplicaWaitError(
+            f"written, but confirmed by {confirm.result()} of the {n} replica(s) required (NBA_DURABILITY=replica)"
+        )
+    for reply, caller in group:
+        # replies come in order, so each reply of the group is in before its WAIT's
+        error = reply.exception() if reply.done() else RedisConnectionError("reply missing")
+        if caller.done():
+            continue
+        if error is not None:
+            caller.set_exception(error)
+        elif failure is not None:
+            caller.set_exception(failure)
+        else:
+            caller.set_result(reply.result())
+
+
 def tls_context(pool: ConnectionPool) -> ssl.SSLContext | None:
     """The TLS context redis-py's own connections of `pool` use, built by redis-py from the URL's settings
     (ssl_ca_certs, ssl_cert_reqs, ssl_certfile, ssl_check_hostname...): a private CA or a client
     certificate must work for the hot path exactly as for the rest of the store. None without TLS."""
-    if not issubclass(pool.connection_class, SSLConnection):
+    return tls_context_of(pool.connection_class, pool.connection_kwargs)
+
+
+def tls_context_of(connection_class: type, kwargs: dict[str, Any]) -> ssl.SSLContext | None:
+    """The same from a connection class and its arguments (a Redis Cluster client keeps them so)."""
+    if not issubclass(connection_class, SSLConnection):
         return None
-    connection = pool.connection_class(**pool.connection_kwargs)  # an object only: nothing connects yet
+    connection = connection_class(**kwargs)  # an object only: nothing connects yet
     return connection.ssl_context.get()
 
 
@@ -157,9 +214,13 @@ class Multiplexer:
     connection is reset (Redis is stuck: every call behind it would wait too). Callers with a tighter
     budget (decide's deadline) stop waiting on their own."""
 
-    def __init__(self, endpoint: Endpoint, timeout: float = 1.0):
+    def __init__(self, endpoint: Endpoint, timeout: float = 1.0, *, replicas: int = 0):
         self.endpoint = endpoint
         self.timeout = timeout
+        # NBA_DURABILITY=replica: every reply waits until this many replicas have the write (WAIT), at most
+        # half the timeout (then the write fails with ReplicaWaitError)
+        self.replicas = replicas
+        self.replica_wait_ms = max(1, int(timeout * 500))
         self._proto: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
 
@@ -185,9 +246,21 @@ class Multiplexer:
         `seconds` by design: that is added to its timeout, and one blocked carries nothing else."""
         return Multiplexer(self.endpoint, timeout=self.timeout + seconds)
 
+    def confirmed(self, replicas: int) -> Multiplexer:
+        """A connection of its own to the same server whose replies wait for `replicas` replicas: one
+        WAIT holds up its whole connection, so it carries only the writes that need it."""
+        return Multiplexer(self.endpoint, timeout=self.timeout, replicas=replicas)
+
     async def execute(self, *args: Any) -> Any:
         proto = self._proto if self._proto is not None and not self._proto.closed else await self._connect()
         return await proto.send(hiredis.pack_command(args))
+
+    async def execute_adjacent(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """Several commands back to back on the connection, nothing of other callers between them (ASKING
+        before the command it allows); their replies, or the first error."""
+        proto = self._proto if self._proto is not None and not self._proto.closed else await self._connect()
+        futures = [proto.send(hiredis.pack_command(c)) for c in commands]
+        return list(await asyncio.gather(*futures))
 
     async def _connect(self) -> _Protocol:
         if self._connecting is None:  # one connection attempt, however many callers are waiting for it
@@ -214,7 +287,7 @@ class Multiplexer:
                     setup.append(("AUTH", e.username, e.password) if e.username else ("AUTH", e.password))
                 if e.db:
                     setup.append(("SELECT", e.db))
-                for fut in [proto.send(hiredis.pack_command(cmd)) for cmd in setup]:
+                for fut in [proto.send(hiredis.pack_command(cmd), confirmed=False) for cmd in setup]:
                     await fut
         except (OSError, TimeoutError) as exc:
             raise RedisConnectionError(f"cannot connect to Redis: {exc!r}") from exc

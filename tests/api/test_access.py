@@ -409,6 +409,7 @@ async def test_the_decision_log_is_exported_as_json_lines(make_client: AppFactor
     assert all("rewards" in r for r in lines)
 
 
+@pytest.mark.single_redis  # maxmemory of one server
 async def test_a_full_redis_is_answered_503_storage_full(client: Client, redis: Redis) -> None:
     used = (await redis.info("memory"))["used_memory"]
     await redis.config_set("maxmemory", used)  # noeviction (the default policy): every write fails

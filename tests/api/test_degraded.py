@@ -45,6 +45,7 @@ class SlowProxy:
             self.server.close()
 
 
+@pytest.mark.single_redis  # a proxy in front of one server
 async def test_a_missed_deadline_gives_a_degraded_rules_only_answer(make_client: AppFactory, redis_url: str) -> None:
     proxy = SlowProxy(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
     # a generous deadline while the proxy is fast (the first decision also loads the scripts, and CI
@@ -69,6 +70,7 @@ async def test_a_missed_deadline_gives_a_degraded_rules_only_answer(make_client:
     assert 'nba_decisions_total{channel="web",outcome="degraded"} 1.0' in text
 
 
+@pytest.mark.single_redis  # a server of its own, stopped (tests/test_cluster_failover.py: a primary)
 async def test_redis_gone_decide_degrades_and_writes_are_503(
     make_client: AppFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -170,11 +170,11 @@ async def test_the_learner_credits_each_event_once_even_when_replayed(client: Cl
     await send_events(client, batch)
     lr = learner(client)
     # credit without committing: what a learner does before it dies
-    entries = (await lr.store.read_inbox("0", 100)).entries
+    entries = (await lr.store.read_inbox({}, 100)).entries
     rewards = {("web", "accept"): 1.0}
-    first = await lr.store.credit_events(entries, rewards, "0")
+    first = await lr.store.credit_events(entries, rewards, {})
     assert [(g.status, g.trial, g.reward) for g in first] == [("granted", 1.0, 0.0), ("granted", 0.0, 1.0)]
-    again = await lr.store.credit_events(entries, rewards, "0")
+    again = await lr.store.credit_events(entries, rewards, {})
     assert [(g.status, g.trial, g.reward) for g in again] == [(g.status, g.trial, g.reward) for g in first]
     await send_events(client, batch)  # the channel re-sends: duplicates at the door, new inbox entries
     await lr.drain()
@@ -256,11 +256,11 @@ async def test_a_replayed_batch_counts_once_and_a_crash_before_clearing_marks_do
 ) -> None:
     lr = learner(client)
     await send_events(client, [_event("m1", "click", "c-1", "tv-addon"), _event("m2", "click", "c-1", "tv-addon")])
-    batch = await lr.store.read_inbox("0", 100)
-    assert batch.last is not None
+    batch = await lr.store.read_inbox({}, 100)
+    assert batch.last
     rewards = {("web", "click"): 0.2}
-    first = await lr.store.credit_events(batch.entries, rewards, "0")
-    replay = await lr.store.credit_events(batch.entries, rewards, "0")  # a learner died before committing
+    first = await lr.store.credit_events(batch.entries, rewards, {})
+    replay = await lr.store.credit_events(batch.entries, rewards, {})  # a learner died before committing
     assert [g.counted for g in first] == [g.counted for g in replay] == [True, True]
     # the next learner commits but dies before clearing the marks; then the channel re-sends
     assert await lr.store.take_lease(lr.token, lr.lease_ms)

@@ -156,7 +156,7 @@ async def test_the_idle_learner_waits_for_the_inbox_and_picks_an_event_up_as_it_
     last: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrevrange(  # type: ignore[assignment]
         keys.LEARN_INBOX, count=1
     )
-    position = last[0][0].decode() if last else "0"
+    position = {0: last[0][0].decode() if last else "0"}
     # nothing after the position: the wait ends empty-handed, after its time and not before
     loop = asyncio.get_running_loop()
     start = loop.time()

@@ -6,10 +6,13 @@ here by hand, as an older version, an operator or damage would leave them.
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 from redis.asyncio import Redis
 
 from nba.store import history, keys
+from nba.store.redis import Store
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, problem, put_customer, send_events
 from tests.conftest import NOW, learn, learner
 
@@ -117,8 +120,10 @@ async def test_the_learner_skips_entries_and_records_it_cannot_read(client: Clie
     d1 = await decide(client, "c-1")
     d2 = await decide(client, "c-2")
     a1, a2 = d1["actions"][0]["action_id"], d2["actions"][0]["action_id"]
-    await redis.xadd(keys.LEARN_INBOX, {"e": b"garbage"})
-    await redis.xadd(keys.LEARN_INBOX, {"x": b"[1, 2]"})
+    shards = await cast(Store, learner(client).store).inbox_shards()
+    inbox = keys.inbox(keys.inbox_shard("c-1", shards), shards)  # where the learner reads c-1's events
+    await redis.xadd(inbox, {"e": b"garbage"})
+    await redis.xadd(inbox, {"x": b"[1, 2]"})
     # a damaged decision record: its answers cannot be credited, the rest of the batch can
     await redis.hset(keys.decision("c-1", d1["decision_id"]), f"a:{a1}", "web|only-two")
     await send_events(
@@ -143,7 +148,7 @@ async def test_the_learner_skips_entries_and_records_it_cannot_read(client: Clie
         ],
     )
     await learn(client)
-    assert await redis.xlen(keys.LEARN_INBOX) == 0  # read past, not stuck behind them
+    assert await redis.xlen(inbox) == 0  # read past, not stuck behind them
     body = await (await client.get("/v1/actions/stats")).json()
     rewards = {a["action_id"]: sum(s["rewards"] for s in a["segments"]) for a in body["actions"]}
     assert rewards[a2] == 1.0

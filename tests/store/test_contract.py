@@ -1,8 +1,8 @@
 """The storage contract (nba/store/contract.py), tested through the Protocol alone.
 
-Every implementation runs this suite unchanged: the `storage` fixture names them (today one Redis; a
-Redis Cluster is added there). Nothing here reads a key or knows a layout: tests/store/test_redis_layout.py
-checks what is particular to the Redis implementation.
+Every implementation runs this suite unchanged: the `storage` fixture names them (one Redis, and a real
+Redis Cluster of 3 primaries with a replica each). Nothing here reads a key or knows a layout:
+tests/store/test_redis_layout.py checks what is particular to the Redis implementation.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from nba.app import redis_client
 from nba.store import history
@@ -25,10 +25,16 @@ NOW_MS = 1_795_435_200_000  # 2026-11-23T12:00:00Z
 REWARDS = {("web", "accept"): 1.0, ("web", "click"): 0.2}
 
 
-@pytest.fixture(params=["redis"])
+@pytest.fixture(params=["redis", "cluster"])
 async def storage(request: pytest.FixtureRequest, redis_url: str, redis: Redis) -> AsyncIterator[Storage]:
-    """A fresh, empty store of each implementation."""
-    store: Storage = Store(redis_client(redis_url, 5.0))
+    """A fresh, empty store of each implementation: one Redis, and a Redis Cluster of 3 primaries."""
+    url = redis_url
+    if request.param == "cluster":
+        url = request.getfixturevalue("redis_cluster").seed_url
+        client = redis_client(url, 5.0)
+        await client.flushall(target_nodes=RedisCluster.PRIMARIES)
+        await client.aclose()
+    store: Storage = Store(redis_client(url, 5.0))
     yield store
     await store.close()
 
@@ -162,12 +168,13 @@ async def test_only_the_lease_holder_commits_and_the_position_moves_with_the_bat
     await remembered(storage, {"c-1": [_event("e1"), _event("e2")]}, NOW_MS)
     batch = await storage.read_inbox(await storage.learner_position(), 10)
     assert [e.event_id for _, e in batch.entries] == ["e1", "e2"]
-    assert batch.last == batch.entries[-1][0]
+    assert list(batch.last.values()) == [batch.entries[-1][0]]  # both events in their customer's one shard
     assert not await storage.commit_learning("t2", 10_000, batch.last, [(Tally.EVENTS, "a1:click", 2.0)], {}, "")
     version = await storage.model_version()
     assert await storage.commit_learning("t1", 10_000, batch.last, [(Tally.EVENTS, "a1:click", 2.0)], {}, "")
-    assert await storage.learner_position() == batch.last
-    assert (await storage.read_inbox(batch.last, 10)).last is None
+    position = await storage.learner_position()
+    assert position.items() >= batch.last.items()
+    assert (await storage.read_inbox(position, 10)).last == {}
     assert await storage.model_version() != version
     assert await storage.event_counts() == {("a1", "click"): 2}
     await storage.release_lease("t1")
@@ -177,13 +184,13 @@ async def test_only_the_lease_holder_commits_and_the_position_moves_with_the_bat
 async def test_an_answer_is_credited_once_and_a_replay_gets_the_same_grant(storage: Storage) -> None:
     await _decide(storage, did="d1")
     await remembered(storage, {"c-1": [_event("e1", etype="accept", decision="d1")]}, NOW_MS)
-    batch = await storage.read_inbox("0", 10)
-    first = await storage.credit_events(batch.entries, REWARDS, "0")
+    batch = await storage.read_inbox({}, 10)
+    first = await storage.credit_events(batch.entries, REWARDS, {})
     assert [(g.status, g.trial, g.reward, g.counted) for g in first] == [("granted", 1.0, 1.0, True)]
-    replay = await storage.credit_events(batch.entries, REWARDS, "0")  # the learner died before committing
+    replay = await storage.credit_events(batch.entries, REWARDS, {})  # the learner died before committing
     assert [(g.status, g.trial, g.reward, g.counted) for g in replay] == [("granted", 1.0, 1.0, True)]
     await remembered(storage, {"c-1": [_event("e1", etype="accept", decision="d1")]}, NOW_MS)  # re-sent
-    assert batch.last is not None
+    assert batch.last
     resent = await storage.read_inbox(batch.last, 10)
     again = await storage.credit_events(resent.entries, REWARDS, batch.last)
     assert [(g.status, g.trial, g.reward, g.counted) for g in again] == [("dup", 0.0, 0.0, False)]
@@ -192,10 +199,10 @@ async def test_an_answer_is_credited_once_and_a_replay_gets_the_same_grant(stora
 async def test_events_without_a_decision_are_counted_once(storage: Storage) -> None:
     await remembered(storage, {"c-1": [_event("e1")]}, NOW_MS)
     await remembered(storage, {"c-1": [_event("e1")]}, NOW_MS)  # re-sent before the learner ran
-    batch = await storage.read_inbox("0", 10)
-    grants = await storage.credit_events(batch.entries, REWARDS, "0")
+    batch = await storage.read_inbox({}, 10)
+    grants = await storage.credit_events(batch.entries, REWARDS, {})
     assert [(g.status, g.counted) for g in grants] == [("none", True), ("none", False)]
-    assert batch.last is not None
+    assert batch.last
     await storage.clear_tally_marks(["c-1"], batch.last)
     assert [g.counted for g in await storage.credit_events(batch.entries, REWARDS, batch.last)] == [False, False]
 
@@ -215,8 +222,8 @@ async def test_wait_inbox_returns_when_an_event_arrives(storage: Storage) -> Non
 async def test_the_model_is_read_at_one_version(storage: Storage) -> None:
     assert await storage.take_lease("t", 10_000)
     await remembered(storage, {"c-1": [_event("e1")]}, NOW_MS)
-    batch = await storage.read_inbox("0", 10)
-    assert batch.last is not None
+    batch = await storage.read_inbox({}, 10)
+    assert batch.last
     row = bytes(range(8))
     assert await storage.commit_learning(
         "t",
@@ -267,7 +274,7 @@ async def test_an_erased_customer_is_gone_and_does_not_come_back_until_a_new_pro
     assert await storage.erase("c-1", NOW_MS) >= 1
     assert await storage.get_profile("c-1") == (None, b"")
     assert await storage.decision_records("c-1") == []
-    assert (await storage.read_inbox("0", 10)).entries == []
+    assert (await storage.read_inbox({}, 10)).entries == []
     assert await remembered(storage, {"c-1": [_event("e2")]}, NOW_MS) == {"c-1": ["erased"]}
     assert await _decide(storage, did="d2") is Recorded.ERASED
     assert (await storage.read_customer("c-1")).history == b""

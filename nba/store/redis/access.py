@@ -13,7 +13,7 @@ from nba.store.redis.base import RedisBase
 class Access(RedisBase):
     async def access_version(self) -> str:
         # polled by every process twice a second: the shared connection, not a pool checkout
-        v: bytes | None = await self._timed("access_version", lambda: self._mux.execute("GET", keys.ACCESS_VERSION))
+        v: bytes | None = await self._timed("access_version", lambda: self._route.execute("GET", keys.ACCESS_VERSION))
         return v.decode() if v else "0"
 
     async def read_keys(self) -> tuple[str, dict[str, bytes], dict[str, int], bool]:

@@ -7,17 +7,18 @@ extra round trip per batch.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import RedisCluster
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from nba.store import keys
-from nba.store.multiplex import Multiplexer
+from nba.store.client import Client, router_for
+from nba.store.cluster import ClusterRouter
+from nba.store.routing import Router
 from nba.store.unreadable import Unreadable
 
 Observer = Callable[[str, float, bool], None]  # operation, milliseconds, whether it failed
@@ -36,18 +37,33 @@ class Script:
 
 
 class RedisBase:
-    def __init__(self, client: Redis, observe: Observer | None = None, unreadable: Unreadable | None = None):
+    def __init__(
+        self,
+        client: Client,
+        observe: Observer | None = None,
+        unreadable: Unreadable | None = None,
+        *,
+        replicas: int = 0,
+    ):
         self.client = client
+        self.cluster = isinstance(client, RedisCluster)
         self._observe = observe or (lambda op, ms, failed: None)
         self.unreadable = unreadable or Unreadable()
         self.description = "Redis"  # where this store is, as messages name it (no password)
         # the attribute registry (keys.ATTRIBUTE_CODES) as far as this process has needed it
         self._code_of: dict[str, int] = {}
         self._name_of: dict[int, str] = {}
-        # the customer scripts and the inbox (every decision and event) share one pipelined connection
-        self._mux = Multiplexer.like(client.connection_pool)
+        # the customer scripts and the inbox (every decision and event) share one pipelined connection (per
+        # primary on a cluster)
+        self._route = router_for(client)
         # the learner's blocking read of the inbox
-        self._waits = self._mux.blocking(INBOX_WAIT_MAX)
+        self._waits = self._route.blocking(INBOX_WAIT_MAX)
+        # what must be on `replicas` replicas before it is acknowledged (NBA_DURABILITY=replica: events and
+        # the learner's writes), on connections of their own: a WAIT holds up its connection
+        self.replicas = replicas
+        self._confirmed = self._route.confirmed(replicas) if replicas else self._route
+        self._shards: int | None = None  # inbox shards (keys.LEARN_SHARDS), fixed once known
+        self._shard_waits: list[Router] = []  # a blocking connection per shard (learner.py's wait_inbox)
 
     async def _timed(self, op: str, call: Callable[[], Awaitable[Any]]) -> Any:
         # Any: with decode_responses=False replies are bytes, which redis-py's types cannot express
@@ -61,17 +77,34 @@ class RedisBase:
         finally:
             self._observe(op, (time.perf_counter() - start) * 1000.0, failed)
 
-    async def _eval(self, op: str, script: Script, keys_: list[str], args: Iterable[Any]) -> Any:
+    async def _eval(
+        self, op: str, script: Script, keys_: list[str], args: Iterable[Any], *, route: Router | None = None
+    ) -> Any:
         argv = script.args(keys_, args)
-        return await self._timed(op, lambda: self._evalsha(script, argv))
+        return await self._timed(op, lambda: self._evalsha(script, argv, route or self._route))
 
-    async def _evalsha(self, script: Script, argv: tuple[Any, ...]) -> Any:
-        """EVALSHA, loading the script when Redis does not have it (first use, a restart, SCRIPT FLUSH)."""
+    async def _evalsha(self, script: Script, argv: tuple[Any, ...], route: Router) -> Any:
+        """EVALSHA, loading the script when Redis does not have it (first use, a restart, SCRIPT FLUSH; on a
+        cluster, each primary loads it on its own)."""
         try:
-            return await self._mux.execute("EVALSHA", *argv)
+            return await route.execute("EVALSHA", *argv)
         except NoScriptError:
-            await self._mux.execute("SCRIPT", "LOAD", script.text)
-            return await self._mux.execute("EVALSHA", *argv)
+            await route.execute("SCRIPT", "LOAD", script.text, key=argv[2])
+            return await route.execute("EVALSHA", *argv)
+
+    async def inbox_shards(self) -> int:
+        """How many shards the learner's inbox has: fixed by the first process, then never changed (an event
+        must find its shard where the learner reads it)."""
+        if self._shards is None:
+            stored = await self._route.execute("GET", keys.LEARN_SHARDS)
+            if stored is None:
+                default = 1
+                if isinstance(self._route, ClusterRouter):
+                    default = keys.SHARDS_PER_PRIMARY * max(1, len(self._route.topology.primaries()))
+                await self._route.execute("SET", keys.LEARN_SHARDS, default, "NX")
+                stored = await self._route.execute("GET", keys.LEARN_SHARDS)
+            self._shards = int(stored)
+        return self._shards
 
     async def ping(self) -> bool:
         return bool(await self._timed("ping", self.client.ping))
@@ -82,7 +115,7 @@ class RedisBase:
         advice = []
         try:
             for name, wanted in keys.REDIS_CONFIG.items():
-                current = (await self.client.config_get(name)).get(name)
+                current = min((int(v) for v in await self._config(name)), default=None)
                 if current is not None and int(current) < wanted:
                     advice.append(
                         f"{name} is {current}; {wanted} keeps customers' hashes compact (with the "
@@ -92,31 +125,50 @@ class RedisBase:
             return []
         return advice
 
+    async def _config(self, name: str) -> list[str]:
+        """CONFIG GET of one setting: its value on the server, or on every primary of a cluster."""
+        client: Any = self.client
+        if not self.cluster:
+            value = (await client.config_get(name)).get(name)
+            return [] if value is None else [value]
+        replies = await client.config_get(name, target_nodes=RedisCluster.PRIMARIES)  # node -> {name: value}
+        return [r[name] for r in replies.values() if name in r]
+
     async def close(self) -> None:
-        await self._mux.close()
+        await self._route.close()
         await self._waits.close()
+        for waits in self._shard_waits[1:]:
+            await waits.close()
+        if self._confirmed is not self._route:
+            await self._confirmed.close()
         await self.client.aclose()
 
     async def _eval_many(
-        self, script: Script, calls: list[tuple[Any, ...]], then: list[tuple[Any, ...]] | None = None
+        self,
+        script: Script,
+        calls: list[tuple[Any, ...]],
+        then: list[tuple[Any, ...]] | None = None,
+        *,
+        route: Router | None = None,
     ) -> list[Any]:
-        """Many calls of one script in one pipelined round trip, followed by the commands `then` in the
-        same write (tasks start in the order gather gets them); the scripts' results. Any failure raises."""
+        """Many calls of one script in one pipelined round trip, followed by the commands `then` (on one
+        server, in the same write: Redis runs them after the scripts). On a cluster, `then` may go to
+        other primaries, so it is sent once the scripts have answered, to keep that order. The scripts'
+        results; any failure raises."""
+        r = route or self._route
         after = then or []
-        replies: list[Any] = await asyncio.gather(
-            *(self._mux.execute("EVALSHA", *argv) for argv in calls),
-            *(self._mux.execute(*cmd) for cmd in after),
-            return_exceptions=True,
-        )
+        first = [("EVALSHA", *argv) for argv in calls]
+        replies = await r.execute_all(first if r.cluster else first + after)
         results = replies[: len(calls)]
         # a script flushed from Redis ran nowhere: run only those calls again (the first one loads it),
         # before `then` fails the batch if it failed
         for i, res in enumerate(results):
             if isinstance(res, NoScriptError):
-                results[i] = await self._evalsha(script, calls[i])
+                results[i] = await self._evalsha(script, calls[i], r)
             elif isinstance(res, BaseException):
                 raise res
-        for reply in replies[len(calls) :]:
+        later = await r.execute_all(after) if r.cluster and after else replies[len(calls) :]
+        for reply in later:
             if isinstance(reply, BaseException):
                 raise reply
         return results

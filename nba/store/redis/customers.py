@@ -27,7 +27,7 @@ class Customers(RedisBase):
         the version read first, so recording on it fails and the decision is ranked again."""
 
         async def call() -> tuple[list[Any], Any]:
-            read = self._mux.execute(
+            read = self._route.execute(
                 "HMGET",
                 keys.customer(customer_id),
                 _F.ATTRIBUTES,
@@ -38,7 +38,7 @@ class Customers(RedisBase):
             )
             if contact_id is None:
                 return await read, 0
-            count = self._mux.execute("HGET", keys.contacts(customer_id), contact_id)
+            count = self._route.execute("HGET", keys.contacts(customer_id), contact_id)
             both: tuple[list[Any], Any] = await asyncio.gather(read, count)
             return both
 
@@ -56,7 +56,7 @@ class Customers(RedisBase):
         """The stored profile (None when there is none) and the packed history."""
 
         async def call() -> list[Any]:
-            return await self._mux.execute(  # type: ignore[no-any-return]
+            return await self._route.execute(  # type: ignore[no-any-return]
                 "HMGET",
                 keys.customer(customer_id),
                 _F.ATTRIBUTES,

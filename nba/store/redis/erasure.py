@@ -49,12 +49,14 @@ class Erasure(RedisBase):
         while no learner runs): read it in pages and delete the customer's. An entry added after the
         erasure carries an event the tombstone refused; the learner deletes it with its batch."""
         mine = orjson.dumps([customer_id])[:-1] + b","  # every entry starts with its customer id
+        shards = await self.inbox_shards()
+        inbox = keys.inbox(keys.inbox_shard(customer_id, shards), shards)  # its events are in this one only
         start = "-"
         while True:
-            rows: list[Any] = await self._mux.execute("XRANGE", keys.LEARN_INBOX, start, "+", "COUNT", 1000)
+            rows: list[Any] = await self._route.execute("XRANGE", inbox, start, "+", "COUNT", 1000)
             doomed = [rid for rid, fields in rows if len(fields) > 1 and fields[1].startswith(mine)]
             if doomed:
-                await self._mux.execute("XDEL", keys.LEARN_INBOX, *doomed)
+                await self._route.execute("XDEL", inbox, *doomed)
             if len(rows) < 1000:
                 return
             start = "(" + rows[-1][0].decode()
@@ -68,22 +70,29 @@ class Erasure(RedisBase):
         due = await self.client.get(keys.REWRITE_DUE)
         if due is None or not await self.client.set(keys.REWRITE_LOCK, "1", nx=True, px=max(1, int(interval * 1000))):
             return "none"
+        # every server holding data: on a cluster, every primary and replica (a replica's files hold the
+        # erased customer as well)
+        client: Any = self.client
+        targets: list[dict[str, Any]] = (
+            [{"target_nodes": node} for node in client.get_nodes()] if self.cluster else [{}]
+        )
         try:
-            info = await self.client.info("persistence")
-            if info.get("aof_rewrite_in_progress") or info.get("rdb_bgsave_in_progress"):
+            infos = [await client.info("persistence", **t) for t in targets]
+            if any(i.get("aof_rewrite_in_progress") or i.get("rdb_bgsave_in_progress") for i in infos):
                 await self.client.delete(keys.REWRITE_LOCK)
                 return "busy"
-            try:  # snapshots hold it as well; a managed Redis may not tell
-                snapshots = bool((await self.client.config_get("save")).get("save"))
-            except ResponseError:
-                snapshots = False
             asked = False
-            if info.get("aof_enabled"):
-                await self.client.bgrewriteaof()
-                asked = True
-            if snapshots:
-                await self.client.bgsave(schedule=True)  # after a rewrite that is running
-                asked = True
+            for info, target in zip(infos, targets, strict=True):
+                try:  # snapshots hold it as well; a managed Redis may not tell
+                    snapshots = bool((await client.config_get("save", **target)).get("save"))
+                except ResponseError:
+                    snapshots = False
+                if info.get("aof_enabled"):
+                    await client.bgrewriteaof(**target)
+                    asked = True
+                if snapshots:
+                    await client.bgsave(schedule=True, **target)  # after a rewrite that is running
+                    asked = True
         except ResponseError as exc:
             if "in progress" in str(exc) or "already" in str(exc):
                 await self.client.delete(keys.REWRITE_LOCK)

@@ -43,7 +43,8 @@ class Events(RedisBase):
         inbox write fails the batch the same way. Returns a status per event (see APPLY_EVENTS)."""
         calls: list[tuple[str, tuple[Any, ...]]] = []
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        entries: list[bytes] = []
+        shards = await self._timed("apply_events", self.inbox_shards)  # read once per process
+        entries: list[tuple[Any, ...]] = []
         for cid, events in by_customer.items():
             args: list[Any] = [
                 now_ms - keys.HISTORY_TTL * 1000,
@@ -55,6 +56,7 @@ class Events(RedisBase):
                 now_ms,
                 (anonymous_ttl or {}).get(cid, 0),
             ]
+            inbox = keys.inbox(keys.inbox_shard(cid, shards), shards)
             for e in events:
                 key = history.event_key(e.event_id)
                 args += [
@@ -65,15 +67,12 @@ class Events(RedisBase):
                     e.action_id,
                     e.decision_id or "",
                 ]
-                entries.append(inbox_entry(e))
+                entries.append(("XADD", inbox, "*", "e", inbox_entry(e)))
             calls.append((cid, _APPLY_EVENTS.args([keys.customer(cid), keys.shown(cid), keys.erased(cid)], args)))
 
         async def apply_and_enqueue() -> list[Any]:
-            return await self._eval_many(
-                _APPLY_EVENTS,
-                [c[1] for c in calls],
-                then=[("XADD", keys.LEARN_INBOX, "*", "e", entry) for entry in entries],
-            )
+            # NBA_DURABILITY=replica: answered once a replica has the histories and the inbox entries
+            return await self._eval_many(_APPLY_EVENTS, [c[1] for c in calls], then=entries, route=self._confirmed)
 
         results = await self._timed("apply_events", apply_and_enqueue)
         return {cid: [cast(EventStatus, s.decode()) for s in res] for (cid, _), res in zip(calls, results, strict=True)}

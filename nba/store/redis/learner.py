@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from nba.store import history, keys, scripts
-from nba.store.contract import EventArgs, Grant, GrantStatus, InboxBatch, Tally
+from nba.store.contract import EventArgs, Grant, GrantStatus, InboxBatch, Positions, Tally
 from nba.store.redis.base import INBOX_WAIT_MAX, RedisBase, Script
 from nba.store.redis.events import from_inbox
+
+log = logging.getLogger(__name__)
 
 _CREDIT_EVENTS = Script(scripts.CREDIT_EVENTS)
 _CLEAR_TALLY_MARKS = Script(scripts.CLEAR_TALLY_MARKS)
@@ -18,43 +21,72 @@ _REBASE_MODEL = Script(scripts.REBASE_MODEL)
 _TAKE_LEASE = Script(scripts.TAKE_LEASE)
 
 
-class Learning(RedisBase):
-    async def read_inbox(self, after: str, count: int) -> InboxBatch:
-        # read at every learner step: the shared connection (raw replies: [id, [field, value]] rows)
-        rows = await self._timed(
-            "read_inbox",
-            lambda: self._mux.execute(
-                "XRANGE", keys.LEARN_INBOX, f"({after}" if after != "0" else "-", "+", "COUNT", count
-            ),
-        )
-        entries = []
-        for rid, fields in rows:
-            try:
-                entries.append((rid.decode(), from_inbox(fields[1])))
-            except (ValueError, TypeError, IndexError):  # skipped: one bad entry must not stop all learning
-                self.unreadable("inbox_entry", rid.decode(), repr(fields))
-        return InboxBatch(entries, rows[-1][0].decode() if rows else None)
+def _after(position: str) -> str:
+    return f"({position}" if position != "0" else "-"
 
-    async def wait_inbox(self, after: str, seconds: float) -> bool:
-        """Wait up to `seconds` for the inbox to hold an entry after `after`; True as soon as it does. The
-        idle learner waits here instead of polling. One blocking read may last at most INBOX_WAIT_MAX (the
-        connection's timeout allows that much), so a longer wait is several reads: clamping the wait
-        instead returned False early to a caller that had asked for longer."""
+
+class Learning(RedisBase):
+    async def read_inbox(self, after: Positions, count: int) -> InboxBatch:
+        """Up to `count` entries of each shard after its position, all shards in one round trip."""
+        shards = await self.inbox_shards()
+        commands = [
+            ("XRANGE", keys.inbox(i, shards), _after(after.get(i, "0")), "+", "COUNT", count) for i in range(shards)
+        ]
+        replies = await self._timed("read_inbox", lambda: self._route.execute_all(commands))
+        entries = []
+        last: dict[int, str] = {}
+        for shard, rows in enumerate(replies):
+            if isinstance(rows, BaseException):
+                raise rows
+            for rid, fields in rows:
+                try:
+                    entries.append((rid.decode(), from_inbox(fields[1])))
+                except (ValueError, TypeError, IndexError):  # skipped: one bad entry must not stop all learning
+                    self.unreadable("inbox_entry", rid.decode(), repr(fields))
+            if rows:
+                last[shard] = rows[-1][0].decode()
+        return InboxBatch(entries, last)
+
+    async def wait_inbox(self, after: Positions, seconds: float) -> bool:
+        """Wait up to `seconds` for any shard to hold an entry after its position; True as soon as one does.
+        The idle learner waits here instead of polling. One blocking read may last at most INBOX_WAIT_MAX
+        (the connection's timeout allows that much), so a longer wait is several reads: clamping the wait
+        instead returned False early to a caller that had asked for longer. Each shard is read on a
+        connection of its own (a blocked connection carries nothing else, and one XREAD may name only
+        streams of one slot on a cluster)."""
+        shards = await self.inbox_shards()
+        while len(self._shard_waits) < shards:
+            self._shard_waits.append(self._waits if not self._shard_waits else self._route.blocking(INBOX_WAIT_MAX))
         loop = asyncio.get_running_loop()
         end = loop.time() + seconds
         while True:
             ms = max(1, int(min(end - loop.time(), INBOX_WAIT_MAX) * 1000))
-            if (
-                await self._waits.execute("XREAD", "COUNT", 1, "BLOCK", ms, "STREAMS", keys.LEARN_INBOX, after)
-                is not None
-            ):
-                return True
+            reads = [
+                asyncio.ensure_future(
+                    self._shard_waits[i].execute(
+                        "XREAD", "COUNT", 1, "BLOCK", ms, "STREAMS", keys.inbox(i, shards), after.get(i, "0")
+                    )
+                )
+                for i in range(shards)
+            ]
+            try:
+                for read in asyncio.as_completed(reads):
+                    if await read is not None:
+                        return True
+            finally:
+                for read in reads:
+                    read.cancel()  # its reply is read and dropped; the connection stays in order
             if loop.time() >= end - 0.001:
                 return False
 
-    async def learner_position(self) -> str:
-        v = await self.client.get(keys.LEARN_POSITION)
-        return v.decode() if isinstance(v, bytes) else "0"
+    async def learner_position(self) -> dict[int, str]:
+        shards = await self.inbox_shards()
+        stored: dict[bytes, bytes] = await self.client.hgetall(keys.LEARN_POSITIONS)  # type: ignore[assignment]
+        positions = {int(k): v.decode() for k, v in stored.items()}
+        if 0 not in positions:  # written by a version before the shards
+            legacy = await self.client.get(keys.LEARN_POSITION)
+            positions[0] = legacy.decode() if isinstance(legacy, bytes) else "0"
+        return {i: positions.get(i, "0") for i in range(shards)}
 
     async def take_lease(self, token: str, lease_ms: int) -> bool:
         return bool(await self._eval("take_lease", _TAKE_LEASE, [keys.LEARN_LEASE], [token, lease_ms]))
@@ -64,17 +96,20 @@ class Learning(RedisBase):
             await self.client.delete(keys.LEARN_LEASE)
 
     async def credit_events(
-        self, entries: list[tuple[str, EventArgs]], rewards: Mapping[tuple[str, str], float], position: str
+        self, entries: list[tuple[str, EventArgs]], rewards: Mapping[tuple[str, str], float], position: Positions
     ) -> list[Grant]:
         """Credit inbox entries to their decisions: one script call per customer, one round trip.
-        `position`: the learner's committed inbox position."""
+        `position`: the learner's committed inbox positions (a customer's tally marks are read against its
+        shard's)."""
+        shards = await self.inbox_shards()
         table = [x for (ch, etype), r in rewards.items() for x in (ch, etype, r)]
         by_customer: dict[str, list[int]] = {}
         for i, (_, e) in enumerate(entries):
             by_customer.setdefault(e.customer_id, []).append(i)
         calls = []
         for cid, idx in by_customer.items():
-            args: list[Any] = [keys.decision(cid, ""), position, len(rewards), *table]
+            shard_position = position.get(keys.inbox_shard(cid, shards), "0")
+            args: list[Any] = [keys.decision(cid, ""), shard_position, len(rewards), *table]
             for i in idx:
                 rid, e = entries[i]
                 args += [
@@ -87,7 +122,9 @@ class Learning(RedisBase):
                     e.decision_id or "",
                 ]
             calls.append(_CREDIT_EVENTS.args([keys.shown(cid), keys.customer(cid)], args))
-        results = await self._timed("credit_events", lambda: self._eval_many(_CREDIT_EVENTS, calls))
+        results = await self._timed(
+            "credit_events", lambda: self._eval_many(_CREDIT_EVENTS, calls, route=self._confirmed)
+        )
         out: list[Grant | None] = [None] * len(entries)
         for idx, res in zip(by_customer.values(), results, strict=True):
             for i, (status, trial, delta, meta, counted, marked) in zip(idx, res, strict=True):
@@ -101,9 +138,13 @@ class Learning(RedisBase):
                 )
         return [g for g in out if g is not None]
 
-    async def clear_tally_marks(self, customer_ids: Iterable[str], position: str) -> None:
+    async def clear_tally_marks(self, customer_ids: Iterable[str], position: Positions) -> None:
         """After a commit at `position`: drop the tally marks its entries consumed (one round trip)."""
-        calls = [_CLEAR_TALLY_MARKS.args([keys.customer(cid)], [position]) for cid in customer_ids]
+        shards = await self.inbox_shards()
+        calls = [
+            _CLEAR_TALLY_MARKS.args([keys.customer(cid)], [position.get(keys.inbox_shard(cid, shards), "0")])
+            for cid in customer_ids
+        ]
         if calls:
             await self._timed("clear_tally_marks", lambda: self._eval_many(_CLEAR_TALLY_MARKS, calls))
 
@@ -111,29 +152,33 @@ class Learning(RedisBase):
         self,
         token: str,
         lease_ms: int,
-        position: str,
+        position: Positions,
         increments: list[tuple[Tally, str, float]],
         contextual: Mapping[str, bytes],
         signature: str,
         *,
         reset: bool = False,
     ) -> bool:
-        """Apply one batch's statistics and move the position, atomically, if we hold the lease.
-        `increments`: (which tally, field, amount)."""
-        args: list[Any] = [token, lease_ms, position, "1" if reset else "0", len(increments)]
+        """Apply one batch's statistics and move the positions, atomically, if we hold the lease; then
+        delete the committed entries from their shards (on a cluster they live on other primaries, so not
+        in the same script: an entry left behind by a failure there is past the position, skipped by every
+        reader, and deleted with the next commit of its shard). `increments`: (which tally, field, amount)."""
+        args: list[Any] = [token, lease_ms, "1" if reset else "0", len(position)]
+        for shard, entry in position.items():
+            args += [shard, entry]
+        args.append(len(increments))
         for h, f, v in increments:
             args += [int(h), f, repr(float(v))]
         rows = {**contextual, "signature": signature.encode()} if contextual or reset else {}
         for a, row in rows.items():
             args += [a, row]
-        return bool(
+        committed = bool(
             await self._eval(
                 "commit_learning",
                 _COMMIT_LEARNING,
                 [
                     keys.LEARN_LEASE,
-                    keys.LEARN_INBOX,
-                    keys.LEARN_POSITION,
+                    keys.LEARN_POSITIONS,
                     keys.MODEL_COUNTS,
                     keys.MODEL_CONTEXTUAL,
                     keys.EVENT_COUNTS,
@@ -141,8 +186,23 @@ class Learning(RedisBase):
                     keys.MODEL_VERSION,
                 ],
                 args,
+                route=self._confirmed,
             )
         )
+        if committed and position:
+            shards = await self.inbox_shards()
+            # everything up to and including the position: an applied entry must not linger (an erased
+            # customer's id)
+            trims: list[tuple[Any, ...]] = []
+            for shard, entry in position.items():
+                trims += [
+                    ("XTRIM", keys.inbox(shard, shards), "MINID", entry),
+                    ("XDEL", keys.inbox(shard, shards), entry),
+                ]
+            failed = [r for r in await self._route.execute_all(trims) if isinstance(r, BaseException)]
+            if failed:
+                log.debug("deleting committed inbox entries failed (the next commit does it): %r", failed[0])
+        return committed
 
     async def rebase_model(
         self,

@@ -12,7 +12,7 @@ from nba.store.redis.base import RedisBase
 class Model(RedisBase):
     async def model_version(self) -> str:
         # polled by every process every second: the shared connection, not a pool checkout
-        v: bytes | None = await self._timed("model_version", lambda: self._mux.execute("GET", keys.MODEL_VERSION))
+        v: bytes | None = await self._timed("model_version", lambda: self._route.execute("GET", keys.MODEL_VERSION))
         return v.decode() if v else "0"
 
     async def model_data(self) -> ModelData:

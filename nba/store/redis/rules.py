@@ -40,7 +40,7 @@ class Rules(RedisBase):
 
     async def current_rules_version(self) -> str | None:
         # polled by every process twice a second: the shared connection, not a pool checkout
-        v: bytes | None = await self._timed("rules_version", lambda: self._mux.execute("GET", keys.RULES_CURRENT))
+        v: bytes | None = await self._timed("rules_version", lambda: self._route.execute("GET", keys.RULES_CURRENT))
         return v.decode() if v else None
 
     async def rules_files(self, version: str) -> dict[str, str] | None:
