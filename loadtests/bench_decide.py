@@ -5,9 +5,12 @@ as many hello-world processes on one port, then drives each with wrk (same threa
 duration) and prints requests/s, latency percentiles and the CPU each request cost the server and
 Redis (from /proc, so a paused VM's stolen time is billed too) side by side. Needs `wrk` (Debian:
 apt-get install wrk). With `--key`, a second nba on its own Redis is driven with a channel API key in
-the same rounds: what checking keys costs.
+the same rounds: what checking keys costs. With `--variants`, more nba servers are driven in the same
+rounds: `cluster` (on a local Redis Cluster of 3 primaries and 3 replicas), `fsync` (NBA_DURABILITY=fsync
+on its own Redis with appendfsync always), `cluster-replica` (the cluster with NBA_DURABILITY=replica).
 
     .venv/bin/python -m loadtests.bench_decide --duration 10 --connections 16 [--workers 2] [--key]
+    .venv/bin/python -m loadtests.bench_decide --endpoint events --variants fsync,cluster,cluster-replica
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 from loadtests.gen_rules import generate
 from loadtests.procs import children, proc_cpu, server_pid, wait_http
 from nba.runtime.embedded_redis import RedisServer, free_port
+from tests.redis_cluster import LocalCluster
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -50,7 +54,7 @@ def run_wrk(
     return result
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
@@ -76,12 +80,26 @@ def main() -> int:
         help="also run a second nba (on its own Redis) with a channel API key sent with every request: the "
         "cost of checking keys, measured against the open one in the same run",
     )
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="comma-separated extra servers driven in the same rounds: cluster, fsync, cluster-replica",
+    )
     args = parser.parse_args()
+    unknown = {v for v in args.variants.split(",") if v} - {"cluster", "fsync", "cluster-replica"}
+    if unknown:
+        parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    variants = [v for v in args.variants.split(",") if v]
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install wrk", file=sys.stderr)
         return 2
     procs: list[subprocess.Popen[bytes]] = []
-    redises: list[RedisServer] = []
+    redises: list[RedisServer | LocalCluster] = []
     ep = args.endpoint
     with tempfile.TemporaryDirectory() as tmp:
         rules = generate(Path(tmp) / "rules", args.actions, seed=1) if args.actions else ROOT / "rules"
@@ -92,14 +110,25 @@ def main() -> int:
             "NBA_RULES_DIR": str(rules),
         }
 
-        def start_nba(name: str, key: bool) -> tuple[str, dict[str, str], int, int]:
+        def start_nba(
+            name: str, key: bool, *, cluster: bool = False, durability: str = "memory"
+        ) -> tuple[str, dict[str, str], int, list[int]]:
             """An nba server on its own Redis (API keys are global to a Redis: a keyed server and an open
-            one cannot share one); its URL, wrk's environment, its process and its Redis's pid."""
-            redis = RedisServer(Path(tmp) / f"redis-{name}", persist=False)
-            redises.append(redis)
-            url = redis.start()
+            one cannot share one); its URL, wrk's environment, its process and its Redis's pids."""
+            if cluster:
+                local = LocalCluster(Path(tmp) / f"cluster-{name}")
+                redises.append(local)
+                local.start()
+                url, redis_pids = local.seed_url, [n.process.pid for n in local.nodes if n.process is not None]
+            else:
+                redis = RedisServer(
+                    Path(tmp) / f"redis-{name}", persist=durability == "fsync", fsync_always=durability == "fsync"
+                )
+                redises.append(redis)
+                url = redis.start()
+                redis_pids = [server_pid(url)]
             port = free_port()
-            env = {**base_env, "NBA_REDIS_URL": url, "NBA_PORT": str(port)}
+            env = {**base_env, "NBA_REDIS_URL": url, "NBA_PORT": str(port), "NBA_DURABILITY": durability}
             if key:  # before the server starts: it checks keys from its first request on
                 create = ["keys", "create", "--name", "bench", "--role", "channel", "--channel", "web", "--rate", "0"]
                 made = subprocess.run(
@@ -111,7 +140,7 @@ def main() -> int:
                 [sys.executable, "-m", "nba.cli", *serve, "--workers", str(args.workers)], env=env, cwd=tmp
             )
             procs.append(proc)
-            return f"http://127.0.0.1:{port}", env, proc.pid, server_pid(url)
+            return f"http://127.0.0.1:{port}", env, proc.pid, redis_pids
 
         try:
             hello_port = free_port()
@@ -131,6 +160,13 @@ def main() -> int:
             nbas = {ep: start_nba(ep, key=False)}
             if args.key:
                 nbas[f"{ep}+key"] = start_nba(f"{ep}-key", key=True)
+            for variant in variants:
+                nbas[f"{ep}+{variant}"] = start_nba(
+                    variant,
+                    key=False,
+                    cluster=variant.startswith("cluster"),
+                    durability={"fsync": "fsync", "cluster-replica": "replica"}.get(variant, "memory"),
+                )
             for url, _, _, _ in nbas.values():
                 wait_http(f"{url}/readyz", timeout=300)
             wait_http(f"http://127.0.0.1:{hello_port}/hello")
@@ -138,8 +174,8 @@ def main() -> int:
             targets: dict[str, tuple[str, Path, dict[str, str], list[int], list[int]]] = {
                 "hello": (f"http://127.0.0.1:{hello_port}", HERE / "hello.lua", base_env, [p.pid for p in hellos], [])
             }
-            for name, (url, env, pid, redis_pid) in nbas.items():
-                targets[name] = (url, HERE / f"{ep}.lua", env, children(pid), [redis_pid])
+            for name, (url, env, pid, redis_pids) in nbas.items():
+                targets[name] = (url, HERE / f"{ep}.lua", env, children(pid), redis_pids)
             rows: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
             for target, script, env, _, _ in targets.values():  # warm-up
                 run_wrk(target, script, args.threads, args.connections, 2, env)
@@ -157,20 +193,26 @@ def main() -> int:
                 p.wait(timeout=10)
             for redis in redises:
                 redis.stop()
+    report(args, rows, variants)
+    return 0
+
+
+def report(args: argparse.Namespace, rows: dict[str, list[dict[str, float]]], variants: list[str]) -> None:
+    ep = args.endpoint
     print(
         f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} alternating rounds, "
         f"{args.customers} customers, rules: {args.actions or 'shipped'} actions, {args.workers} process(es) each, "
         f"{os.cpu_count()} cores shared by server, Redis and wrk"
     )
     print(
-        f"{'endpoint':12} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
+        f"{'endpoint':20} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
         f"{'server us/req':>14} {'redis us/req':>13}"
     )
     best: dict[str, dict[str, float]] = {}
     for name, results in rows.items():
         for r in results:
             print(
-                f"{name:12} {r['rps']:9.0f} {r.get('p50_ms', 0):8.2f} {r.get('p90_ms', 0):8.2f} "
+                f"{name:20} {r['rps']:9.0f} {r.get('p50_ms', 0):8.2f} {r.get('p90_ms', 0):8.2f} "
                 f"{r.get('p99_ms', 0):8.2f} {r['non_2xx']:8.0f} {r['server_us']:14.0f} {r['redis_us']:13.0f}"
             )
         best[name] = max(results, key=lambda r: r["rps"])
@@ -188,7 +230,15 @@ def main() -> int:
             f"with an API key: server CPU per {ep} {more:+.1%} (cheapest rounds), throughput {-fewer:+.1%} "
             "(best rounds), against the open server in the same run"
         )
-    return 0
+    for variant in variants:
+        name = f"{ep}+{variant}"
+        more = min(r["server_us"] for r in rows[name]) / min(r["server_us"] for r in rows[ep]) - 1
+        ratio = best[name]["rps"] / best[ep]["rps"]
+        p99 = best[name].get("p99_ms", 0) / max(best[ep].get("p99_ms", 0), 1e-9)
+        print(
+            f"{variant}: throughput {ratio:.2f}x the single Redis's (best rounds), server CPU per {ep} {more:+.1%} "
+            f"(cheapest rounds), p99 {p99:.2f}x"
+        )
 
 
 if __name__ == "__main__":
