@@ -32,12 +32,17 @@ class Learning(RedisBase):
         commands = [
             ("XRANGE", keys.inbox(i, shards), _after(after.get(i, "0")), "+", "COUNT", count) for i in range(shards)
         ]
-        replies = await self._timed("read_inbox", lambda: self._route.execute_all(commands))
+
+        async def read() -> list[Any]:
+            replies = await self._route.execute_all(commands)
+            for reply in replies:
+                if isinstance(reply, BaseException):
+                    raise reply
+            return replies
+
         entries = []
         last: dict[int, str] = {}
-        for shard, rows in enumerate(replies):
-            if isinstance(rows, BaseException):
-                raise rows
+        for shard, rows in enumerate(await self._timed("read_inbox", read)):
             for rid, fields in rows:
                 try:
                     entries.append((rid.decode(), from_inbox(fields[1])))
