@@ -1,7 +1,8 @@
-"""Kill Redis Cluster primaries with kill -9 while decides and events flow through `nba serve`, and count
-what the channels saw and what survived.
+"""Kill Redis Cluster primaries (or a Sentinel-watched primary) with kill -9 while decides and events flow
+through `nba serve`, and count what the channels saw and what survived.
 
-Starts a real local Redis Cluster (3 primaries, 3 replicas, cluster-node-timeout 2,000 ms) and one
+Starts a real local Redis Cluster (3 primaries, 3 replicas, cluster-node-timeout 2,000 ms), or with
+`--sentinel` a primary, a replica and 3 sentinels (down-after-milliseconds 2,000), and one
 `nba serve` on it with the durability asked for, puts profiles for the customers, then per failover:
 traffic (decides, and events answering them, from concurrent clients) runs, the primary of the first
 customer's slot gets SIGKILL, the cluster promotes its replica, the killed node is started again (it
@@ -17,6 +18,7 @@ remembered. At the end:
 
     .venv/bin/python -m loadtests.failover --failovers 5 --durability replica
     .venv/bin/python -m loadtests.failover --failovers 5 --durability memory
+    .venv/bin/python -m loadtests.failover --failovers 5 --durability replica --sentinel
 """
 
 from __future__ import annotations
@@ -34,14 +36,16 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
+import redis
 
 from nba.runtime.embedded_redis import free_port
 from nba.store.keys import customer_slot
 from tests.api.helpers import CROSSSELL_MOBILE as PROFILE  # eligible for several actions of RULES
 from tests.redis_cluster import LocalCluster
+from tests.redis_sentinel import LocalSentinel
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "tests" / "fixtures" / "rules"
@@ -52,7 +56,8 @@ class Seen:
     """What the channels saw."""
 
     decides: list[tuple[float, str, bool]] = field(default_factory=list)  # (monotonic time, customer, degraded)
-    accepted: dict[str, str] = field(default_factory=dict)  # event id -> customer, answered 202
+    # event id -> (customer, action, type) of the events answered 202
+    accepted: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     statuses: Counter[int] = field(default_factory=Counter)
     unexpected: list[str] = field(default_factory=list)  # answers outside 200/202/503-with-Retry-After
 
@@ -63,6 +68,9 @@ class Seen:
         if status == 503 and headers.get("Retry-After"):
             return
         self.unexpected.append(f"{what}: {status}")
+
+
+PENDING = 32  # unacknowledged event batches per client (each re-sent after its Retry-After)
 
 
 class Traffic:
@@ -78,6 +86,7 @@ class Traffic:
         self._stop = asyncio.Event()
 
     async def run(self, seconds: float) -> None:
+        """`seconds` of traffic, then until every event batch sent is acknowledged."""
         self._stop.clear()
         timeout = aiohttp.ClientTimeout(total=10)
         async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -87,6 +96,15 @@ class Traffic:
             await asyncio.gather(*workers)
 
     async def _client(self, session: aiohttp.ClientSession) -> None:
+        # a channel keeps deciding while its events wait to be acknowledged: they are re-sent in the
+        # background, at most PENDING batches per client (then it waits for the oldest)
+        pending: list[asyncio.Future[None]] = []
+        try:
+            await self._decide_and_answer(session, pending)
+        finally:
+            await asyncio.gather(*pending)
+
+    async def _decide_and_answer(self, session: aiohttp.ClientSession, pending: list[asyncio.Future[None]]) -> None:
         while not self._stop.is_set():
             cid = self.rng.choice(self.customers)
             async with session.post(f"{self.base}/v1/decide", json={"customer_id": cid, "channel": "web"}) as r:
@@ -109,20 +127,28 @@ class Traffic:
                 for etype in ("impression", "click")
             ]
             if events:
-                await self._send(session, events)
+                pending.append(asyncio.ensure_future(self._send(session, events)))
+            if len(pending) >= PENDING:
+                await pending.pop(0)
+            pending[:] = [p for p in pending if not p.done()]
 
     async def _send(self, session: aiohttp.ClientSession, events: list[dict[str, Any]]) -> None:
         """Until answered 202 (a channel re-sends what was not acknowledged; the ids make it safe)."""
         while True:
-            async with session.post(f"{self.base}/v1/events", json={"events": events}) as r:
-                self.seen.answer(r.status, r.headers, "events")
-                if r.status == 202:
-                    for e in events:
-                        self.seen.accepted[e["event_id"]] = e["customer_id"]
-                    return
-                if r.status != 503:
-                    return
-                await asyncio.sleep(min(0.2, float(r.headers.get("Retry-After", "1"))))
+            try:
+                async with session.post(f"{self.base}/v1/events", json={"events": events}) as r:
+                    self.seen.answer(r.status, r.headers, "events")
+                    if r.status == 202:
+                        for e in events:
+                            self.seen.accepted[e["event_id"]] = (e["customer_id"], e["action_id"], e["type"])
+                        return
+                    if r.status != 503:
+                        return
+                    pause = float(r.headers.get("Retry-After", "1"))
+            except (aiohttp.ClientError, TimeoutError) as exc:  # nba should not drop or stall a request
+                self.seen.unexpected.append(f"events: {exc!r}")
+                pause = 0.2
+            await asyncio.sleep(pause)
 
 
 def recovery_seconds(seen: Seen, victims: set[str], killed_at: float) -> float | None:
@@ -136,9 +162,10 @@ def recovery_seconds(seen: Seen, victims: set[str], killed_at: float) -> float |
     return (min(healthy) if healthy else float("inf")) - killed_at
 
 
-async def verify(base: str, seen: Seen, customers: list[str], patience: float = 120.0) -> dict[str, int]:
+async def verify(base: str, seen: Seen, customers: list[str], patience: float = 120.0) -> dict[str, Any]:
     """Events answered 202 against the histories and the model's event counts."""
-    per_customer = Counter(seen.accepted.values())
+    per_customer = Counter(cid for cid, _, _ in seen.accepted.values())
+    per_action = Counter((action, etype) for _, action, etype in seen.accepted.values())
     async with aiohttp.ClientSession() as session:
         short = 0
         extra = 0
@@ -153,7 +180,10 @@ async def verify(base: str, seen: Seen, customers: list[str], patience: float = 
         while time.monotonic() < deadline:
             async with session.get(f"{base}/v1/actions/stats") as r:
                 stats = await r.json()
-            counted = sum(n for a in stats["actions"] for n in a["events"].values())
+            by_action = Counter(
+                {(a["action_id"], etype): n for a in stats["actions"] for etype, n in a["events"].items()}
+            )
+            counted = sum(by_action.values())
             if counted >= len(seen.accepted):
                 break
             await asyncio.sleep(0.5)
@@ -162,6 +192,9 @@ async def verify(base: str, seen: Seen, customers: list[str], patience: float = 
         "missing_from_histories": short,
         "beyond_accepted_in_histories": extra,
         "counted_by_model": counted,
+        # (action, type) the model counted differently: accepted - counted
+        "model_differs": {f"{a}:{t}": n for (a, t), n in (per_action - by_action).items()}
+        | {f"{a}:{t}": -n for (a, t), n in (by_action - per_action).items()},
     }
 
 
@@ -179,7 +212,7 @@ class Server:
             "NBA_PORT": str(self.port),
             "NBA_RULES_DIR": str(RULES),
             "NBA_DATA_DIR": str(directory / "var"),
-            "NBA_LOG_LEVEL": "WARNING",
+            "NBA_LOG_LEVEL": os.environ.get("FO_LOG_LEVEL", "WARNING"),
         }
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
@@ -221,31 +254,99 @@ async def put_profiles(base: str, customers: list[str]) -> None:
                     raise RuntimeError(f"PUT {cid}: {r.status} {await r.text()}")
 
 
+class Target(Protocol):
+    """A Redis deployment whose primaries can be killed: a cluster or a sentinel-watched primary."""
+
+    url: str
+
+    def primary_for(self, customer_id: str) -> Any: ...
+
+    def kill(self, node: Any) -> None: ...
+
+    def wait_for_failover(self, node: Any, timeout: float) -> float: ...
+
+    def restart(self, node: Any, timeout: float) -> None: ...
+
+
+class ClusterTarget:
+    def __init__(self, cluster: LocalCluster):
+        self.cluster = cluster
+        self.url = cluster.seed_url
+
+    def primary_for(self, customer_id: str) -> Any:
+        return self.cluster.primary_of_slot(customer_slot(customer_id))
+
+    def kill(self, node: Any) -> None:
+        self.cluster.kill(node)
+
+    def wait_for_failover(self, node: Any, timeout: float) -> float:
+        return self.cluster.wait_for_failover(node, timeout)
+
+    def restart(self, node: Any, timeout: float) -> None:
+        self.cluster.restart(node, timeout)
+
+
+class SentinelTarget:
+    def __init__(self, deployment: LocalSentinel):
+        self.deployment = deployment
+        self.url = deployment.sentinel_url
+
+    def primary_for(self, customer_id: str) -> Any:
+        return self.deployment.primary()
+
+    def kill(self, node: Any) -> None:
+        self.deployment.kill(node)
+
+    def wait_for_failover(self, node: Any, timeout: float) -> float:
+        return self.deployment.wait_for_failover(node, timeout)
+
+    def restart(self, node: Any, timeout: float) -> None:
+        self.deployment.restart(node, timeout)
+
+
 async def failover(
-    cluster: LocalCluster, traffic: Traffic, *, before: float, after: float, victim_customer: str
+    target: Target, traffic: Traffic, *, before: float, after: float, victim_customer: str
 ) -> dict[str, Any]:
-    """One kill -9 of the primary of `victim_customer`'s slot while traffic runs; what it cost."""
-    victim = cluster.primary_of_slot(customer_slot(victim_customer))
-    victims = {c for c in traffic.customers if cluster.primary_of_slot(customer_slot(c)) is victim}
+    """One kill -9 of the primary of `victim_customer` while traffic runs; what it cost."""
+    victim = target.primary_for(victim_customer)
+    victims = {c for c in traffic.customers if target.primary_for(c) is victim}
     running = asyncio.ensure_future(traffic.run(before + after))
     await asyncio.sleep(before)
     killed_at = time.monotonic()
-    cluster.kill(victim)
-    promoted = await asyncio.to_thread(cluster.wait_for_failover, victim, 60.0)
-    await asyncio.to_thread(cluster.restart, victim, 120.0)
+    target.kill(victim)
+    promoted = await asyncio.to_thread(target.wait_for_failover, victim, 60.0)
+    await asyncio.to_thread(target.restart, victim, 120.0)
     await running
     return {
         "victims": len(victims),
         "promoted_s": promoted,
         "nba_recovered_s": recovery_seconds(traffic.seen, victims, killed_at),
+        # scripts nba ran on the old primary after it came back (as a primary with old data, until it
+        # learnt it had been replaced): writes that would be lost
+        "scripts_on_old_primary": scripts_run(victim),
     }
+
+
+def scripts_run(node: Any) -> int:
+    """EVALSHA calls a server has executed since it started (replication does not count: scripts are
+    replicated as their effects)."""
+    with redis.Redis(host=node.host, port=node.port, password=getattr(node, "password", None)) as client:
+        stats: dict[str, Any] = client.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
 
 
 async def main_async(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
-        cluster = LocalCluster(Path(tmp) / "cluster", node_timeout_ms=args.node_timeout_ms)
-        cluster.start()
-        server = Server(Path(tmp), cluster.seed_url, args.durability)
+        deployment: LocalCluster | LocalSentinel
+        if args.sentinel:
+            deployment = LocalSentinel(Path(tmp) / "sentinel", down_after_ms=args.node_timeout_ms)
+            deployment.start()
+            target: Target = SentinelTarget(deployment)
+        else:
+            deployment = LocalCluster(Path(tmp) / "cluster", node_timeout_ms=args.node_timeout_ms)
+            deployment.start()
+            target = ClusterTarget(deployment)
+        server = Server(Path(tmp), target.url, args.durability)
         try:
             await server.ready()
             customers = [f"fo-{i}" for i in range(args.customers)]
@@ -255,18 +356,18 @@ async def main_async(args: argparse.Namespace) -> int:
             for i in range(args.failovers):
                 # a different primary each time: the first customer of another slot range
                 victim = sorted(customers, key=lambda c: (customer_slot(c) + i * 5461) % 16384)[0]
-                rounds.append(
-                    await failover(cluster, traffic, before=args.before, after=args.after, victim_customer=victim)
-                )
+                done = await failover(target, traffic, before=args.before, after=args.after, victim_customer=victim)
+                rounds.append(done)
                 print(f"failover {i + 1}: {rounds[-1]}", flush=True)
             checked = await verify(server.base, traffic.seen, customers)
         finally:
             server.stop()
-            cluster.stop()
+            deployment.stop()
     recovered = [r["nba_recovered_s"] for r in rounds if r["nba_recovered_s"] is not None]
     print(
-        f"\n{args.failovers} failovers, NBA_DURABILITY={args.durability}, cluster-node-timeout "
-        f"{args.node_timeout_ms} ms, {args.clients} clients, {args.customers} customers, {os.cpu_count()} cores"
+        f"\n{args.failovers} failovers on {'Sentinel' if args.sentinel else 'a cluster'}, NBA_DURABILITY="
+        f"{args.durability}, {'down-after' if args.sentinel else 'cluster-node-timeout'} {args.node_timeout_ms} ms, "
+        f"{args.clients} clients, {args.customers} customers, {os.cpu_count()} cores"
     )
     print(f"answers: {dict(sorted(traffic.seen.statuses.items()))}; unexpected: {traffic.seen.unexpected[:5]}")
     if recovered:
@@ -290,7 +391,10 @@ def main() -> int:
     parser.add_argument("--customers", type=int, default=200)
     parser.add_argument("--before", type=float, default=2.0, help="seconds of traffic before each kill")
     parser.add_argument("--after", type=float, default=8.0, help="seconds of traffic after each kill")
-    parser.add_argument("--node-timeout-ms", type=int, default=2000)
+    parser.add_argument(
+        "--node-timeout-ms", type=int, default=2000, help="cluster-node-timeout, or Sentinel's down-after-milliseconds"
+    )
+    parser.add_argument("--sentinel", action="store_true", help="a primary, a replica and 3 sentinels instead")
     return asyncio.run(main_async(parser.parse_args()))
 
 

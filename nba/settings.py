@@ -51,8 +51,9 @@ class Settings:
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError(f"NBA_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
         url = e.get("NBA_REDIS_URL") or None
-        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
-            raise SettingsError(f"NBA_REDIS_URL must start with redis://, rediss:// or unix://, got {mask_url(url)!r}")
+        schemes = ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://")
+        if url is not None and not url.startswith(schemes):
+            raise SettingsError(f"NBA_REDIS_URL must start with {', '.join(schemes)}; got {mask_url(url)!r}")
         maxmemory = e.get("NBA_REDIS_MAXMEMORY") or None
         if maxmemory is not None and not re.fullmatch(r"\d+(kb|mb|gb)?", maxmemory.lower()):
             raise SettingsError(f"NBA_REDIS_MAXMEMORY must be a size like 512mb or 2gb, got {maxmemory!r}")

@@ -22,6 +22,7 @@ from nba.rules.load import load_rulebook
 from nba.rules.rulebook import Rulebook
 from nba.runtime.embedded_redis import RedisServer
 from tests.redis_cluster import LocalCluster
+from tests.redis_sentinel import LocalSentinel
 
 # Generated tests are seeded (the same examples every run), never timed (a busy machine is not a failure)
 # and keep no example database between runs.
@@ -58,6 +59,15 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
     cluster.start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSentinel]:
+    """A real primary with a replica, watched by 3 sentinels, started once for the tests that ask."""
+    deployment = LocalSentinel(tmp_path_factory.mktemp("sentinel"))
+    deployment.start()
+    yield deployment
+    deployment.stop()
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,7 @@ by the cluster's answers:
   up to MAX_ATTEMPTS tries;
 - a lost connection (the primary died): the table is refreshed and the call sent again only if the
   slot now has another primary; otherwise it fails at once (decide degrades, events answer 503).
-Refreshes are single-flight and at most one per REFRESH_INTERVAL: a thousand calls failing against a
-dead primary cause one CLUSTER SLOTS every 0.2 s, not a thousand (redis-py's cluster client reinitialises
-per failing command, which turned a node failure into a storm of topology queries).
+When and how often the layout is asked again: store/discovery.py.
 
 The scripts and commands are safe to send twice (store/scripts.py), so a call retried after its
 connection broke cannot count anything twice.
@@ -24,13 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
 from typing import Any
 
 from redis.exceptions import ClusterDownError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from nba.store.discovery import Address, Connections, Discovery, at
 from nba.store.multiplex import Endpoint, Multiplexer
 from nba.store.routing import key_slot, routing_key
 
@@ -38,10 +36,7 @@ log = logging.getLogger(__name__)
 
 SLOTS = 16384
 MAX_ATTEMPTS = 5  # tries of one call across redirects and pauses
-REFRESH_INTERVAL = 0.2  # seconds: the least time between two questions for the slot layout
 RETRY_PAUSE = 0.05  # seconds before trying again after TRYAGAIN or CLUSTERDOWN, times the attempt
-
-Address = tuple[str, int]
 
 
 def parse_address(text: str) -> Address:
@@ -49,10 +44,11 @@ def parse_address(text: str) -> Address:
     return host, int(port)
 
 
-class Topology:
+class Topology(Discovery):
     """Which primary serves each slot, as the cluster last said; shared by a store's routers."""
 
     def __init__(self, seeds: list[Endpoint], timeout: float):
+        super().__init__()
         if not seeds:
             raise ValueError("a Redis Cluster needs at least one seed node")
         self.seeds = seeds
@@ -61,12 +57,10 @@ class Topology:
         self.nodes: list[Address] = []  # every node the last layout named, primaries first
         self.changes = 0  # counts the refreshes that changed the table (tests, metrics)
         self._probes: dict[Address, Multiplexer] = {}
-        self._refreshing: asyncio.Future[None] | None = None
-        self._last = float("-inf")
 
     def endpoint(self, address: Address) -> Endpoint:
         """The seeds' credentials and TLS at another node's address."""
-        return replace(self.seeds[0], host=address[0], port=address[1], path=None)
+        return at(self.seeds[0], address)
 
     def primaries(self) -> set[Address]:
         return {a for a in self.slots if a is not None}
@@ -78,49 +72,29 @@ class Topology:
             task = asyncio.ensure_future(self.refresh())
             task.add_done_callback(lambda t: t.cancelled() or t.exception())  # failures are seen by callers
 
-    async def refresh(self) -> None:
-        """Ask the cluster for its slot layout, one question at a time: a caller that comes while one is
-        asked waits for its answer; one that comes within REFRESH_INTERVAL of the last answer goes on
-        with the table as it is."""
-        loop = asyncio.get_running_loop()
-        if self._refreshing is None:
-            if loop.time() - self._last < REFRESH_INTERVAL:
-                return
-            self._refreshing = asyncio.ensure_future(self._ask())
-        asked = self._refreshing
-        try:
-            await asyncio.shield(asked)
-        finally:
-            if asked.done() and self._refreshing is asked:
-                self._refreshing = None
-
     async def _ask(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            tried: list[str] = []
-            candidates = list(dict.fromkeys([*self.primaries(), *((s.host, s.port) for s in self.seeds), *self.nodes]))
-            for address in candidates:
-                probe = self._probes.get(address)
-                if probe is None:
-                    probe = self._probes[address] = Multiplexer(self.endpoint(address), min(self.timeout, 1.0))
-                try:
-                    layout = await probe.execute("CLUSTER", "SLOTS")
-                except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                    tried.append(f"{address[0]}:{address[1]} ({exc.__class__.__name__})")
-                    continue
-                except ResponseError as exc:
-                    if "cluster support disabled" in str(exc):
-                        raise RedisConnectionError(
-                            f"{address[0]}:{address[1]} is not a Redis Cluster node (cluster support disabled)"
-                        ) from None
-                    tried.append(f"{address[0]}:{address[1]} ({exc})")
-                    continue
-                if self._apply(layout, address):
-                    return
-                tried.append(f"{address[0]}:{address[1]} (serves no slots)")
-            raise RedisConnectionError(f"no node of the Redis Cluster told its slot layout: {', '.join(tried)}")
-        finally:
-            self._last = loop.time()
+        tried: list[str] = []
+        candidates = list(dict.fromkeys([*self.primaries(), *((s.host, s.port) for s in self.seeds), *self.nodes]))
+        for address in candidates:
+            probe = self._probes.get(address)
+            if probe is None:
+                probe = self._probes[address] = Multiplexer(self.endpoint(address), min(self.timeout, 1.0))
+            try:
+                layout = await probe.execute("CLUSTER", "SLOTS")
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                tried.append(f"{address[0]}:{address[1]} ({exc.__class__.__name__})")
+                continue
+            except ResponseError as exc:
+                if "cluster support disabled" in str(exc):
+                    raise RedisConnectionError(
+                        f"{address[0]}:{address[1]} is not a Redis Cluster node (cluster support disabled)"
+                    ) from None
+                tried.append(f"{address[0]}:{address[1]} ({exc})")
+                continue
+            if self._apply(layout, address):
+                return
+            tried.append(f"{address[0]}:{address[1]} (serves no slots)")
+        raise RedisConnectionError(f"no node of the Redis Cluster told its slot layout: {', '.join(tried)}")
 
     def _apply(self, layout: list[Any], asked: Address) -> bool:
         slots: list[Address | None] = [None] * SLOTS
@@ -163,15 +137,7 @@ class ClusterRouter:
         self.topology = topology
         self.timeout = timeout
         self.replicas = replicas
-        self._muxes: dict[Address, Multiplexer] = {}
-
-    def _mux(self, address: Address) -> Multiplexer:
-        mux = self._muxes.get(address)
-        if mux is None:
-            mux = self._muxes[address] = Multiplexer(
-                self.topology.endpoint(address), self.timeout, replicas=self.replicas
-            )
-        return mux
+        self._connections = Connections(topology.endpoint, timeout, replicas)
 
     def node_of(self, key: str | bytes) -> object:
         return self.topology.slots[key_slot(key)]
@@ -180,14 +146,15 @@ class ClusterRouter:
         slot = key_slot(routing_key(args) if key is None else key)
         asking: Address | None = None
         failure: Exception | None = None
+        topology = self.topology
         for attempt in range(MAX_ATTEMPTS):
-            address = asking or self.topology.slots[slot]
-            if address is None:
-                await self.topology.refresh()
-                address = self.topology.slots[slot]
+            address = asking or topology.slots[slot]
+            if address is None or not topology.trusted(address):
+                await topology.refresh(wait=True)
+                address = asking or topology.slots[slot]
                 if address is None:
                     raise ClusterDownError(f"CLUSTERDOWN slot {slot} has no primary in nba's view of the cluster")
-            mux = self._mux(address)
+            mux = self._connections.to(address)
             try:
                 if asking is not None:
                     return (await mux.execute_adjacent(("ASKING",), args))[1]
@@ -197,21 +164,21 @@ class ClusterRouter:
                 failure = exc
                 if text.startswith("MOVED "):
                     _, moved_slot, target = text.split()
-                    self.topology.moved(int(moved_slot), parse_address(target))
+                    topology.moved(int(moved_slot), parse_address(target))
                     asking = None
                 elif text.startswith("ASK "):
                     asking = parse_address(text.split()[2])
                 elif text.startswith(("TRYAGAIN", "CLUSTERDOWN")):
                     asking = None
                     if text.startswith("CLUSTERDOWN"):
-                        await self.topology.refresh()
+                        await topology.refresh()
                     await asyncio.sleep(RETRY_PAUSE * (attempt + 1))
                 else:
                     raise
             except (RedisConnectionError, RedisTimeoutError):
-                # the node is gone or stuck: worth another try only if the slot has moved meanwhile
-                await self.topology.refresh()
-                if asking is not None or self.topology.slots[slot] == address:
+                # the node is gone or stuck: worth another try only if the slot has moved since
+                await topology.fresh(topology.failed(address))
+                if asking is not None or topology.slots[slot] == address:
                     raise
                 failure = None
         if failure is not None:
@@ -228,7 +195,5 @@ class ClusterRouter:
         return ClusterRouter(self.topology, self.timeout, replicas=replicas)
 
     async def close(self) -> None:
-        for mux in self._muxes.values():
-            await mux.close()
-        self._muxes.clear()
+        await self._connections.close()
         await self.topology.close()

@@ -232,7 +232,11 @@ def inbox(shard: int, shards: int) -> str:
 def inbox_shard(customer_id: str, shards: int) -> int:
     """The inbox shard that carries this customer's events: always the same one, so that its events, its
     tally marks and their positions stay in one stream."""
-    return customer_slot(customer_id) * shards // 16384
+    return inbox_shard_of_slot(customer_slot(customer_id), shards)
+
+
+def inbox_shard_of_slot(slot: int, shards: int) -> int:
+    return slot * shards // 16384
 
 
 REWRITE_DUE = f"{PREFIX}:{{ops}}:rewrite_due"

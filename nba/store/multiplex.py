@@ -62,6 +62,7 @@ class _Protocol(asyncio.Protocol):
         self.tick_due = 0.0
         # NBA_DURABILITY=replica: the replies of one write, held until the WAIT that follows it answers
         self.held: list[_Held] = []
+        self.confirming = False  # a WAIT is out
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -109,17 +110,27 @@ class _Protocol(asyncio.Protocol):
         self._arm(now)
 
     def _flush(self) -> None:
-        if self.held and not self.closed:
-            # one WAIT after everything this iteration wrote: Redis answers it once `replicas` replicas
-            # have everything this connection wrote so far, so it confirms the whole group at once
+        if self.held and not self.closed and not self.confirming:
+            # one WAIT after everything written so far: Redis answers it once `replicas` replicas have
+            # everything this connection wrote, so it confirms the whole group at once. Only one is out
+            # at a time: Redis holds the connection's later commands until a WAIT answers (up to its
+            # timeout while no replica is there), so a WAIT per write would queue timeouts end to end;
+            # writes sent meanwhile are confirmed together by the next one
             group, self.held = self.held, []
             owner = self.owner
             wait: tuple[Any, ...] = ("WAIT", owner.replicas, owner.replica_wait_ms)
             confirm = self._queue(hiredis.pack_command(wait))
-            confirm.add_done_callback(lambda f: _release(group, f, owner.replicas))
+            self.confirming = True
+            confirm.add_done_callback(lambda f: self._confirmed(group, f))
         if self.out and self.transport is not None and not self.closed:
             self.transport.write(b"".join(self.out))
         self.out.clear()
+
+    def _confirmed(self, group: list[_Held], confirm: asyncio.Future[Any]) -> None:
+        self.confirming = False
+        _release(group, confirm, self.owner.replicas)
+        if self.held and not self.closed and not self.out:
+            self.loop.call_soon(self._flush)
 
     def data_received(self, data: bytes) -> None:
         self.last_rx = self.loop.time()

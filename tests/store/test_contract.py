@@ -1,8 +1,9 @@
 """The storage contract (nba/store/contract.py), tested through the Protocol alone.
 
-Every implementation runs this suite unchanged: the `storage` fixture names them (one Redis, and a real
-Redis Cluster of 3 primaries with a replica each). Nothing here reads a key or knows a layout:
-tests/store/test_redis_layout.py checks what is particular to the Redis implementation.
+Every implementation runs this suite unchanged: the `storage` fixture names them (one Redis, a real Redis
+Cluster of 3 primaries with a replica each, a real primary with a replica watched by 3 sentinels).
+Nothing here reads a key or knows a layout: tests/store/test_redis_layout.py checks what is particular
+to the Redis implementation.
 """
 
 from __future__ import annotations
@@ -25,15 +26,20 @@ NOW_MS = 1_795_435_200_000  # 2026-11-23T12:00:00Z
 REWARDS = {("web", "accept"): 1.0, ("web", "click"): 0.2}
 
 
-@pytest.fixture(params=["redis", "cluster"])
+@pytest.fixture(params=["redis", "cluster", "sentinel"])
 async def storage(request: pytest.FixtureRequest, redis_url: str, redis: Redis) -> AsyncIterator[Storage]:
-    """A fresh, empty store of each implementation: one Redis, and a Redis Cluster of 3 primaries."""
+    """A fresh, empty store of each implementation: one Redis, a Redis Cluster of 3 primaries, and a primary
+    watched by 3 sentinels."""
     url = redis_url
     if request.param == "cluster":
         url = request.getfixturevalue("redis_cluster").seed_url
         client = redis_client(url, 5.0)
         await client.flushall(target_nodes=RedisCluster.PRIMARIES)
         await client.aclose()
+    elif request.param == "sentinel":
+        deployment = request.getfixturevalue("redis_sentinel")
+        await asyncio.to_thread(deployment.flushall)
+        url = deployment.sentinel_url
     store: Storage = Store(redis_client(url, 5.0))
     yield store
     await store.close()

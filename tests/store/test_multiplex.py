@@ -12,7 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
 from nba.runtime.embedded_redis import RedisServer
-from nba.store.multiplex import Endpoint, Multiplexer
+from nba.store.multiplex import Endpoint, Multiplexer, ReplicaWaitError
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, put_customer, send_events
 
 
@@ -135,3 +135,41 @@ async def test_store_reloads_its_scripts_after_redis_forgot_them(client: Client,
         for cid in ("c-flush-1", "c-flush-2")
     ]
     assert (await send_events(client, events))["accepted"] == 2
+
+
+async def test_confirmed_writes_are_answered_once_a_replica_has_them(tmp_path: Path) -> None:
+    primary = RedisServer(tmp_path / "primary", persist=False)
+    url = primary.start()
+    host, port = url.removeprefix("redis://").split("/")[0].split(":")
+    plain = mux_for(url)
+    confirmed = plain.confirmed(1)
+    replica: RedisServer | None = None
+    try:
+        # no replica: applied, but not acknowledged (the caller answers 503; re-sending is safe)
+        with pytest.raises(ReplicaWaitError):
+            await confirmed.execute("SET", "k", "v")
+        assert await plain.execute("GET", "k") == b"v"
+        # many writes at once share one WAIT, and later ones wait for the WAIT that is out instead of
+        # queueing one WAIT each behind it (a WAIT holds up the whole connection until it answers)
+        results = await asyncio.gather(*(confirmed.execute("INCR", "n") for _ in range(200)), return_exceptions=True)
+        assert all(isinstance(r, ReplicaWaitError) for r in results)
+        assert await plain.execute("GET", "n") == b"200"
+        stats = await plain.execute("INFO", "commandstats")
+        waits = int(stats.decode().split("cmdstat_wait:calls=")[1].split(",")[0])
+        assert waits <= 3, waits
+        replica = RedisServer(tmp_path / "replica", persist=False, extra=("--replicaof", host, port))
+        of_replica = mux_for(replica.start())
+        deadline = asyncio.get_running_loop().time() + 60
+        while b"master_link_status:up" not in await of_replica.execute("INFO", "replication"):
+            assert asyncio.get_running_loop().time() < deadline, "the replica did not sync"
+            await asyncio.sleep(0.05)
+        await of_replica.close()
+        assert await confirmed.execute("SET", "k2", "v2") == b"OK"  # on the replica before it is answered
+        assert (await plain.execute("WAIT", 1, 0)) >= 1
+        assert not plain.replicas  # the plain connection waits for nobody
+    finally:
+        await plain.close()
+        await confirmed.close()
+        if replica is not None:
+            replica.stop()
+        primary.stop()

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from redis.asyncio import RedisCluster
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from nba.store import keys
@@ -141,7 +142,10 @@ class RedisBase:
             await waits.close()
         if self._confirmed is not self._route:
             await self._confirmed.close()
+        pool = getattr(self.client, "connection_pool", None)
         await self.client.aclose()
+        if isinstance(pool, SentinelConnectionPool):  # the client does not close its sentinels' connections
+            await pool.sentinel_manager.aclose()
 
     async def _eval_many(
         self,

@@ -1,7 +1,8 @@
-"""`nba serve` on a real Redis Cluster while it changes under traffic: a slot resharded, a primary killed
-with kill -9. Channels see only answers the API documents (decide 200, degraded while its slot has no
-primary; events 202, or 503 with Retry-After), and with NBA_DURABILITY=replica every event answered 202
-is afterwards in its customer's history exactly once and counted once by the model. How fast nba
+"""`nba serve` on a real Redis Cluster while it changes under traffic (a slot resharded, a primary killed
+with kill -9), and on a real Sentinel-watched primary killed the same way. Channels see only answers
+the API documents (decide 200, degraded while its slot has no primary; events 202, or 503 with
+Retry-After), and with NBA_DURABILITY=replica every event answered 202 is afterwards in its customer's
+history exactly once and counted once by the model. How fast nba
 recovers is measured by loadtests/failover.py, not asserted here (a busy machine is not a failure)."""
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.failover import Server, Traffic, failover, put_profiles, verify
+from loadtests.failover import ClusterTarget, SentinelTarget, Server, Traffic, failover, put_profiles, verify
 from nba.store.keys import customer_slot
 from tests.redis_cluster import LocalCluster
+from tests.redis_sentinel import LocalSentinel
 
 pytestmark = pytest.mark.slow
 
@@ -44,9 +46,10 @@ CUSTOMERS = [f"fo-{i}" for i in range(120)]
 async def test_a_killed_primary_loses_no_acknowledged_event(cluster: LocalCluster, server: Server) -> None:
     await put_profiles(server.base, CUSTOMERS)
     traffic = Traffic(server.base, CUSTOMERS, clients=6)
-    round_ = await failover(cluster, traffic, before=1.5, after=6.0, victim_customer=CUSTOMERS[0])
+    round_ = await failover(ClusterTarget(cluster), traffic, before=1.5, after=6.0, victim_customer=CUSTOMERS[0])
     assert traffic.seen.unexpected == [], server.log.read_text()[-3000:]
     assert round_["victims"] > 0
+    assert round_["scripts_on_old_primary"] == 0  # nothing was written to it when it came back
     # nba found the promoted replica by itself: its customers were decided from Redis again afterwards
     assert round_["nba_recovered_s"] is None or round_["nba_recovered_s"] < float("inf")
     victims = {
@@ -83,3 +86,28 @@ async def test_resharding_a_slot_under_traffic_is_invisible_to_channels(cluster:
     assert checked["missing_from_histories"] == 0, checked
     assert checked["beyond_accepted_in_histories"] == 0, checked
     assert checked["counted_by_model"] == checked["accepted"], checked
+
+
+async def test_a_killed_sentinel_primary_loses_no_acknowledged_event(tmp_path: Path) -> None:
+    deployment = LocalSentinel(tmp_path / "sentinel")
+    await asyncio.to_thread(deployment.start, 120.0)
+    server = Server(tmp_path, deployment.sentinel_url, "replica")
+    try:
+        await server.ready()
+        await put_profiles(server.base, CUSTOMERS)
+        traffic = Traffic(server.base, CUSTOMERS, clients=6)
+        round_ = await failover(SentinelTarget(deployment), traffic, before=1.5, after=6.0, victim_customer="fo-0")
+        assert traffic.seen.unexpected == [], server.log.read_text()[-3000:]
+        assert round_["victims"] == len(CUSTOMERS)  # one primary holds everyone
+        # it came back as a primary of its own with old data for seconds: nothing was written to it
+        assert round_["scripts_on_old_primary"] == 0
+        await traffic.run(1.0)  # the promoted replica serves everyone
+        assert not any(degraded for _, _, degraded in traffic.seen.decides[-50:])
+        checked = await verify(server.base, traffic.seen, CUSTOMERS)
+        assert checked["accepted"] > 0
+        assert checked["missing_from_histories"] == 0, checked
+        assert checked["beyond_accepted_in_histories"] == 0, checked
+        assert checked["counted_by_model"] == checked["accepted"], checked
+    finally:
+        server.stop()
+        deployment.stop()
