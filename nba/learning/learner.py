@@ -164,8 +164,9 @@ class Learner:
             return 0
         self._position, self._rows, self._signature = last, rows, signature
         self.metrics.learner_events.inc(len(entries))
-        newest = max(int(entry.split("-")[0]) for entry in batch.last.values()) / 1000.0
-        self.metrics.learner_lag.set(max(0.0, time.time() - newest))
+        # the shard furthest behind: the newest entry applied of each shard read, the oldest of those
+        behind = min(int(entry.split("-")[0]) for entry in batch.last.values()) / 1000.0
+        self.metrics.learner_lag.set(max(0.0, time.time() - behind))
         marked = {event.customer_id for (_, event), grant in zip(entries, grants, strict=True) if grant.marked}
         try:
             await self.store.clear_tally_marks(marked, last)

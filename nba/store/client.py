@@ -18,9 +18,11 @@ import redis.cluster
 import redis.connection
 import redis.sentinel
 from redis.asyncio import Redis, RedisCluster
-from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline
 from redis.asyncio.connection import SSLConnection, parse_url
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 
 from nba.store.cluster import ClusterRouter, Topology
 from nba.store.multiplex import Endpoint, Multiplexer, tls_context_of
@@ -29,24 +31,49 @@ from nba.store.sentinel import Primary, SentinelRouter
 
 log = logging.getLogger(__name__)
 
+
+class Cluster(RedisCluster):
+    """redis-py's cluster client, with its "no node answers" error made the RedisError it means (redis-py
+    raises RedisClusterException, which is not one: nba's handlers of an unreachable Redis missed it, and
+    /readyz, stats, keys and audit answered 500 while the whole cluster was down)."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except RedisClusterException as exc:
+            raise RedisConnectionError(f"Redis Cluster unreachable: {exc}") from exc
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
+        return _Pipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _Pipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        except RedisClusterException as exc:
+            raise RedisConnectionError(f"Redis Cluster unreachable: {exc}") from exc
+
+
 Client = Redis | RedisCluster
 
 _HOSTS = re.compile(r"^(?P<scheme>[a-z][a-z+]*://)(?P<auth>[^@/]*@)?(?P<hosts>[^/?]*)(?P<rest>.*)$", re.IGNORECASE)
 
 
 def seed_nodes(url: str) -> tuple[str, list[tuple[str, int]]]:
-    """The URL with only its first host, and every host:port it lists (empty for unix sockets)."""
+    """The URL with only its first host, and every host:port it lists (port 6379 when none is given;
+    IPv6 addresses in brackets); no hosts for unix sockets."""
     m = _HOSTS.match(url)
     if m is None or url.lower().startswith("unix:"):
         return url, []
     seeds = []
     for part in m["hosts"].split(","):
-        host, _, port = part.strip().rpartition(":")
-        if not host or not port.isdigit():
+        found = re.fullmatch(r"\s*(\[[^\]]+\]|[^:\[\]]+)(?::(\d+))?\s*", part)
+        if found is None:
             raise ValueError(f"{part.strip()!r} is not host:port (several seed nodes are listed as h1:p1,h2:p2)")
-        seeds.append((host.strip("[]"), int(port)))
-    first = f"{seeds[0][0]}:{seeds[0][1]}"
-    return f"{m['scheme']}{m['auth'] or ''}{first}{m['rest']}", seeds
+        seeds.append((found[1].strip("[]"), int(found[2] or 6379)))
+    host = f"[{seeds[0][0]}]" if ":" in seeds[0][0] else seeds[0][0]
+    return f"{m['scheme']}{m['auth'] or ''}{host}:{seeds[0][1]}{m['rest']}", seeds
 
 
 SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
@@ -121,7 +148,9 @@ def redis_client(url: str, timeout: float) -> Client:
     options.pop("port", None)
     if options.pop("connection_class", None) is not None:  # rediss://
         options["ssl"] = True
-    return RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in seeds], **options, **common)
+    if options.pop("retry_on_timeout", None) is not None:
+        log.warning("NBA_REDIS_URL: retry_on_timeout does not apply to a Redis Cluster (nba retries itself)")
+    return Cluster(startup_nodes=[ClusterNode(h, p) for h, p in seeds], **{**common, **options})
 
 
 def sync_client(url: str, timeout: float) -> redis.Redis | redis.RedisCluster:
@@ -155,9 +184,8 @@ def router_for(client: Client) -> Router:
             return _sentinel_router(pool)
         return SingleNode(Multiplexer.like(pool))
     kw = dict(client.connection_kwargs)
-    kw.pop("max_connections", None)
     connection_class = kw.pop("connection_class")
-    tls = tls_context_of(connection_class, kw)
+    tls = tls_context_of(connection_class, {k: v for k, v in kw.items() if k.startswith("ssl_")})
     password = kw.get("password")
     seeds = [
         Endpoint(host=n.host, port=int(n.port), username=kw.get("username"), password=password, tls=tls)

@@ -8,8 +8,9 @@ by the cluster's answers:
   table refreshed in the background when the new owner was unknown;
 - ASK (a slot half-way through migration): that one call goes to the importing node after ASKING,
   adjacent on its connection;
-- TRYAGAIN (a multi-key call during migration) and CLUSTERDOWN (no primary yet): a short pause, and
-  up to MAX_ATTEMPTS tries;
+- TRYAGAIN (a script whose keys are split between the two nodes of a migrating slot: until the
+  migration ends for a customer whose tombstone key, which rarely exists, is declared with its keys)
+  and CLUSTERDOWN (no primary yet): pauses of RETRY_PAUSE, until the call's timeout has passed;
 - a lost connection (the primary died): the table is refreshed and the call sent again only if the
   slot now has another primary; otherwise it fails at once (decide degrades, events answer 503).
 When and how often the layout is asked again: store/discovery.py.
@@ -35,8 +36,8 @@ from nba.store.routing import key_slot, routing_key
 log = logging.getLogger(__name__)
 
 SLOTS = 16384
-MAX_ATTEMPTS = 5  # tries of one call across redirects and pauses
-RETRY_PAUSE = 0.05  # seconds before trying again after TRYAGAIN or CLUSTERDOWN, times the attempt
+MAX_ATTEMPTS = 5  # redirects and reconnections of one call
+RETRY_PAUSE = 0.05  # seconds before trying again after TRYAGAIN or CLUSTERDOWN
 
 
 def parse_address(text: str) -> Address:
@@ -147,7 +148,10 @@ class ClusterRouter:
         asking: Address | None = None
         failure: Exception | None = None
         topology = self.topology
-        for attempt in range(MAX_ATTEMPTS):
+        give_up = asyncio.get_running_loop().time() + self.timeout
+        attempt = 0
+        while attempt < MAX_ATTEMPTS:
+            attempt += 1
             address = asking or topology.slots[slot]
             if address is None or not topology.trusted(address):
                 await topology.refresh(wait=True)
@@ -172,7 +176,9 @@ class ClusterRouter:
                     asking = None
                     if text.startswith("CLUSTERDOWN"):
                         await topology.refresh()
-                    await asyncio.sleep(RETRY_PAUSE * (attempt + 1))
+                    if asyncio.get_running_loop().time() + RETRY_PAUSE < give_up:
+                        attempt -= 1  # waiting out a migration or an election costs time, not tries
+                        await asyncio.sleep(RETRY_PAUSE)
                 else:
                     raise
             except (RedisConnectionError, RedisTimeoutError):

@@ -52,6 +52,8 @@ class Discovery:
         or with `wait`, ask as soon as the interval is over. A caller that comes while a question is
         asked waits for its answer."""
         loop = asyncio.get_running_loop()
+        if self._asking is not None and self._asking.done():  # its waiters all gave up before it ended
+            self._asking = None
         if self._asking is None:
             pause = self._last + REFRESH_INTERVAL - loop.time()
             if pause > 0 and not wait:

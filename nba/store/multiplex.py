@@ -284,6 +284,8 @@ class Multiplexer:
 
     async def _open(self) -> _Protocol:
         loop = asyncio.get_running_loop()
+        proto: _Protocol | None = None
+        replies: list[asyncio.Future[Any]] = []
         try:
             async with asyncio.timeout(self.timeout):
                 e = self.endpoint
@@ -298,10 +300,19 @@ class Multiplexer:
                     setup.append(("AUTH", e.username, e.password) if e.username else ("AUTH", e.password))
                 if e.db:
                     setup.append(("SELECT", e.db))
-                for fut in [proto.send(hiredis.pack_command(cmd), confirmed=False) for cmd in setup]:
-                    await fut
-        except (OSError, TimeoutError) as exc:
-            raise RedisConnectionError(f"cannot connect to Redis: {exc!r}") from exc
+                replies = [proto.send(hiredis.pack_command(cmd), confirmed=False) for cmd in setup]
+                for reply in replies:
+                    await reply
+        except BaseException as exc:
+            # a refused AUTH or SELECT leaves an open socket behind: close it (every retry made one)
+            if proto is not None:
+                proto.fail(RedisConnectionError("connection setup failed"))
+            for reply in replies:  # answered by now (the failure above at the latest): nobody else reads them
+                if reply.done() and not reply.cancelled():
+                    reply.exception()
+            if isinstance(exc, OSError | TimeoutError):
+                raise RedisConnectionError(f"cannot connect to Redis: {exc!r}") from exc
+            raise
         self._proto = proto
         return proto
 

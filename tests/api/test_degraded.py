@@ -70,7 +70,7 @@ async def test_a_missed_deadline_gives_a_degraded_rules_only_answer(make_client:
     assert 'nba_decisions_total{channel="web",outcome="degraded"} 1.0' in text
 
 
-@pytest.mark.single_redis  # a server of its own, stopped (tests/test_cluster_failover.py: a primary)
+@pytest.mark.single_redis  # a server of its own, stopped (tests/test_failover.py: a primary)
 async def test_redis_gone_decide_degrades_and_writes_are_503(
     make_client: AppFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -173,3 +174,19 @@ async def test_confirmed_writes_are_answered_once_a_replica_has_them(tmp_path: P
         if replica is not None:
             replica.stop()
         primary.stop()
+
+
+async def test_a_refused_password_leaves_no_socket_open(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis", persist=False, password="right")
+    url = server.start()
+    host, port = url.rsplit("@", 1)[1].split("/")[0].split(":")
+    mux = Multiplexer(Endpoint(host=host, port=int(port), password="wrong"), timeout=2.0)
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(50):  # every call tries to connect again, and is refused
+            with pytest.raises(ResponseError, match=r"WRONGPASS|invalid"):
+                await mux.execute("PING")
+        assert len(os.listdir("/proc/self/fd")) - before < 5
+    finally:
+        await mux.close()
+        server.stop()

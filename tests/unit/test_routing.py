@@ -1,13 +1,15 @@
 """Where a command goes, and what a Redis URL names: pure logic, no Redis (the real clusters and
-sentinels are in tests/store/test_contract.py and tests/test_cluster_failover.py)."""
+sentinels are in tests/store/test_contract.py and tests/test_failover.py)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from nba.store import keys
-from nba.store.client import seed_nodes, sentinel_url
-from nba.store.cluster import parse_address
+from nba.store.client import redis_client, router_for, seed_nodes, sentinel_url
+from nba.store.cluster import ClusterRouter, parse_address
 from nba.store.routing import key_slot, routing_key
 
 
@@ -56,8 +58,11 @@ def test_urls_name_one_server_several_seeds_or_sentinels() -> None:
         [("h1", 7000), ("h2", 7001), ("h3", 7002)],
     )
     assert seed_nodes("unix:///run/redis.sock") == ("unix:///run/redis.sock", [])
+    assert seed_nodes("redis://localhost") == ("redis://localhost:6379", [("localhost", 6379)])
+    assert seed_nodes("rediss://h1,h2:7001/0") == ("rediss://h1:6379/0", [("h1", 6379), ("h2", 7001)])
+    assert seed_nodes("redis://[::1]:7000,[fe80::2]") == ("redis://[::1]:7000", [("::1", 7000), ("fe80::2", 6379)])
     with pytest.raises(ValueError, match="host:port"):
-        seed_nodes("redis://h1:7000,h2")
+        seed_nodes("redis://h1:7000,h2:x")
     assert parse_address("127.0.0.1:7000") == ("127.0.0.1", 7000)
     assert parse_address("::1:7000") == ("::1", 7000)
 
@@ -75,3 +80,14 @@ def test_urls_name_one_server_several_seeds_or_sentinels() -> None:
     assert tls.sentinel_options["ssl"] is True
     with pytest.raises(ValueError, match="names the service"):
         sentinel_url("redis+sentinel://s1:26379")
+
+
+def test_a_tls_cluster_s_settings_reach_the_pipelined_connections() -> None:
+    # nothing connects: the clients are objects until their first command
+    ca = Path(__file__).resolve().parent.parent / "tls" / "ca.crt"
+    client = redis_client(f"rediss://:pw@127.0.0.1:1,127.0.0.1:2?ssl_ca_certs={ca}", 1.0)
+    router = router_for(client)
+    assert isinstance(router, ClusterRouter)
+    seed = router.topology.seeds[0]
+    assert (seed.password, seed.tls is not None) == ("pw", True)
+    assert [(s.host, s.port) for s in router.topology.seeds] == [("127.0.0.1", 1), ("127.0.0.1", 2)]

@@ -100,7 +100,10 @@ class RedisBase:
             stored = await self._route.execute("GET", keys.LEARN_SHARDS)
             if stored is None:
                 default = 1
-                if isinstance(self._route, ClusterRouter):
+                # data of a version before the shards (its one inbox, maybe moved into a cluster) keeps one
+                # shard: its entries are in that stream, its position is that stream's
+                legacy = await self._route.execute("EXISTS", keys.LEARN_INBOX, keys.LEARN_POSITION)
+                if isinstance(self._route, ClusterRouter) and not legacy:
                     default = keys.SHARDS_PER_PRIMARY * max(1, len(self._route.topology.primaries()))
                 await self._route.execute("SET", keys.LEARN_SHARDS, default, "NX")
                 stored = await self._route.execute("GET", keys.LEARN_SHARDS)

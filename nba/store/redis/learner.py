@@ -81,6 +81,8 @@ class Learning(RedisBase):
             finally:
                 for read in reads:
                     read.cancel()  # its reply is read and dropped; the connection stays in order
+                    if read.done() and not read.cancelled():
+                        read.exception()  # seen: a failed read of one shard failed the wait already
             if loop.time() >= end - 0.001:
                 return False
 
@@ -88,7 +90,7 @@ class Learning(RedisBase):
         shards = await self.inbox_shards()
         stored: dict[bytes, bytes] = await self.client.hgetall(keys.LEARN_POSITIONS)  # type: ignore[assignment]
         positions = {int(k): v.decode() for k, v in stored.items()}
-        if 0 not in positions:  # written by a version before the shards
+        if 0 not in positions and shards == 1:  # written by a version before the shards
             legacy = await self.client.get(keys.LEARN_POSITION)
             positions[0] = legacy.decode() if isinstance(legacy, bytes) else "0"
         return {i: positions.get(i, "0") for i in range(shards)}
