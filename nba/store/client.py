@@ -1,4 +1,5 @@
-"""The Redis clients of one process, from NBA_REDIS_URL: a single server or a Redis Cluster.
+"""The Redis clients of one process, from NBA_REDIS_URL: a single server, a Redis Cluster, or a primary
+watched by Redis Sentinel.
 
 `redis://host:port` names one server, or any node of a cluster: the server is asked (`INFO cluster`) once
 when the client is made. Several seed nodes, `redis://h1:p1,h2:p2,h3:p3`, always mean a cluster (so that
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any, NamedTuple
+from urllib.parse import unquote
 
 import redis
 import redis.cluster
@@ -100,7 +102,7 @@ def sentinel_url(url: str) -> SentinelUrl | None:
             "a redis+sentinel:// URL names the service after the hosts: redis+sentinel://h1:p1,h2:p2/mymaster"
         )
     extra = [part for part in query.split("&") if part]
-    sentinel_password = next((p.split("=", 1)[1] for p in extra if p.startswith("sentinel_password=")), None)
+    sentinel_password = next((unquote(p.split("=", 1)[1]) for p in extra if p.startswith("sentinel_password=")), None)
     query = "&".join(p for p in extra if not p.startswith("sentinel_password="))
     options: dict[str, Any] = dict(parse_url(f"{scheme}://{netloc}/{db or 0}" + (f"?{query}" if query else "")))
     options.pop("host", None)

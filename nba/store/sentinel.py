@@ -89,9 +89,9 @@ class SentinelRouter:
             try:
                 return await self._connections.to(address).execute(*args)
             except ResponseError as exc:
-                if not str(exc).startswith("READONLY"):  # a demoted primary: the write was not applied
+                if not str(exc).startswith("READONLY"):
                     raise
-                failure: Exception = exc
+                failure: Exception = exc  # a demoted primary refused the write: it was not applied
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 failure = exc
             await primary.fresh(primary.failed(address))

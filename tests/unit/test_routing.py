@@ -67,13 +67,13 @@ def test_urls_name_one_server_several_seeds_or_sentinels() -> None:
     assert parse_address("::1:7000") == ("::1", 7000)
 
     assert sentinel_url("redis://h:1") is None
-    parsed = sentinel_url("redis+sentinel://:pw@s1:26379,s2:26380/mymaster/2?sentinel_password=spw")
+    parsed = sentinel_url("redis+sentinel://:pw@s1:26379,s2:26380/mymaster/2?sentinel_password=s%40pw")
     assert parsed is not None
     assert parsed.sentinels == [("s1", 26379), ("s2", 26380)]
     assert parsed.service == "mymaster"
     assert parsed.options["password"] == "pw"
     assert parsed.options["db"] == 2
-    assert parsed.sentinel_options == {"password": "spw"}
+    assert parsed.sentinel_options == {"password": "s@pw"}
     tls = sentinel_url("rediss+sentinel://s1:26379/m?ssl_cert_reqs=none")
     assert tls is not None
     assert tls.options["ssl"] is True
