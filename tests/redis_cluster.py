@@ -8,52 +8,53 @@
     cluster.restart(victim)  # back on its port, now a replica of the promoted node
     cluster.stop()
 
-Every wait polls with short sleeps up to a generous timeout (a busy machine takes seconds where an idle one
-takes milliseconds) and fails with a ClusterError that tells what it was still waiting for and ends with
-the nodes' log tails. The processes are killed by `stop()`, at interpreter exit (atexit) and, on Linux,
-also when the Python process dies without running atexit (SIGKILL): `setpriv --pdeathsig KILL` starts
-them. That signal comes when the *thread* that started a node ends: start and restart nodes from the main
-thread or a thread that lives as long as the cluster should (asyncio.to_thread's workers live until the
-event loop closes).
+A wait that times out raises a ClusterError saying what it still waited for, then the nodes' log tails.
+Start and restart nodes from a thread that lives as long as the cluster: when it ends, the nodes it started
+die (tests/redis_processes.py says why, and when else they are killed).
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from nba.runtime.embedded_redis import free_port
+# `name as name`: re-exported, for the modules that import them from here
+from tests.redis_processes import HOST as HOST
+from tests.redis_processes import POLL as POLL
+from tests.redis_processes import PORT_ATTEMPTS as PORT_ATTEMPTS
+from tests.redis_processes import (
+    LocalServers,
+    LocalServersError,
+    ServerNode,
+    config_text,
+    data_settings,
+    free_port_but,
+    server_settings,
+)
+from tests.redis_processes import command as command
+from tests.redis_processes import connect as connect
+from tests.redis_processes import execute as execute
 
 SLOTS = 16384
-HOST = "127.0.0.1"
-POLL = 0.1  # seconds between two looks at the cluster
-PORT_ATTEMPTS = 8  # a node whose port another process took meanwhile starts again on other ports
 
 # One slot range as a node sees it: first slot, last slot, the primary's port, its (not failed) replicas' ports.
 Range = tuple[int, int, int, tuple[int, ...]]
 View = tuple[Range, ...]
 
 
-class ClusterError(RuntimeError):
+class ClusterError(LocalServersError):
     pass
 
 
 @dataclass(eq=False)
-class ClusterNode:
+class ClusterNode(ServerNode):
     """One redis-server of the cluster. `process` is the latest one started (it may have exited)."""
 
     index: int
@@ -66,57 +67,9 @@ class ClusterNode:
     killed_at: float | None = None  # time.monotonic() of the last kill()
     slots_at_kill: frozenset[int] = field(default_factory=frozenset)  # the slots it served when killed
 
-    @property
-    def url(self) -> str:
-        return f"redis://{self.host}:{self.port}"
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    @property
-    def config_file(self) -> Path:
-        return self.directory / "redis.conf"
-
-    @property
-    def log_file(self) -> Path:
-        return self.directory / "redis.log"
-
-    @property
-    def output_file(self) -> Path:
-        """stdout and stderr: what redis-server says before it opens its log file (a bad config)."""
-        return self.directory / "output.log"
-
     def __repr__(self) -> str:
         state = "alive" if self.alive() else "down"
         return f"<node {self.index} {self.host}:{self.port} {self.node_id[:8] or '?'} {state}>"
-
-
-@contextlib.contextmanager
-def connect(node: ClusterNode, *, decode: bool = True, timeout: float = 5.0) -> Iterator[redis.Redis]:
-    """A plain (not cluster-aware) client of one node, closed afterwards; no retries: a poll retries."""
-    client = redis.Redis(
-        host=node.host,
-        port=node.port,
-        decode_responses=decode,
-        socket_timeout=timeout,
-        socket_connect_timeout=min(timeout, 2.0),
-        retry=Retry(NoBackoff(), 0),
-    )
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-def execute(client: redis.Redis, *args: Any) -> Any:
-    """client.execute_command, which redis-py leaves untyped."""
-    return client.execute_command(*args)  # type: ignore[no-untyped-call]
-
-
-def command(node: ClusterNode, *args: Any, timeout: float = 5.0) -> Any:
-    """One command on one node, on a connection of its own."""
-    with connect(node, timeout=timeout) as client:
-        return execute(client, *args)
 
 
 def parse_fields(text: str) -> dict[str, str]:
@@ -138,20 +91,21 @@ def _owners(view: View) -> list[int]:
     return owners
 
 
-class LocalCluster:
+class LocalCluster(LocalServers[ClusterNode]):
+    error = ClusterError
+    noun = "cluster"
+
     def __init__(self, directory: Path, primaries: int = 3, replicas_per_primary: int = 1, node_timeout_ms: int = 2000):
         if primaries < 3:
             raise ValueError("redis-cli --cluster create needs at least 3 primaries")
         if replicas_per_primary < 0:
             raise ValueError("replicas_per_primary must be 0 or more")
-        self.directory = directory
+        super().__init__(directory)
         self.primary_count = primaries
         self.replicas_per_primary = replicas_per_primary
         self.node_timeout_ms = node_timeout_ms
         self.nodes: list[ClusterNode] = []
-        self.start_seconds = 0.0  # how long start() took
-        self._server = ""
-        self._launcher: list[str] = []
+        self._cli = ""
 
     # -- addresses ------------------------------------------------------------------------------------
 
@@ -163,152 +117,52 @@ class LocalCluster:
     def urls(self) -> list[str]:
         return [node.url for node in self.nodes]
 
-    def node_at(self, port: int) -> ClusterNode:
-        for node in self.nodes:
-            if node.port == port:
-                return node
-        raise LookupError(f"no node of this cluster listens on port {port}")
-
     def live_nodes(self) -> list[ClusterNode]:
         return [node for node in self.nodes if node.alive()]
 
     # -- start and stop -------------------------------------------------------------------------------
 
-    def start(self, timeout: float = 60.0) -> None:
-        """Start the nodes, create the cluster, and wait until every node says cluster_state:ok, all agree
-        on who serves which slots, every primary has its replicas and every replica's link is up."""
-        if self.nodes:
-            raise ClusterError("this cluster was started already")
-        began = time.monotonic()
-        deadline = began + timeout
-        server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
-        if server is None or cli is None:
-            raise ClusterError("redis-server and redis-cli must be installed (apt-get install redis-server)")
-        self._server = server
-        setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
-        self._launcher = [setpriv, "--pdeathsig", "KILL"] if setpriv else []
+    def _every_node(self) -> list[ClusterNode]:
+        return self.nodes
+
+    def _make_nodes(self) -> None:
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise ClusterError("redis-cli must be installed (apt-get install redis-server)")
+        self._cli = cli
         count = self.primary_count * (1 + self.replicas_per_primary)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self.nodes = [
             ClusterNode(index=i, host=HOST, port=0, bus_port=0, directory=self.directory / f"node-{i}")
             for i in range(count)
         ]
-        atexit.register(self.stop)
-        try:
-            self._launch_all(deadline)
-            self._create(cli, deadline)
-            for node in self.nodes:
-                node.node_id = str(command(node, "CLUSTER", "MYID"))
-            self._poll(self._formation_problem, deadline, "the cluster did not settle after its creation")
-        except BaseException:
-            self.stop()
-            raise
-        self.start_seconds = time.monotonic() - began
 
-    def stop(self) -> None:
-        """SIGKILL every node still running (idempotent; also runs at interpreter exit)."""
+    def _form(self, deadline: float) -> None:
+        """Start the nodes, create the cluster, and wait until every node says cluster_state:ok, all agree
+        on who serves which slots, every primary has its replicas and every replica's link is up."""
+        self._launch(*self.nodes, deadline=deadline)
+        self._create(self._cli, deadline)
         for node in self.nodes:
-            process = node.process
-            if process is not None and process.poll() is None:
-                process.kill()
-            if process is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=30)
-        atexit.unregister(self.stop)
+            node.node_id = str(command(node, "CLUSTER", "MYID"))
+        self._poll(self._formation_problem, deadline, "the cluster did not settle after its creation")
 
-    def __enter__(self) -> LocalCluster:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _launch_all(self, deadline: float) -> None:
-        taken: set[int] = set()
-        pending = list(self.nodes)
-        for _attempt in range(PORT_ATTEMPTS):
-            for node in pending:
-                self._fresh_ports(node, taken)
-                self._spawn(node)
-            failed = [node for node in pending if not self._wait_answering(node, deadline)]
-            for node in failed:
-                if node.alive() or "in use" not in self.log_tail(node):  # not a port someone else took
-                    raise ClusterError(f"{node!r} did not start; its log ends with:\n{self.log_tail(node)}")
-            pending = failed
-            if not pending:
-                return
-        raise ClusterError(f"no free ports for {pending} after {PORT_ATTEMPTS} attempts")
-
-    def _fresh_ports(self, node: ClusterNode, taken: set[int]) -> None:
-        """New ports and an empty directory (a failed attempt may have left a nodes.conf with its ports)."""
-        ports: list[int] = []
-        while len(ports) < 2:
-            port = free_port()
-            if port not in taken:
-                taken.add(port)
-                ports.append(port)
-        node.port, node.bus_port = ports
-        shutil.rmtree(node.directory, ignore_errors=True)
-        node.directory.mkdir(parents=True)
-        node.config_file.write_text(self._config(node), encoding="utf-8")
+    def _pick_ports(self, node: ClusterNode, taken: set[int]) -> None:
+        node.port = free_port_but(taken)
+        node.bus_port = free_port_but(taken)  # not port + 10000, which may be taken or beyond 65535
 
     def _config(self, node: ClusterNode) -> str:
-        settings: list[tuple[str, object]] = [
-            ("port", node.port),
-            ("cluster-port", node.bus_port),  # not port + 10000, which may be taken or beyond 65535
-            ("bind", node.host),
-            ("dir", node.directory.resolve()),
-            ("logfile", node.log_file.resolve()),
-            ("cluster-enabled", "yes"),
-            ("cluster-config-file", "nodes.conf"),
-            ("cluster-node-timeout", self.node_timeout_ms),
-            ("appendonly", "yes"),
-            ("appendfsync", "everysec"),
-            ("save", '""'),
-            ("hash-max-listpack-value", 4096),
-            ("protected-mode", "no"),
-            ("daemonize", "no"),
-            ("cluster-replica-no-failover", "no"),
-            ("cluster-require-full-coverage", "no"),  # the other primaries' slots answer while one is down
-            ("cluster-allow-reads-when-down", "no"),
-            ("repl-diskless-sync", "yes"),
-            ("repl-diskless-sync-delay", 0),
-            # CLUSTER SLOTS hides a replica whose replication offset is still 0, and the offset of an idle
-            # primary only moves when it pings its replicas: every 10 s by default
-            ("repl-ping-replica-period", 1),
-        ]
-        return "".join(f"{name} {value}\n" for name, value in settings)
-
-    def _spawn(self, node: ClusterNode) -> None:
-        with node.output_file.open("ab") as output:
-            node.process = subprocess.Popen(
-                [*self._launcher, self._server, str(node.config_file.resolve())],
-                cwd=node.directory,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-
-    def _wait_answering(self, node: ClusterNode, deadline: float) -> bool:
-        """Until our process answers PING on its port (False when it exited or the deadline passed)."""
-        while time.monotonic() < deadline:
-            if not node.alive():
-                return False
-            if self._answers(node):
-                return True
-            time.sleep(0.05)
-        return False
-
-    @staticmethod
-    def _answers(node: ClusterNode) -> bool:
-        """PING says the node has loaded its data; the process id in INFO that it is ours, not another
-        server that took the port."""
-        try:
-            with connect(node, timeout=2.0) as client:
-                client.ping()
-                info = client.info("server")
-        except (redis.RedisError, OSError):
-            return False
-        return node.process is not None and info.get("process_id") == node.process.pid
+        return config_text(
+            [
+                *server_settings(node),
+                *data_settings(),
+                ("cluster-port", node.bus_port),
+                ("cluster-enabled", "yes"),
+                ("cluster-config-file", "nodes.conf"),
+                ("cluster-node-timeout", self.node_timeout_ms),
+                ("cluster-replica-no-failover", "no"),
+                ("cluster-require-full-coverage", "no"),  # the other primaries' slots answer while one is down
+                ("cluster-allow-reads-when-down", "no"),
+            ]
+        )
 
     def _create(self, cli: str, deadline: float) -> None:
         args = [
@@ -381,41 +235,7 @@ class LocalCluster:
             raise ClusterError(f"{node!r} has no live replica")
         return live[0]
 
-    def role(self, node: ClusterNode) -> dict[str, Any]:
-        """INFO replication of `node` (role, master_port, master_link_status, connected_slaves, ...)."""
-        with connect(node) as client:
-            return dict(client.info("replication"))
-
-    def log_tail(self, node: ClusterNode, size: int = 2000) -> str:
-        parts = []
-        for path in (node.output_file, node.log_file):
-            text = path.read_text(errors="replace")[-size:].strip() if path.exists() else ""
-            if text:
-                parts.append(text)
-        return "\n".join(parts)
-
-    def _log_tails(self) -> str:
-        return "\n".join(f"--- {node!r} log:\n{self.log_tail(node)}" for node in self.nodes)
-
     # -- waiting --------------------------------------------------------------------------------------
-
-    def _poll(self, problem: Callable[[], str | None], deadline: float, what: str) -> None:
-        """Until `problem()` says None; a ClusterError with the last problem and the logs at the deadline."""
-        began = time.monotonic()
-        last = "not looked at yet"
-        while True:
-            try:
-                found = problem()
-            except (redis.RedisError, OSError, ValueError, IndexError) as e:
-                found = f"{type(e).__name__}: {e}"
-            if found is None:
-                return
-            last = found
-            if time.monotonic() >= deadline:
-                raise ClusterError(
-                    f"{what} within {time.monotonic() - began:.1f} s; still: {last}\n{self._log_tails()}"
-                )
-            time.sleep(POLL)
 
     def _settled_problem(self) -> str | None:
         """What keeps the cluster from being settled: every live node says cluster_state:ok, all see the
@@ -472,18 +292,13 @@ class LocalCluster:
 
     # -- faults ---------------------------------------------------------------------------------------
 
-    def kill(self, node: ClusterNode) -> None:
-        """SIGKILL `node` and wait until it has exited (it remembers the slots it served)."""
-        if not node.alive() or node.process is None:
-            raise ClusterError(f"{node!r} is not running")
+    def _before_kill(self, node: ClusterNode) -> None:
+        """`kill` has the node remember the slots it served."""
         try:
             owners = _owners(self._agreed_view())
             node.slots_at_kill = frozenset(slot for slot, port in enumerate(owners) if port == node.port)
         except (redis.RedisError, OSError, ClusterError):
             node.slots_at_kill = frozenset()
-        node.process.kill()
-        node.process.wait(timeout=30)
-        node.killed_at = time.monotonic()
 
     def wait_for_failover(self, old_primary: ClusterNode, timeout: float = 30.0) -> float:
         """Until some live node sees a live primary other than `old_primary` serving each of the slots
@@ -510,21 +325,8 @@ class LocalCluster:
         """Start `node` again on its port and directory. Its nodes.conf makes it rejoin: as a replica of
         the node promoted meanwhile. Waits until it answers, the cluster is settled with it (wait_for_state_ok)
         and, as a replica, its link is up."""
-        if node.alive():
-            raise ClusterError(f"{node!r} is running")
         deadline = time.monotonic() + timeout
-        while True:
-            logged = node.log_file.stat().st_size if node.log_file.exists() else 0
-            self._spawn(node)
-            if self._wait_answering(node, deadline):
-                break
-            taken = "in use" in node.log_file.read_bytes()[logged:].decode(errors="replace")
-            if node.alive() or not taken or time.monotonic() + 1 > deadline:
-                if node.alive() and node.process is not None:
-                    node.process.kill()
-                    node.process.wait(timeout=30)
-                raise ClusterError(f"{node!r} did not restart; its log ends with:\n{self.log_tail(node)}")
-            time.sleep(0.5)  # its port is in use: maybe only for a moment
+        self._respawn(node, deadline)
 
         def problem() -> str | None:
             if settled := self._settled_problem():
@@ -540,15 +342,8 @@ class LocalCluster:
         """FLUSHALL on every live primary, then WAIT until its connected replicas have it too."""
         deadline = time.monotonic() + timeout
         for node in self.live_nodes():
-            with connect(node) as client:
-                info = client.info("replication")
-                if info.get("role") != "master":
-                    continue
-                client.flushall()
-                wanted = int(info.get("connected_slaves", 0))
-                while wanted and int(execute(client, "WAIT", wanted, 500)) < wanted:
-                    if time.monotonic() > deadline:
-                        raise ClusterError(f"the replicas of {node!r} did not acknowledge FLUSHALL in time")
+            if self.role(node).get("role") == "master":
+                self._flush(node, deadline)
 
     def migrate_slot(self, slot: int, to_node: ClusterNode, batch: int = 100, timeout: float = 60.0) -> None:
         """Reshard one slot with its keys to the primary `to_node`, as redis-cli --cluster reshard does:

@@ -13,13 +13,9 @@ Clients find the primary through `deployment.sentinel_addresses()` (redis-py's S
 the data nodes require it (requirepass, and masterauth for replication) and the sentinels use it for them
 (sentinel auth-pass); the sentinels themselves take connections without one.
 
-Every wait polls with short sleeps up to a generous timeout (a busy machine takes seconds where an idle one
-takes milliseconds) and fails with a SentinelError that tells what it was still waiting for and ends with
-the nodes' log tails. The processes are killed by `stop()`, at interpreter exit (atexit) and, on Linux,
-also when the Python process dies without running atexit (SIGKILL): `setpriv --pdeathsig KILL` starts
-them. That signal comes when the *thread* that started a node ends: start and restart nodes from the main
-thread or a thread that lives as long as the deployment should (asyncio.to_thread's workers live until the
-event loop closes).
+A wait that times out raises a SentinelError saying what it still waited for, then the nodes' log tails.
+Start and restart nodes from a thread that lives as long as the deployment: when it ends, the nodes it
+started die (tests/redis_processes.py says why, and when else they are killed).
 
 How long things take, with the default timings: the sentinels see a primary down after down_after_ms
 (1 s), agree and elect a leader within about a second or two more, then promote a replica; an election
@@ -31,40 +27,44 @@ never write to it, a client that kept its address could.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import os
-import shutil
 import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from nba.runtime.embedded_redis import free_port
+# `name as name`: re-exported, for the modules that import them from here
+from tests.redis_processes import HOST as HOST
+from tests.redis_processes import POLL as POLL
+from tests.redis_processes import PORT_ATTEMPTS as PORT_ATTEMPTS
+from tests.redis_processes import (
+    LocalServers,
+    LocalServersError,
+    ServerNode,
+    config_text,
+    data_settings,
+    server_settings,
+)
+from tests.redis_processes import command as command
+from tests.redis_processes import connect as connect
+from tests.redis_processes import execute as execute
 
-HOST = "127.0.0.1"
-POLL = 0.1  # seconds between two looks at the deployment
-PORT_ATTEMPTS = 8  # a node whose port another process took meanwhile starts again on another port
 DOWN_FLAGS = frozenset({"s_down", "o_down", "disconnected"})  # flags of an instance a sentinel cannot use
 DATA = "data"
 SENTINEL = "sentinel"
 
 
-class SentinelError(RuntimeError):
+class SentinelError(LocalServersError):
     pass
 
 
 @dataclass(eq=False)
-class Node:
+class Node(ServerNode):
     """One redis-server of the deployment: a data node (primary or replica: that changes with failovers)
     or a sentinel. `process` is the latest one started (it may have exited)."""
 
@@ -83,64 +83,17 @@ class Node:
         return self.kind == SENTINEL
 
     @property
-    def url(self) -> str:
-        auth = f":{quote(self.password, safe='')}@" if self.password else ""
-        return f"redis://{auth}{self.host}:{self.port}"
-
-    @property
     def address(self) -> tuple[str, int]:
         return self.host, self.port
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     @property
     def config_file(self) -> Path:
         """The sentinels rewrite theirs (their state), and the data nodes theirs (REPLICAOF)."""
         return self.directory / ("sentinel.conf" if self.is_sentinel else "redis.conf")
 
-    @property
-    def log_file(self) -> Path:
-        return self.directory / "redis.log"
-
-    @property
-    def output_file(self) -> Path:
-        """stdout and stderr: what redis-server says before it opens its log file (a bad config)."""
-        return self.directory / "output.log"
-
     def __repr__(self) -> str:
         state = "alive" if self.alive() else "down"
         return f"<{self.kind} {self.index} {self.host}:{self.port} {state}>"
-
-
-@contextlib.contextmanager
-def connect(node: Node, *, decode: bool = True, timeout: float = 5.0) -> Iterator[redis.Redis]:
-    """A plain client of one node (with its password), closed afterwards; no retries: a poll retries."""
-    client = redis.Redis(
-        host=node.host,
-        port=node.port,
-        password=node.password,
-        decode_responses=decode,
-        socket_timeout=timeout,
-        socket_connect_timeout=min(timeout, 2.0),
-        retry=Retry(NoBackoff(), 0),
-    )
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-def execute(client: redis.Redis, *args: Any) -> Any:
-    """client.execute_command, which redis-py leaves untyped. "SENTINEL" as a command of its own gets no
-    response callback: the server's answer as it is."""
-    return client.execute_command(*args)  # type: ignore[no-untyped-call]
-
-
-def command(node: Node, *args: Any, timeout: float = 5.0) -> Any:
-    """One command on one node, on a connection of its own."""
-    with connect(node, timeout=timeout) as client:
-        return execute(client, *args)
 
 
 def pairs(entry: dict[Any, Any] | list[Any]) -> dict[str, str]:
@@ -159,15 +112,10 @@ def _quoted(value: str) -> str:
     return f'"{escaped}"'
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Replace `path` with `text`, readable by this user only (it may hold the password)."""
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+class LocalSentinel(LocalServers[Node]):
+    error = SentinelError
+    noun = "deployment"
 
-
-class LocalSentinel:
     def __init__(
         self,
         directory: Path,
@@ -184,7 +132,7 @@ class LocalSentinel:
             raise ValueError("sentinels must be 1 or more")
         if not service or any(c.isspace() for c in service) or "/" in service:
             raise ValueError(f"unusable service name {service!r}")
-        self.directory = directory
+        super().__init__(directory)
         self.service = service
         self.replica_count = replicas
         self.sentinel_count = sentinels
@@ -194,9 +142,6 @@ class LocalSentinel:
         self.password = password or None
         self.data_nodes: list[Node] = []  # the first one starts as the primary
         self.sentinel_nodes: list[Node] = []
-        self.start_seconds = 0.0  # how long start() took
-        self._server = ""
-        self._launcher: list[str] = []
 
     # -- addresses ------------------------------------------------------------------------------------
 
@@ -221,12 +166,6 @@ class LocalSentinel:
         """(host, port) of every sentinel, running or not: what redis-py's Sentinel takes."""
         return [node.address for node in self.sentinel_nodes]
 
-    def node_at(self, port: int) -> Node:
-        for node in self.nodes:
-            if node.port == port:
-                return node
-        raise LookupError(f"no node of this deployment listens on port {port}")
-
     def data_node_at(self, port: int) -> Node:
         node = self.node_at(port)
         if node.is_sentinel:
@@ -241,99 +180,37 @@ class LocalSentinel:
 
     # -- start and stop -------------------------------------------------------------------------------
 
-    def start(self, timeout: float = 60.0) -> None:
-        """Start the primary, its replicas and, once every replica's link is up, the sentinels; then wait
-        until every sentinel names the primary, lists the replicas (not down) and the other sentinels,
-        and says a quorum and a failover majority can be reached."""
-        if self.nodes:
-            raise SentinelError("this deployment was started already")
-        began = time.monotonic()
-        deadline = began + timeout
-        server = shutil.which("redis-server")
-        if server is None:
-            raise SentinelError("redis-server must be installed (apt-get install redis-server)")
-        self._server = server
-        setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
-        self._launcher = [setpriv, "--pdeathsig", "KILL"] if setpriv else []
-        self.directory.mkdir(parents=True, exist_ok=True)
+    def _every_node(self) -> list[Node]:
+        return self.nodes
+
+    def _make_nodes(self) -> None:
         self.data_nodes = [
             Node(DATA, i, HOST, 0, self.directory / f"data-{i}", self.password) for i in range(1 + self.replica_count)
         ]
         self.sentinel_nodes = [
             Node(SENTINEL, i, HOST, 0, self.directory / f"sentinel-{i}") for i in range(self.sentinel_count)
         ]
-        atexit.register(self.stop)
-        try:
-            primary, *replicas = self.data_nodes
-            self._launch(primary, deadline=deadline)
-            self._launch(*replicas, deadline=deadline)
-            # the sentinels learn the replicas from the primary's INFO: they must be there first
-            self._poll(lambda: self._replicas_problem(primary), deadline, "the replicas did not link up")
-            self._launch(*self.sentinel_nodes, deadline=deadline)
-            self._poll(self._formation_problem, deadline, "the sentinels did not settle after their start")
-        except BaseException:
-            self.stop()
-            raise
-        self.start_seconds = time.monotonic() - began
 
-    def stop(self) -> None:
-        """SIGKILL every node still running, the sentinels first (idempotent; also runs at interpreter exit)."""
-        for node in [*self.sentinel_nodes, *self.data_nodes]:
-            process = node.process
-            if process is not None and process.poll() is None:
-                process.kill()
-        for node in self.nodes:
-            if node.process is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    node.process.wait(timeout=30)
-        atexit.unregister(self.stop)
+    def _form(self, deadline: float) -> None:
+        """Start the primary, its replicas and, once every replica's link is up, the sentinels; then wait
+        until every sentinel names the primary, lists the replicas (not down) and the other sentinels,
+        and says a quorum and a failover majority can be reached."""
+        primary, *replicas = self.data_nodes
+        self._launch(primary, deadline=deadline)
+        self._launch(*replicas, deadline=deadline)
+        # the sentinels learn the replicas from the primary's INFO: they must be there first
+        self._poll(lambda: self._replicas_problem(primary), deadline, "the replicas did not link up")
+        self._launch(*self.sentinel_nodes, deadline=deadline)
+        self._poll(self._formation_problem, deadline, "the sentinels did not settle after their start")
 
-    def __enter__(self) -> LocalSentinel:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _launch(self, *nodes: Node, deadline: float) -> None:
-        """Start `nodes` on fresh free ports; those whose port another process took start again."""
-        taken = {node.port for node in self.nodes if node.port}
-        pending = list(nodes)
-        for _attempt in range(PORT_ATTEMPTS):
-            for node in pending:
-                node.port = self._free_port(taken)
-                shutil.rmtree(node.directory, ignore_errors=True)  # a failed attempt's files name its port
-                node.directory.mkdir(parents=True)
-                _write_private(node.config_file, self._config(node))
-                self._spawn(node)
-            failed = [node for node in pending if not self._wait_answering(node, deadline)]
-            for node in failed:
-                if node.alive() or "in use" not in self.log_tail(node):  # not a port someone else took
-                    self._end(node)
-                    raise SentinelError(f"{node!r} did not start; its log ends with:\n{self.log_tail(node)}")
-            pending = failed
-            if not pending:
-                return
-        raise SentinelError(f"no free ports for {pending} after {PORT_ATTEMPTS} attempts")
-
-    @staticmethod
-    def _free_port(taken: set[int]) -> int:
-        while True:
-            port = free_port()
-            if port not in taken:
-                taken.add(port)
-                return port
+    def _server_args(self, node: Node) -> list[str]:
+        return ["--sentinel"] if node.is_sentinel else []
 
     def _config(self, node: Node) -> str:
-        settings: list[tuple[str, object]]
+        settings = server_settings(node)
         if node.is_sentinel:
             name = self.service
-            settings = [
-                ("port", node.port),
-                ("bind", node.host),
-                ("dir", node.directory.resolve()),
-                ("logfile", node.log_file.resolve()),
-                ("daemonize", "no"),
-                ("protected-mode", "no"),
+            settings += [
                 ("sentinel announce-ip", node.host),
                 ("sentinel monitor", f"{name} {HOST} {self.data_nodes[0].port} {self.quorum}"),
                 ("sentinel down-after-milliseconds", f"{name} {self.down_after_ms}"),
@@ -343,69 +220,12 @@ class LocalSentinel:
             if self.password:
                 settings.append(("sentinel auth-pass", f"{name} {_quoted(self.password)}"))
         else:
-            settings = [
-                ("port", node.port),
-                ("bind", node.host),
-                ("dir", node.directory.resolve()),
-                ("logfile", node.log_file.resolve()),
-                ("daemonize", "no"),
-                ("protected-mode", "no"),
-                ("appendonly", "yes"),
-                ("appendfsync", "everysec"),
-                ("save", '""'),
-                ("hash-max-listpack-value", 4096),
-                ("replica-announce-ip", node.host),
-                ("repl-diskless-sync", "yes"),
-                ("repl-diskless-sync-delay", 0),
-                # an idle primary's replication offset only moves when it pings its replicas: every 10 s
-                # by default; the sentinels pick the replica with the highest offset
-                ("repl-ping-replica-period", 1),
-            ]
+            settings += [*data_settings(), ("replica-announce-ip", node.host)]
             if node is not self.data_nodes[0]:
                 settings.append(("replicaof", f"{HOST} {self.data_nodes[0].port}"))
             if self.password:
                 settings += [("requirepass", _quoted(self.password)), ("masterauth", _quoted(self.password))]
-        return "".join(f"{name} {value}\n" for name, value in settings)
-
-    def _spawn(self, node: Node) -> None:
-        mode = ["--sentinel"] if node.is_sentinel else []
-        with node.output_file.open("ab") as output:
-            node.process = subprocess.Popen(
-                [*self._launcher, self._server, str(node.config_file.resolve()), *mode],
-                cwd=node.directory,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                umask=0o077,  # its append-only files hold what the password protects
-            )
-
-    @staticmethod
-    def _end(node: Node) -> None:
-        if node.process is not None and node.process.poll() is None:
-            node.process.kill()
-            node.process.wait(timeout=30)
-
-    def _wait_answering(self, node: Node, deadline: float) -> bool:
-        """Until our process answers PING on its port (False when it exited or the deadline passed)."""
-        while time.monotonic() < deadline:
-            if not node.alive():
-                return False
-            if self._answers(node):
-                return True
-            time.sleep(0.05)
-        return False
-
-    @staticmethod
-    def _answers(node: Node) -> bool:
-        """PING says the node has loaded its data; the process id in INFO that it is ours, not another
-        server that took the port."""
-        try:
-            with connect(node, timeout=2.0) as client:
-                client.ping()
-                info = client.info("server")
-        except (redis.RedisError, OSError):
-            return False
-        return node.process is not None and info.get("process_id") == node.process.pid
+        return config_text(settings)
 
     # -- looking at the deployment --------------------------------------------------------------------
 
@@ -451,41 +271,7 @@ class LocalSentinel:
                     replicas.append(node)
         return replicas
 
-    def role(self, node: Node) -> dict[str, Any]:
-        """INFO replication of a data node (role, master_port, master_link_status, connected_slaves, ...)."""
-        with connect(node) as client:
-            return dict(client.info("replication"))
-
-    def log_tail(self, node: Node, size: int = 2000) -> str:
-        parts = []
-        for path in (node.output_file, node.log_file):
-            text = path.read_text(errors="replace")[-size:].strip() if path.exists() else ""
-            if text:
-                parts.append(text)
-        return "\n".join(parts)
-
-    def _log_tails(self) -> str:
-        return "\n".join(f"--- {node!r} log:\n{self.log_tail(node)}" for node in self.nodes)
-
     # -- waiting --------------------------------------------------------------------------------------
-
-    def _poll(self, problem: Callable[[], str | None], deadline: float, what: str) -> None:
-        """Until `problem()` says None; a SentinelError with the last problem and the logs at the deadline."""
-        began = time.monotonic()
-        last = "not looked at yet"
-        while True:
-            try:
-                found = problem()
-            except (redis.RedisError, OSError, ValueError, LookupError, SentinelError) as e:
-                found = f"{type(e).__name__}: {e}"
-            if found is None:
-                return
-            last = found
-            if time.monotonic() >= deadline:
-                raise SentinelError(
-                    f"{what} within {time.monotonic() - began:.1f} s; still: {last}\n{self._log_tails()}"
-                )
-            time.sleep(POLL)
 
     def _replicas_problem(self, primary: Node) -> str | None:
         """Every live data node but `primary` replicates it with its link up."""
@@ -554,17 +340,12 @@ class LocalSentinel:
 
     # -- faults ---------------------------------------------------------------------------------------
 
-    def kill(self, node: Node) -> None:
-        """SIGKILL `node` (a data node or a sentinel) and wait until it has exited."""
-        if not node.alive() or node.process is None:
-            raise SentinelError(f"{node!r} is not running")
+    def _before_kill(self, node: Node) -> None:
+        """`kill` (of a data node or a sentinel) has a data node remember whether it was the primary."""
         node.primary_when_killed = None
         if not node.is_sentinel:
             with contextlib.suppress(redis.RedisError, OSError, LookupError, SentinelError):
                 node.primary_when_killed = self.primary() is node
-        node.process.kill()
-        node.process.wait(timeout=30)
-        node.killed_at = time.monotonic()
 
     def wait_for_failover(self, old_primary: Node, timeout: float = 60.0) -> float:
         """Until every live sentinel names the same live data node other than `old_primary`, and that node
@@ -598,30 +379,12 @@ class LocalSentinel:
         A data node that was a primary comes back as one and the sentinels make it a replica of the
         node they promoted meanwhile. Waits until it answers and the deployment is settled with it
         (`wait_until_settled`: a data node replicates the primary with its link up)."""
-        if node.alive():
-            raise SentinelError(f"{node!r} is running")
         deadline = time.monotonic() + timeout
-        while True:
-            logged = node.log_file.stat().st_size if node.log_file.exists() else 0
-            self._spawn(node)
-            if self._wait_answering(node, deadline):
-                break
-            taken = "in use" in node.log_file.read_bytes()[logged:].decode(errors="replace")
-            if node.alive() or not taken or time.monotonic() + 1 > deadline:
-                self._end(node)
-                raise SentinelError(f"{node!r} did not restart; its log ends with:\n{self.log_tail(node)}")
-            time.sleep(0.5)  # its port is in use: maybe only for a moment
+        self._respawn(node, deadline)
         self._poll(self._settled_problem, deadline, f"the deployment did not settle with {node!r} back")
 
     # -- data -----------------------------------------------------------------------------------------
 
     def flushall(self, timeout: float = 30.0) -> None:
         """FLUSHALL on the primary, then WAIT until its connected replicas have it too."""
-        deadline = time.monotonic() + timeout
-        primary = self.primary()
-        with connect(primary) as client:
-            wanted = int(client.info("replication").get("connected_slaves", 0))
-            client.flushall()
-            while wanted and int(execute(client, "WAIT", wanted, 500)) < wanted:
-                if time.monotonic() > deadline:
-                    raise SentinelError(f"the replicas of {primary!r} did not acknowledge FLUSHALL in time")
+        self._flush(self.primary(), time.monotonic() + timeout)
