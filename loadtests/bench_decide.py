@@ -11,6 +11,7 @@ on its own Redis with appendfsync always), `cluster-replica` (the cluster with N
 
     .venv/bin/python -m loadtests.bench_decide --duration 10 --connections 16 [--workers 2] [--key]
     .venv/bin/python -m loadtests.bench_decide --endpoint events --variants fsync,cluster,cluster-replica
+    .venv/bin/python -m loadtests.bench_decide --redis redis://h1:7000,h2:7001   # your own Redis, same rounds
 """
 
 from __future__ import annotations
@@ -81,6 +82,12 @@ def parse_args() -> argparse.Namespace:
         "cost of checking keys, measured against the open one in the same run",
     )
     parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="also an nba on this Redis (one server, cluster nodes or sentinels, as NBA_REDIS_URL), e.g. a cluster "
+        "of your own; seeded with the demo customers like the others",
+    )
+    parser.add_argument(
         "--variants",
         default="",
         help="comma-separated extra servers driven in the same rounds: cluster, fsync, cluster-replica",
@@ -94,7 +101,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    variants = [v for v in args.variants.split(",") if v]
+    variants = [v for v in args.variants.split(",") if v] + (["given"] if args.redis else [])
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install wrk", file=sys.stderr)
         return 2
@@ -111,11 +118,15 @@ def main() -> int:
         }
 
         def start_nba(
-            name: str, key: bool, *, cluster: bool = False, durability: str = "memory"
+            name: str, key: bool, *, cluster: bool = False, durability: str = "memory", url: str | None = None
         ) -> tuple[str, dict[str, str], int, list[int]]:
             """An nba server on its own Redis (API keys are global to a Redis: a keyed server and an open
-            one cannot share one); its URL, wrk's environment, its process and its Redis's pids."""
-            if cluster:
+            one cannot share one), or on `url`'s; its URL, wrk's environment, its process and the pids of
+            its Redis (none for `url`: its CPU is not measured)."""
+            redis_pids: list[int] = []
+            if url is not None:
+                pass
+            elif cluster:
                 local = LocalCluster(Path(tmp) / f"cluster-{name}")
                 redises.append(local)
                 local.start()
@@ -166,6 +177,7 @@ def main() -> int:
                     key=False,
                     cluster=variant.startswith("cluster"),
                     durability={"fsync": "fsync", "cluster-replica": "replica"}.get(variant, "memory"),
+                    url=args.redis if variant == "given" else None,
                 )
             for url, _, _, _ in nbas.values():
                 wait_http(f"{url}/readyz", timeout=300)
