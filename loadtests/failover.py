@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -254,54 +255,31 @@ async def put_profiles(base: str, customers: list[str]) -> None:
                     raise RuntimeError(f"PUT {cid}: {r.status} {await r.text()}")
 
 
-class Target(Protocol):
-    """A Redis deployment whose primaries can be killed: a cluster or a sentinel-watched primary."""
-
-    url: str
-
-    def primary_for(self, customer_id: str) -> Any: ...
+class Servers(Protocol):
+    """A Redis deployment whose servers can be killed: tests.redis_cluster or tests.redis_sentinel."""
 
     def kill(self, node: Any) -> None: ...
 
-    def wait_for_failover(self, node: Any, timeout: float) -> float: ...
+    def wait_for_failover(self, old_primary: Any, timeout: float) -> float: ...
 
     def restart(self, node: Any, timeout: float) -> None: ...
 
 
-class ClusterTarget:
-    def __init__(self, cluster: LocalCluster):
-        self.cluster = cluster
-        self.url = cluster.seed_url
+@dataclass(frozen=True)
+class Target:
+    """A deployment, nba's URL for it, and which of its servers is the primary of a customer."""
 
-    def primary_for(self, customer_id: str) -> Any:
-        return self.cluster.primary_of_slot(customer_slot(customer_id))
-
-    def kill(self, node: Any) -> None:
-        self.cluster.kill(node)
-
-    def wait_for_failover(self, node: Any, timeout: float) -> float:
-        return self.cluster.wait_for_failover(node, timeout)
-
-    def restart(self, node: Any, timeout: float) -> None:
-        self.cluster.restart(node, timeout)
+    servers: Servers
+    url: str
+    primary_for: Callable[[str], Any]
 
 
-class SentinelTarget:
-    def __init__(self, deployment: LocalSentinel):
-        self.deployment = deployment
-        self.url = deployment.sentinel_url
+def cluster_target(cluster: LocalCluster) -> Target:
+    return Target(cluster, cluster.seed_url, lambda cid: cluster.primary_of_slot(customer_slot(cid)))
 
-    def primary_for(self, customer_id: str) -> Any:
-        return self.deployment.primary()
 
-    def kill(self, node: Any) -> None:
-        self.deployment.kill(node)
-
-    def wait_for_failover(self, node: Any, timeout: float) -> float:
-        return self.deployment.wait_for_failover(node, timeout)
-
-    def restart(self, node: Any, timeout: float) -> None:
-        self.deployment.restart(node, timeout)
+def sentinel_target(deployment: LocalSentinel) -> Target:
+    return Target(deployment, deployment.sentinel_url, lambda cid: deployment.primary())
 
 
 async def failover(
@@ -313,9 +291,9 @@ async def failover(
     running = asyncio.ensure_future(traffic.run(before + after))
     await asyncio.sleep(before)
     killed_at = time.monotonic()
-    target.kill(victim)
-    promoted = await asyncio.to_thread(target.wait_for_failover, victim, 60.0)
-    await asyncio.to_thread(target.restart, victim, 120.0)
+    target.servers.kill(victim)
+    promoted = await asyncio.to_thread(target.servers.wait_for_failover, victim, 60.0)
+    await asyncio.to_thread(target.servers.restart, victim, 120.0)
     await running
     return {
         "victims": len(victims),
@@ -341,11 +319,11 @@ async def main_async(args: argparse.Namespace) -> int:
         if args.sentinel:
             deployment = LocalSentinel(Path(tmp) / "sentinel", down_after_ms=args.node_timeout_ms)
             deployment.start()
-            target: Target = SentinelTarget(deployment)
+            target = sentinel_target(deployment)
         else:
             deployment = LocalCluster(Path(tmp) / "cluster", node_timeout_ms=args.node_timeout_ms)
             deployment.start()
-            target = ClusterTarget(deployment)
+            target = cluster_target(deployment)
         server = Server(Path(tmp), target.url, args.durability)
         try:
             await server.ready()

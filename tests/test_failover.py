@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.failover import ClusterTarget, SentinelTarget, Server, Traffic, failover, put_profiles, verify
+from loadtests.failover import Server, Traffic, cluster_target, failover, put_profiles, sentinel_target, verify
 from nba.store.keys import customer_slot
 from tests.redis_cluster import LocalCluster
 from tests.redis_sentinel import LocalSentinel
@@ -46,7 +46,7 @@ CUSTOMERS = [f"fo-{i}" for i in range(120)]
 async def test_a_killed_primary_loses_no_acknowledged_event(cluster: LocalCluster, server: Server) -> None:
     await put_profiles(server.base, CUSTOMERS)
     traffic = Traffic(server.base, CUSTOMERS, clients=6)
-    round_ = await failover(ClusterTarget(cluster), traffic, before=1.5, after=6.0, victim_customer=CUSTOMERS[0])
+    round_ = await failover(cluster_target(cluster), traffic, before=1.5, after=6.0, victim_customer=CUSTOMERS[0])
     assert traffic.seen.unexpected == [], server.log.read_text()[-3000:]
     assert round_["victims"] > 0
     assert round_["scripts_on_old_primary"] == 0  # nothing was written to it when it came back
@@ -96,7 +96,7 @@ async def test_a_killed_sentinel_primary_loses_no_acknowledged_event(tmp_path: P
         await server.ready()
         await put_profiles(server.base, CUSTOMERS)
         traffic = Traffic(server.base, CUSTOMERS, clients=6)
-        round_ = await failover(SentinelTarget(deployment), traffic, before=1.5, after=6.0, victim_customer="fo-0")
+        round_ = await failover(sentinel_target(deployment), traffic, before=1.5, after=6.0, victim_customer="fo-0")
         assert traffic.seen.unexpected == [], server.log.read_text()[-3000:]
         assert round_["victims"] == len(CUSTOMERS)  # one primary holds everyone
         # it came back as a primary of its own with old data for seconds: nothing was written to it

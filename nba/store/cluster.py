@@ -29,7 +29,7 @@ from redis.exceptions import ClusterDownError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from nba.store.discovery import Address, Connections, Discovery, at
+from nba.store.discovery import Address, Discovery, FollowingRouter, at
 from nba.store.multiplex import Endpoint, Multiplexer
 from nba.store.routing import key_slot, routing_key
 
@@ -129,16 +129,14 @@ class Topology(Discovery):
         self._probes.clear()
 
 
-class ClusterRouter:
+class ClusterRouter(FollowingRouter):
     """The store's pipelined path on a Redis Cluster (store/routing.py's Router)."""
 
     cluster = True
 
     def __init__(self, topology: Topology, timeout: float, *, replicas: int = 0):
+        super().__init__(topology, timeout, replicas=replicas)
         self.topology = topology
-        self.timeout = timeout
-        self.replicas = replicas
-        self._connections = Connections(topology.endpoint, timeout, replicas)
 
     def node_of(self, key: str | bytes) -> object:
         return self.topology.slots[key_slot(key)]
@@ -190,16 +188,3 @@ class ClusterRouter:
         if failure is not None:
             raise failure
         raise RedisConnectionError(f"slot {slot}: no answer after {MAX_ATTEMPTS} tries")
-
-    async def execute_all(self, commands: list[tuple[Any, ...]]) -> list[Any | BaseException]:
-        return list(await asyncio.gather(*(self.execute(*c) for c in commands), return_exceptions=True))
-
-    def blocking(self, seconds: float) -> ClusterRouter:
-        return ClusterRouter(self.topology, self.timeout + seconds, replicas=self.replicas)
-
-    def confirmed(self, replicas: int) -> ClusterRouter:
-        return ClusterRouter(self.topology, self.timeout, replicas=replicas)
-
-    async def close(self) -> None:
-        await self._connections.close()
-        await self.topology.close()

@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any, Self
 
 from nba.store.multiplex import Endpoint, Multiplexer
+from nba.store.routing import each
 
 REFRESH_INTERVAL = 0.2  # seconds: the least time between two questions
 
@@ -35,6 +37,14 @@ class Discovery:
 
     async def _ask(self) -> None:
         """Ask once and take the answer (subclasses); raise when nobody answered."""
+        raise NotImplementedError
+
+    def endpoint(self, address: Address) -> Endpoint:
+        """How to connect to the server at `address` (subclasses)."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Close the connections the questions use (subclasses)."""
         raise NotImplementedError
 
     def failed(self, address: Address) -> float:
@@ -108,3 +118,30 @@ class Connections:
         for mux in self._muxes.values():
             await mux.close()
         self._muxes.clear()
+
+
+class FollowingRouter:
+    """What the routers that follow a Discovery share (store/routing.py's Router): a connection per server,
+    and more routers to the same servers. Subclasses route each call (`execute`)."""
+
+    def __init__(self, discovery: Discovery, timeout: float, *, replicas: int = 0):
+        self.discovery = discovery
+        self.timeout = timeout
+        self.replicas = replicas
+        self._connections = Connections(discovery.endpoint, timeout, replicas)
+
+    async def execute(self, *args: Any, key: str | bytes | None = None) -> Any:
+        raise NotImplementedError
+
+    async def execute_all(self, commands: list[tuple[Any, ...]]) -> list[Any | BaseException]:
+        return await each(self.execute, commands)
+
+    def blocking(self, seconds: float) -> Self:
+        return type(self)(self.discovery, self.timeout + seconds, replicas=self.replicas)
+
+    def confirmed(self, replicas: int) -> Self:
+        return type(self)(self.discovery, self.timeout, replicas=replicas)
+
+    async def close(self) -> None:
+        await self._connections.close()
+        await self.discovery.close()

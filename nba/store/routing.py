@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from redis.exceptions import ResponseError
@@ -36,6 +37,12 @@ def routing_key(args: tuple[Any, ...]) -> Any:
     if name == "XREAD":
         return args[[str(a).upper() for a in args].index("STREAMS") + 1]
     return args[1]
+
+
+async def each(execute: Callable[..., Awaitable[Any]], commands: list[tuple[Any, ...]]) -> list[Any | BaseException]:
+    """Every command at once (started in order, so one connection's leave in one write); replies or
+    exceptions, in order."""
+    return list(await asyncio.gather(*(execute(*c) for c in commands), return_exceptions=True))
 
 
 class Router(Protocol):
@@ -81,7 +88,7 @@ class SingleNode:
             raise
 
     async def execute_all(self, commands: list[tuple[Any, ...]]) -> list[Any | BaseException]:
-        return list(await asyncio.gather(*(self.mux.execute(*c) for c in commands), return_exceptions=True))
+        return await each(self.execute, commands)
 
     def node_of(self, key: str | bytes) -> object:
         return self.mux

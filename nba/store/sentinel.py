@@ -10,14 +10,13 @@ safe to send twice.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from nba.store.discovery import Address, Connections, Discovery, at
+from nba.store.discovery import Address, Discovery, FollowingRouter, at
 from nba.store.multiplex import Endpoint, Multiplexer
 
 
@@ -63,16 +62,14 @@ class Primary(Discovery):
             await probe.close()
 
 
-class SentinelRouter:
+class SentinelRouter(FollowingRouter):
     """The store's pipelined path to the primary the sentinels name (store/routing.py's Router)."""
 
     cluster = False
 
     def __init__(self, primary: Primary, timeout: float, *, replicas: int = 0):
+        super().__init__(primary, timeout, replicas=replicas)
         self.primary = primary
-        self.timeout = timeout
-        self.replicas = replicas
-        self._connections = Connections(primary.endpoint, timeout, replicas)
 
     def node_of(self, key: str | bytes) -> object:
         return self.primary.address
@@ -98,16 +95,3 @@ class SentinelRouter:
             if attempt or primary.address == address:
                 raise failure
         raise AssertionError("unreachable")
-
-    async def execute_all(self, commands: list[tuple[Any, ...]]) -> list[Any | BaseException]:
-        return list(await asyncio.gather(*(self.execute(*c) for c in commands), return_exceptions=True))
-
-    def blocking(self, seconds: float) -> SentinelRouter:
-        return SentinelRouter(self.primary, self.timeout + seconds, replicas=self.replicas)
-
-    def confirmed(self, replicas: int) -> SentinelRouter:
-        return SentinelRouter(self.primary, self.timeout, replicas=replicas)
-
-    async def close(self) -> None:
-        await self._connections.close()
-        await self.primary.close()

@@ -43,7 +43,8 @@ class Events(RedisBase):
         inbox write fails the batch the same way. Returns a status per event (see APPLY_EVENTS)."""
         calls: list[tuple[str, tuple[Any, ...]]] = []
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        shards = await self._timed("apply_events", self.inbox_shards)  # read once per process
+        # read once per process: only that first read is timed (as this call, whose failure it is)
+        shards = self._shards or await self._timed("apply_events", self.inbox_shards)
         entries: list[tuple[Any, ...]] = []
         for cid, events in by_customer.items():
             args: list[Any] = [
