@@ -21,7 +21,7 @@ from nba.access.service import AccessControl
 from nba.customers.erasure import DiskRewrite
 from nba.customers.service import Customers
 from nba.decision.decider import Decider
-from nba.http import access, routes, wire
+from nba.http import access, requestlog, routes, wire
 from nba.http.body import BodyLimits
 from nba.http.server import ConnectionGuard
 from nba.learning.ingest import EventIngest
@@ -110,7 +110,7 @@ def create_app(rulebook: Rulebook, client: Client, options: AppOptions | None = 
         workers=o.workers,
     )
     app = web.Application(
-        middlewares=[guard.middleware, access.browsers, routes.problems, access.guard],
+        middlewares=[requestlog.request_ids, guard.middleware, access.browsers, routes.problems, access.guard],
         client_max_size=wire.MAX_EVENTS_BODY + 1,
     )
     app[access.ACCESS] = access_control
@@ -124,9 +124,9 @@ def create_app(rulebook: Rulebook, client: Client, options: AppOptions | None = 
     app[access.PERMISSIONS] = permissions = {}
     app[routes.GUARD] = guard
     app[routes.SUPERVISION] = supervision = supervision or Supervision()
-    metrics.registry.register(supervision.collector())
+    metrics.register_collector(supervision.collector())
     app[routes.TASKS] = []
-    metrics.connections.set_function(lambda: guard.open)
+    metrics.track(metrics.connections, lambda: guard.open)
     app[routes.LIVE] = live
     app[routes.STORE] = store
     app[routes.METRICS] = metrics
@@ -147,6 +147,7 @@ def create_app(rulebook: Rulebook, client: Client, options: AppOptions | None = 
     async def background_tasks(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(keys.slot_tags)  # once, off the event loop, before the first event needs it
         await _first_contact(live, rules_dir, access_control)
+        metrics.redis_up.set(1)  # reached: _first_contact waits until it is
         with contextlib.suppress(RedisError, OSError):
             for advice in await store.config_advice():
                 log.warning("Redis configuration: %s", advice)
@@ -161,6 +162,8 @@ def create_app(rulebook: Rulebook, client: Client, options: AppOptions | None = 
             if o.background
             else []
         )
+        if o.background and metrics.sampled:
+            tasks.append(asyncio.create_task(metrics.sample_forever(), name="metrics-sample"))
         app[routes.TASKS].extend(tasks)  # what /healthz watches
         yield
         for task in tasks:

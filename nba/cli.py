@@ -10,9 +10,11 @@ import multiprocessing
 import multiprocessing.connection
 import multiprocessing.process
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from nba import __version__
+from nba import __version__, logs
 from nba.access.apikeys import DEFAULT_RATE
 from nba.access.audit import ACTIONS as AUDIT_ACTIONS
 from nba.access.roles import Principal, Role
@@ -164,7 +166,7 @@ def _run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"nba: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(settings.log_level, settings.log_format, settings.access_log)
     try:
         if args.command == "log":
             return asyncio.run(log_export(settings, args.out))
@@ -724,7 +726,7 @@ def _serve(
 
     settings = serving.settings
     if sock is None:  # a worker: the parent validated the rules, this process loads its own copy
-        logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        logs.configure(settings.log_level, settings.log_format, settings.access_log)
         try:
             sock = listen(*serving.address, reuse_port=True)
         except PortInUse as exc:
@@ -743,10 +745,18 @@ def _serve_workers(serving: Serving, demo: int, supervision: Any) -> int:
     """N processes bound to one port with SO_REUSEPORT: the kernel spreads connections over them. They
     share rules and model through Redis. A worker that dies is started again (supervision.Backoff);
     Ctrl+C or SIGTERM stops them all gracefully."""
+    from prometheus_client.multiprocess import mark_process_dead
+
+    from nba.metrics import MULTIPROCESS_DIR
     from nba.runtime.supervision import Backoff
 
     workers, address = serving.workers, serving.address
     ctx = multiprocessing.get_context("spawn")
+    # one scrape answers for every worker (nba/metrics.py): spawned workers import prometheus_client
+    # afresh and find this directory; on tmpfs where there is one, since every count writes to it
+    shm = Path("/dev/shm")
+    metrics_dir = tempfile.mkdtemp(prefix="nba-metrics-", dir=shm if os.access(shm, os.W_OK) else None)
+    os.environ[MULTIPROCESS_DIR] = metrics_dir
 
     def start(i: int) -> multiprocessing.process.BaseProcess:
         p = ctx.Process(
@@ -778,6 +788,8 @@ def _serve_workers(serving: Serving, demo: int, supervision: Any) -> int:
                 if p.exitcode == 2:  # it could not listen: restarting would not help
                     log.error("worker %d could not listen on %s:%d; stopping", i, *address)
                     return 2
+                if p.pid is not None:  # its gauges go; its counters stay counted
+                    mark_process_dead(p.pid, metrics_dir)  # type: ignore[no-untyped-call]
                 pause = backoffs[i].next_pause()
                 log.error(
                     "worker %d (pid %s) exited with code %s; starting it again in %.0f s", i, p.pid, p.exitcode, pause
@@ -799,6 +811,8 @@ def _serve_workers(serving: Serving, demo: int, supervision: Any) -> int:
             if p.is_alive():
                 p.kill()
                 p.join()
+        os.environ.pop(MULTIPROCESS_DIR, None)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

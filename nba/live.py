@@ -26,6 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from redis.exceptions import RedisError
+
 from nba.concurrency import stop_if_cancelled
 from nba.errors import RulesInvalid
 from nba.learning.snapshot import Snapshot, build_snapshot
@@ -60,7 +62,7 @@ class Live:
         # told of every version published from the directory by itself (start-up, the watcher), for the
         # audit trail; an explicit reload is audited by whoever asked for it
         self.on_published: Callable[[Path, str], Awaitable[None]] | None = None
-        metrics.rules.info({"version": rulebook.version})
+        metrics.rules_in_use(rulebook.version)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -97,7 +99,7 @@ class Live:
             if rb.version == self._snapshot.rulebook.version:
                 return
             self._snapshot = await self._snapshot_for(rb)
-            self.metrics.rules.info({"version": rb.version})
+            self.metrics.rules_in_use(rb.version)
             self.metrics.rules_reloads.labels("applied").inc()
             log.info("rules version %s in use (%d actions)", rb.version, len(rb.actions))
 
@@ -152,9 +154,12 @@ class Live:
             await asyncio.sleep(self._snapshot.rulebook.learning.refresh_seconds)
             try:
                 await self.refresh_model()
-            except Exception:  # a Redis hiccup must not stop learning for the life of the process
+                self.metrics.redis_up.set(1)
+            except Exception as exc:  # a Redis hiccup must not stop learning for the life of the process
                 stop_if_cancelled()
                 self.metrics.model_refresh_errors.inc()
+                if isinstance(exc, (RedisError, OSError)):
+                    self.metrics.redis_up.set(0)
                 log.warning("model refresh failed", exc_info=True)
 
     async def follow_rules(self, directory: Path | None) -> None:

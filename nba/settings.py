@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from nba.logs import FORMATS
+
 
 class SettingsError(ValueError):
     pass
@@ -36,6 +38,8 @@ class Settings:
     # file within about a second), fsync (on disk before Redis answers: appendfsync always) or replica
     # (events: also on a replica of their primary, WAIT, before nba answers)
     durability: str = "memory"
+    log_format: str = "text"  # text | json (nba/logs.py)
+    access_log: bool = True  # a line per request at INFO (logger nba.access_log)
 
     @staticmethod
     def from_env(env: Mapping[str, str] | None = None) -> Settings:
@@ -60,9 +64,9 @@ class Settings:
         durability = e.get("NBA_DURABILITY", "memory") or "memory"
         if durability not in DURABILITY:
             raise SettingsError(f"NBA_DURABILITY must be one of {', '.join(DURABILITY)}, got {durability!r}")
-        insecure = e.get("NBA_INSECURE_OPEN", "")
-        if insecure not in ("", "0", "1"):
-            raise SettingsError(f"NBA_INSECURE_OPEN must be 0 or 1, got {insecure!r}")
+        log_format = e.get("NBA_LOG_FORMAT", "text") or "text"
+        if log_format not in FORMATS:
+            raise SettingsError(f"NBA_LOG_FORMAT must be one of {', '.join(FORMATS)}, got {log_format!r}")
         return Settings(
             redis_url=url,
             rules_dir=Path(e.get("NBA_RULES_DIR", "rules")),
@@ -77,8 +81,10 @@ class Settings:
             max_connections=max_connections,
             keepalive=float(keepalive),
             redis_maxmemory=maxmemory.lower() if maxmemory else None,
-            insecure_open=insecure == "1",
+            insecure_open=_flag(e, "NBA_INSECURE_OPEN", False),
             durability=durability,
+            log_format=log_format,
+            access_log=_flag(e, "NBA_ACCESS_LOG", True),
         )
 
 
@@ -90,6 +96,13 @@ def mask_url(url: str) -> str:
         scheme = re.match(r"[A-Za-z][A-Za-z0-9+.\-]*:/*", head)
         url = f"{scheme.group(0) if scheme else ''}***@{tail}"
     return re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
+
+
+def _flag(e: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = e.get(name, "")
+    if raw not in ("", "0", "1"):
+        raise SettingsError(f"{name} must be 0 or 1, got {raw!r}")
+    return default if raw == "" else raw == "1"
 
 
 def _int(e: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -132,6 +132,8 @@ class Decider:
                 # channel that does not remember them
                 if recorded is not Recorded.CHANGED:
                     self.metrics.child(self.metrics.decisions, req.channel, "actions" if d.actions else "empty").inc()
+                    if recorded is Recorded.RECORDED:  # only these can earn anything
+                        self.metrics.count_proposals(req.channel, ranked.arm, (a.action_id for a in d.actions))
                     return d
                 self.metrics.decision_conflicts.inc()
         self.metrics.child(self.metrics.decisions, req.channel, "conflict").inc()

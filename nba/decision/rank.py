@@ -39,6 +39,7 @@ class Ranked(NamedTuple):
     decision: Decision
     record: dict[str, Any]  # what the decision log keeps (learning/record.py)
     meta: str  # what the learner needs to credit answers to this decision's actions (record.Meta)
+    arm: str  # model | control: which ordering chose the actions
 
 
 class Who(NamedTuple):
@@ -141,7 +142,7 @@ def rank(
         meta,
         ordering.model,
     )
-    return Ranked(decision, record, meta.text())
+    return Ranked(decision, record, meta.text(), ordering.arm)
 
 
 def who(rb: Rulebook, customer: CustomerSnapshot, req: DecideRequest, now: float) -> Who:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from nba import logs
 from nba.access import cors, customer_token
 from nba.access.roles import Permission, Principal, authorize
 from nba.access.service import OPEN, AccessControl
@@ -77,6 +78,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     who = access.admit(request.headers.get("Authorization"), request.app[CLOCK]())
     request[PRINCIPAL] = who
+    if who is not OPEN:
+        logs.key_id.set(who.id)
     origin = request.headers.get("Origin")
     if who is OPEN:
         access.check_open_caller(request.host, origin)

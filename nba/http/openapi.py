@@ -49,6 +49,29 @@ _PROBLEM_RETRY = {
 }
 
 
+_REQUEST_ID = "X-Request-Id"
+_REQUEST_ID_IN = {
+    "name": _REQUEST_ID,
+    "in": "header",
+    "required": False,
+    "description": "an id for this call in your logs (1-128 of letters, digits and ._:@/+=-); nba logs it "
+    "with every line about the request and returns it. Without one (or an unusable one) nba makes one.",
+    "schema": {"type": "string", "maxLength": 128},
+}
+_REQUEST_ID_OUT = {
+    "description": "the request's id: the caller's X-Request-Id, or the one nba made",
+    "schema": {"type": "string"},
+}
+
+
+def _with_request_id(op: dict[str, Any]) -> None:
+    op["parameters"] = [*op.get("parameters", []), _REQUEST_ID_IN]
+    op["responses"] = {
+        code: {**resp, "headers": {**resp.get("headers", {}), _REQUEST_ID: _REQUEST_ID_OUT}}
+        for code, resp in op["responses"].items()
+    }
+
+
 def _problems(*codes: int) -> dict[str, Any]:
     return {str(c): _PROBLEM_RETRY if c == 503 else _PROBLEM for c in codes}
 
@@ -456,6 +479,10 @@ def openapi_document(rulebook: Rulebook, permissions: Permissions | None = None)
             op["x-roles"] = roles
             op["description"] = (op.get("description", "") + f"\n\nRoles: {', '.join(roles)}.").strip()
             op["responses"] |= _problems(401, 403, 429)
+    for ops in doc["paths"].values():
+        for method, op in ops.items():
+            if method != "parameters":
+                _with_request_id(op)
     typed = {name: _attribute(kind, rulebook.list_values.get(name)) for name, kind in rulebook.attributes.items()}
     schemas["CustomerWrite"]["properties"]["attributes"] |= {"properties": typed, "additionalProperties": False}
     schemas["CustomerPatch"]["properties"]["attributes"] |= {

@@ -13,9 +13,10 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from redis.exceptions import OutOfMemoryError, RedisError
 
+from nba import logs
 from nba.access import audit
 from nba.access.roles import Permission
 from nba.customers.service import Customers
@@ -96,8 +97,9 @@ async def decide(request: web.Request) -> web.Response:
         req = dataclasses.replace(req, dry_run=True)
     start = time.perf_counter()
     decision = await app[DECIDER].decide(req)
+    logs.decision_id.set(decision.decision_id)
     metrics = app[METRICS]
-    metrics.child(metrics.decision_ms, req.channel).observe((time.perf_counter() - start) * 1000)
+    metrics.child(metrics.decision_seconds, req.channel).observe(time.perf_counter() - start)
     return json_response(wire.decision_body(decision))
 
 
@@ -242,8 +244,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
-    resp = web.Response(body=body)
+    resp = web.Response(body=request.app[METRICS].exposition())
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return resp
 
@@ -308,7 +309,7 @@ PERMISSIONS = {(method, path): needs for method, path, _, needs in ROUTES}
 
 @web.middleware
 async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Maps every failure to problem+json; counts and (at debug level) logs every request."""
+    """Maps every failure to problem+json; counts and times every request."""
     start = time.perf_counter()
     try:
         response = await handler(request)
@@ -331,17 +332,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     name = route.canonical if route is not None else "unmatched"
     metrics = request.app[METRICS]
     metrics.child(metrics.requests, name, str(response.status)).inc()
-    if log.isEnabledFor(logging.DEBUG):
-        log.debug(
-            orjson.dumps(
-                {
-                    "method": request.method,
-                    "path": request.path,
-                    "status": response.status,
-                    "ms": round((time.perf_counter() - start) * 1000, 3),
-                }
-            ).decode()
-        )
+    metrics.child(metrics.request_seconds, name).observe(time.perf_counter() - start)
     return response
 
 

@@ -12,6 +12,8 @@ from nba.domain import EventIn
 from nba.metrics import Metrics
 from nba.store.contract import EventArgs, Storage
 
+NOT_KEPT = frozenset({"dup", "erased", "unknown"})  # apply_events.lua's statuses of events it did not keep
+
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -50,6 +52,8 @@ class EventIngest:
                 if status == "late" or (status == "hist" and args.decision_id is not None):
                     tally["unattributed"] += 1
                 self.metrics.child(self.metrics.events, args.type, status).inc()
+                if status not in NOT_KEPT:
+                    self.metrics.child(self.metrics.action_events, args.action_id, args.channel, args.type).inc()
         return IngestResult(
             accepted=len(events) - tally["dup"] - tally["erased"] - tally["unknown"],
             duplicates=tally["dup"],

@@ -105,6 +105,7 @@ class Learner:
             return 0
         batch = await self.store.read_inbox(self._position, self.batch)
         if not batch.last:
+            self.metrics.learner_lag.set(0)  # caught up: nothing waits to be learned
             return 0
         entries = batch.entries
         rb = self.rules()
@@ -122,6 +123,7 @@ class Learner:
         times = np.array([int(entry_id.split("-", 1)[0]) / 1000.0 for entry_id, _ in entries])
         weight = forgetting.weights(times, landmark, half_life).tolist()
         counts: dict[tuple[Tally, str], float] = defaultdict(float)
+        credited: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])  # for metrics
         ctx_actions: list[int] = []
         ctx_x: list[np.ndarray] = []
         ctx_trial: list[float] = []
@@ -140,6 +142,9 @@ class Learner:
             except ValueError:  # a damaged decision record: its answers cannot be learned from
                 self.store.unreadable("decision_meta", event.customer_id, grant.meta)
                 continue
+            tally = credited[(event.action_id, meta.channel, meta.arm)]
+            tally[0] += grant.trial
+            tally[1] += grant.reward
             if grant.trial:
                 counts[(Tally.COUNTS, f"n:{event.action_id}:{meta.segment_key}")] += grant.trial * w
                 counts[(Tally.ARMS, f"n:{meta.arm}")] += grant.trial
@@ -164,6 +169,7 @@ class Learner:
             return 0
         self._position, self._rows, self._signature = last, rows, signature
         self.metrics.learner_events.inc(len(entries))
+        self._count_credits(rb, credited)
         # the shard furthest behind: the newest entry applied of each shard read, the oldest of those
         behind = min(int(entry.split("-")[0]) for entry in batch.last.values()) / 1000.0
         self.metrics.learner_lag.set(max(0.0, time.time() - behind))
@@ -173,6 +179,18 @@ class Learner:
         except (RedisError, OSError):  # harmless: the customer's next credit drops them as well
             log.debug("clearing tally marks failed", exc_info=True)
         return max(1, len(entries))  # a batch of only unreadable entries still moved the position
+
+    def _count_credits(self, rb: Rulebook, credited: dict[tuple[str, str, str], list[float]]) -> None:
+        """The per-action business counters, once the batch is committed (so each credit counts once)."""
+        m = self.metrics
+        for (action, channel, arm), (trials, rewards) in credited.items():
+            if trials:
+                m.child(m.trials, action, channel, arm).inc(trials)
+            if rewards:
+                m.child(m.rewards, action, channel, arm).inc(rewards)
+                index = rb.action_index.get(action)
+                if index is not None:
+                    m.child(m.value, action, channel, arm).inc(rewards * rb.actions[index].value)
 
     async def _rebase(self, half_life: float) -> bool:
         """Express the committed statistics against a landmark of now (and the wanted half-life): their

@@ -68,6 +68,8 @@ async def test_a_missed_deadline_gives_a_degraded_rules_only_answer(make_client:
     assert {a["action_id"] for a in body["actions"]} <= {"email-capture", "crosssell-consent-request"}
     text = await (await client.get("/metrics")).text()
     assert 'nba_decisions_total{channel="web",outcome="degraded"} 1.0' in text
+    # a Redis too slow for the deadline never raised; it is counted as a failed call all the same
+    assert 'nba_redis_errors_total{op="read_customer"} 1.0' in text
 
 
 @pytest.mark.single_redis  # a server of its own, stopped (tests/test_failover.py: a primary)

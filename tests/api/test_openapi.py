@@ -99,9 +99,10 @@ async def test_metrics_and_health(client: Client) -> None:
     text = await (await client.get("/metrics")).text()
     for name in (
         "nba_decisions_total",
-        "nba_decision_duration_ms_bucket",
-        "nba_redis_call_duration_ms_bucket",
-        "nba_rules_info",
+        "nba_decision_duration_seconds_bucket",
+        "nba_redis_call_duration_seconds_bucket",
+        "nba_rules_info{",
+        "nba_http_request_duration_seconds_bucket",
         "nba_events_total",
     ):
         assert name in text

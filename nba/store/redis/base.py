@@ -7,6 +7,7 @@ extra round trip per batch.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -22,7 +23,7 @@ from nba.store.cluster import ClusterRouter
 from nba.store.routing import Router
 from nba.store.unreadable import Unreadable
 
-Observer = Callable[[str, float, bool], None]  # operation, milliseconds, whether it failed
+Observer = Callable[[str, float, bool], None]  # operation, seconds, whether it failed
 INBOX_WAIT_MAX = 1.0  # seconds one blocking read of the inbox may wait (added to that connection's timeout)
 
 
@@ -72,11 +73,13 @@ class RedisBase:
         failed = False
         try:
             return await call()
-        except (RedisError, OSError):
+        except (RedisError, OSError, asyncio.CancelledError):
+            # cancelled: a decision's deadline passed while Redis had not answered, which operators must
+            # see as much as an error (a slow Redis degrades decisions without ever raising)
             failed = True
             raise
         finally:
-            self._observe(op, (time.perf_counter() - start) * 1000.0, failed)
+            self._observe(op, time.perf_counter() - start, failed)
 
     async def _eval(
         self, op: str, script: Script, keys_: list[str], args: Iterable[Any], *, route: Router | None = None
