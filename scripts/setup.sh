@@ -32,6 +32,17 @@ if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null 2>&1; then
   echo "setup: installing chromium for the browser tests (Debian package)" >&2
   apt_install chromium
 fi
+# ... and buildah, to build and run the container image (tests/test_container.py), with debootstrap for
+# ../shared/tools/container-base.sh, which builds the base image from Debian packages (no registry here)
+if [ "${1:-}" = "--test" ] && ! command -v buildah >/dev/null 2>&1; then
+  echo "setup: installing buildah and debootstrap for the container test (Debian packages)" >&2
+  apt_install buildah debootstrap
+fi
+# ... and promtool, to check the Prometheus configuration and alert rules (tests/test_deploy.py)
+if [ "${1:-}" = "--test" ] && ! command -v promtool >/dev/null 2>&1; then
+  echo "setup: installing prometheus for its promtool (Debian package)" >&2
+  apt_install prometheus
+fi
 
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
