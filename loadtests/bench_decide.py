@@ -7,11 +7,18 @@ Redis (from /proc, so a paused VM's stolen time is billed too) side by side. Nee
 apt-get install wrk). With `--key`, a second nba on its own Redis is driven with a channel API key in
 the same rounds: what checking keys costs. With `--variants`, more nba servers are driven in the same
 rounds: `cluster` (on a local Redis Cluster of 3 primaries and 3 replicas), `fsync` (NBA_DURABILITY=fsync
-on its own Redis with appendfsync always), `cluster-replica` (the cluster with NBA_DURABILITY=replica).
+on its own Redis with appendfsync always), `cluster-replica` (the cluster with NBA_DURABILITY=replica),
+`access-log` (NBA_LOG_LEVEL=INFO: a text access-log line per request) and `json-logs` (the same as JSON).
+The others run at NBA_LOG_LEVEL=WARNING, without access log. Every server's log goes to a file, as under
+systemd or a container runtime, not to this terminal. With `--before DIR`, an nba from another checkout
+(PYTHONPATH=DIR, e.g. a `git worktree` of the previous commit) is driven in the same rounds: a change's
+cost measured against the same baseline.
 
     .venv/bin/python -m loadtests.bench_decide --duration 10 --connections 16 [--workers 2] [--key]
     .venv/bin/python -m loadtests.bench_decide --endpoint events --variants fsync,cluster,cluster-replica
     .venv/bin/python -m loadtests.bench_decide --redis redis://h1:7000,h2:7001   # your own Redis, same rounds
+    git worktree add /tmp/before HEAD~1 && .venv/bin/python -m loadtests.bench_decide --before /tmp/before \
+        --variants access-log,json-logs
 """
 
 from __future__ import annotations
@@ -32,6 +39,14 @@ from tests.redis_cluster import LocalCluster
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+# variant -> what its server's environment changes
+VARIANTS: dict[str, dict[str, str]] = {
+    "cluster": {},
+    "fsync": {"NBA_DURABILITY": "fsync"},
+    "cluster-replica": {"NBA_DURABILITY": "replica"},
+    "access-log": {"NBA_LOG_LEVEL": "INFO"},
+    "json-logs": {"NBA_LOG_LEVEL": "INFO", "NBA_LOG_FORMAT": "json"},
+}
 
 
 def run_wrk(
@@ -90,18 +105,34 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--variants",
         default="",
-        help="comma-separated extra servers driven in the same rounds: cluster, fsync, cluster-replica",
+        help="comma-separated extra servers driven in the same rounds: " + ", ".join(VARIANTS),
+    )
+    parser.add_argument(
+        "--before",
+        metavar="DIR",
+        type=Path,
+        help="also an nba from this source tree (a checkout of an earlier commit), on its own Redis",
     )
     args = parser.parse_args()
-    unknown = {v for v in args.variants.split(",") if v} - {"cluster", "fsync", "cluster-replica"}
+    unknown = {v for v in args.variants.split(",") if v} - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
     return args
 
 
+def variant_env(variant: str, args: argparse.Namespace) -> dict[str, str]:
+    if variant == "before":
+        return {"PYTHONPATH": str(args.before.resolve())}
+    return dict(VARIANTS.get(variant, {}))
+
+
 def main() -> int:
     args = parse_args()
-    variants = [v for v in args.variants.split(",") if v] + (["given"] if args.redis else [])
+    variants = (
+        [v for v in args.variants.split(",") if v]
+        + (["given"] if args.redis else [])
+        + (["before"] if args.before else [])
+    )
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install wrk", file=sys.stderr)
         return 2
@@ -118,12 +149,19 @@ def main() -> int:
         }
 
         def start_nba(
-            name: str, key: bool, *, cluster: bool = False, durability: str = "memory", url: str | None = None
+            name: str,
+            key: bool,
+            *,
+            cluster: bool = False,
+            url: str | None = None,
+            extra: dict[str, str] | None = None,
         ) -> tuple[str, dict[str, str], int, list[int]]:
             """An nba server on its own Redis (API keys are global to a Redis: a keyed server and an open
             one cannot share one), or on `url`'s; its URL, wrk's environment, its process and the pids of
             its Redis (none for `url`: its CPU is not measured)."""
             redis_pids: list[int] = []
+            extra = extra or {}
+            durability = extra.get("NBA_DURABILITY", "memory")
             if url is not None:
                 pass
             elif cluster:
@@ -139,7 +177,7 @@ def main() -> int:
                 url = redis.start()
                 redis_pids = [server_pid(url)]
             port = free_port()
-            env = {**base_env, "NBA_REDIS_URL": url, "NBA_PORT": str(port), "NBA_DURABILITY": durability}
+            env = {**base_env, "NBA_REDIS_URL": url, "NBA_PORT": str(port), **extra}
             if key:  # before the server starts: it checks keys from its first request on
                 create = ["keys", "create", "--name", "bench", "--role", "channel", "--channel", "web", "--rate", "0"]
                 made = subprocess.run(
@@ -147,9 +185,14 @@ def main() -> int:
                 )
                 env["NBA_BENCH_KEY"] = made.stdout.strip()
             serve = ["serve", "--rules", str(rules), "--demo-customers", str(args.customers)]
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "nba.cli", *serve, "--workers", str(args.workers)], env=env, cwd=tmp
-            )
+            with (Path(tmp) / f"nba-{name}.log").open("wb") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "nba.cli", *serve, "--workers", str(args.workers)],
+                    env=env,
+                    cwd=tmp,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             procs.append(proc)
             return f"http://127.0.0.1:{port}", env, proc.pid, redis_pids
 
@@ -176,8 +219,8 @@ def main() -> int:
                     variant,
                     key=False,
                     cluster=variant.startswith("cluster"),
-                    durability={"fsync": "fsync", "cluster-replica": "replica"}.get(variant, "memory"),
                     url=args.redis if variant == "given" else None,
+                    extra=variant_env(variant, args),
                 )
             for url, _, _, _ in nbas.values():
                 wait_http(f"{url}/readyz", timeout=300)
@@ -248,7 +291,7 @@ def report(args: argparse.Namespace, rows: dict[str, list[dict[str, float]]], va
         ratio = best[name]["rps"] / best[ep]["rps"]
         p99 = best[name].get("p99_ms", 0) / max(best[ep].get("p99_ms", 0), 1e-9)
         print(
-            f"{variant}: throughput {ratio:.2f}x the single Redis's (best rounds), server CPU per {ep} {more:+.1%} "
+            f"{variant}: throughput {ratio:.2f}x {ep}'s (best rounds), server CPU per {ep} {more:+.1%} "
             f"(cheapest rounds), p99 {p99:.2f}x"
         )
 
