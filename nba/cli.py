@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from nba import __version__, logs
+from nba import WORKER_METRICS_DIR, __version__, logs
 from nba.access.apikeys import DEFAULT_RATE
 from nba.access.audit import ACTIONS as AUDIT_ACTIONS
 from nba.access.roles import Principal, Role
@@ -753,10 +753,9 @@ def _serve_workers(serving: Serving, demo: int, supervision: Any) -> int:
     workers, address = serving.workers, serving.address
     ctx = multiprocessing.get_context("spawn")
     # one scrape answers for every worker (nba/metrics.py): spawned workers import prometheus_client
-    # afresh and find this directory; on tmpfs where there is one, since every count writes to it
-    shm = Path("/dev/shm")
-    metrics_dir = tempfile.mkdtemp(prefix="nba-metrics-", dir=shm if os.access(shm, os.W_OK) else None)
-    os.environ[MULTIPROCESS_DIR] = metrics_dir
+    # afresh and find this directory
+    metrics_dir = _worker_metrics_dir()
+    os.environ[MULTIPROCESS_DIR] = os.environ[WORKER_METRICS_DIR] = metrics_dir
 
     def start(i: int) -> multiprocessing.process.BaseProcess:
         p = ctx.Process(
@@ -812,8 +811,22 @@ def _serve_workers(serving: Serving, demo: int, supervision: Any) -> int:
                 p.kill()
                 p.join()
         os.environ.pop(MULTIPROCESS_DIR, None)
+        os.environ.pop(WORKER_METRICS_DIR, None)
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _worker_metrics_dir() -> str:
+    """A new directory for the workers' metric files: on tmpfs where there is one, since every count
+    writes to it; named after this process, so that one left behind by a server that was killed (no
+    clean-up ran) is removed by the next start once its process is gone."""
+    shm = Path("/dev/shm")
+    parent = shm if os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+    for old in parent.glob("nba-metrics-*-*"):
+        pid = old.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and old.stat().st_uid == os.getuid():
+            shutil.rmtree(old, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"nba-metrics-{os.getpid()}-", dir=parent)
 
 
 def _build(

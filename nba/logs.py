@@ -7,6 +7,7 @@ middleware and the handlers set is seen by every log call made for that request 
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -28,6 +29,8 @@ _CONTEXT = (("request_id", request_id), ("decision_id", decision_id), ("key_id",
 _CALLER_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 ACCESS_LOGGER = "nba.access_log"
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # all but tab and newline
 
 
 def take_request_id(given: str | None) -> str:
@@ -64,7 +67,10 @@ class JsonFormatter(logging.Formatter):
             out.update(fields)
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(out, default=str).decode()
+        try:
+            return orjson.dumps(out, default=str).decode()
+        except orjson.JSONEncodeError:  # a lone surrogate (an undecodable file name): escaped, not lost
+            return json.dumps(out, default=str)
 
 
 class TextFormatter(logging.Formatter):
@@ -72,6 +78,11 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        # a message's further lines are indented
+        safe = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", message).replace("\n", "\n    ")
+        if safe != message:  # what a caller sent cannot start a line of its own that looks like ours
+            record = logging.makeLogRecord({**record.__dict__, "msg": safe, "args": ()})
         line = super().format(record)
         ids = " ".join(f"{name}={v}" for name, _ in _CONTEXT if (v := getattr(record, name, None)) is not None)
         if not ids:

@@ -35,6 +35,18 @@ M = TypeVar("M", Counter, Gauge, Histogram)
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own variable
 
+RELOAD_OUTCOMES = ("applied", "invalid", "error")
+# the stored records store.unreadable names (store/unreadable.py)
+UNREADABLE_RECORDS = (
+    "profile",
+    "history_entry",
+    "decision_record",
+    "decision_meta",
+    "inbox_entry",
+    "rules_set",
+    "api_key",
+    "key_last_used",
+)
 _SECONDS_BUCKETS = (0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -200,6 +212,15 @@ class Metrics:
 
         # labels() validates and locks on every call; the hot path counts a few times per request
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        # exported at 0 from the start: increase() over a series that appears with its first failure at 1
+        # is 0, and an alert on it would miss that first failure (often the only one)
+        for counter, known in (
+            (self.rules_reloads, RELOAD_OUTCOMES),
+            (self.unreadable, UNREADABLE_RECORDS),
+            (self.dropped_connections, ("idle_closed", "refused")),
+        ):
+            for label in known:
+                self.child(counter, label)
 
     def exposition(self) -> bytes:
         """The text /metrics answers with."""

@@ -53,7 +53,10 @@ PAGE = """<!doctype html>
 const params = new URLSearchParams(location.search);
 const api = params.get("api");
 const customer = params.get("customer");
-const headers = {"Authorization": "Bearer " + params.get("key"), "Content-Type": "application/json"};
+// an id for the page's own logs: it must pass the preflight, and the page must be able to read it back
+const headers = {
+  "Authorization": "Bearer " + params.get("key"), "Content-Type": "application/json", "X-Request-Id": "page-view-1"
+};
 if (params.get("token")) {
   headers["Nba-Customer-Token"] = params.get("token");  // signed by the shop's server for this page's customer
 }
@@ -61,7 +64,7 @@ if (params.get("token")) {
 async function post(path, body) {
   try {
     const response = await fetch(api + path, {method: "POST", headers, body: JSON.stringify(body)});
-    return {status: response.status, body: await response.json()};
+    return {status: response.status, body: await response.json(), requestId: response.headers.get("X-Request-Id")};
   } catch (e) {
     return {error: {name: e.name, message: e.message}};
   }
@@ -242,6 +245,7 @@ def test_a_page_on_the_allowed_origin_reads_the_decision(site: Site) -> None:
     assert decision["customer_id"] == "c-1000"
     assert decision["actions"], f"no action in {seen.report['tries']} decisions: {decision}"
     assert all(isinstance(a["action_id"], str) and a["action_id"] for a in decision["actions"])
+    assert decide["requestId"] == "page-view-1"  # sent through the preflight, read back from the answer
     assert cors_errors(seen) == []
 
 

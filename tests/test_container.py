@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+import yaml
 
-from nba.runtime.embedded_redis import free_port
+from nba.runtime.embedded_redis import RedisServer, free_port
 from tests.conftest import ROOT
 from tests.serving import call, wait_for
 
@@ -262,6 +264,44 @@ def test_beyond_loopback_it_refuses_to_serve_without_a_key(image: Image, contain
         assert "nba keys create --name NAME --role admin" in server.output()
     finally:
         server.kill_all()
+
+
+def test_compose_key_service_keeps_a_known_key_and_replaces_a_lost_one(
+    image: Image, container: str, tmp_path: Path
+) -> None:
+    """compose.yaml's nba-keys one-shot, run in the image as compose runs it: it creates Prometheus's key
+    once, keeps it while Redis knows it, and creates another when Redis lost it (a restore, a revocation),
+    so that nba never starts without a key and Prometheus never scrapes with a dead one."""
+    spec = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["nba-keys"]
+    script = tmp_path / "nba-keys.sh"
+    script.write_text(spec["command"][0].replace("$$", "$"))  # compose's escape of a literal $
+    # a new named volume takes the owner of the image's directory
+    assert _ok(*RUN, container, "--", "stat", "-c", "%u", "/run/nba-keys").strip() == "10001"
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    os.chown(keys, 10001, 10001)
+    server = RedisServer(tmp_path / "redis", persist=False)
+    url = server.start()
+
+    def one_shot() -> str:
+        mounts = ["-v", f"{keys}:/run/nba-keys", "-v", f"{script}:/nba-keys.sh:ro"]
+        done = _run(
+            *RUN, *mounts, "--env", f"NBA_REDIS_URL={url}", container, "--", *spec["entrypoint"][:1], "/nba-keys.sh"
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return (keys / "prometheus.key").read_text().strip()
+
+    try:
+        first = one_shot()
+        assert re.fullmatch(r"nba_[0-9a-f]+_\S+", first), first
+        assert oct((keys / "prometheus.key").stat().st_mode & 0o777) == "0o644"  # Prometheus runs as another user
+        assert one_shot() == first
+        with redis.Redis.from_url(url) as client:
+            client.flushall()
+        second = one_shot()
+        assert second != first
+    finally:
+        server.stop()
 
 
 def test_the_readme_tour_against_the_container(image: Image, container: str, tmp_path: Path) -> None:

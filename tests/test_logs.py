@@ -64,6 +64,21 @@ def test_text_lines_name_the_request_before_any_traceback() -> None:
     assert "ValueError: boom" in rest
 
 
+def test_a_text_line_cannot_be_forged_by_what_a_caller_sent() -> None:
+    fmt = logs.TextFormatter()
+    forged = "GET /x\n2026-12-01 00:00:00,000 WARNING nba FORGED\rline\x1b[31m"
+    out = fmt.format(_record(forged))
+    first, *rest = out.split("\n")
+    assert first.endswith("WARNING nba.test GET /x")
+    assert rest == ["    2026-12-01 00:00:00,000 WARNING nba FORGED\\x0dline\\x1b[31m"]  # a continuation
+
+
+def test_a_json_line_keeps_a_message_orjson_refuses() -> None:
+    # a file name that was not UTF-8 reaches Python as lone surrogates, which orjson will not encode
+    out = json.loads(logs.JsonFormatter().format(_record("invalid rules in bad-\udcff.yaml")))
+    assert out["message"] == "invalid rules in bad-\udcff.yaml"
+
+
 @pytest.mark.parametrize(
     ("given", "kept"),
     [("abc-123", True), ("x" * 128, True), ("x" * 129, False), ("two words", False), ("a\r\nSet-Cookie: x", False)],
@@ -104,6 +119,20 @@ async def test_every_response_carries_a_request_id_and_the_access_log_names_it(
     assert getattr(first, "decision_id", None) == decision["decision_id"]
     assert getattr(first, "fields", {})["status"] == 200
     assert getattr(by_id[refused.headers[HEADER]], "fields", {})["status"] == 400
+
+
+async def test_the_access_log_names_the_route_not_the_customer(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger=logs.ACCESS_LOGGER):
+        await client.get("/v1/customers/c-secret-42", headers={HEADER: "who"})
+        await client.get("/no/such%0Apage", headers={HEADER: "nowhere"})
+    lines = {getattr(r, "request_id", None): r for r in caplog.records if r.name == logs.ACCESS_LOGGER}
+    known, unknown = lines["who"], lines["nowhere"]
+    # an erasure leaves only a keyed hash of a customer id (the audit trail): the log must not keep it
+    assert "c-secret-42" not in known.getMessage()
+    assert getattr(known, "fields", {})["path"] == "/v1/customers/{customer_id}"
+    assert getattr(unknown, "fields", {})["path"] == "/no/such\\npage"  # shown, escaped
 
 
 @pytest.mark.slow

@@ -4,13 +4,19 @@ scrape must still count the whole server, and keep counting what a worker that d
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import urllib.request
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from nba import WORKER_METRICS_DIR
+from nba.cli import _worker_metrics_dir
 from tests.serving import Serve, call, wait_for
 
 pytestmark = pytest.mark.slow
@@ -57,3 +63,36 @@ def test_every_scrape_counts_every_worker(tmp_path: Path) -> None:
         assert server.stop() == 0
     finally:
         server.kill_all()
+
+
+def test_a_metrics_directory_of_someone_else_is_not_used(tmp_path: Path) -> None:
+    """PROMETHEUS_MULTIPROC_DIR left in the environment (by a shell profile, another service's unit):
+    nba's processes keep their values in memory unless nba serve itself named the directory."""
+    probe = "import nba.metrics, prometheus_client.values as v; print(v.ValueClass._multiprocess)"
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    env[WORKER_METRICS_DIR] = str(tmp_path)  # what nba serve --workers sets for its workers
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+
+
+def test_the_directory_of_a_killed_server_is_removed_at_the_next_start() -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no process has now
+    left = Path(tempfile.mkdtemp(prefix=f"nba-metrics-{dead.pid}-", dir=_worker_metrics_dir_parent()))
+    (left / "counter_1.db").write_bytes(b"x")
+    alive = Path(tempfile.mkdtemp(prefix=f"nba-metrics-{os.getpid()}-", dir=left.parent))
+    made = Path(_worker_metrics_dir())
+    try:
+        assert not left.exists()
+        assert alive.exists()  # this process runs: its directory stays
+        assert made.name.startswith(f"nba-metrics-{os.getpid()}-")
+    finally:
+        for d in (left, alive, made):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _worker_metrics_dir_parent() -> Path:
+    shm = Path("/dev/shm")
+    return shm if os.access(shm, os.W_OK) else Path(tempfile.gettempdir())

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 ROUTES = frozenset({"/v1/decide", "/v1/events"})
 MAX_AGE = 600  # seconds a browser may reuse a preflight answer
-ALLOW_HEADERS = "Authorization, Content-Type, Nba-Customer-Token"
+ALLOW_HEADERS = "Authorization, Content-Type, Nba-Customer-Token, X-Request-Id"
 _HOST = re.compile(r"[a-z0-9.\-]+|[0-9a-f:.]+")  # a name or IPv4, or IPv6 (urlsplit drops its brackets)
 
 
@@ -33,8 +33,13 @@ def normalise_origin(text: str) -> str | None:
 
 
 def allow_headers(origin: str) -> dict[str, str]:
-    """The headers that let a page on `origin` read the answer (and, on a 429 or 503, when to retry)."""
-    return {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": "Retry-After", "Vary": "Origin"}
+    """The headers that let a page on `origin` read the answer (and, on a 429 or 503, when to retry, and
+    the request's id for its own logs)."""
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Expose-Headers": "Retry-After, X-Request-Id",
+        "Vary": "Origin",
+    }
 
 
 def preflight_headers(origin: str) -> dict[str, str]:

@@ -54,9 +54,9 @@ _REQUEST_ID_IN = {
     "name": _REQUEST_ID,
     "in": "header",
     "required": False,
-    "description": "an id for this call in your logs (1-128 of letters, digits and ._:@/+=-); nba logs it "
-    "with every line about the request and returns it. Without one (or an unusable one) nba makes one.",
-    "schema": {"type": "string", "maxLength": 128},
+    "description": "an id for this call in your logs; nba logs it with every line about the request and "
+    "returns it. Used when it is 1-128 of letters, digits and ._:@/+=-; otherwise (never refused) nba makes one.",
+    "schema": {"type": "string"},
 }
 _REQUEST_ID_OUT = {
     "description": "the request's id: the caller's X-Request-Id, or the one nba made",

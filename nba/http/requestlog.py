@@ -14,7 +14,18 @@ from nba import logs
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 HEADER = "X-Request-Id"
+MAX_UNMATCHED = 200  # characters of an unmatched path an access-log line shows
 access_log = logging.getLogger(logs.ACCESS_LOGGER)
+
+
+def logged_path(request: web.Request) -> str:
+    """The route's template (`/v1/customers/{customer_id}`): a customer id in a log would name someone
+    whom an erasure and the audit trail name only by a keyed hash. A path no route matched is shown as
+    sent, cut short, with control characters escaped so it cannot forge a log line."""
+    resource = request.match_info.route.resource
+    if resource is not None:
+        return resource.canonical
+    return request.rel_url.path[:MAX_UNMATCHED].encode("unicode_escape").decode("ascii")
 
 
 @web.middleware
@@ -30,10 +41,11 @@ async def request_ids(request: web.Request, handler: Handler) -> web.StreamRespo
     response.headers[HEADER] = rid
     if access_log.isEnabledFor(logging.INFO):
         ms = (time.perf_counter() - start) * 1000.0
+        path = logged_path(request)
         access_log.info(
             "%s %s %d %.1fms",
             request.method,
-            request.rel_url.path,
+            path,
             response.status,
             ms,
             extra={
@@ -43,7 +55,7 @@ async def request_ids(request: web.Request, handler: Handler) -> web.StreamRespo
                 "key_id": logs.key_id.get(),
                 "fields": {
                     "method": request.method,
-                    "path": request.rel_url.path,
+                    "path": path,
                     "status": response.status,
                     "duration_ms": round(ms, 3),
                     "remote": request.remote,

@@ -38,6 +38,7 @@ from nba.http import access, wire
 from nba.http import body as bodies
 from nba.http.openapi import openapi_bytes
 from nba.http.problem import problem_response
+from nba.http.requestlog import logged_path
 from nba.http.server import ConnectionGuard
 from nba.learning.ingest import EventIngest
 from nba.learning.learner import Learner
@@ -318,15 +319,17 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     except web.HTTPException as exc:
         response = problem_response(_from_http(exc))
     except OutOfMemoryError:
-        log.error("Redis is full (maxmemory) during %s %s: nothing more can be stored", request.method, request.path)
+        log.error(
+            "Redis is full (maxmemory) during %s %s: nothing more can be stored", request.method, logged_path(request)
+        )
         response = problem_response(
             Unavailable("storage is full; retry once an operator has added memory", code="storage_full")
         )
     except (RedisError, OSError, TimeoutError) as exc:
-        log.warning("redis unavailable during %s %s: %r", request.method, request.path, exc)
+        log.warning("redis unavailable during %s %s: %r", request.method, logged_path(request), exc)
         response = problem_response(Unavailable("storage is unavailable; retry shortly", code="storage_unavailable"))
     except Exception:
-        log.exception("unexpected error in %s %s", request.method, request.path)
+        log.exception("unexpected error in %s %s", request.method, logged_path(request))
         response = problem_response(NbaError("unexpected error; it has been logged"))
     route = request.match_info.route.resource
     name = route.canonical if route is not None else "unmatched"

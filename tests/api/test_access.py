@@ -319,7 +319,7 @@ async def test_cors_headers_for_the_origins_of_the_calling_key(make_client: AppF
     # servers (no Origin) use the same keys as ever
     assert (await _call(client, "POST", "/v1/decide", body, shop)).headers["Vary"] == "Origin"
     assert (await _call(client, "POST", "/v1/decide", body, other)).status == 200
-    assert ok.headers["Access-Control-Expose-Headers"] == "Retry-After"
+    assert ok.headers["Access-Control-Expose-Headers"] == "Retry-After, X-Request-Id"
     put = await client.options(
         "/v1/decide", headers={"Origin": "https://shop.example.com", "Access-Control-Request-Method": "PUT"}
     )
