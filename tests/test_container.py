@@ -30,7 +30,18 @@ from nba.runtime.embedded_redis import RedisServer, free_port
 from tests.conftest import ROOT
 from tests.serving import call, wait_for
 
-BASE_IMAGE_SCRIPT = Path(__file__).resolve().parents[2] / "shared" / "tools" / "container-base.sh"
+BASE_IMAGE = "docker.io/library/debian:bookworm-slim"
+# builds BASE_IMAGE from Debian packages where no registry is reachable: beside the project's checkout,
+# where the development machines keep it, or named by NBA_CONTAINER_BASE_SCRIPT (CI clones elsewhere)
+BASE_IMAGE_SCRIPTS = [
+    Path(p)
+    for p in (
+        os.environ.get("NBA_CONTAINER_BASE_SCRIPT", ""),
+        str(ROOT.parent / "shared" / "tools" / "container-base.sh"),
+        "/work/shared/tools/container-base.sh",
+    )
+    if p
+]
 TAG = "nba:test"
 BUILD_TIMEOUT = 900  # seconds: from scratch it downloads Debian packages and numpy, scipy and the rest from PyPI
 # a chroot-isolated command runs as the image's USER, in its WORKDIR, with its ENV and the --env given
@@ -42,10 +53,6 @@ pytestmark = [
     pytest.mark.timeout(2 * BUILD_TIMEOUT + 600),
     pytest.mark.skipif(
         shutil.which("buildah") is None, reason="buildah is not installed (scripts/setup.sh --test installs it)"
-    ),
-    pytest.mark.skipif(
-        not BASE_IMAGE_SCRIPT.exists(),
-        reason=f"{BASE_IMAGE_SCRIPT} (builds debian:bookworm-slim where no registry is reachable) is not here",
     ),
 ]
 
@@ -81,7 +88,11 @@ def _ca_bundle() -> str | None:
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
-    _ok("bash", str(BASE_IMAGE_SCRIPT), timeout=BUILD_TIMEOUT)
+    if _run("buildah", "inspect", "--type", "image", BASE_IMAGE).returncode != 0:
+        script = next((s for s in BASE_IMAGE_SCRIPTS if s.is_file()), None)
+        if script is None:
+            pytest.skip(f"no {BASE_IMAGE} in buildah's storage and no script to build it: {BASE_IMAGE_SCRIPTS}")
+        _ok("bash", str(script), timeout=BUILD_TIMEOUT)
     iid = tmp_path_factory.mktemp("image") / "iid"
     ca = _ca_bundle()
     secret = ["--secret", f"id=ca,src={ca}"] if ca else []

@@ -33,6 +33,9 @@ async def request_ids(request: web.Request, handler: Handler) -> web.StreamRespo
     start = time.perf_counter()
     rid = logs.take_request_id(request.headers.get(HEADER))
     logs.request_id.set(rid)
+    # each request runs in a context of its own today; set anyway, so that no id can outlive its request
+    logs.decision_id.set(None)
+    logs.key_id.set(None)
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # what the inner middlewares let through (none do today)
