@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import csv
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -149,6 +150,20 @@ def main(argv: list[str] | None = None) -> int:
     audit_parser.add_argument("--customer", help="only the erasure of this customer id (matched by its keyed hash)")
     audit_parser.add_argument("--limit", type=int, default=1000)
     audit_parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    customers = sub.add_parser("customers", help="customer profiles in bulk")
+    customers_sub = customers.add_subparsers(dest="customers_command", required=True)
+    imports = customers_sub.add_parser(
+        "import",
+        help="load profiles from CSV or JSON lines (gzip too; - for standard input): checked as PUT checks them; "
+        "exit 1 when any record was rejected (listed in the reject file)",
+    )
+    imports.add_argument("file", help="a .csv, .jsonl or .ndjson file (optionally .gz), or - for standard input")
+    imports.add_argument("--format", choices=["csv", "jsonl"], help="needed for standard input or another name")
+    imports.add_argument(
+        "--mode", choices=["replace", "merge"], default="replace", help="per record, as PUT (replace) or PATCH"
+    )
+    imports.add_argument("--rejects", type=Path, help="where rejected records are listed (default: FILE.rejects)")
+    imports.add_argument("--concurrency", type=int, default=256, help="records in flight at once")
     test = rules_sub.add_parser("test", help="run the rule tests in DIR/tests/*.yaml; exit 1 on a failure")
     test.add_argument("directory", nargs="?", type=Path, default=None)
     test.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
@@ -178,6 +193,8 @@ def _run(args: argparse.Namespace) -> int:
             return asyncio.run(keys_command(settings, args))
         if args.command == "audit":
             return asyncio.run(audit_command(settings, args))
+        if args.command == "customers":
+            return asyncio.run(customers_import(settings, args))
     except NoRedis as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -189,6 +206,56 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "rules":
         return rules_check(args.directory or settings.rules_dir)
     return run_server(settings, args)
+
+
+async def customers_import(settings: Settings, args: argparse.Namespace) -> int:
+    """`nba customers import`: see nba/customers/bulk.py."""
+    from nba.customers import bulk
+    from nba.customers.service import Customers
+    from nba.live import Live
+    from nba.metrics import Metrics
+
+    fmt = args.format or bulk.format_of(args.file)
+    if fmt is None:
+        print(f"nba: say --format csv or jsonl: {args.file!r} does not say which", file=sys.stderr)
+        return 2
+    if not 1 <= args.concurrency <= 10_000:
+        print("nba: --concurrency must be between 1 and 10000", file=sys.stderr)
+        return 2
+    try:
+        source = bulk.open_source(args.file)
+    except OSError as exc:
+        print(f"nba: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    async with admin_store(settings, "import customers into", start_embedded=True) as store:
+        live = Live(load_rulebook(settings.rules_dir), store, Metrics())
+        await live.sync_rules()  # the rules the servers use, when some were published
+        rulebook = live.snapshot.rulebook
+        try:
+            with source.text:
+                summary = await bulk.import_records(
+                    Customers(live, store, time.time),
+                    bulk.read_records(source.text, fmt, rulebook),
+                    merge=args.mode == "merge",
+                    concurrency=args.concurrency,
+                    progress=bulk.Progress(source),
+                )
+        except (bulk.SourceInvalid, UnicodeDecodeError, csv.Error) as exc:
+            print(f"nba: {args.file}: {exc}; nothing more was imported", file=sys.stderr)
+            return 2
+    print(
+        f"{summary.imported} profile(s) imported, {len(summary.rejected)} rejected in {summary.seconds:.1f} s "
+        f"({summary.imported / max(summary.seconds, 1e-9):.0f}/s) into {store.description}, rules {rulebook.version}",
+        file=sys.stderr,
+    )
+    if not summary.rejected:
+        return 0
+    rejects = args.rejects or Path("rejects.txt" if args.file == "-" else f"{args.file}.rejects")
+    rejects.write_text("".join(line + "\n" for r in summary.rejected for line in r.lines()))
+    for r in summary.rejected[:5]:
+        print("\n".join(r.lines()), file=sys.stderr)
+    print(f"rejected records are listed in {rejects}", file=sys.stderr)
+    return 1
 
 
 def rules_check(directory: Path) -> int:

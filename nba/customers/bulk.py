@@ -1,0 +1,261 @@
+"""CRM's bulk load of customer profiles: records read from CSV or JSON lines, checked against
+rules/profile.yaml as PUT and PATCH /v1/customers check them, and written through the same
+Customers.save, many at once (the store pipelines what is in flight). A bad record is reported with
+its line and field and the import goes on; nothing of a bad record is written.
+
+CSV: a header naming `customer_id` and profile attributes; a cell is converted by its attribute's type
+(integer, number, boolean as true/false/1/0/yes/no, a list as values separated by `|`, flags as
+`name=true|name=false`, string and date as written); an empty cell leaves the attribute out (replace:
+absent; merge: unchanged). JSON lines: one `{"customer_id": ..., "attributes": {...}}` per line, the
+body of PUT /v1/customers (and of PATCH with --mode merge, where null removes an attribute).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, cast
+
+import orjson
+
+from nba.concurrency import run_bounded
+from nba.customers.service import Customers
+from nba.errors import FieldError, InvalidRequest
+from nba.http.wire import check_id
+from nba.rules.rulebook import Rulebook
+
+FORMATS = ("csv", "jsonl")
+MODES = ("replace", "merge")
+LIST_SEPARATOR = "|"
+_TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
+
+
+class SourceInvalid(ValueError):
+    """The whole file cannot be imported (an unknown column, no customer_id): nothing is written."""
+
+
+@dataclass(frozen=True)
+class Record:
+    line: int
+    customer_id: str
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    line: int
+    errors: list[FieldError]
+
+    def lines(self) -> list[str]:
+        return [f"line {self.line}: {e.field}: {e.message}" for e in self.errors]
+
+
+@dataclass
+class Summary:
+    imported: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def format_of(path: str) -> str | None:
+    """The format a file name implies (.csv, .jsonl or .ndjson, each optionally .gz)."""
+    name = path.lower().removesuffix(".gz")
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    return None
+
+
+@dataclass
+class Source:
+    text: IO[str]
+    size: int | None  # bytes of the file (compressed, if it is), None for standard input
+    position: Callable[[], int]  # bytes of the file read so far
+
+
+def open_source(path: str) -> Source:
+    """`path` as text, `-` for standard input; gzip recognised by its first bytes, not its name."""
+    if path == "-":
+        raw = sys.stdin.buffer
+        size = None
+    else:
+        raw = Path(path).open("rb")  # noqa: SIM115 - closed with the text that wraps it
+        size = Path(path).stat().st_size
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(cast(io.RawIOBase, raw))
+    binary = cast(IO[bytes], gzip.GzipFile(fileobj=buffered)) if buffered.peek(2)[:2] == b"\x1f\x8b" else buffered
+    return Source(io.TextIOWrapper(binary, encoding="utf-8", newline=""), size, buffered.tell)
+
+
+def read_records(stream: IO[str], fmt: str, rulebook: Rulebook) -> Iterator[Record | Rejected]:
+    if fmt == "csv":
+        yield from _csv_records(stream, rulebook)
+    else:
+        yield from _json_records(stream)
+
+
+def _csv_records(stream: IO[str], rulebook: Rulebook) -> Iterator[Record | Rejected]:
+    reader = csv.reader(stream)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    header = [h.strip() for h in header]
+    if "customer_id" not in header:
+        raise SourceInvalid("the CSV header has no customer_id column")
+    unknown = [h for h in header if h != "customer_id" and h not in rulebook.attributes]
+    if unknown:
+        raise SourceInvalid(
+            f"unknown column(s) {', '.join(unknown)}: the header names customer_id and attributes of "
+            f"rules/profile.yaml ({', '.join(sorted(rulebook.attributes))})"
+        )
+    id_at = header.index("customer_id")
+    for row in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        errors: list[FieldError] = []
+        if len(row) != len(header):
+            yield Rejected(line, [FieldError("row", f"has {len(row)} cells; the header has {len(header)}")])
+            continue
+        cid = check_id(row[id_at], "customer_id", errors)
+        attributes: dict[str, Any] = {}
+        for name, cell in zip(header, row, strict=True):
+            if name == "customer_id" or cell == "":
+                continue
+            value = cell_value(rulebook.attributes[name], cell)
+            if isinstance(value, FieldError):
+                errors.append(FieldError(f"attributes.{name}", value.message))
+            else:
+                attributes[name] = value
+        yield Rejected(line, errors) if errors or cid is None else Record(line, cid, attributes)
+
+
+def cell_value(kind: str, cell: str) -> Any:
+    """A CSV cell as the value of an attribute of `kind`; a FieldError (its message) when it is none."""
+    text = cell.strip()
+    try:
+        if kind == "integer":
+            return int(text)
+        if kind == "number":
+            return float(text)
+    except ValueError:
+        return FieldError("", f"{cell!r} is not {'a whole number' if kind == 'integer' else 'a number'}")
+    if kind == "boolean":
+        low = text.lower()
+        if low in _TRUE or low in _FALSE:
+            return low in _TRUE
+        return FieldError("", f"{cell!r} is not true or false (also 1/0, yes/no)")
+    if kind == "list":
+        return [v.strip() for v in text.split(LIST_SEPARATOR) if v.strip()]
+    if kind == "flags":
+        flags: dict[str, bool] = {}
+        for part in text.split(LIST_SEPARATOR):
+            name, eq, flag = part.partition("=")
+            low = flag.strip().lower()
+            if not eq or not name.strip() or not (low in _TRUE or low in _FALSE):
+                return FieldError("", f"{part!r} is not name=true or name=false (flags are separated by |)")
+            flags[name.strip()] = low in _TRUE
+        return flags
+    return cell  # string and date: as written (checked like any write)
+
+
+def _json_records(stream: IO[str]) -> Iterator[Record | Rejected]:
+    for line, text in enumerate(stream, start=1):
+        if not text.strip():
+            continue
+        try:
+            item = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            yield Rejected(line, [FieldError("line", f"not a JSON object: {exc}")])
+            continue
+        if not isinstance(item, dict):
+            yield Rejected(line, [FieldError("line", "not a JSON object")])
+            continue
+        errors: list[FieldError] = []
+        cid = check_id(item.get("customer_id"), "customer_id", errors)
+        attributes = item.get("attributes")
+        if not isinstance(attributes, dict):
+            errors.append(FieldError("attributes", "is required: an object of profile attributes"))
+        extra = set(item) - {"customer_id", "attributes"}
+        if extra:
+            errors.append(FieldError(sorted(extra)[0], "unknown field; expected customer_id and attributes"))
+        if errors or cid is None or not isinstance(attributes, dict):
+            yield Rejected(line, errors)
+        else:
+            yield Record(line, cid, attributes)
+
+
+class Progress:
+    """A line on standard error every `every` seconds: how many, how fast and, when the size of what is
+    left is known, until when. On a terminal the line is rewritten in place."""
+
+    def __init__(self, source: Source, every: float = 2.0, out: IO[str] = sys.stderr):
+        self.total, self.position, self.every, self.out = source.size, source.position, every, out
+        self.start = self.last = time.monotonic()
+        self.tty = out.isatty()
+        self.written = False
+
+    def tick(self, summary: Summary) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        done = summary.imported + len(summary.rejected)
+        rate = done / max(now - self.start, 1e-9)
+        eta = ""
+        if self.total:
+            share = min(1.0, self.position() / self.total)
+            if share > 0:
+                eta = f", {share:.0%}, about {(now - self.start) * (1 - share) / share:.0f} s left"
+        text = f"{summary.imported} imported, {len(summary.rejected)} rejected, {rate:.0f} records/s{eta}"
+        self.out.write(("\r" + text.ljust(79)) if self.tty else text + "\n")
+        self.out.flush()
+        self.written = True
+
+    def done(self) -> None:
+        if self.tty and self.written:  # the summary that follows starts a line of its own
+            self.out.write("\n")
+
+
+async def import_records(
+    customers: Customers,
+    items: Iterable[Record | Rejected],
+    *,
+    merge: bool,
+    concurrency: int = 256,
+    progress: Progress | None = None,
+) -> Summary:
+    summary = Summary()
+    start = time.monotonic()
+
+    def writes() -> Iterator[Any]:
+        for item in items:
+            if progress is not None:
+                progress.tick(summary)
+            if isinstance(item, Rejected):
+                summary.rejected.append(item)
+            else:
+                yield _write(customers, item, merge, summary)
+
+    await run_bounded(writes(), concurrency)
+    summary.seconds = time.monotonic() - start
+    summary.rejected.sort(key=lambda r: r.line)
+    if progress is not None:
+        progress.done()
+    return summary
+
+
+async def _write(customers: Customers, record: Record, merge: bool, summary: Summary) -> None:
+    try:
+        await customers.save(record.customer_id, record.attributes, merge=merge)
+    except InvalidRequest as exc:
+        summary.rejected.append(Rejected(record.line, exc.errors))
+        return
+    summary.imported += 1
