@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from nba.errors import FieldError
 
 EVENT_TYPES: tuple[str, ...] = ("impression", "click", "accept", "reject", "later", "interest")
 EVENT_CODE: dict[str, int] = {name: i for i, name in enumerate(EVENT_TYPES)}
@@ -85,3 +88,28 @@ class Decision:
     contact_id: str | None = None
     segment_key: str = ""
     ts: float = 0.0
+
+
+# what a customer, event, decision or contact id may be (every id a caller sends: wire.py, bulk imports)
+MAX_ID = 128
+ID_RE = re.compile(r"[A-Za-z0-9._:@+\-]+")
+
+
+def check_id(value: Any, field: str, errors: list[FieldError], *, required: bool = True) -> str | None:
+    if value is None:
+        if required:
+            errors.append(FieldError(field, "is required"))
+        return None
+    if not isinstance(value, str):
+        errors.append(FieldError(field, "must be a string"))
+        return None
+    if not 1 <= len(value) <= MAX_ID:
+        errors.append(FieldError(field, f"must be 1 to {MAX_ID} characters"))
+        return None
+    if "{" in value or "}" in value:
+        errors.append(FieldError(field, "must not contain { or } (reserved for Redis hash tags)"))
+        return None
+    if not ID_RE.fullmatch(value):
+        errors.append(FieldError(field, "may only contain letters, digits and . _ : @ + -"))
+        return None
+    return value

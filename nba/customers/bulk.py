@@ -26,8 +26,8 @@ import orjson
 
 from nba.concurrency import run_bounded
 from nba.customers.service import Customers
+from nba.domain import check_id
 from nba.errors import FieldError, InvalidRequest
-from nba.http.wire import check_id
 from nba.rules.rulebook import Rulebook
 
 FORMATS = ("csv", "jsonl")

@@ -17,13 +17,13 @@ import orjson
 from nba import __version__
 from nba.access import apikeys, audit
 from nba.access.roles import ROLES, Permission, Role
-from nba.domain import EVENT_TYPES
+from nba.domain import EVENT_TYPES, ID_RE, MAX_ID
 from nba.http import wire
 from nba.rules import profile as profiles
 from nba.rules.rulebook import Rulebook
 
 # `$` is the end of the text in the ECMA regular expressions of JSON Schema (not before a final newline)
-_ID = {"type": "string", "minLength": 1, "maxLength": wire.MAX_ID, "pattern": f"^{wire.ID_RE.pattern}$"}
+_ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID, "pattern": f"^{ID_RE.pattern}$"}
 
 
 def _ref(name: str) -> dict[str, str]:

@@ -21,6 +21,7 @@ from nba.access import audit
 from nba.access.roles import Permission
 from nba.customers.service import Customers
 from nba.decision.decider import Decider
+from nba.domain import check_id
 from nba.errors import (
     Conflict,
     FieldError,
@@ -76,7 +77,7 @@ async def read_json(request: web.Request, limit: int) -> Any:
 
 def customer_id(request: web.Request) -> str:
     errors: list[FieldError] = []
-    cid = wire.check_id(request.match_info["customer_id"], "customer_id", errors)
+    cid = check_id(request.match_info["customer_id"], "customer_id", errors)
     if errors:
         raise InvalidRequest("invalid customer id in the path", errors=errors)
     return cid or ""

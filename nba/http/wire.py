@@ -16,7 +16,7 @@ import orjson
 
 from nba.access.apikeys import DEFAULT_RATE, KeyRequest
 from nba.access.audit import ACTIONS as AUDIT_ACTIONS
-from nba.domain import EVENT_TYPES, DecideRequest, Decision, EventIn
+from nba.domain import EVENT_TYPES, DecideRequest, Decision, EventIn, check_id
 from nba.errors import FieldError, InvalidJson, InvalidRequest
 from nba.learning.ingest import IngestResult
 from nba.rules.rulebook import Rulebook
@@ -26,7 +26,6 @@ MAX_DECIDE_BODY = 64 * 1024
 MAX_CUSTOMER_BODY = 256 * 1024
 MAX_EVENTS_BODY = 4 * 1024 * 1024
 MAX_EVENTS = 1000
-MAX_ID = 128
 MAX_CONTEXT_KEYS = 32
 MAX_CONTEXT_KEY = 64
 MAX_CONTEXT_STRING = 256
@@ -37,7 +36,6 @@ MAX_FUTURE_SECONDS = 300  # clock skew tolerated on event timestamps
 # No glob or hash-tag characters: ids end up inside Redis key names, SCAN patterns and the packed history
 # (whose separators are `|` and newline). Always fullmatch: with re.match, `$` also matches before a
 # final newline, and one accepted "action\n" made every later read of that customer fail.
-ID_RE = re.compile(r"[A-Za-z0-9._:@+\-]+")
 CONTEXT_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -46,26 +44,6 @@ def parse_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidJson(f"request body is not valid JSON: {exc}") from None
-
-
-def check_id(value: Any, field: str, errors: list[FieldError], *, required: bool = True) -> str | None:
-    if value is None:
-        if required:
-            errors.append(FieldError(field, "is required"))
-        return None
-    if not isinstance(value, str):
-        errors.append(FieldError(field, "must be a string"))
-        return None
-    if not 1 <= len(value) <= MAX_ID:
-        errors.append(FieldError(field, f"must be 1 to {MAX_ID} characters"))
-        return None
-    if "{" in value or "}" in value:
-        errors.append(FieldError(field, "must not contain { or } (reserved for Redis hash tags)"))
-        return None
-    if not ID_RE.fullmatch(value):
-        errors.append(FieldError(field, "may only contain letters, digits and . _ : @ + -"))
-        return None
-    return value
 
 
 def _object(body: Any, what: str) -> dict[str, Any]:

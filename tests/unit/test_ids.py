@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from nba.domain import MAX_ID, check_id
 from nba.errors import FieldError, InvalidRequest
 from nba.http import wire
 from nba.rules.rulebook import Rulebook
@@ -49,13 +50,13 @@ ids = st.one_of(
 
 
 def ok(value: str) -> bool:
-    return 1 <= len(value) <= wire.MAX_ID and set(value) <= ALLOWED
+    return 1 <= len(value) <= MAX_ID and set(value) <= ALLOWED
 
 
 @given(ids)
 def test_check_id_accepts_exactly_the_documented_ids(value: str) -> None:
     errors: list[FieldError] = []
-    assert (wire.check_id(value, "x", errors) == value) is ok(value)
+    assert (check_id(value, "x", errors) == value) is ok(value)
     assert bool(errors) is not ok(value)
 
 
