@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 
     from redis import Redis, RedisCluster
 
+    from nba.customers import bulk
+
     AnyRedis: TypeAlias = Redis | RedisCluster
 
     from nba.access.service import AccessControl
@@ -164,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     imports.add_argument("--rejects", type=Path, help="where rejected records are listed (default: FILE.rejects)")
     imports.add_argument("--concurrency", type=int, default=256, help="records in flight at once")
+    imports.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip what an interrupted import of this same file did (FILE.checkpoint); rejects are appended",
+    )
     test = rules_sub.add_parser("test", help="run the rule tests in DIR/tests/*.yaml; exit 1 on a failure")
     test.add_argument("directory", nargs="?", type=Path, default=None)
     test.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
@@ -211,51 +218,83 @@ def _run(args: argparse.Namespace) -> int:
 async def customers_import(settings: Settings, args: argparse.Namespace) -> int:
     """`nba customers import`: see nba/customers/bulk.py."""
     from nba.customers import bulk
+
+    fmt = args.format or bulk.format_of(args.file)
+    problem = (
+        f"say --format csv or jsonl: {args.file!r} does not say which"
+        if fmt is None
+        else "--concurrency must be between 1 and 10000"
+        if not 1 <= args.concurrency <= 10_000
+        else "--resume needs a file (standard input cannot be read again)"
+        if args.resume and args.file == "-"
+        else None
+    )
+    if problem or fmt is None:
+        print(f"nba: {problem}", file=sys.stderr)
+        return 2
+    try:
+        source = bulk.open_source(args.file)
+        checkpoint = None if args.file == "-" else bulk.Checkpoint(Path(args.file))
+        if checkpoint is not None and args.resume and checkpoint.resume():
+            print(f"resuming after line {checkpoint.skip_through}", file=sys.stderr)
+    except OSError as exc:
+        print(f"nba: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except bulk.SourceInvalid as exc:
+        print(f"nba: {exc}", file=sys.stderr)
+        return 2
+    rejects = args.rejects or Path("rejects.txt" if args.file == "-" else f"{args.file}.rejects")
+    if not args.resume:
+        rejects.unlink(missing_ok=True)
+    with source.text, bulk.RejectFile(rejects) as reject:
+        summary = await _import(settings, args, source, fmt, reject, checkpoint)
+    if summary is None:
+        return 2
+    if checkpoint is not None:
+        checkpoint.remove()  # complete: nothing to resume
+    for r in summary.examples:
+        print("\n".join(r.lines()), file=sys.stderr)
+    if summary.rejected:
+        print(f"{summary.rejected} rejected record(s) are listed in {rejects}", file=sys.stderr)
+    return 1 if summary.rejected else 0
+
+
+async def _import(
+    settings: Settings,
+    args: argparse.Namespace,
+    source: bulk.Source,
+    fmt: str,
+    reject: bulk.RejectFile,
+    checkpoint: bulk.Checkpoint | None,
+) -> bulk.Summary | None:
+    from nba.customers import bulk
     from nba.customers.service import Customers
     from nba.live import Live
     from nba.metrics import Metrics
 
-    fmt = args.format or bulk.format_of(args.file)
-    if fmt is None:
-        print(f"nba: say --format csv or jsonl: {args.file!r} does not say which", file=sys.stderr)
-        return 2
-    if not 1 <= args.concurrency <= 10_000:
-        print("nba: --concurrency must be between 1 and 10000", file=sys.stderr)
-        return 2
-    try:
-        source = bulk.open_source(args.file)
-    except OSError as exc:
-        print(f"nba: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-        return 2
     async with admin_store(settings, "import customers into", start_embedded=True) as store:
         live = Live(load_rulebook(settings.rules_dir), store, Metrics())
         await live.sync_rules()  # the rules the servers use, when some were published
         rulebook = live.snapshot.rulebook
         try:
-            with source.text:
-                summary = await bulk.import_records(
-                    Customers(live, store, time.time),
-                    bulk.read_records(source.text, fmt, rulebook),
-                    merge=args.mode == "merge",
-                    concurrency=args.concurrency,
-                    progress=bulk.Progress(source),
-                )
+            summary = await bulk.import_records(
+                Customers(live, store, time.time),
+                bulk.read_records(source.text, fmt, rulebook),
+                merge=args.mode == "merge",
+                reject=reject,
+                concurrency=args.concurrency,
+                progress=bulk.Progress(source),
+                checkpoint=checkpoint,
+            )
         except (bulk.SourceInvalid, UnicodeDecodeError, csv.Error) as exc:
             print(f"nba: {args.file}: {exc}; nothing more was imported", file=sys.stderr)
-            return 2
+            return None
     print(
-        f"{summary.imported} profile(s) imported, {len(summary.rejected)} rejected in {summary.seconds:.1f} s "
+        f"{summary.imported} profile(s) imported, {summary.rejected} rejected in {summary.seconds:.1f} s "
         f"({summary.imported / max(summary.seconds, 1e-9):.0f}/s) into {store.description}, rules {rulebook.version}",
         file=sys.stderr,
     )
-    if not summary.rejected:
-        return 0
-    rejects = args.rejects or Path("rejects.txt" if args.file == "-" else f"{args.file}.rejects")
-    rejects.write_text("".join(line + "\n" for r in summary.rejected for line in r.lines()))
-    for r in summary.rejected[:5]:
-        print("\n".join(r.lines()), file=sys.stderr)
-    print(f"rejected records are listed in {rejects}", file=sys.stderr)
-    return 1
+    return summary
 
 
 def rules_check(directory: Path) -> int:

@@ -7,6 +7,7 @@ import io
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -14,6 +15,7 @@ import pytest
 
 from nba.customers import bulk
 from nba.errors import FieldError
+from nba.http.routes import CUSTOMERS
 from nba.rules.load import load_rulebook
 from tests.conftest import RULES, AppFactory
 
@@ -144,3 +146,57 @@ def test_a_file_that_cannot_be_imported_says_why(tmp_path: Path, redis_url: str)
     done = _nba([str(tmp_path / "crm.txt")], redis_url)
     assert done.returncode == 2
     assert b"--format" in done.stderr
+
+
+async def test_an_interrupted_import_leaves_a_checkpoint_that_only_names_what_is_done(
+    make_client: AppFactory, tmp_path: Path
+) -> None:
+    client = await make_client()
+    customers = client.app[CUSTOMERS]
+    source = tmp_path / "crm.jsonl"
+    source.write_text(
+        "".join(f'{{"customer_id": "c-{i}", "attributes": {{"tenure_months": {i}}}}}\n' for i in range(1, 301))
+    )
+
+    def items() -> Iterator[bulk.Record | bulk.Rejected]:
+        for item in bulk.read_records(io.StringIO(source.read_text()), "jsonl", RULEBOOK):
+            if item.line == 200:
+                raise ConnectionError("the CRM's pipe broke")  # the import stops here, in the middle
+            yield item
+
+    checkpoint = bulk.Checkpoint(source)
+    with pytest.raises(ConnectionError):
+        await bulk.import_records(
+            customers, items(), merge=False, reject=lambda r: None, concurrency=64, checkpoint=checkpoint
+        )
+    done = bulk.Checkpoint(source).resume()
+    assert 0 < done < 200
+    for i in range(1, done + 1):  # everything the checkpoint calls done is stored
+        assert (await client.get(f"/v1/customers/c-{i}")).status == 200, i
+    # resumed: the rest, and nothing before it again
+    resumed = bulk.Checkpoint(source)
+    resumed.resume()
+    text = bulk.read_records(io.StringIO(source.read_text()), "jsonl", RULEBOOK)
+    summary = await bulk.import_records(customers, text, merge=False, reject=lambda r: None, checkpoint=resumed)
+    assert summary.imported == 300 - done
+    assert summary.done_through == 300
+    assert (await client.get("/v1/customers/c-300")).status == 200
+
+
+@pytest.mark.slow
+def test_resume_skips_what_was_done_and_refuses_a_changed_file(tmp_path: Path, redis_url: str) -> None:
+    source = tmp_path / "crm.csv"
+    source.write_text(f"{HEADER}\n" + "".join(f"c-{i},basic,{i},,,,\n" for i in range(1, 11)))
+    checkpoint = bulk.Checkpoint(source)
+    checkpoint.skip_through = 6  # as an import interrupted after line 6 (c-5) would have left it
+    checkpoint.save(bulk.Summary(done_through=6))
+    done = _nba([str(source), "--resume"], redis_url)
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"resuming after line 6" in done.stderr
+    assert b"5 profile(s) imported" in done.stderr  # c-6 .. c-10
+    assert not checkpoint.path.exists()  # complete
+    checkpoint.save(bulk.Summary(done_through=3))
+    source.write_text(source.read_text() + "c-11,basic,11,,,,\n")  # the file changed since
+    done = _nba([str(source), "--resume"], redis_url)
+    assert done.returncode == 2
+    assert b"changed since" in done.stderr

@@ -59,8 +59,41 @@ class Rejected:
 @dataclass
 class Summary:
     imported: int = 0
-    rejected: list[Rejected] = field(default_factory=list)
+    rejected: int = 0
+    examples: list[Rejected] = field(default_factory=list)  # the first few rejected, to show
     seconds: float = 0.0
+    done_through: int = 0  # every line up to this one is imported or rejected
+
+
+class Checkpoint:
+    """How far an import of one file got, beside it (FILE.checkpoint): every line up to `done_through`
+    is imported or rejected, so `--resume` skips them. Written every few seconds and when the import
+    stops for any reason; removed when it completes. It names the file's size and modification time:
+    a changed file is not resumed."""
+
+    def __init__(self, source: Path):
+        self.path = source.with_name(source.name + ".checkpoint")
+        stat = source.stat()
+        self.identity = {"file": source.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        self.skip_through = 0  # lines an earlier run did (resume)
+
+    def resume(self) -> int:
+        """Take up where the checkpoint says an earlier run got (nothing without one): that line."""
+        if self.path.exists():
+            saved = orjson.loads(self.path.read_bytes())
+            if {k: saved.get(k) for k in self.identity} != self.identity:
+                raise SourceInvalid(f"{self.identity['file']} changed since {self.path.name} was written: not resumed")
+            self.skip_through = int(saved["done_through"])
+        return self.skip_through
+
+    def save(self, summary: Summary) -> None:
+        data = {**self.identity, "done_through": summary.done_through}
+        temporary = self.path.with_name(self.path.name + ".new")
+        temporary.write_bytes(orjson.dumps(data))
+        temporary.replace(self.path)  # never half written
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def format_of(path: str) -> str | None:
@@ -207,14 +240,14 @@ class Progress:
         if now - self.last < self.every:
             return
         self.last = now
-        done = summary.imported + len(summary.rejected)
+        done = summary.imported + summary.rejected
         rate = done / max(now - self.start, 1e-9)
         eta = ""
         if self.total:
             share = min(1.0, self.position() / self.total)
             if share > 0:
                 eta = f", {share:.0%}, about {(now - self.start) * (1 - share) / share:.0f} s left"
-        text = f"{summary.imported} imported, {len(summary.rejected)} rejected, {rate:.0f} records/s{eta}"
+        text = f"{summary.imported} imported, {summary.rejected} rejected, {rate:.0f} records/s{eta}"
         self.out.write(("\r" + text.ljust(79)) if self.tty else text + "\n")
         self.out.flush()
         self.written = True
@@ -224,38 +257,93 @@ class Progress:
             self.out.write("\n")
 
 
+class RejectFile:
+    """Rejected records, a line per problem, written as they are found (appended: a resumed import adds
+    to what the interrupted one listed); the file is only created when something is rejected."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._file: IO[str] | None = None
+
+    def __call__(self, rejected: Rejected) -> None:
+        if self._file is None:
+            self._file = self.path.open("a", encoding="utf-8")
+        self._file.write("".join(line + "\n" for line in rejected.lines()))
+
+    def __enter__(self) -> RejectFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+SHOWN_REJECTS = 5
+CHECKPOINT_SECONDS = 2.0
+
+
 async def import_records(
     customers: Customers,
     items: Iterable[Record | Rejected],
     *,
     merge: bool,
+    reject: Callable[[Rejected], None],
     concurrency: int = 256,
     progress: Progress | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> Summary:
-    summary = Summary()
+    """Write `items`, `concurrency` at once; each rejected record goes to `reject` as it is found. Lines
+    up to the checkpoint's `skip_through` were done by an earlier run and are skipped."""
+    skip_through = checkpoint.skip_through if checkpoint is not None else 0
+    summary = Summary(done_through=skip_through)
     start = time.monotonic()
+    in_flight: dict[int, None] = {}  # lines being written, oldest first (a dict keeps insertion order)
+    seen = skip_through  # the last line taken from `items`
+    saved_at = start
+
+    def rejected(r: Rejected) -> None:
+        summary.rejected += 1
+        if len(summary.examples) < SHOWN_REJECTS:
+            summary.examples.append(r)
+        reject(r)
+
+    def advance() -> None:
+        summary.done_through = next(iter(in_flight)) - 1 if in_flight else seen
+
+    async def write(record: Record) -> None:
+        try:
+            await customers.save(record.customer_id, record.attributes, merge=merge)
+            summary.imported += 1
+        except InvalidRequest as exc:
+            rejected(Rejected(record.line, exc.errors))
+        del in_flight[record.line]
+        advance()
 
     def writes() -> Iterator[Any]:
+        nonlocal saved_at, seen
         for item in items:
+            if item.line <= skip_through:
+                continue
+            seen = item.line
             if progress is not None:
                 progress.tick(summary)
+            if checkpoint is not None and time.monotonic() - saved_at >= CHECKPOINT_SECONDS:
+                checkpoint.save(summary)
+                saved_at = time.monotonic()
             if isinstance(item, Rejected):
-                summary.rejected.append(item)
+                rejected(item)
+                advance()
             else:
-                yield _write(customers, item, merge, summary)
+                in_flight[item.line] = None
+                advance()
+                yield write(item)
 
-    await run_bounded(writes(), concurrency)
-    summary.seconds = time.monotonic() - start
-    summary.rejected.sort(key=lambda r: r.line)
-    if progress is not None:
-        progress.done()
-    return summary
-
-
-async def _write(customers: Customers, record: Record, merge: bool, summary: Summary) -> None:
     try:
-        await customers.save(record.customer_id, record.attributes, merge=merge)
-    except InvalidRequest as exc:
-        summary.rejected.append(Rejected(record.line, exc.errors))
-        return
-    summary.imported += 1
+        await run_bounded(writes(), concurrency)
+    finally:
+        summary.seconds = time.monotonic() - start
+        if progress is not None:
+            progress.done()
+        if checkpoint is not None:
+            checkpoint.save(summary)
+    return summary
