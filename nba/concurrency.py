@@ -43,7 +43,16 @@ async def run_bounded(jobs: Iterable[Awaitable[Any]], workers: int) -> None:
         for job in it:
             await job
 
-    await asyncio.gather(*(worker() for _ in range(workers)))
+    tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        # the first failure (or a cancellation) stops the others too, rather than leaving them running
+        # after the caller has moved on (and closed what they use)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def stop_if_cancelled() -> None:
