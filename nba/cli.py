@@ -220,17 +220,14 @@ async def customers_import(settings: Settings, args: argparse.Namespace) -> int:
     from nba.customers import bulk
 
     fmt = args.format or bulk.format_of(args.file)
-    problem = (
-        f"say --format csv or jsonl: {args.file!r} does not say which"
-        if fmt is None
-        else "--concurrency must be between 1 and 10000"
-        if not 1 <= args.concurrency <= 10_000
-        else "--resume needs a file (standard input cannot be read again)"
-        if args.resume and args.file == "-"
-        else None
-    )
-    if problem or fmt is None:
-        print(f"nba: {problem}", file=sys.stderr)
+    if fmt is None:
+        print(f"nba: say --format csv or jsonl: {args.file!r} does not say which", file=sys.stderr)
+        return 2
+    if not 1 <= args.concurrency <= 10_000:
+        print("nba: --concurrency must be between 1 and 10000", file=sys.stderr)
+        return 2
+    if args.resume and args.file == "-":
+        print("nba: --resume needs a file (standard input cannot be read again)", file=sys.stderr)
         return 2
     try:
         source = bulk.open_source(args.file)
@@ -922,12 +919,16 @@ def _serve_workers(serving: Serving, demo: int, supervision: Any) -> int:
     return 0
 
 
-def _worker_metrics_dir() -> str:
-    """A new directory for the workers' metric files: on tmpfs where there is one, since every count
-    writes to it; named after this process, so that one left behind by a server that was killed (no
-    clean-up ran) is removed by the next start once its process is gone."""
+def worker_metrics_parent() -> Path:
+    """Where the workers' metric directories go: tmpfs where there is one, since every count writes there."""
     shm = Path("/dev/shm")
-    parent = shm if os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+    return shm if os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+
+
+def _worker_metrics_dir() -> str:
+    """A new directory for the workers' metric files, named after this process, so that one left behind
+    by a server that was killed (no clean-up ran) is removed by the next start once its process is gone."""
+    parent = worker_metrics_parent()
     for old in parent.glob("nba-metrics-*-*"):
         pid = old.name.split("-")[2]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists() and old.stat().st_uid == os.getuid():

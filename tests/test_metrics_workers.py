@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from nba import WORKER_METRICS_DIR
-from nba.cli import _worker_metrics_dir
+from nba.cli import _worker_metrics_dir, worker_metrics_parent
 from tests.serving import Serve, call, wait_for
 
 pytestmark = pytest.mark.slow
@@ -80,7 +80,7 @@ def test_a_metrics_directory_of_someone_else_is_not_used(tmp_path: Path) -> None
 def test_the_directory_of_a_killed_server_is_removed_at_the_next_start() -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # a pid that no process has now
-    left = Path(tempfile.mkdtemp(prefix=f"nba-metrics-{dead.pid}-", dir=_worker_metrics_dir_parent()))
+    left = Path(tempfile.mkdtemp(prefix=f"nba-metrics-{dead.pid}-", dir=worker_metrics_parent()))
     (left / "counter_1.db").write_bytes(b"x")
     alive = Path(tempfile.mkdtemp(prefix=f"nba-metrics-{os.getpid()}-", dir=left.parent))
     made = Path(_worker_metrics_dir())
@@ -91,8 +91,3 @@ def test_the_directory_of_a_killed_server_is_removed_at_the_next_start() -> None
     finally:
         for d in (left, alive, made):
             shutil.rmtree(d, ignore_errors=True)
-
-
-def _worker_metrics_dir_parent() -> Path:
-    shm = Path("/dev/shm")
-    return shm if os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
