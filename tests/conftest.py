@@ -55,19 +55,17 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """A real Redis Cluster of 3 primaries with a replica each, started once for the tests that ask."""
-    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"))
-    cluster.start()
-    yield cluster
-    cluster.stop()
+    with LocalCluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        cluster.start()
+        yield cluster
 
 
 @pytest.fixture(scope="session")
 def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSentinel]:
     """A real primary with a replica, watched by 3 sentinels, started once for the tests that ask."""
-    deployment = LocalSentinel(tmp_path_factory.mktemp("sentinel"))
-    deployment.start()
-    yield deployment
-    deployment.stop()
+    with LocalSentinel(tmp_path_factory.mktemp("sentinel")) as deployment:
+        deployment.start()
+        yield deployment
 
 
 @pytest.fixture(scope="session")

@@ -20,13 +20,10 @@ from tests.redis_cluster import SLOTS, LocalCluster, connect, execute, parse_fie
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    local = LocalCluster(tmp_path_factory.mktemp("cluster"))
-    try:
+    with LocalCluster(tmp_path_factory.mktemp("cluster")) as local:
         local.start()
         print(f"\nthe cluster started in {local.start_seconds:.1f} s")
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture

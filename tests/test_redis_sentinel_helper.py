@@ -23,13 +23,10 @@ PASSWORD = 'se cret/@:"q"\\x'  # a config file value to quote, a URL part to esc
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSentinel]:
-    local = LocalSentinel(tmp_path_factory.mktemp("sentinel"))
-    try:
+    with LocalSentinel(tmp_path_factory.mktemp("sentinel")) as local:
         local.start()
         print(f"\nthe sentinel deployment started in {local.start_seconds:.1f} s")
         yield local
-    finally:
-        local.stop()
 
 
 @asynccontextmanager
