@@ -174,6 +174,11 @@ class Storage(Protocol):
         """Record the decision and reserve its actions if the customer's history is still at `version`."""
         ...
 
+    def customers_with_profiles(self, batch: int = 1000) -> AsyncIterator[list[str]]:
+        """Every customer with a profile, in batches of about `batch` ids (incremental: never blocks the
+        store; a customer written or erased while it runs may or may not be in it)."""
+        ...
+
     def customers_with_decisions(self) -> AsyncIterator[str]:
         """Every customer with decision records (incremental: never blocks the store)."""
         ...

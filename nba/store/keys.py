@@ -199,6 +199,16 @@ def customer_pattern(customer_id: str) -> str:
     return f"{customer_tag(customer_id)}*"
 
 
+def all_customers_pattern() -> str:
+    """SCAN pattern matching every customer hash (and their other keys: keep those that are_customer)."""
+    return f"{PREFIX}:{{c:*}}"
+
+
+def is_customer(key: str) -> bool:
+    """Whether a key SCAN found is a customer's hash itself (it ends with its tag), not one of its others."""
+    return key.startswith(f"{PREFIX}:{{c:") and key.endswith("}")
+
+
 def all_decision_indexes_pattern() -> str:
     return f"{PREFIX}:{{c:*}}:decisions"
 

@@ -101,6 +101,22 @@ async def test_a_profile_is_written_by_compare_and_set_and_read_back(storage: St
     assert (snap.attributes, snap.segments, snap.segments_version) == ({"plan": "medium", "n": 1}, 6, "sv2")
 
 
+async def test_customers_with_profiles_lists_each_profile_once(storage: Storage) -> None:
+    ids = {f"c-{i}" for i in range(2500)}
+    for cid in ids:
+        assert await storage.write_profile(cid, "*", {"plan": "large"}, 0, "sv", NOW_MS) == 1
+    # a customer known only from events, and a profile's decision keys, are not listed
+    await storage.apply_events({"anon": [_event("e-1", "anon")]}, NOW_MS, {"anon": 3600})
+    assert await _decide(storage, "c-1") is Recorded.RECORDED
+    await storage.erase("c-7", NOW_MS)
+    found: list[str] = []
+    async for batch in storage.customers_with_profiles(batch=300):
+        assert 0 < len(batch) <= 300
+        found.extend(batch)
+    assert len(found) == len(set(found))
+    assert set(found) == ids - {"c-7"}
+
+
 async def test_an_unknown_customer_reads_as_empty(storage: Storage) -> None:
     snap = await storage.read_customer("nobody", "call-1")
     assert (snap.attributes, snap.segments, snap.history, snap.contact_actions, snap.version) == (

@@ -4,7 +4,7 @@ compare-and-set; attributes stored under the codes of the shared registry."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -51,6 +51,24 @@ class Customers(RedisBase):
             contact_actions=int(shown or 0),
             version=version.decode(errors="replace") if version else "0",
         )
+
+    async def customers_with_profiles(self, batch: int = 1000) -> AsyncIterator[list[str]]:
+        """SCAN over the customer hashes (on a cluster, every primary), keeping those that hold a profile:
+        a customer known only from events has a hash without attributes."""
+        found: list[str] = []
+        async for key in self.client.scan_iter(match=keys.all_customers_pattern(), count=batch, _type="HASH"):
+            name = key.decode()
+            if keys.is_customer(name):
+                found.append(name)
+            if len(found) >= batch:
+                yield await self._with_profile(found)
+                found = []
+        if found:
+            yield await self._with_profile(found)
+
+    async def _with_profile(self, names: list[str]) -> list[str]:
+        held = await asyncio.gather(*(self._route.execute("HEXISTS", n, _F.ATTRIBUTES) for n in names))
+        return [keys.customer_of(n) for n, h in zip(names, held, strict=True) if h]
 
     async def get_profile(self, customer_id: str) -> tuple[StoredProfile | None, bytes]:
         """The stored profile (None when there is none) and the packed history."""
