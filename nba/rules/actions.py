@@ -35,6 +35,8 @@ _ACTION_KEYS = [
     "mandatory",
     "prior",
     "description",
+    "volume",
+    "cost",
 ]
 _REQUIRED = ("id", "group", "channels", "value")
 _LAYER_ORDER = ("eligibility", "applicability", "suitability", "consent")
@@ -81,6 +83,13 @@ def read_action(r: Reader, node: Node, scope: Scope) -> tuple[Action, list[CapRo
     template = compile_reason(reason, scope.attributes, r, "reason", m["reason"].line) if reason else ()
     mandatory = r.optional(m, "mandatory", r.boolean, False)
     prior = r.optional(m, "prior", read_prior, scope.default_prior)
+    volume_node = r.optional(m, "volume", r.mapping, None, allowed=["per_day"], required=["per_day"])
+    volume = (
+        r.integer(volume_node["per_day"], "volume.per_day", min_value=0, max_value=1_000_000_000)
+        if volume_node and "per_day" in volume_node
+        else None
+    )
+    cost = r.optional(m, "cost", r.number, 0.0, min_value=0, max_value=1e6)
     limits = [
         row
         for i, n in enumerate(r.optional(m, "limits", r.sequence, []) or [])
@@ -97,6 +106,7 @@ def read_action(r: Reader, node: Node, scope: Scope) -> tuple[Action, list[CapRo
         or mandatory is None
         or prior is None
         or kind is None
+        or cost is None
     ):
         return None
     conditions = [c for _, _, c in layers]
@@ -122,6 +132,8 @@ def read_action(r: Reader, node: Node, scope: Scope) -> tuple[Action, list[CapRo
         mandatory=mandatory,
         prior=prior,
         file=r.file,
+        volume=volume,
+        cost=cost,
     ), limits
 
 

@@ -81,6 +81,7 @@ def compile_rulebook(directory: Path, files: list[Path], sections: Sections) -> 
         mandatory=np.array([a.mandatory for a in actions], bool),
         prior_alpha=np.array([a.prior[0] for a in actions]),
         prior_beta=np.array([a.prior[1] for a in actions]),
+        cost=np.array([a.cost for a in actions], np.float64),
         files=tuple(p.relative_to(directory).as_posix() for p in files),
         action_index={a.id: i for i, a in enumerate(actions)},
         channel_index={c: i for i, c in enumerate(channel_names)},

@@ -184,13 +184,16 @@ class Reader:
             return None
         return float(v)
 
-    def integer(self, node: Node, path: str, *, min_value: int = 0) -> int | None:
+    def integer(self, node: Node, path: str, *, min_value: int = 0, max_value: int | None = None) -> int | None:
         v = node.value
         if isinstance(v, bool) or not isinstance(v, int):
             self.problem(path, f"must be a whole number, got {_kind(v)}", node.line)
             return None
         if v < min_value:
             self.problem(path, f"must be >= {min_value}, got {v}", node.line)
+            return None
+        if max_value is not None and v > max_value:
+            self.problem(path, f"must be <= {max_value}, got {v}", node.line)
             return None
         return v
 

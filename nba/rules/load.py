@@ -33,6 +33,7 @@ from nba.rules.rulebook import (
     LAYER_KEYS,
     MAX_ACTIONS,
     Action,
+    Capacity,
     Channel,
     ContactLimit,
     Layer,
@@ -99,6 +100,7 @@ def load_rulebook(directory: Path) -> Rulebook:
         actions.append(action)
     if len(actions) > MAX_ACTIONS:
         problems.append(RuleProblem("actions/", "", f"{len(actions)} actions, at most {MAX_ACTIONS}"))
+    problems.extend(_priced_without_bar(channels, actions) if not problems else [])
     if problems:
         raise RulesInvalid(problems)
     return compile_rulebook(
@@ -106,6 +108,21 @@ def load_rulebook(directory: Path) -> Rulebook:
         files,
         Sections(channels, attributes, list_values, segments, actions, groups, learning, contact, cap_rows),
     )
+
+
+def _priced_without_bar(channels: dict[str, Channel], actions: list[Action]) -> list[RuleProblem]:
+    """A real-time capacity price raises the do-nothing bar: a channel without a no_action action has none."""
+    return [
+        RuleProblem(
+            "channels.yaml",
+            f"channels.{name}.capacity.real_time",
+            "needs a no_action action on the channel (its value is the bar the capacity price raises)",
+        )
+        for name, channel in channels.items()
+        if channel.capacity is not None
+        and channel.capacity.real_time
+        and not any(a.kind == "no_action" and name in a.channels for a in actions)
+    ]
 
 
 MAX_REMEMBER_ANONYMOUS = 30 * 86400  # what a customer without a profile may leave behind, at most
@@ -124,7 +141,15 @@ def _channels(r: Reader, root: Node | None) -> dict[str, Channel]:
         m = r.mapping(
             node,
             p,
-            allowed=["direction", "default_limit", "max_limit", "consent", "quiet_hours", "remember_anonymous"],
+            allowed=[
+                "direction",
+                "default_limit",
+                "max_limit",
+                "consent",
+                "quiet_hours",
+                "remember_anonymous",
+                "capacity",
+            ],
             required=["direction"],
         )
         if m is None:
@@ -150,10 +175,27 @@ def _channels(r: Reader, root: Node | None) -> dict[str, Channel]:
         if remember is not None and remember > MAX_REMEMBER_ANONYMOUS:
             r.problem(f"{p}.remember_anonymous", "at most 30d", m["remember_anonymous"].line)
             continue
-        out[name] = Channel(name, direction, default, maximum, consent, quiet, int(remember or 0))
+        capacity = r.optional(m, "capacity", lambda node, path: _capacity(r, node, path), None, at=p)
+        if "capacity" in m and capacity is None:
+            continue
+        out[name] = Channel(name, direction, default, maximum, consent, quiet, int(remember or 0), capacity)
     if top is not None and not out and not r.problems:
         r.problem("channels", "declares no channel", root.line if root else None)
     return out
+
+
+MAX_PER_DAY = 1_000_000_000
+
+
+def _capacity(r: Reader, node: Node, path: str) -> Capacity | None:
+    m = r.mapping(node, path, allowed=["per_day", "real_time"], required=["per_day"])
+    if m is None or "per_day" not in m:
+        return None
+    per_day = r.integer(m["per_day"], f"{path}.per_day", min_value=0, max_value=MAX_PER_DAY)
+    real_time = r.optional(m, "real_time", r.boolean, False, at=path)
+    if per_day is None or real_time is None:
+        return None
+    return Capacity(per_day, real_time)
 
 
 def _quiet_hours(r: Reader, node: Node, path: str) -> QuietHours | None:

@@ -38,12 +38,32 @@ class QuietHours:
     end_minute: int
     timezone: str
 
+    def next_open(self, now: float) -> float:
+        """`now` when the quiet hours do not cover it, else the moment they end."""
+        if not self.covers(now):
+            return now
+        local = dt.datetime.fromtimestamp(now, ZoneInfo(self.timezone))
+        minute = local.hour * 60 + local.minute
+        day = local.date() + dt.timedelta(days=1 if minute >= self.end_minute else 0)
+        end = dt.datetime.combine(day, dt.time(self.end_minute // 60, self.end_minute % 60), ZoneInfo(self.timezone))
+        return max(now, end.timestamp())
+
     def covers(self, now: float) -> bool:
         local = dt.datetime.fromtimestamp(now, ZoneInfo(self.timezone))
         minute = local.hour * 60 + local.minute
         if self.start_minute <= self.end_minute:
             return self.start_minute <= minute < self.end_minute
         return minute >= self.start_minute or minute < self.end_minute
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """How many actions a channel can carry out per day (its local day: the quiet hours' timezone, else
+    UTC): outbound runs select within it, and with `real_time` its price from the latest run raises the
+    do-nothing bar of real-time decisions on the channel (nba/outbound/)."""
+
+    per_day: int
+    real_time: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,6 +77,12 @@ class Channel:
     # seconds nba keeps what it records for a customer without a profile (decisions, reservations, events);
     # 0: nothing is recorded for them, so made-up ids cost no memory and cannot use up anyone's caps
     remember_anonymous: int = 0
+    capacity: Capacity | None = None
+
+    @property
+    def timezone(self) -> str:
+        """Where the channel's days begin and end (capacities per day, quiet hours)."""
+        return self.quiet_hours.timezone if self.quiet_hours is not None else "UTC"
 
 
 # One layer of an action's rules: (stage, "file: key", condition). Stages, in order: eligibility (who
@@ -94,6 +120,8 @@ class Action:
     mandatory: bool
     prior: tuple[float, float]
     file: str
+    volume: int | None = None  # outbound runs select it at most this often per day (None: no limit)
+    cost: float = 0.0  # what one contact costs (a run's budget), EUR
 
 
 @dataclass(frozen=True)
@@ -131,6 +159,7 @@ class Rulebook:
     mandatory: BoolArray
     prior_alpha: FloatArray
     prior_beta: FloatArray
+    cost: FloatArray  # what one contact costs, per action (outbound budgets)
     files: tuple[str, ...] = ()
     action_index: Mapping[str, int] = field(default_factory=dict)
     channel_index: Mapping[str, int] = field(default_factory=dict)
