@@ -59,6 +59,9 @@ class DecisionWrite(NamedTuple):
     contact_id: str | None = None
     contact_ttl: float = 0  # seconds the contact's count of returned actions lives
     anonymous_ttl: int = 0  # without a profile: seconds what is written lives (0: nothing is written)
+    # the reservations hold from then (epoch ms) when later than ts_ms: an outbound selection sent at a
+    # later time is an impression-to-be until its send time and rank.RESERVATION_SECONDS after it
+    reserve_from_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +188,44 @@ class Storage(Protocol):
 
     async def decision_records(self, customer_id: str) -> list[dict[str, Any]]:
         """The decision log of one customer, each record with the rewards its actions earned."""
+        ...
+
+    # ------------------------------------------------------------------------------ outbound runs
+
+    async def outbound_used(self, channel: str, day: str) -> dict[str, int]:
+        """What real runs recorded for sending on `day` on `channel`: `*` -> all, action -> each."""
+        ...
+
+    async def add_outbound_used(self, channel: str, day: str, counts: Mapping[str, int]) -> None: ...
+
+    async def lock_outbound(self, channel: str, token: str, ttl_ms: int) -> bool:
+        """Take (or, holding it, renew) the channel's run lock: one real run per channel at a time."""
+        ...
+
+    async def unlock_outbound(self, channel: str, token: str) -> None: ...
+
+    async def capacity_prices(self) -> dict[str, bytes]:
+        """channel -> the JSON of its latest capacity price."""
+        ...
+
+    async def set_capacity_price(self, channel: str, price: bytes) -> None: ...
+
+    async def save_outbound_run(self, run_id: str, doc: bytes, started_ms: int) -> None:
+        """Write a run's document (state, progress, report) and list it among the newest runs."""
+        ...
+
+    async def outbound_run(self, run_id: str) -> bytes | None: ...
+
+    async def outbound_runs(self, count: int) -> list[str]:
+        """The newest run ids, newest first."""
+        ...
+
+    async def add_outbound_selection(self, run_id: str, chunk: bytes) -> None:
+        """Append a chunk of JSON lines to the run's selection."""
+        ...
+
+    def outbound_selection(self, run_id: str) -> AsyncIterator[bytes]:
+        """The run's selection, chunk by chunk."""
         ...
 
     # ------------------------------------------------------------------------------ events

@@ -90,6 +90,21 @@ other shards than the customers.
                                      older than AUDIT_RETENTION are trimmed at each append (XADD MINID).
     nba:{audit}:secret        string the key of the erasure hashes (32 random bytes, made once): without
                                      it the hash of a guessed id cannot be computed from the log alone.
+    nba:{outbound}:run:<id>   string JSON of an outbound run: its request, state, progress and report
+                                     (nba/outbound/). Expires OUTBOUND_RUN_TTL after its last update.
+    nba:{outbound}:run:<id>:selection
+                              list   the run's selection for lead management, one JSON line per customer
+                                     and action, in chunks of lines; expires with the run.
+    nba:{outbound}:runs       zset   run id -> started (epoch ms): the newest OUTBOUND_RUNS_KEPT runs.
+    nba:{outbound}:used:<channel>
+                              hash   <day>:* -> actions the real runs recorded for sending that day (the
+                                     channel's local day, YYYY-MM-DD), <day>:<action> -> of that action;
+                                     expires OUTBOUND_USED_TTL after the last run.
+    nba:{outbound}:prices     hash   channel -> JSON {price, until_ms, run_id}: the capacity price of the
+                                     latest real run, applied to real-time decisions until the end of
+                                     its day when the channel's capacity says real_time.
+    nba:{outbound}:lock:<channel>
+                              string the one real run of a channel at a time (token; expires, renewed).
     nba:{rules}:attributes    hash   attribute name -> code (0, 1, 2, ... in order of first use, never
                                      reused or removed): profiles store codes, not names. Part of the
                                      rules' state: without it stored attributes cannot be read.
@@ -257,6 +272,29 @@ RULES_HISTORY_KEY = f"{PREFIX}:{{rules}}:history"
 RULES_HISTORY = 20
 RULES_SOURCE = f"{PREFIX}:{{rules}}:source"
 ATTRIBUTE_CODES = f"{PREFIX}:{{rules}}:attributes"
+
+
+OUTBOUND_RUNS = f"{PREFIX}:{{outbound}}:runs"
+OUTBOUND_PRICES = f"{PREFIX}:{{outbound}}:prices"
+OUTBOUND_RUN_TTL = 30 * DAY
+OUTBOUND_RUNS_KEPT = 200
+OUTBOUND_USED_TTL = 8 * DAY
+
+
+def outbound_run(run_id: str) -> str:
+    return f"{PREFIX}:{{outbound}}:run:{run_id}"
+
+
+def outbound_selection(run_id: str) -> str:
+    return f"{PREFIX}:{{outbound}}:run:{run_id}:selection"
+
+
+def outbound_used(channel: str) -> str:
+    return f"{PREFIX}:{{outbound}}:used:{channel}"
+
+
+def outbound_lock(channel: str) -> str:
+    return f"{PREFIX}:{{outbound}}:lock:{channel}"
 
 
 ACCESS_KEYS = f"{PREFIX}:{{access}}:keys"

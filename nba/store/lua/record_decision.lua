@@ -53,7 +53,7 @@ if returned > 0 then
     table.insert(fields, reservation)
     table.insert(shown, action)
     table.insert(shown, decision_id)
-    h = hist_insert(h, ts, reservation)
+    h = hist_insert(h, entry_ts(reservation, 1), reservation)  -- an outbound one may hold from its send time
   end
   redis.call('HSET', record_key, unpack(fields))
   redis.call('HSET', shown_key, unpack(shown))

@@ -14,10 +14,11 @@ from nba.store.redis.erasure import Erasure
 from nba.store.redis.events import Events
 from nba.store.redis.learner import Learning
 from nba.store.redis.model import Model
+from nba.store.redis.outbound import Outbound
 from nba.store.redis.rules import Rules
 
 __all__ = ["INBOX_WAIT_MAX", "Observer", "Store"]
 
 
-class Store(Access, Customers, Erasure, Decisions, Events, Learning, Model, Rules):
+class Store(Access, Customers, Erasure, Decisions, Events, Learning, Model, Outbound, Rules):
     """nba's store on one Redis (a standalone server or a primary with replicas)."""

@@ -60,7 +60,11 @@ class Decisions(RedisBase):
         returned = [
             x
             for action, meta in write.ranked
-            for x in (action, meta, history.reservation_entry(ts_ms, action, write.channel, decision_id))
+            for x in (
+                action,
+                meta,
+                history.reservation_entry(max(ts_ms, write.reserve_from_ms), action, write.channel, decision_id),
+            )
         ]
         return Recorded(
             int(
