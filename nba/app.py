@@ -28,6 +28,7 @@ from nba.learning.ingest import EventIngest
 from nba.learning.learner import Learner
 from nba.live import Live
 from nba.metrics import Metrics
+from nba.outbound.jobs import Jobs
 from nba.rules.rulebook import Rulebook
 from nba.runtime.supervision import Supervision
 from nba.store import keys
@@ -56,6 +57,7 @@ async def _first_contact(live: Live, rules_dir: Path | None, access_control: Acc
             if rules_dir is not None:
                 await live.publish(rules_dir, force=False)
             await live.refresh_model(force=True)
+            await live.refresh_prices()
             await access_control.refresh(force=True)
             return
         except (RedisError, OSError) as exc:
@@ -137,6 +139,7 @@ def create_app(rulebook: Rulebook, client: Client, options: AppOptions | None = 
     app[routes.LEARNER] = learner
     rewrite = DiskRewrite(store, metrics, o.erase_rewrite)
     app[routes.CUSTOMERS] = Customers(live, store, clock)
+    app[routes.OUTBOUND] = Jobs(store, lambda: live.snapshot, clock)
     app[routes.RULES_DIR] = rules_dir
     app[routes.BODY_LIMITS] = o.body_limits
     for method, path, handler, needs in routes.ROUTES:
@@ -174,6 +177,9 @@ def create_app(rulebook: Rulebook, client: Client, options: AppOptions | None = 
         for task in running:
             log.warning("background task %s did not stop when cancelled", task.get_coro())
             task.cancel()
+        # outbound runs of this process end as failed ("the server running it stopped")
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            await asyncio.wait_for(app[routes.OUTBOUND].close(), SHUTDOWN_PATIENCE)
         # bounded: a stop must not wait on a Redis that is gone or stuck (the lease also expires by itself)
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             await asyncio.wait_for(learner.stop(), SHUTDOWN_PATIENCE)  # hand the lease over now

@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     test = rules_sub.add_parser("test", help="run the rule tests in DIR/tests/*.yaml; exit 1 on a failure")
     test.add_argument("directory", nargs="?", type=Path, default=None)
     test.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
+    _outbound_parser(sub)
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -202,6 +203,8 @@ def _run(args: argparse.Namespace) -> int:
             return asyncio.run(audit_command(settings, args))
         if args.command == "customers":
             return asyncio.run(customers_import(settings, args))
+        if args.command == "outbound":
+            return asyncio.run(outbound_run(settings, args))
     except NoRedis as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -978,6 +981,117 @@ def _install_uvloop() -> None:
     except ImportError:
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _outbound_parser(sub: Any) -> None:
+    outbound = sub.add_parser("outbound", help="outbound selection within channel capacity (README)")
+    outbound_sub = outbound.add_subparsers(dest="outbound_command", required=True)
+    run = outbound_sub.add_parser(
+        "run",
+        help="choose actions for a population on a channel within its capacity; write the selection for lead "
+        "management and record it (unless --dry-run)",
+    )
+    run.add_argument("--channel", required=True)
+    who = run.add_mutually_exclusive_group()
+    who.add_argument("--segment", help="only customers in this segment (default: everyone with a profile)")
+    who.add_argument("--customers", type=Path, help="only the customer ids in this file, one per line")
+    run.add_argument("--dry-run", action="store_true", help="report what would be chosen; reserve and record nothing")
+    run.add_argument("--send-at", help="the earliest send time (ISO 8601; default now), moved past quiet hours")
+    run.add_argument("--budget", type=float, help="the most the selections may cost together (actions' cost)")
+    run.add_argument("--per-customer", type=int, help="actions per customer (default: the channel's default_limit)")
+    run.add_argument("--include", default="", help="profile attributes to copy into each line, comma-separated")
+    run.add_argument("--out", type=Path, help="the selection: .jsonl (default) or .csv; default outbound-RUN.jsonl")
+    run.add_argument("--report", type=Path, help="also write the report as JSON here")
+    run.add_argument("--seed", type=int, help="random seed (control-group orderings)")
+
+
+async def outbound_run(settings: Settings, args: argparse.Namespace) -> int:
+    """`nba outbound run`: see nba/outbound/run.py."""
+    import datetime as dt
+
+    import orjson
+
+    from nba.errors import Conflict, InvalidRequest
+    from nba.live import Live
+    from nba.metrics import Metrics
+    from nba.outbound import report as report_text
+    from nba.outbound.run import CSV_COLUMNS, OutboundRun, RunRequest, csv_row
+
+    ids: tuple[str, ...] | None = None
+    if args.customers is not None:
+        try:
+            ids = tuple(line.strip() for line in args.customers.read_text().splitlines() if line.strip())
+        except OSError as exc:
+            print(f"nba: cannot read {args.customers}: {exc.strerror}", file=sys.stderr)
+            return 2
+    send_at = None
+    if args.send_at is not None:
+        try:
+            parsed = dt.datetime.fromisoformat(args.send_at)
+        except ValueError:
+            print(f"nba: --send-at {args.send_at!r} is not an ISO 8601 time", file=sys.stderr)
+            return 2
+        send_at = (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
+    req = RunRequest(
+        channel=args.channel,
+        segment=args.segment,
+        customer_ids=ids,
+        dry_run=args.dry_run,
+        send_at=send_at,
+        budget=args.budget,
+        per_customer=args.per_customer,
+        include=tuple(n.strip() for n in args.include.split(",") if n.strip()),
+    )
+    async with admin_store(settings, "run an outbound selection on", start_embedded=True) as store:
+        live = Live(load_rulebook(settings.rules_dir), store, Metrics())
+        await live.sync_rules()
+        await live.refresh_model(force=True)
+        run = OutboundRun(store, lambda: live.snapshot, req, seed=args.seed)
+        out = args.out or Path(f"outbound-{run.run_id}.jsonl")
+        as_csv = out.suffix.lower() == ".csv"
+        written = 0
+        with out.open("w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f) if as_csv else None
+            if writer is not None:
+                writer.writerow([*CSV_COLUMNS, *req.include])
+
+            async def sink(lines: list[dict[str, Any]]) -> None:
+                nonlocal written
+                written += len(lines)
+                if writer is not None:
+                    writer.writerows(csv_row(line, req.include) for line in lines)
+                else:
+                    f.write("".join(orjson.dumps(line).decode() + "\n" for line in lines))
+
+            try:
+                result = await run.run(sink)
+            except InvalidRequest as exc:
+                out.unlink(missing_ok=True)
+                print(f"nba: {exc.detail}", file=sys.stderr)
+                for e in exc.errors:
+                    print(f"  {e.field}: {e.message}", file=sys.stderr)
+                return 2
+            except Conflict as exc:
+                out.unlink(missing_ok=True)
+                print(f"nba: {exc.detail}", file=sys.stderr)
+                return 3
+        result["selection"] = {"file": str(out), "lines": written}
+        now_ms = int(time.time() * 1000)
+        doc = {
+            "run_id": run.run_id,
+            "state": "done",
+            "request": req.as_doc(),
+            "started_by": command_line_user().name,
+            "started_ms": now_ms - int(result["seconds"]["total"] * 1000),
+            "updated_ms": now_ms,
+            "report": result,
+        }
+        await store.save_outbound_run(run.run_id, orjson.dumps(doc), now_ms - int(result["seconds"]["total"] * 1000))
+    print(report_text.text(result), file=sys.stderr)
+    print(f"{written} line(s) for lead management in {out}", file=sys.stderr)
+    if args.report is not None:
+        args.report.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    return 0
 
 
 if __name__ == "__main__":

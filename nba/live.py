@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 from redis.exceptions import RedisError
 
 from nba.concurrency import stop_if_cancelled
@@ -59,6 +60,9 @@ class Live:
         self._seen: tuple[tuple[str, int, int], ...] | None = None  # the watched directory's last fingerprint
         self._changing: tuple[tuple[str, int, int], ...] | None = None  # ... at the previous scan
         self._next_scan = 0.0
+        # channel -> (capacity price, until when) of the latest outbound run, for channels whose capacity
+        # is real_time (read with the model's version; outbound/run.py writes them)
+        self._prices: dict[str, tuple[float, float]] = {}
         # told of every version published from the directory by itself (start-up, the watcher), for the
         # audit trail; an explicit reload is audited by whoever asked for it
         self.on_published: Callable[[Path, str], Awaitable[None]] | None = None
@@ -146,6 +150,25 @@ class Live:
         await self._adopt(rb)
         return True
 
+    def capacity_price(self, channel: str, now: float) -> float:
+        """What a real-time decision on `channel` must beat on top of doing nothing: the capacity price of
+        the channel's latest outbound run, on the day it was made for, when its rules say real_time."""
+        price, until = self._prices.get(channel, (0.0, 0.0))
+        if now >= until:
+            return 0.0
+        cap = self._snapshot.rulebook.channels.get(channel)
+        return price if cap is not None and cap.capacity is not None and cap.capacity.real_time else 0.0
+
+    async def refresh_prices(self) -> None:
+        prices: dict[str, tuple[float, float]] = {}
+        for channel, raw in (await self.store.capacity_prices()).items():
+            try:
+                doc = orjson.loads(raw)
+                prices[channel] = (max(0.0, float(doc["price"])), float(doc["until_ms"]) / 1000)
+            except (ValueError, KeyError, TypeError):
+                self.store.unreadable("capacity_price", channel, raw)
+        self._prices = prices
+
     # ------------------------------------------------------------------------------ background
 
     async def run(self) -> None:
@@ -154,6 +177,7 @@ class Live:
             await asyncio.sleep(self._snapshot.rulebook.learning.refresh_seconds)
             try:
                 await self.refresh_model()
+                await self.refresh_prices()
                 self.metrics.redis_up.set(1)
             except Exception as exc:  # a Redis hiccup must not stop learning for the life of the process
                 stop_if_cancelled()

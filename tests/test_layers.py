@@ -21,13 +21,20 @@ LAYERS: list[tuple[str, ...]] = [
     ("nba.learning",),
     ("nba.live",),
     ("nba.decision",),
-    ("nba.evaluation", "nba.customers", "nba.access"),
+    ("nba.evaluation", "nba.customers", "nba.access", "nba.outbound"),
     ("nba.runtime",),
     ("nba.http",),
     ("nba.app", "nba.cli"),
 ]
 # packages of one layer that must not import each other
-INDEPENDENT = [("nba.evaluation", "nba.customers"), ("nba.access", "nba.customers"), ("nba.access", "nba.evaluation")]
+INDEPENDENT = [
+    ("nba.evaluation", "nba.customers"),
+    ("nba.access", "nba.customers"),
+    ("nba.access", "nba.evaluation"),
+    ("nba.outbound", "nba.customers"),
+    ("nba.outbound", "nba.access"),
+    ("nba.outbound", "nba.evaluation"),
+]
 # the rules and the store are separate layers only to keep them apart: neither imports the other
 APART = [("nba.rules", "nba.store"), ("nba.store", "nba.rules")]
 

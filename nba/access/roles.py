@@ -28,6 +28,8 @@ class Permission(enum.StrEnum):
     HEALTH_DETAILS = "health.details"  # what /healthz and /readyz say beyond ok / not ok
     KEYS = "keys"
     AUDIT = "audit"
+    OUTBOUND_RUN = "outbound.run"  # start an outbound run (a dry run too)
+    OUTBOUND_READ = "outbound.read"  # read runs, their reports and selections (lead management)
 
 
 class Role(enum.StrEnum):
@@ -42,9 +44,11 @@ class Role(enum.StrEnum):
 P = Permission
 ROLES: dict[Role, frozenset[Permission]] = {
     Role.CHANNEL: frozenset({P.OPENAPI, P.DECIDE, P.EVENTS}),
-    Role.CRM: frozenset({P.OPENAPI, P.CUSTOMERS_READ, P.CUSTOMERS_WRITE, P.CUSTOMERS_ERASE}),
-    Role.MARKETER: frozenset({P.OPENAPI, P.RULES_READ, P.RULES_CHANGE, P.STATS, P.EXPLAIN}),
-    Role.ANALYST: frozenset({P.OPENAPI, P.RULES_READ, P.STATS, P.LOGS}),
+    Role.CRM: frozenset({P.OPENAPI, P.CUSTOMERS_READ, P.CUSTOMERS_WRITE, P.CUSTOMERS_ERASE, P.OUTBOUND_READ}),
+    Role.MARKETER: frozenset(
+        {P.OPENAPI, P.RULES_READ, P.RULES_CHANGE, P.STATS, P.EXPLAIN, P.OUTBOUND_RUN, P.OUTBOUND_READ}
+    ),
+    Role.ANALYST: frozenset({P.OPENAPI, P.RULES_READ, P.STATS, P.LOGS, P.OUTBOUND_READ}),
     Role.OPERATOR: frozenset({P.OPENAPI, P.RULES_READ, P.METRICS, P.HEALTH_DETAILS}),
     Role.ADMIN: frozenset(Permission),
 }

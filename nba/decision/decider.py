@@ -108,6 +108,7 @@ class Decider:
                         self.rng,
                         situations=self.situations,
                         bad=partial(self.store.unreadable, "history_entry", req.customer_id),
+                        price=self.live.capacity_price(req.channel, now),
                     ),
                 )
                 d = ranked.decision

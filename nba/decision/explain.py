@@ -77,6 +77,12 @@ def _scored(snap: Snapshot, i: int, action: Action, person: Who, ordering: Order
         return {"stage": "ranked", "rank": r + 1, "components": components}
     if action.kind == "no_action":
         reason = "do-nothing threshold, never shown itself"
+        if ordering.price > 0:
+            components["capacity_price"] = ordering.price
+            reason += (
+                f"; raised by the channel's capacity price {ordering.price:.4g} (its latest outbound run): an "
+                "action is shown only when it beats doing nothing by that much"
+            )
         return {"stage": "threshold", "reason": reason, "components": components}
     if i not in ranking.contenders:
         reason = "cannot reach the top: even its best possible score is below what others are sure to get"

@@ -74,17 +74,20 @@ class Order(NamedTuple):
     attribution_window: float  # the channel's, seconds
     x: FloatArray | None  # the customer's feature vector (contextual model)
     packed: str  # ... as the decision record keeps it
+    price: float = 0.0  # the channel's capacity price: the do-nothing bar was raised by it
 
 
 class How(NamedTuple):
     """How to rank: `rng` draws the samples; `explore=False` ranks by the point estimates (rule tests,
     degraded answers); `situations` keeps the per-segment model's arbitration situations between decisions
-    (arbitration.Situations); `bad` is told of history entries that cannot be parsed (they are skipped)."""
+    (arbitration.Situations); `bad` is told of history entries that cannot be parsed (they are skipped);
+    `price` is the channel's capacity price (outbound/): what an action must be worth above doing nothing."""
 
     rng: np.random.Generator
     explore: bool = True
     situations: arbitration.Situations | None = None
     bad: Callable[[str], None] | None = None
+    price: float = 0.0
 
 
 def rank(
@@ -97,16 +100,14 @@ def rank(
     ordering = order(snap, person, gates, req, how)
     ranking = ordering.ranking
     ranked = [
-        RankedAction(
-            action_id=rb.actions[a].id,
-            rank=r + 1,
-            group=rb.groups[rb.group_of[a]],
-            score=float(ranking.score[r]),
-            propensity=float(ranking.propensity[r]),
-            probability=float(ranking.probability[r]),
-            value=float(rb.value[a]),
-            content=rb.actions[a].content,
-            reason=render(rb.actions[a].reason_template, person.attributes),
+        ranked_action(
+            rb,
+            a,
+            r + 1,
+            float(ranking.score[r]),
+            float(ranking.propensity[r]),
+            float(ranking.probability[r]),
+            person.attributes,
         )
         for r, a in enumerate(ranking.actions.tolist())
     ]
@@ -143,6 +144,30 @@ def rank(
         ordering.model,
     )
     return Ranked(decision, record, meta.text(), ordering.arm)
+
+
+def ranked_action(
+    rb: Rulebook,
+    a: int,
+    place: int,
+    score: float,
+    propensity: float,
+    probability: float,
+    attributes: Mapping[str, Any],
+) -> RankedAction:
+    """Action `a` as an answer shows it at `place`, its reason written for this customer."""
+    action = rb.actions[a]
+    return RankedAction(
+        action_id=action.id,
+        rank=place,
+        group=rb.groups[rb.group_of[a]],
+        score=score,
+        propensity=propensity,
+        probability=probability,
+        value=float(rb.value[a]),
+        content=action.content,
+        reason=render(action.reason_template, attributes),
+    )
 
 
 def who(rb: Rulebook, customer: CustomerSnapshot, req: DecideRequest, now: float) -> Who:
@@ -202,29 +227,31 @@ def order(snap: Snapshot, person: Who, gates: Screen, req: DecideRequest, how: H
     control = learning.control
     in_control = control is not None and control.includes(control_bucket(req.customer_id))
     candidates, limit = gates.candidates, gates.limit
+    # a capacity price raises the do-nothing bar (the no_action candidates' levers): an action is shown only
+    # when its priority beats doing nothing by the price, as the outbound run that set it chose
+    lever = rb.lever + how.price * rb.no_action if how.price > 0 else rb.lever
     if in_control and control is not None and control.ordering == "rules":
         prior = rb.prior_alpha[candidates] / (rb.prior_alpha[candidates] + rb.prior_beta[candidates])
         ranking = arbitration.arbitrate(
-            candidates, Beliefs.points(prior), rb.lever, rb.no_action, limit, Sampling(how.rng, False)
+            candidates, Beliefs.points(prior), lever, rb.no_action, limit, Sampling(how.rng, False)
         )
     elif in_control:
         beliefs = beliefs_for(snap, cl.model, cl.exploration, candidates, person.key, x)
-        ranking = arbitration.random_order(candidates, beliefs, rb.lever, rb.no_action, limit, how.rng)
+        ranking = arbitration.random_order(candidates, beliefs, lever, rb.no_action, limit, how.rng)
     elif how.situations is not None and how.explore and (cl.model == "thompson" or x is None):
         # the per-segment model: a situation repeats for every customer with this key and eligible set
-        key = (person.key, cl.exploration, limit, candidates.tobytes())
+        key = (person.key, cl.exploration, limit, candidates.tobytes(), how.price)
         situation = how.situations.get(key, snap.model)
         if situation is None:
             beliefs = beliefs_for(snap, cl.model, cl.exploration, candidates, person.key, x)
-            situation = arbitration.Situation(candidates, beliefs, rb.lever, rb.no_action, limit, arbitration.BLOCK)
+            situation = arbitration.Situation(candidates, beliefs, lever, rb.no_action, limit, arbitration.BLOCK)
             how.situations.put(key, snap.model, situation)
         ranking = situation.decide(how.rng)
     else:
         beliefs = beliefs_for(snap, cl.model, cl.exploration, candidates, person.key, x)
-        ranking = arbitration.arbitrate(
-            candidates, beliefs, rb.lever, rb.no_action, limit, Sampling(how.rng, how.explore)
-        )
-    return Order(ranking, "control" if in_control else "model", cl.model, cl.attribution_window, x, packed)
+        ranking = arbitration.arbitrate(candidates, beliefs, lever, rb.no_action, limit, Sampling(how.rng, how.explore))
+    arm = "control" if in_control else "model"
+    return Order(ranking, arm, cl.model, cl.attribution_window, x, packed, how.price)
 
 
 def parse_history(raw: bytes, rb: Rulebook, now: float, bad: Callable[[str], None] | None = None) -> History:

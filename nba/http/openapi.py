@@ -422,6 +422,59 @@ _SCHEMAS: dict[str, Any] = {
             }
         },
     },
+    "OutboundRunRequest": {
+        "type": "object",
+        "required": ["channel"],
+        "additionalProperties": False,
+        "properties": {
+            "channel": {"type": "string", "description": "a channel of the rules (its capacity per day applies)"},
+            "segment": {"type": "string", "description": "only the customers in this segment (default: everyone)"},
+            "customer_ids": {
+                "type": "array",
+                "maxItems": wire.MAX_OUTBOUND_LIST,
+                "items": _ID,
+                "description": "only these customers (not with segment)",
+            },
+            "dry_run": {"type": "boolean", "description": "report only: reserve, record and count nothing"},
+            "send_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "the earliest send time, with its zone (default now); moved past quiet hours",
+            },
+            "budget": {"type": "number", "minimum": 0, "description": "what the selections may cost (actions' cost)"},
+            "per_customer": {"type": "integer", "minimum": 1, "description": "default: the channel's default_limit"},
+            "include": {
+                "type": "array",
+                "maxItems": 64,
+                "items": {"type": "string"},
+                "description": "profile attributes copied into each selection line (an e-mail address)",
+            },
+        },
+    },
+    "OutboundRun": {
+        "type": "object",
+        "required": ["run_id", "state", "request", "started_at"],
+        "properties": {
+            "run_id": {"type": "string", "pattern": f"^{wire.RUN_ID.pattern}$"},
+            "state": {"enum": ["running", "done", "failed"]},
+            "request": {"type": "object"},
+            "started_by": {"type": "string"},
+            "started_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "progress": {"type": "object", "description": "phase and counts while it runs"},
+            "report": {
+                "type": "object",
+                "description": "once done: customers, totals, actions, capacities with their prices, the "
+                "comparison with first-come and with no capacity, examples of what capacity cut and why",
+            },
+            "error": {"type": "object", "description": "once failed: code and detail"},
+        },
+    },
+    "OutboundRuns": {
+        "type": "object",
+        "required": ["runs"],
+        "properties": {"runs": {"type": "array", "items": _ref("OutboundRun")}},
+    },
     "RulesRolledBack": {
         "type": "object",
         "required": ["version", "previous"],
@@ -443,6 +496,12 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 _CUSTOMER_ID = {"name": "customer_id", "in": "path", "required": True, "schema": _ID}
+_RUN_ID = {
+    "name": "run_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": f"^{wire.RUN_ID.pattern}$"},
+}
 _BODY_CUSTOMER = {"required": True, "content": {"application/json": {"schema": _ref("CustomerWrite")}}}
 _BODY_PATCH = {"required": True, "content": {"application/json": {"schema": _ref("CustomerPatch")}}}
 
@@ -466,6 +525,18 @@ def openapi_document(rulebook: Rulebook, permissions: Permissions | None = None)
         for name, ch in rulebook.channels.items()
     ]
     schemas["Event"]["properties"]["channel"] = {"enum": channels}
+    run = schemas["OutboundRunRequest"]
+    run["properties"]["channel"] = {"enum": channels}
+    run["properties"]["segment"] = {"enum": [s.name for s in rulebook.segments if s.kind != "context"]}
+    run["properties"]["include"]["items"] = {"enum": list(rulebook.attributes)}
+    run["not"] = {"required": ["segment", "customer_ids"]}
+    run["allOf"] = [
+        {
+            "if": {"properties": {"channel": {"const": name}}, "required": ["channel"]},
+            "then": {"properties": {"per_customer": {"maximum": ch.max_limit}}},
+        }
+        for name, ch in rulebook.channels.items()
+    ]
     schemas["Event"]["properties"]["action_id"] = {"enum": [a.id for a in rulebook.actions]}
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
@@ -654,6 +725,51 @@ def _static() -> dict[str, Any]:
                     ],
                     "responses": {"200": _json(_ref("AuditEntries")), **_problems(400, 503)},
                 }
+            },
+            "/v1/outbound/runs": {
+                "post": {
+                    "summary": "Start an outbound run: each customer's actions on a channel within its capacity",
+                    "description": "Runs in the background; poll its document (Location). A real run records "
+                    "each selection as a decision, counts it against the channel's capacity for the "
+                    "day and sets the channel's capacity price; `dry_run: true` only reports. 409 "
+                    "run_in_progress: another real run holds the channel.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("OutboundRunRequest")}},
+                    },
+                    "responses": {
+                        "202": _json(_ref("OutboundRun"), "Started"),
+                        **_problems(400, 408, 413, 415, 503),
+                    },
+                },
+                "get": {
+                    "summary": "The newest outbound runs (without their reports)",
+                    "responses": {"200": _json(_ref("OutboundRuns")), **_problems(503)},
+                },
+            },
+            "/v1/outbound/runs/{run_id}": {
+                "parameters": [_RUN_ID],
+                "get": {
+                    "summary": "A run: state, progress and, once done, its report",
+                    "responses": {"200": _json(_ref("OutboundRun")), **_problems(400, 404, 503)},
+                },
+            },
+            "/v1/outbound/runs/{run_id}/selection": {
+                "parameters": [_RUN_ID],
+                "get": {
+                    "summary": "The run's selection for lead management: a line per customer and action",
+                    "parameters": [{"name": "format", "in": "query", "schema": {"enum": ["jsonl", "csv"]}}],
+                    "responses": {
+                        "200": {
+                            "description": "JSON lines (default) or CSV with a header",
+                            "content": {
+                                "application/x-ndjson": {"schema": {"type": "string"}},
+                                "text/csv": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **_problems(400, 404, 409, 503),
+                    },
+                },
             },
             "/v1/actions/stats": {
                 "get": {

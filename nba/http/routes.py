@@ -45,6 +45,8 @@ from nba.learning.ingest import EventIngest
 from nba.learning.learner import Learner
 from nba.live import Live
 from nba.metrics import Metrics
+from nba.outbound import run as outbound_run
+from nba.outbound.jobs import Jobs
 from nba.runtime.supervision import Supervision
 from nba.store.contract import Storage
 
@@ -65,6 +67,7 @@ BODY_LIMITS = web.AppKey("body_limits", bodies.BodyLimits)
 GUARD = web.AppKey("guard", ConnectionGuard)
 SUPERVISION = web.AppKey("supervision", Supervision)
 TASKS: web.AppKey[list[asyncio.Task[None]]] = web.AppKey("tasks")
+OUTBOUND = web.AppKey("outbound", Jobs)
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -210,6 +213,64 @@ async def export_decisions(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def start_outbound_run(request: web.Request) -> web.Response:
+    """Start an outbound run in the background (202); its document says how far it got."""
+    body = await read_json(request, wire.MAX_OUTBOUND_BODY)
+    req = wire.parse_outbound_run(body, request.app[CLOCK]())
+    doc = await request.app[OUTBOUND].start(req, access.principal(request).name)
+    response = json_response(doc, status=202)
+    response.headers["Location"] = f"/v1/outbound/runs/{doc['run_id']}"
+    return response
+
+
+async def list_outbound_runs(request: web.Request) -> web.Response:
+    return json_response({"runs": await request.app[OUTBOUND].list()})
+
+
+def _run_id(request: web.Request) -> str:
+    run_id = request.match_info["run_id"]
+    if not wire.RUN_ID.fullmatch(run_id):
+        raise InvalidRequest("invalid run id", errors=[FieldError("run_id", "is not a run id (run-...)")])
+    return run_id
+
+
+async def get_outbound_run(request: web.Request) -> web.Response:
+    run_id = _run_id(request)
+    doc = await request.app[OUTBOUND].read(run_id)
+    if doc is None:
+        raise NotFound(f"no outbound run {run_id} (runs are kept 30 days)", code="run_not_found")
+    return json_response(doc)
+
+
+async def outbound_selection(request: web.Request) -> web.StreamResponse:
+    """The run's selection for lead management: JSON lines (default) or CSV (?format=csv)."""
+    run_id = _run_id(request)
+    fmt = request.query.get("format", "jsonl")
+    if fmt not in ("jsonl", "csv"):
+        raise InvalidRequest("unknown format", errors=[FieldError("format", "must be jsonl or csv")])
+    doc = await request.app[OUTBOUND].read(run_id)
+    if doc is None:
+        raise NotFound(f"no outbound run {run_id} (runs are kept 30 days)", code="run_not_found")
+    if doc["state"] != "done":
+        raise Conflict(
+            f"run {run_id} is {doc['state']}: its selection is complete once it is done", code="run_not_done"
+        )
+    include = tuple(doc["request"].get("include", []))
+    ctype = "text/csv" if fmt == "csv" else "application/x-ndjson"
+    response = web.StreamResponse(headers={"Content-Type": f"{ctype}; charset=utf-8"})
+    await response.prepare(request)
+    if fmt == "csv":
+        await response.write(outbound_run.csv_text([list(outbound_run.CSV_COLUMNS) + list(include)]))
+    async for chunk in request.app[STORE].outbound_selection(run_id):
+        if fmt == "csv":
+            rows = [outbound_run.csv_row(orjson.loads(line), include) for line in chunk.splitlines() if line]
+            await response.write(outbound_run.csv_text(rows))
+        else:
+            await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
 def _details(request: web.Request) -> bool:
     who = access.caller(request)
     return who is not None and who.may(P.HEALTH_DETAILS)
@@ -297,6 +358,10 @@ ROUTES: list[tuple[str, str, Handler, tuple[Permission, ...]]] = [
     ("POST", "/v1/keys", create_key, (P.KEYS,)),
     ("DELETE", "/v1/keys/{key_id}", revoke_key, (P.KEYS,)),
     ("GET", "/v1/audit", read_audit, (P.AUDIT,)),
+    ("POST", "/v1/outbound/runs", start_outbound_run, (P.OUTBOUND_RUN,)),
+    ("GET", "/v1/outbound/runs", list_outbound_runs, (P.OUTBOUND_READ,)),
+    ("GET", "/v1/outbound/runs/{run_id}", get_outbound_run, (P.OUTBOUND_READ,)),
+    ("GET", "/v1/outbound/runs/{run_id}/selection", outbound_selection, (P.OUTBOUND_READ,)),
     ("GET", "/healthz", healthz, (P.PUBLIC,)),
     ("GET", "/readyz", readyz, (P.PUBLIC,)),
     ("GET", "/metrics", metrics, (P.METRICS,)),

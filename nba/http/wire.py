@@ -19,6 +19,7 @@ from nba.access.audit import ACTIONS as AUDIT_ACTIONS
 from nba.domain import EVENT_TYPES, DecideRequest, Decision, EventIn, check_id
 from nba.errors import FieldError, InvalidJson, InvalidRequest
 from nba.learning.ingest import IngestResult
+from nba.outbound.run import RunRequest
 from nba.rules.rulebook import Rulebook
 from nba.store.keys import DEDUPE_WINDOW
 
@@ -367,3 +368,84 @@ def rules_body(rb: Rulebook) -> dict[str, Any]:
             "rewards": dict(rb.learning.rewards),
         },
     }
+
+
+MAX_OUTBOUND_BODY = 16 * 1024 * 1024  # a list population of MAX_OUTBOUND_LIST ids of up to 128 characters
+MAX_OUTBOUND_LIST = 100_000
+RUN_ID = re.compile(r"run-[0-9a-f]{20}")
+MAX_SEND_AHEAD = 366 * 86400  # a run may send at most a year ahead
+
+
+def parse_outbound_run(body: Any, now: float) -> RunRequest:
+    """POST /v1/outbound/runs: the shape here; outbound.run.check names what the rules cannot run."""
+    b = _object(body, "outbound run")
+    errors: list[FieldError] = []
+    allowed = ("channel", "segment", "customer_ids", "dry_run", "send_at", "budget", "per_customer", "include")
+    _unknown(b, allowed, "", errors)
+    channel = b.get("channel")
+    if not isinstance(channel, str):
+        errors.append(FieldError("channel", "is required, a string"))
+    segment = b.get("segment")
+    if segment is not None and not isinstance(segment, str):
+        errors.append(FieldError("segment", "must be a segment name"))
+    ids = b.get("customer_ids")
+    if ids is not None:
+        if not isinstance(ids, list) or len(ids) > MAX_OUTBOUND_LIST:
+            errors.append(FieldError("customer_ids", f"must be a list of at most {MAX_OUTBOUND_LIST:,} customer ids"))
+            ids = None
+        else:
+            for i, cid in enumerate(ids):
+                if check_id(cid, f"customer_ids[{i}]", errors) is None:
+                    break  # one is enough to say what is wrong
+        if segment is not None:
+            errors.append(FieldError("customer_ids", "give a segment or a list of customers, not both"))
+    dry_run = b.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        errors.append(FieldError("dry_run", "must be true or false"))
+    send_at = None
+    if b.get("send_at") is not None:
+        send_at = _send_time(b["send_at"], now, errors)
+    budget = b.get("budget")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int | float) or budget < 0):
+        errors.append(FieldError("budget", "must be a number >= 0"))
+    per_customer = b.get("per_customer")
+    if per_customer is not None:
+        # JSON Schema's integer includes 5.0
+        whole = isinstance(per_customer, int | float) and not isinstance(per_customer, bool)
+        if not whole or not float(per_customer).is_integer() or not 1 <= per_customer <= 1000:
+            errors.append(FieldError("per_customer", "must be a whole number, 1 or more"))
+        else:
+            per_customer = int(per_customer)
+    include = b.get("include", [])
+    if not isinstance(include, list) or not all(isinstance(x, str) for x in include) or len(include) > 64:
+        errors.append(FieldError("include", "must be a list of at most 64 attribute names"))
+        include = []
+    if errors:
+        _raise(errors, "invalid outbound run")
+    return RunRequest(
+        channel=channel,  # type: ignore[arg-type]
+        segment=segment,
+        customer_ids=None if ids is None else tuple(ids),
+        dry_run=dry_run,
+        send_at=send_at,
+        budget=None if budget is None else float(budget),
+        per_customer=per_customer,
+        include=tuple(include),
+    )
+
+
+def _send_time(value: Any, now: float, errors: list[FieldError]) -> float | None:
+    """An ISO 8601 time with its zone, up to a year ahead (a past one means now)."""
+    try:
+        parsed = dt.datetime.fromisoformat(value.upper()) if isinstance(value, str) and len(value) <= 40 else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        errors.append(
+            FieldError("send_at", "must be an ISO 8601 time with its zone, such as 2026-12-03T09:00:00+01:00")
+        )
+        return None
+    if parsed.timestamp() > now + MAX_SEND_AHEAD:
+        errors.append(FieldError("send_at", "is more than a year ahead"))
+        return None
+    return parsed.timestamp()

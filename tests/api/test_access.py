@@ -39,6 +39,10 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/keys"): {"admin"},
     ("DELETE", "/v1/keys/{key_id}"): {"admin"},
     ("GET", "/v1/audit"): {"admin"},
+    ("POST", "/v1/outbound/runs"): {"marketer", "admin"},
+    ("GET", "/v1/outbound/runs"): {"crm", "marketer", "analyst", "admin"},
+    ("GET", "/v1/outbound/runs/{run_id}"): {"crm", "marketer", "analyst", "admin"},  # lead management: crm
+    ("GET", "/v1/outbound/runs/{run_id}/selection"): {"crm", "marketer", "analyst", "admin"},
     ("GET", "/metrics"): {"operator", "admin"},
     ("GET", "/healthz"): set(ROLES),
     ("GET", "/readyz"): set(ROLES),
@@ -60,8 +64,13 @@ def _request(method: str, path: str) -> tuple[str, dict[str, Any] | None]:
         ("PUT", "/v1/customers/{customer_id}"): CUSTOMER,
         ("PATCH", "/v1/customers/{customer_id}"): {"attributes": {"plan": "large"}},
         ("POST", "/v1/keys"): {"name": "made by a test", "role": "analyst"},
+        ("POST", "/v1/outbound/runs"): {"channel": "email", "dry_run": True},
     }
-    url = path.replace("{customer_id}", "c-1").replace("{key_id}", "0123456789ab")
+    url = (
+        path.replace("{customer_id}", "c-1")
+        .replace("{key_id}", "0123456789ab")
+        .replace("{run_id}", "run-0123456789abcdef0123")
+    )
     return url, bodies.get((method, path))
 
 
