@@ -3,6 +3,7 @@ duplicates and trimming, expiry of customers without a profile, and the shared a
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -148,3 +149,20 @@ def test_the_lua_scripts_name_the_customer_fields_as_keys_py_does() -> None:
 async def remembered(store: Any, by_customer: Any, now_ms: int | None = None) -> Any:
     """apply_events for customers without a profile on a channel that remembers them (rules: remember_anonymous)."""
     return await store.apply_events(by_customer, now_ms, {c: HISTORY_TTL for c in by_customer})
+
+
+async def test_a_new_process_reads_the_attribute_registry_once_for_many_profiles(
+    store: Store, redis_url: str, redis: Redis
+) -> None:
+    """Another process wrote the profiles; this one reads 2,000 at once on a fresh start. One registry read
+    serves them all: one each would need more connections than the client's pool of 256."""
+    for i in range(2000):
+        assert await store.write_profile(f"c-{i}", "*", {"plan": "large", "age": i}, 0, "sv", 1) == 1
+    fresh = Store(redis_client(redis_url, 5.0))
+    before = (await redis.info("commandstats")).get("cmdstat_hgetall", {}).get("calls", 0)
+    try:
+        read = await asyncio.gather(*(fresh.read_customer(f"c-{i}") for i in range(2000)))
+    finally:
+        await fresh.close()
+    assert [r.attributes for r in read] == [{"plan": "large", "age": i} for i in range(2000)]
+    assert (await redis.info("commandstats"))["cmdstat_hgetall"]["calls"] - before == 1

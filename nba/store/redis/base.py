@@ -55,6 +55,7 @@ class RedisBase:
         # the attribute registry (keys.ATTRIBUTE_CODES) as far as this process has needed it
         self._code_of: dict[str, int] = {}
         self._name_of: dict[int, str] = {}
+        self._registry_read: asyncio.Task[None] | None = None  # the one registry read in flight
         # the customer scripts and the inbox (every decision and event) share one pipelined connection (per
         # primary on a cluster)
         self._route = router_for(client)

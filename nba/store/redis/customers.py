@@ -141,10 +141,7 @@ class Customers(RedisBase):
             ) from None
         if any(code not in self._name_of for code in codes):
             # written by a process that met an attribute first: its code is in the registry
-            registry: dict[bytes, bytes] = await self._timed(
-                "attribute_codes", lambda: self.client.hgetall(keys.ATTRIBUTE_CODES)
-            )
-            self._learn_codes((name.decode(), int(code)) for name, code in registry.items())
+            await self._read_registry()
             lost = [code for code in codes if code not in self._name_of]
             if lost:
                 self.unreadable("profile", customer_id, raw)
@@ -155,6 +152,19 @@ class Customers(RedisBase):
                 )
         names = self._name_of
         return {names[code]: value for code, value in zip(codes, flat[1::2], strict=True)}
+
+    async def _read_registry(self) -> None:
+        """One read of the registry for all who need it at once: a process that has just started and
+        reads a thousand profiles together would otherwise send a thousand, more than its connections."""
+        if self._registry_read is None or self._registry_read.done():
+            self._registry_read = asyncio.ensure_future(self._registry())
+        await asyncio.shield(self._registry_read)
+
+    async def _registry(self) -> None:
+        registry: dict[bytes, bytes] = await self._timed(
+            "attribute_codes", lambda: self.client.hgetall(keys.ATTRIBUTE_CODES)
+        )
+        self._learn_codes((name.decode(), int(code)) for name, code in registry.items())
 
     def _learn_codes(self, pairs: Iterable[tuple[str, int]]) -> None:
         for name, code in pairs:
