@@ -12,16 +12,20 @@ body of PUT /v1/customers (and of PATCH with --mode merge, where null removes an
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import gzip
 import io
+import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from array import array
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
+import numpy as np
 import orjson
 
 from nba.concurrency import run_bounded
@@ -51,6 +55,9 @@ class Record:
 class Rejected:
     line: int
     errors: list[FieldError]
+    # whose record it was, when a valid id could be read from it: a full sync must not take a bad record
+    # for an absence (None: the line names no customer that can be told)
+    customer_id: str | None = None
 
     def lines(self) -> list[str]:
         return [f"line {self.line}: {e.field}: {e.message}" for e in self.errors]
@@ -63,6 +70,7 @@ class Summary:
     examples: list[Rejected] = field(default_factory=list)  # the first few rejected, to show
     seconds: float = 0.0
     done_through: int = 0  # every line up to this one is imported or rejected
+    unidentified: int = 0  # rejected lines that name no customer (a full sync erases nothing then)
 
 
 class Checkpoint:
@@ -126,14 +134,28 @@ def open_source(path: str) -> Source:
     return Source(io.TextIOWrapper(binary, encoding="utf-8", newline=""), size, buffered.tell)
 
 
-def read_records(stream: IO[str], fmt: str, rulebook: Rulebook) -> Iterator[Record | Rejected]:
+class Lines:
+    """The lines of a text, remembering whether the last one ended with a line break: an export cut off
+    in the middle ends without one (a full sync then erases nothing)."""
+
+    def __init__(self, text: Iterable[str]):
+        self.text = text
+        self.complete = True
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self.text:
+            self.complete = line.endswith(("\n", "\r"))
+            yield line
+
+
+def read_records(stream: Iterable[str], fmt: str, rulebook: Rulebook) -> Iterator[Record | Rejected]:
     if fmt == "csv":
         yield from _csv_records(stream, rulebook)
     else:
         yield from _json_records(stream)
 
 
-def _csv_records(stream: IO[str], rulebook: Rulebook) -> Iterator[Record | Rejected]:
+def _csv_records(stream: Iterable[str], rulebook: Rulebook) -> Iterator[Record | Rejected]:
     reader = csv.reader(stream)
     try:
         header = next(reader)
@@ -155,7 +177,8 @@ def _csv_records(stream: IO[str], rulebook: Rulebook) -> Iterator[Record | Rejec
             continue
         errors: list[FieldError] = []
         if len(row) != len(header):
-            yield Rejected(line, [FieldError("row", f"has {len(row)} cells; the header has {len(header)}")])
+            who = check_id(row[id_at], "customer_id", []) if id_at < len(row) else None
+            yield Rejected(line, [FieldError("row", f"has {len(row)} cells; the header has {len(header)}")], who)
             continue
         cid = check_id(row[id_at], "customer_id", errors)
         attributes: dict[str, Any] = {}
@@ -167,7 +190,7 @@ def _csv_records(stream: IO[str], rulebook: Rulebook) -> Iterator[Record | Rejec
                 errors.append(FieldError(f"attributes.{name}", value.message))
             else:
                 attributes[name] = value
-        yield Rejected(line, errors) if errors or cid is None else Record(line, cid, attributes)
+        yield Rejected(line, errors, cid) if errors or cid is None else Record(line, cid, attributes)
 
 
 def cell_value(kind: str, cell: str) -> Any:
@@ -199,14 +222,14 @@ def cell_value(kind: str, cell: str) -> Any:
     return cell  # string and date: as written (checked like any write)
 
 
-def _json_records(stream: IO[str]) -> Iterator[Record | Rejected]:
+def _json_records(stream: Iterable[str]) -> Iterator[Record | Rejected]:
     for line, text in enumerate(stream, start=1):
         if not text.strip():
             continue
         try:
             item = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
-            yield Rejected(line, [FieldError("line", f"not a JSON object: {exc}")])
+            yield Rejected(line, [FieldError("line", f"not a JSON object: {exc}")], _id_in(text))
             continue
         if not isinstance(item, dict):
             yield Rejected(line, [FieldError("line", "not a JSON object")])
@@ -220,9 +243,18 @@ def _json_records(stream: IO[str]) -> Iterator[Record | Rejected]:
         if extra:
             errors.append(FieldError(sorted(extra)[0], "unknown field; expected customer_id and attributes"))
         if errors or cid is None or not isinstance(attributes, dict):
-            yield Rejected(line, errors)
+            yield Rejected(line, errors, cid)
         else:
             yield Record(line, cid, attributes)
+
+
+_ID_IN_TEXT = re.compile(r'"customer_id"\s*:\s*"([^"\\]{1,128})"')
+
+
+def _id_in(text: str) -> str | None:
+    """The customer id a broken JSON line names, when one can be read (a line cut off in the middle)."""
+    found = _ID_IN_TEXT.search(text)
+    return check_id(found.group(1), "customer_id", []) if found else None
 
 
 class Progress:
@@ -280,6 +312,49 @@ class RejectFile:
 
 SHOWN_REJECTS = 5
 CHECKPOINT_SECONDS = 2.0
+# records written in one round trip (replace_many), and batches in flight: with one, Python would wait
+# for Redis to run a batch before preparing the next, and the two would take turns instead of overlapping
+BATCH = 100
+MIN_BATCHES = 4
+
+
+class IdSet:
+    """Customer ids as 8-byte hashes: 5 million take 40 MB here, where a set of the strings takes about
+    450 MB. Python's own str hash (SipHash, 64 bits) is used, so the hashes mean something in this
+    process only, which is all a run needs. Two ids with one hash (about 1 in 10^6 runs at 5 million
+    ids) make one look present: a full sync then keeps a customer it could have erased, never the reverse."""
+
+    def __init__(self) -> None:
+        self._added = array("q")
+        self._sorted: np.ndarray[Any, np.dtype[np.int64]] | None = None
+
+    def add(self, customer_id: str) -> None:
+        self._added.append(hash(customer_id))
+        self._sorted = None
+
+    def extend(self, customer_ids: Iterable[str]) -> None:
+        self._added.extend(hash(c) for c in customer_ids)
+        self._sorted = None
+
+    def _frozen(self) -> np.ndarray[Any, np.dtype[np.int64]]:
+        if self._sorted is None:
+            self._sorted = np.unique(np.frombuffer(self._added, dtype=np.int64))
+        return self._sorted
+
+    def __len__(self) -> int:
+        return len(self._frozen())
+
+    def contains(self, customer_ids: list[str]) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        """For each id, whether it is in the set."""
+        known = self._frozen()
+        wanted = np.fromiter((hash(c) for c in customer_ids), dtype=np.int64, count=len(customer_ids))
+        at = np.minimum(np.searchsorted(known, wanted), max(len(known) - 1, 0))
+        return known[at] == wanted if len(known) else np.zeros(len(customer_ids), bool)
+
+    @property
+    def nbytes(self) -> int:
+        frozen = 0 if self._sorted is None else self._sorted.nbytes
+        return self._added.buffer_info()[1] * self._added.itemsize + frozen
 
 
 async def import_records(
@@ -292,58 +367,141 @@ async def import_records(
     progress: Progress | None = None,
     checkpoint: Checkpoint | None = None,
 ) -> Summary:
-    """Write `items`, `concurrency` at once; each rejected record goes to `reject` as it is found. Lines
-    up to the checkpoint's `skip_through` were done by an earlier run and are skipped."""
-    skip_through = checkpoint.skip_through if checkpoint is not None else 0
-    summary = Summary(done_through=skip_through)
-    start = time.monotonic()
-    in_flight: dict[int, None] = {}  # lines being written, oldest first (a dict keeps insertion order)
-    seen = skip_through  # the last line taken from `items`
-    saved_at = start
+    """Write `items` in batches, about `concurrency` records in flight at once; each rejected record goes
+    to `reject` as it is found. Lines up to the checkpoint's `skip_through` were done by an earlier run
+    and are skipped."""
+    run = Import(customers, merge=merge, reject=reject, concurrency=concurrency)
+    return await run.run(items, progress=progress, checkpoint=checkpoint)
 
-    def rejected(r: Rejected) -> None:
+
+class Import:
+    """One import: records in batches of BATCH, `concurrency` records in flight. A record of a customer
+    whose earlier record is still being written waits for it, so the later line is the one that stays
+    (as two PUTs in a row). `seen` (for a full sync) collects the id of every record, imported, rejected
+    or done by an earlier run, and `Summary.unidentified` counts rejected lines that name no customer."""
+
+    def __init__(
+        self,
+        customers: Customers,
+        *,
+        merge: bool,
+        reject: Callable[[Rejected], None],
+        concurrency: int = 256,
+        seen: IdSet | None = None,
+    ):
+        self.customers = customers
+        self.merge = merge
+        self.reject = reject
+        self.size = max(1, min(BATCH, concurrency // MIN_BATCHES))
+        self.workers = max(1, concurrency // self.size)
+        self.seen = seen
+        self.summary = Summary()
+        self.in_flight: dict[int, None] = {}  # the first line of each batch being filled or written, oldest first
+        self.last_line = 0  # the last line taken from the items
+        self.writing: dict[str, asyncio.Event] = {}  # customer id -> the batch last sent with it, until written
+
+    async def run(
+        self,
+        items: Iterable[Record | Rejected],
+        *,
+        progress: Progress | None = None,
+        checkpoint: Checkpoint | None = None,
+    ) -> Summary:
+        skip_through = checkpoint.skip_through if checkpoint is not None else 0
+        self.summary.done_through = self.last_line = skip_through
+        start = time.monotonic()
+        try:
+            await run_bounded(self._batches(items, skip_through, progress, checkpoint), self.workers)
+        finally:
+            self.summary.seconds = time.monotonic() - start
+            if progress is not None:
+                progress.done()
+            if checkpoint is not None:
+                checkpoint.save(self.summary)
+        return self.summary
+
+    def _rejected(self, r: Rejected) -> None:
+        summary = self.summary
         summary.rejected += 1
         if len(summary.examples) < SHOWN_REJECTS:
             summary.examples.append(r)
-        reject(r)
+        self.reject(r)
 
-    def advance() -> None:
-        summary.done_through = next(iter(in_flight)) - 1 if in_flight else seen
+    def _advance(self) -> None:
+        self.summary.done_through = next(iter(self.in_flight)) - 1 if self.in_flight else self.last_line
 
-    async def write(record: Record) -> None:
-        try:
-            await customers.save(record.customer_id, record.attributes, merge=merge)
-            summary.imported += 1
-        except InvalidRequest as exc:
-            rejected(Rejected(record.line, exc.errors))
-        del in_flight[record.line]
-        advance()
-
-    def writes() -> Iterator[Any]:
-        nonlocal saved_at, seen
+    def _batches(
+        self,
+        items: Iterable[Record | Rejected],
+        skip_through: int,
+        progress: Progress | None,
+        checkpoint: Checkpoint | None,
+    ) -> Iterator[Awaitable[None]]:
+        saved_at = time.monotonic()
+        seen = self.seen
+        batch: list[Record] = []
         for item in items:
+            if seen is not None:
+                if item.customer_id is not None:
+                    seen.add(item.customer_id)
+                else:
+                    self.summary.unidentified += 1
             if item.line <= skip_through:
                 continue
-            seen = item.line
+            self.last_line = item.line
             if progress is not None:
-                progress.tick(summary)
+                progress.tick(self.summary)
             if checkpoint is not None and time.monotonic() - saved_at >= CHECKPOINT_SECONDS:
-                checkpoint.save(summary)
+                checkpoint.save(self.summary)
                 saved_at = time.monotonic()
             if isinstance(item, Rejected):
-                rejected(item)
-                advance()
-            else:
-                in_flight[item.line] = None
-                advance()
-                yield write(item)
+                self._rejected(item)
+                self._advance()
+                continue
+            if not batch:
+                self.in_flight[item.line] = None
+            batch.append(item)
+            if len(batch) >= self.size:
+                yield self._send(batch)
+                batch = []
+        if batch:
+            yield self._send(batch)
+        self._advance()
 
+    def _send(self, batch: list[Record]) -> Awaitable[None]:
+        done = asyncio.Event()
+        after = set()
+        for record in batch:
+            earlier = self.writing.get(record.customer_id)
+            if earlier is not None and earlier is not done:
+                after.add(earlier)
+            self.writing[record.customer_id] = done
+        return self._write(batch, after, done)
+
+    async def _write(self, batch: list[Record], after: set[asyncio.Event], done: asyncio.Event) -> None:
+        try:
+            for earlier in after:
+                await earlier.wait()
+            if self.merge:
+                results = await asyncio.gather(*(_merge_one(self.customers, r) for r in batch))
+            else:
+                results = await self.customers.replace_many([(r.customer_id, r.attributes) for r in batch])
+        finally:
+            done.set()
+        for record, errors in zip(batch, results, strict=True):
+            if errors:
+                self._rejected(Rejected(record.line, errors, record.customer_id))
+            else:
+                self.summary.imported += 1
+            if self.writing.get(record.customer_id) is done:
+                del self.writing[record.customer_id]
+        del self.in_flight[batch[0].line]
+        self._advance()
+
+
+async def _merge_one(customers: Customers, record: Record) -> list[FieldError]:
     try:
-        await run_bounded(writes(), concurrency)
-    finally:
-        summary.seconds = time.monotonic() - start
-        if progress is not None:
-            progress.done()
-        if checkpoint is not None:
-            checkpoint.save(summary)
-    return summary
+        await customers.save(record.customer_id, record.attributes, merge=True)
+    except InvalidRequest as exc:
+        return exc.errors
+    return []

@@ -13,12 +13,13 @@ from typing import Any
 from nba.concurrency import KeyedLocks
 from nba.decision import segments
 from nba.domain import EVENT_TYPES
-from nba.errors import InvalidRequest, NotFound, Unavailable
+from nba.errors import FieldError, InvalidRequest, NotFound, Unavailable
 from nba.live import Live
 from nba.rules import profile
+from nba.rules.compiled import profile_segments
 from nba.rules.rulebook import Rulebook
 from nba.store import history
-from nba.store.contract import Storage
+from nba.store.contract import ProfileWrite, Storage
 from nba.store.keys import HISTORY_TTL
 
 _CAS_RETRIES = 20
@@ -50,6 +51,29 @@ class Customers:
         async with self._locks.hold(customer_id):
             await self._save(rb, customer_id, profile.normalise(rb, attributes), merge)
 
+    async def replace_many(self, records: list[tuple[str, dict[str, Any]]]) -> list[list[FieldError]]:
+        """PUT for many customers at once: each checked and stored exactly as `save` stores it (same
+        attributes, segments, key layout), written together in one round trip. The problems of each
+        record (empty: stored); nothing of a record with problems is stored. Of two records of one
+        customer the later stays, as two PUTs in a row. No per-customer lock: a replacement compares no
+        revision, and a concurrent merge (PATCH) notices the new revision and retries."""
+        rb = self.live.snapshot.rulebook
+        compiled = profile_segments(rb)
+        now = self.clock()
+        now_ms = int(now * 1000)
+        version = rb.segments_version
+        check, normalise, bits = profile.check_attributes, profile.normalise, compiled.bits
+        results: list[list[FieldError]] = []
+        writes: list[ProfileWrite] = []
+        for customer_id, attributes in records:
+            errors = check(rb, attributes)
+            results.append(errors)
+            if not errors:
+                new = normalise(rb, attributes)
+                writes.append(ProfileWrite(customer_id, new, bits(new, now), version, now_ms))
+        await self.store.write_profiles(writes)
+        return results
+
     async def _save(self, rb: Rulebook, customer_id: str, attributes: dict[str, Any], merge: bool) -> None:
         for attempt in range(_CAS_RETRIES):
             if attempt:
@@ -61,7 +85,7 @@ class Customers:
                 current, _ = await self.store.get_profile(customer_id)
                 expected = current.revision if current else ""
                 new = profile.merge(current.attributes if current else {}, attributes)
-            segs = segments.materialise(rb, new, now)
+            segs = profile_segments(rb).bits(new, now)
             rev = await self.store.write_profile(customer_id, expected, new, segs, rb.segments_version, int(now * 1000))
             if rev >= 0:
                 return

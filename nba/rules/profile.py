@@ -21,13 +21,13 @@ def check_attributes(
 ) -> list[FieldError]:
     """Every problem of a set of attributes; `allow_null` for merge patches, where null deletes."""
     errors: list[FieldError] = []
+    types, allowed = rulebook.attributes, rulebook.list_values
     for name, value in attributes.items():
-        field = f"{prefix}.{name}"
-        t = rulebook.attributes.get(name)
+        t = types.get(name)
         if t is None:
             errors.append(
                 FieldError(
-                    field,
+                    f"{prefix}.{name}",
                     "unknown attribute (declared attributes are in rules/profile.yaml: "
                     + ", ".join(sorted(rulebook.attributes))
                     + ")",
@@ -36,11 +36,11 @@ def check_attributes(
             continue
         if value is None:
             if not allow_null:
-                errors.append(FieldError(field, "must not be null (leave the attribute out instead)"))
+                errors.append(FieldError(f"{prefix}.{name}", "must not be null (leave the attribute out instead)"))
             continue
-        message = _check(t, value, rulebook.list_values.get(name))
+        message = _check(t, value, allowed.get(name))
         if message:
-            errors.append(FieldError(field, message))
+            errors.append(FieldError(f"{prefix}.{name}", message))
     return errors
 
 
@@ -80,10 +80,12 @@ def _check(t: str, v: Any, allowed: tuple[str, ...] | None) -> str | None:
 
 def normalise(rulebook: Rulebook, attributes: Mapping[str, Any]) -> dict[str, Any]:
     """Checked attributes as stored: a whole number sent as 48.0 is kept as 48."""
-    return {
-        name: int(v) if rulebook.attributes.get(name) == "integer" and isinstance(v, float) else v
-        for name, v in attributes.items()
-    }
+    types = rulebook.attributes
+    out = dict(attributes)
+    for name, v in attributes.items():
+        if isinstance(v, float) and types.get(name) == "integer":  # a float is rare: look at types only then
+            out[name] = int(v)
+    return out
 
 
 def merge(attributes: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

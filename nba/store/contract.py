@@ -130,6 +130,16 @@ class InboxBatch:
     last: dict[int, str]
 
 
+class ProfileWrite(NamedTuple):
+    """One profile of a bulk write: what write_profile takes, without a revision to compare."""
+
+    customer_id: str
+    attributes: Mapping[str, Any]
+    segments: int
+    segments_version: str
+    updated_ms: int
+
+
 Positions = Mapping[int, str]  # inbox shard -> id of the last entry committed ("0": none yet)
 
 
@@ -160,6 +170,16 @@ class Storage(Protocol):
     ) -> int:
         """The new revision, or -1 when the profile changed since `expected_revision` ('' when it must not
         exist yet, '*' for any). A profile makes the customer permanent and lifts an erasure."""
+        ...
+
+    async def write_profiles(self, writes: list[ProfileWrite]) -> None:
+        """Replace many profiles (write_profile with expected revision '*'), pipelined: one round trip for
+        all of them on one Redis. Written in order, so of two writes of one customer the later stays."""
+        ...
+
+    async def profile_attributes(self, customer_ids: list[str]) -> list[dict[str, Any] | None]:
+        """The stored attributes of each customer (None: no profile), pipelined. StoredDataUnreadable when
+        one cannot be parsed."""
         ...
 
     async def erase(self, customer_id: str, now_ms: int) -> int:

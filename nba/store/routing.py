@@ -80,15 +80,11 @@ class SingleNode:
         try:
             return await self.mux.execute(*args)
         except ResponseError as exc:
-            if str(exc).startswith("MOVED"):
-                raise ResponseError(
-                    f"{exc}: this Redis is a Redis Cluster node, but it did not answer when nba started and was "
-                    "taken for a single server; restart nba, or list several seed nodes in NBA_REDIS_URL"
-                ) from None
-            raise
+            raise _unmoved(exc) from None
 
     async def execute_all(self, commands: list[tuple[Any, ...]]) -> list[Any | BaseException]:
-        return await each(self.execute, commands)
+        replies = await self.mux.execute_many(commands)
+        return [_unmoved(r) if isinstance(r, ResponseError) else r for r in replies]
 
     def node_of(self, key: str | bytes) -> object:
         return self.mux
@@ -101,3 +97,12 @@ class SingleNode:
 
     async def close(self) -> None:
         await self.mux.close()
+
+
+def _unmoved(exc: ResponseError) -> ResponseError:
+    if str(exc).startswith("MOVED"):
+        return ResponseError(
+            f"{exc}: this Redis is a Redis Cluster node, but it did not answer when nba started and was "
+            "taken for a single server; restart nba, or list several seed nodes in NBA_REDIS_URL"
+        )
+    return exc

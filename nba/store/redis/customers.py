@@ -11,7 +11,7 @@ import orjson
 
 from nba.errors import StoredDataUnreadable
 from nba.store import keys, scripts
-from nba.store.contract import CustomerSnapshot, StoredProfile
+from nba.store.contract import CustomerSnapshot, ProfileWrite, StoredProfile
 from nba.store.redis.base import RedisBase, Script
 
 _F = keys.Field
@@ -120,12 +120,51 @@ class Customers(RedisBase):
             )
         )
 
+    async def write_profiles(self, writes: list[ProfileWrite]) -> None:
+        """The calls of write_profile, sent together (_eval_many): the multiplexed connection writes them in
+        one go and Redis runs them in order, so per profile this costs the script and no round trip."""
+        if not writes:
+            return
+        await self._learn_names({name for w in writes for name in w.attributes})
+        code_of = self._code_of
+        calls = [
+            _WRITE_PROFILE.args(
+                [keys.customer(w.customer_id), keys.erased(w.customer_id)],
+                [
+                    "*",
+                    orjson.dumps([x for name, value in w.attributes.items() for x in (code_of[name], value)]),
+                    w.segments,
+                    w.segments_version,
+                    w.updated_ms,
+                    keys.erased_field(w.customer_id),
+                ],
+            )
+            for w in writes
+        ]
+        await self._timed("write_profiles", lambda: self._eval_many(_WRITE_PROFILE, calls))
+
+    async def profile_attributes(self, customer_ids: list[str]) -> list[dict[str, Any] | None]:
+        replies = await self._timed(
+            "profile_attributes",
+            lambda: self._route.execute_all([("HGET", keys.customer(c), _F.ATTRIBUTES) for c in customer_ids]),
+        )
+        out: list[dict[str, Any] | None] = []
+        for cid, raw in zip(customer_ids, replies, strict=True):
+            if isinstance(raw, BaseException):
+                raise raw
+            out.append(None if raw is None else await self._decode_attributes(raw, cid))
+        return out
+
     async def _encode_attributes(self, attributes: Mapping[str, Any]) -> bytes:
-        new = [name for name in attributes if name not in self._code_of]
+        await self._learn_names(attributes)
+        return orjson.dumps([x for name, value in attributes.items() for x in (self._code_of[name], value)])
+
+    async def _learn_names(self, names: Iterable[str]) -> None:
+        """The codes of attribute names this process has not met yet, from the shared registry."""
+        new = [name for name in names if name not in self._code_of]
         if new:
             codes = await self._eval("attribute_codes", _ATTRIBUTE_CODES, [keys.ATTRIBUTE_CODES], new)
             self._learn_codes(zip(new, codes, strict=True))
-        return orjson.dumps([x for name, value in attributes.items() for x in (self._code_of[name], value)])
 
     async def _decode_attributes(self, raw: bytes, customer_id: str) -> dict[str, Any]:
         try:
