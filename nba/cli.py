@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import gzip
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -50,7 +51,8 @@ if TYPE_CHECKING:
 
     from redis import Redis, RedisCluster
 
-    from nba.customers import bulk
+    from nba.customers import bulk, sync
+    from nba.customers.service import Customers
 
     AnyRedis: TypeAlias = Redis | RedisCluster
 
@@ -171,6 +173,24 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip what an interrupted import of this same file did (FILE.checkpoint); rejects are appended",
     )
+    imports.add_argument(
+        "--full-sync",
+        action="store_true",
+        help="the file is every customer: erase (as DELETE) those with a profile that are not in it; exit 3 when "
+        "nothing was erased for safety (--max-delete, a rejected line naming no customer, a file cut off)",
+    )
+    imports.add_argument(
+        "--max-delete",
+        default="5%",
+        help="a full sync erases nothing when it would erase more than this: a share of the customers with a "
+        "profile before the run (default 5%%) or a number",
+    )
+    imports.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check every record and report what would change (new, changed, unchanged, rejected, erased); "
+        "write nothing",
+    )
     test = rules_sub.add_parser("test", help="run the rule tests in DIR/tests/*.yaml; exit 1 on a failure")
     test.add_argument("directory", nargs="?", type=Path, default=None)
     test.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
@@ -219,45 +239,60 @@ def _run(args: argparse.Namespace) -> int:
     return run_server(settings, args)
 
 
+# exit codes of `nba customers import`
+IMPORT_REJECTED = 1  # some records were rejected (listed in the reject file); the rest is imported
+IMPORT_FAILED = 2  # the file cannot be imported (or stopped being readable part-way)
+SYNC_REFUSED = 3  # a full sync erased nothing, for safety (the import itself is done)
+
+
 async def customers_import(settings: Settings, args: argparse.Namespace) -> int:
-    """`nba customers import`: see nba/customers/bulk.py."""
-    from nba.customers import bulk
+    """`nba customers import`: see nba/customers/bulk.py and nba/customers/sync.py."""
+    from nba.customers import bulk, sync
 
     fmt = args.format or bulk.format_of(args.file)
+    problem = None
     if fmt is None:
-        print(f"nba: say --format csv or jsonl: {args.file!r} does not say which", file=sys.stderr)
-        return 2
-    if not 1 <= args.concurrency <= 10_000:
-        print("nba: --concurrency must be between 1 and 10000", file=sys.stderr)
-        return 2
-    if args.resume and args.file == "-":
-        print("nba: --resume needs a file (standard input cannot be read again)", file=sys.stderr)
-        return 2
+        problem = f"say --format csv or jsonl: {args.file!r} does not say which"
+    elif not 1 <= args.concurrency <= 10_000:
+        problem = "--concurrency must be between 1 and 10000"
+    elif args.resume and args.file == "-":
+        problem = "--resume needs a file (standard input cannot be read again)"
+    elif args.resume and args.dry_run:
+        problem = "--dry-run reads the whole file: it does not --resume"
+    try:
+        max_delete = sync.MaxDelete.parse(args.max_delete)
+    except ValueError as exc:
+        problem = problem or str(exc)
+    if problem is not None or fmt is None:
+        print(f"nba: {problem}", file=sys.stderr)
+        return IMPORT_FAILED
     try:
         source = bulk.open_source(args.file)
-        checkpoint = None if args.file == "-" else bulk.Checkpoint(Path(args.file))
+        checkpoint = None if args.file == "-" or args.dry_run else bulk.Checkpoint(Path(args.file))
         if checkpoint is not None and args.resume and checkpoint.resume():
             print(f"resuming after line {checkpoint.skip_through}", file=sys.stderr)
     except OSError as exc:
         print(f"nba: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-        return 2
+        return IMPORT_FAILED
     except bulk.SourceInvalid as exc:
         print(f"nba: {exc}", file=sys.stderr)
-        return 2
+        return IMPORT_FAILED
     rejects = args.rejects or Path("rejects.txt" if args.file == "-" else f"{args.file}.rejects")
-    if not args.resume:
+    if not args.resume and not args.dry_run:
         rejects.unlink(missing_ok=True)
-    with source.text, bulk.RejectFile(rejects) as reject:
-        summary = await _import(settings, args, source, fmt, reject, checkpoint)
-    if summary is None:
-        return 2
+    with source.text, bulk.RejectFile(rejects) as reject_file:
+        reject: Callable[[bulk.Rejected], None] = (lambda r: None) if args.dry_run else reject_file
+        outcome = await _import(settings, args, source, fmt, reject, checkpoint, max_delete)
+    if outcome is None:
+        return IMPORT_FAILED
+    summary, sync_refused = outcome
     if checkpoint is not None:
         checkpoint.remove()  # complete: nothing to resume
     for r in summary.examples:
         print("\n".join(r.lines()), file=sys.stderr)
-    if summary.rejected:
+    if summary.rejected and not args.dry_run:
         print(f"{summary.rejected} rejected record(s) are listed in {rejects}", file=sys.stderr)
-    return 1 if summary.rejected else 0
+    return SYNC_REFUSED if sync_refused else IMPORT_REJECTED if summary.rejected else 0
 
 
 async def _import(
@@ -265,10 +300,12 @@ async def _import(
     args: argparse.Namespace,
     source: bulk.Source,
     fmt: str,
-    reject: bulk.RejectFile,
+    reject: Callable[[bulk.Rejected], None],
     checkpoint: bulk.Checkpoint | None,
-) -> bulk.Summary | None:
-    from nba.customers import bulk
+    max_delete: sync.MaxDelete,
+) -> tuple[bulk.Summary, bool] | None:
+    """The summary, and whether a full sync refused to erase; None when the file could not be imported."""
+    from nba.customers import bulk, sync
     from nba.customers.service import Customers
     from nba.live import Live
     from nba.metrics import Metrics
@@ -277,25 +314,86 @@ async def _import(
         live = Live(load_rulebook(settings.rules_dir), store, Metrics())
         await live.sync_rules()  # the rules the servers use, when some were published
         rulebook = live.snapshot.rulebook
+        customers = Customers(live, store, time.time)
+        full = (
+            sync.FullSync(await sync.profiled(store), max_delete, int(time.time() * 1000)) if args.full_sync else None
+        )
+        lines = bulk.Lines(source.text)
+        run = bulk.Import(
+            customers,
+            merge=args.mode == "merge",
+            reject=reject,
+            concurrency=args.concurrency,
+            seen=full.seen if full is not None else None,
+            dry_run=args.dry_run,
+        )
         try:
-            summary = await bulk.import_records(
-                Customers(live, store, time.time),
-                bulk.read_records(source.text, fmt, rulebook),
-                merge=args.mode == "merge",
-                reject=reject,
-                concurrency=args.concurrency,
-                progress=bulk.Progress(source),
-                checkpoint=checkpoint,
+            summary = await run.run(
+                bulk.read_records(lines, fmt, rulebook), progress=bulk.Progress(source), checkpoint=checkpoint
             )
-        except (bulk.SourceInvalid, UnicodeDecodeError, csv.Error) as exc:
+        except (bulk.SourceInvalid, UnicodeDecodeError, csv.Error, EOFError, gzip.BadGzipFile) as exc:
+            # EOFError: a gzip file cut off. Nothing is erased by a full sync of a file not read to its end
             print(f"nba: {args.file}: {exc}; nothing more was imported", file=sys.stderr)
             return None
+        where = f"{store.description}, rules {rulebook.version}"
+        if args.dry_run:
+            records = summary.new + summary.changed + summary.unchanged + summary.rejected
+            print(
+                f"dry run, nothing written: of {records} record(s) {summary.new} new, {summary.changed} changed, "
+                f"{summary.unchanged} unchanged, {summary.rejected} rejected; checked in {summary.seconds:.1f} s "
+                f"against {where}",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"{summary.imported} profile(s) imported, {summary.rejected} rejected in {summary.seconds:.1f} s "
+                f"({summary.imported / max(summary.seconds, 1e-9):.0f}/s) into {where}",
+                file=sys.stderr,
+            )
+        refused = await _full_sync(args, customers, full, summary, lines.complete) if full is not None else False
+    return summary, refused
+
+
+async def _full_sync(
+    args: argparse.Namespace, customers: Customers, full: sync.FullSync, summary: bulk.Summary, complete: bool
+) -> bool:
+    """Erase the customers the file does not name (nba/customers/sync.py); True when it refused to."""
+    from nba.access import audit
+    from nba.access.audit import Audit
+    from nba.customers import sync
+
+    held = len(full.before)
+    limit = full.max_delete.limit(held)
+    seen = full.seen
+    gone = await sync.absent(customers.store, full.before, seen, keep=limit if not args.dry_run else sync.SAMPLE)
+    reasons = sync.reasons_to_keep(summary, complete)
+    if gone.count > limit:
+        reasons.append(f"that is more than --max-delete {full.max_delete} allows ({limit} of {held} with a profile)")
+    would = "would erase" if args.dry_run or reasons else "erasing"
+    shown = sorted(gone.ids[: sync.SAMPLE])
+    sample = f": {', '.join(shown)}{', ...' if gone.count > len(shown) else ''}" if shown else ""
     print(
-        f"{summary.imported} profile(s) imported, {summary.rejected} rejected in {summary.seconds:.1f} s "
-        f"({summary.imported / max(summary.seconds, 1e-9):.0f}/s) into {store.description}, rules {rulebook.version}",
+        f"full sync: {gone.count} customer(s) with a profile are not in the file ({would}){sample}; "
+        f"{len(seen)} distinct customer(s) in the file; ids kept in {seen.nbytes / 2**20:.1f} MiB",
         file=sys.stderr,
     )
-    return summary
+    if reasons:
+        print("full sync: nothing erased, because " + "; and ".join(reasons), file=sys.stderr)
+        return True
+    if args.dry_run or not gone.count:
+        return False
+    trail = Audit(customers.store, time.time)
+    who = command_line_user()
+    detail = f"full sync of {Path(args.file).name if args.file != '-' else 'standard input'}"
+
+    async def audited(customer_id: str) -> None:
+        # the entry DELETE writes (action and keyed hash of the id), with the run named in its detail
+        await trail.record(who, audit.ERASE, await trail.subject(customer_id), detail)
+
+    done = await sync.erase_absent(customers, gone.ids, full.started_ms, audited)
+    kept = f"; {len(done.kept)} kept: written while the sync ran" if done.kept else ""
+    print(f"full sync: {done.erased} customer(s) erased (each in `nba audit`){kept}", file=sys.stderr)
+    return False
 
 
 def rules_check(directory: Path) -> int:

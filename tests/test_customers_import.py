@@ -9,14 +9,17 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
-from nba.customers import bulk
+from nba.customers import bulk, sync
 from nba.errors import FieldError
+from nba.http.access import ACCESS
 from nba.http.routes import CUSTOMERS
 from nba.rules.load import load_rulebook
+from tests.api.helpers import put_customer
 from tests.conftest import RULES, AppFactory
 
 RULEBOOK = load_rulebook(RULES)
@@ -200,3 +203,125 @@ def test_resume_skips_what_was_done_and_refuses_a_changed_file(tmp_path: Path, r
     done = _nba([str(source), "--resume"], redis_url)
     assert done.returncode == 2
     assert b"changed since" in done.stderr
+
+
+def _jsonl(ids: list[str], tenure: int = 1) -> str:
+    return "".join(f'{{"customer_id": "{c}", "attributes": {{"tenure_months": {tenure}}}}}\n' for c in ids)
+
+
+async def _stored(client: Any, ids: list[str]) -> list[str]:
+    return [c for c in ids if (await client.get(f"/v1/customers/{c}")).status == 200]
+
+
+async def _population(make_client: AppFactory, n: int, tmp_path: Path) -> tuple[Any, list[str], Path]:
+    """A client of the test app, n customers c-1 ... with a profile, and where the CRM's file goes."""
+    client = await make_client()
+    everyone = [f"c-{i}" for i in range(1, n + 1)]
+    for cid in everyone:
+        await put_customer(client, cid, {"tenure_months": 2})
+    return client, everyone, tmp_path / "crm.jsonl"
+
+
+@pytest.mark.slow
+async def test_a_full_sync_erases_who_is_absent_as_delete_does(
+    make_client: AppFactory, redis_url: str, tmp_path: Path
+) -> None:
+    client, everyone, source = await _population(make_client, 40, tmp_path)
+    # c-39 and c-40 left; c-38 is on a bad line (not an absence); c-41 is new
+    source.write_text(
+        _jsonl(everyone[:37]) + '{"customer_id": "c-38", "attributes": {"tenure_months": "many"}}\n' + _jsonl(["c-41"])
+    )
+
+    preview = _nba([str(source), "--full-sync", "--dry-run"], redis_url)
+    assert preview.returncode == 1, preview.stderr.decode()  # one rejected record
+    assert b"of 39 record(s) 1 new, 37 changed, 0 unchanged, 1 rejected" in preview.stderr
+    assert b"2 customer(s) with a profile are not in the file (would erase): c-39, c-40" in preview.stderr
+    assert await _stored(client, everyone) == everyone  # nothing written
+    assert (await client.get("/v1/customers/c-41")).status == 404
+    assert not (tmp_path / "crm.jsonl.rejects").exists()
+
+    done = _nba([str(source), "--full-sync"], redis_url)
+    assert done.returncode == 1, done.stderr.decode()
+    assert b"full sync: 2 customer(s) erased" in done.stderr
+    assert await _stored(client, everyone) == everyone[:38]
+    assert (await client.get("/v1/customers/c-41")).status == 200
+    # erased as DELETE erases: an audit entry each, naming the keyed hash of the id, never the id
+    audit = client.app[ACCESS].audit
+    entries = await audit.read(action="customer.erase")
+    assert {e.target for e in entries} == {await audit.subject("c-39"), await audit.subject("c-40")}
+    assert all(e.detail == "full sync of crm.jsonl" and "c-39" not in str(e) for e in entries)
+    assert await audit.read(customer_id="c-39")
+
+    again = _nba([str(source), "--full-sync", "--dry-run"], redis_url)
+    assert again.returncode == 1
+    assert b"0 customer(s) with a profile are not in the file" in again.stderr
+    assert b"0 new, 0 changed, 38 unchanged, 1 rejected" in again.stderr
+
+
+@pytest.mark.slow
+async def test_a_full_sync_erases_nothing_when_an_absence_is_in_doubt(
+    make_client: AppFactory, redis_url: str, tmp_path: Path
+) -> None:
+    client, everyone, source = await _population(make_client, 100, tmp_path)
+
+    source.write_text(_jsonl(everyone[:90]))  # 10 of 100 absent: above the default 5%
+    done = _nba([str(source), "--full-sync"], redis_url)
+    assert done.returncode == 3, done.stderr.decode()
+    assert b"more than --max-delete 5% allows (5 of 100 with a profile)" in done.stderr
+    assert await _stored(client, everyone) == everyone  # the import is done, nothing erased
+    assert _nba([str(source), "--full-sync", "--max-delete", "9"], redis_url).returncode == 3
+
+    source.write_text(_jsonl(everyone[:95]) + "this line names nobody\n")  # whose line was it?
+    done = _nba([str(source), "--full-sync"], redis_url)
+    assert done.returncode == 3
+    assert b"1 rejected line(s) name no customer that can be told (the first: line 96)" in done.stderr
+
+    source.write_text(_jsonl(everyone[:95])[:-1])  # cut off: no line break at the end
+    done = _nba([str(source), "--full-sync"], redis_url)
+    assert done.returncode == 3
+    assert b"does not end with a line break" in done.stderr
+
+    source.write_bytes(gzip.compress(_jsonl(everyone[:95]).encode())[:-20])  # a gzip file cut off
+    done = _nba([str(source), "--format", "jsonl", "--full-sync"], redis_url)
+    assert done.returncode == 2
+    assert await _stored(client, everyone) == everyone
+
+    # a resumed run: the customers of the lines the earlier run did are present
+    source.write_text(_jsonl(everyone[:95]))
+    checkpoint = bulk.Checkpoint(source)
+    checkpoint.save(bulk.Summary(done_through=60))
+    done = _nba([str(source), "--full-sync", "--resume", "--max-delete", "10%"], redis_url)
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"35 profile(s) imported" in done.stderr
+    assert b"full sync: 5 customer(s) erased" in done.stderr
+    assert await _stored(client, everyone) == everyone[:95]
+
+
+def test_max_delete_is_a_share_or_a_number() -> None:
+    assert sync.MaxDelete.parse("5%").limit(1000) == 50
+    assert sync.MaxDelete.parse("2.5%").limit(999) == 24
+    assert sync.MaxDelete.parse("500").limit(10) == 500
+    for bad in ("x", "-1", "101%", "5.5"):
+        with pytest.raises(ValueError, match="--max-delete"):
+            sync.MaxDelete.parse(bad)
+
+
+def test_an_id_set_holds_ids_as_hashes() -> None:
+    ids = bulk.IdSet()
+    ids.extend(f"c-{i}" for i in range(1000))
+    ids.add("c-1")
+    assert len(ids) == 1000
+    assert ids.contains(["c-1", "c-999", "c-1000", "x"]).tolist() == [True, True, False, False]
+    assert bulk.IdSet().contains(["c-1"]).tolist() == [False]
+
+
+def test_rejected_lines_keep_the_customer_they_name() -> None:
+    rows = _read(
+        '{"customer_id": "c-1", "attributes": {"plan": 3}\n'  # cut off: not JSON, the id can still be read
+        '{"customer_id": "c-2"}\n'
+        '["c-3"]\n',
+        "jsonl",
+    )
+    assert [r.customer_id for r in rows] == ["c-1", "c-2", None]
+    rows = _read(f"{HEADER}\nc-4,basic\n,basic,1,,,,\n")
+    assert [r.customer_id for r in rows] == ["c-4", None]

@@ -29,7 +29,7 @@ import numpy as np
 import orjson
 
 from nba.concurrency import run_bounded
-from nba.customers.service import Customers
+from nba.customers.service import Change, Customers
 from nba.domain import check_id
 from nba.errors import FieldError, InvalidRequest
 from nba.rules.rulebook import Rulebook
@@ -71,6 +71,11 @@ class Summary:
     seconds: float = 0.0
     done_through: int = 0  # every line up to this one is imported or rejected
     unidentified: int = 0  # rejected lines that name no customer (a full sync erases nothing then)
+    first_unidentified: int = 0  # the line of the first of them
+    # --dry-run: what the records would do (imported stays 0)
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
 
 
 class Checkpoint:
@@ -320,41 +325,44 @@ MIN_BATCHES = 4
 
 class IdSet:
     """Customer ids as 8-byte hashes: 5 million take 40 MB here, where a set of the strings takes about
-    450 MB. Python's own str hash (SipHash, 64 bits) is used, so the hashes mean something in this
+    430 MB. Python's own str hash (SipHash, 64 bits) is used, so the hashes mean something in this
     process only, which is all a run needs. Two ids with one hash (about 1 in 10^6 runs at 5 million
     ids) make one look present: a full sync then keeps a customer it could have erased, never the reverse."""
 
     def __init__(self) -> None:
-        self._added = array("q")
-        self._sorted: np.ndarray[Any, np.dtype[np.int64]] | None = None
+        self._added = array("q")  # since the last lookup
+        self._sorted: np.ndarray[Any, np.dtype[np.int64]] = np.empty(0, np.int64)  # may repeat a hash
 
     def add(self, customer_id: str) -> None:
         self._added.append(hash(customer_id))
-        self._sorted = None
 
     def extend(self, customer_ids: Iterable[str]) -> None:
         self._added.extend(hash(c) for c in customer_ids)
-        self._sorted = None
 
     def _frozen(self) -> np.ndarray[Any, np.dtype[np.int64]]:
-        if self._sorted is None:
-            self._sorted = np.unique(np.frombuffer(self._added, dtype=np.int64))
+        if self._added:
+            added = np.frombuffer(self._added, dtype=np.int64)
+            self._sorted = np.sort(np.concatenate((self._sorted, added)) if len(self._sorted) else added)
+            self._added = array("q")
         return self._sorted
 
     def __len__(self) -> int:
-        return len(self._frozen())
+        known = self._frozen()
+        return int(np.count_nonzero(known[1:] != known[:-1])) + 1 if len(known) else 0
 
     def contains(self, customer_ids: list[str]) -> np.ndarray[Any, np.dtype[np.bool_]]:
         """For each id, whether it is in the set."""
         known = self._frozen()
+        if not len(known):
+            return np.zeros(len(customer_ids), bool)
         wanted = np.fromiter((hash(c) for c in customer_ids), dtype=np.int64, count=len(customer_ids))
-        at = np.minimum(np.searchsorted(known, wanted), max(len(known) - 1, 0))
-        return known[at] == wanted if len(known) else np.zeros(len(customer_ids), bool)
+        at = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
+        found: np.ndarray[Any, np.dtype[np.bool_]] = known[at] == wanted
+        return found
 
     @property
     def nbytes(self) -> int:
-        frozen = 0 if self._sorted is None else self._sorted.nbytes
-        return self._added.buffer_info()[1] * self._added.itemsize + frozen
+        return self._added.buffer_info()[1] * self._added.itemsize + self._sorted.nbytes
 
 
 async def import_records(
@@ -388,9 +396,11 @@ class Import:
         reject: Callable[[Rejected], None],
         concurrency: int = 256,
         seen: IdSet | None = None,
+        dry_run: bool = False,
     ):
         self.customers = customers
         self.merge = merge
+        self.dry_run = dry_run  # check each record and compare it with the stored profile; write nothing
         self.reject = reject
         self.size = max(1, min(BATCH, concurrency // MIN_BATCHES))
         self.workers = max(1, concurrency // self.size)
@@ -446,6 +456,7 @@ class Import:
                     seen.add(item.customer_id)
                 else:
                     self.summary.unidentified += 1
+                    self.summary.first_unidentified = self.summary.first_unidentified or item.line
             if item.line <= skip_through:
                 continue
             self.last_line = item.line
@@ -482,17 +493,29 @@ class Import:
         try:
             for earlier in after:
                 await earlier.wait()
-            if self.merge:
-                results = await asyncio.gather(*(_merge_one(self.customers, r) for r in batch))
+            records = [(r.customer_id, r.attributes) for r in batch]
+            results: list[list[FieldError] | Change]
+            if self.dry_run:
+                results = await self.customers.preview_many(records, merge=self.merge)
+            elif self.merge:
+                results = list(await asyncio.gather(*(_merge_one(self.customers, r) for r in batch)))
             else:
-                results = await self.customers.replace_many([(r.customer_id, r.attributes) for r in batch])
+                results = list(await self.customers.replace_many(records))
         finally:
             done.set()
-        for record, errors in zip(batch, results, strict=True):
-            if errors:
-                self._rejected(Rejected(record.line, errors, record.customer_id))
+        summary = self.summary
+        for record, result in zip(batch, results, strict=True):
+            if isinstance(result, list):
+                if result:
+                    self._rejected(Rejected(record.line, result, record.customer_id))
+                else:
+                    summary.imported += 1
+            elif result == "new":
+                summary.new += 1
+            elif result == "changed":
+                summary.changed += 1
             else:
-                self.summary.imported += 1
+                summary.unchanged += 1
             if self.writing.get(record.customer_id) is done:
                 del self.writing[record.customer_id]
         del self.in_flight[batch[0].line]

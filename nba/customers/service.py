@@ -8,7 +8,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from nba.concurrency import KeyedLocks
 from nba.decision import segments
@@ -23,6 +23,7 @@ from nba.store.contract import ProfileWrite, Storage
 from nba.store.keys import HISTORY_TTL
 
 _CAS_RETRIES = 20
+Change = Literal["new", "changed", "unchanged"]
 
 
 class Customers:
@@ -72,6 +73,25 @@ class Customers:
                 new = normalise(rb, attributes)
                 writes.append(ProfileWrite(customer_id, new, bits(new, now), version, now_ms))
         await self.store.write_profiles(writes)
+        return results
+
+    async def preview_many(
+        self, records: list[tuple[str, dict[str, Any]]], *, merge: bool
+    ) -> list[list[FieldError] | Change]:
+        """What `replace_many` (or a merge of each) would do, writing nothing: each record's problems, or
+        whether it would create a profile, change one, or leave it as it is."""
+        rb = self.live.snapshot.rulebook
+        results: list[list[FieldError] | Change] = []
+        valid: list[tuple[int, str, dict[str, Any]]] = []
+        for customer_id, attributes in records:
+            errors = profile.check_attributes(rb, attributes, allow_null=merge)
+            results.append(errors)
+            if not errors:
+                valid.append((len(results) - 1, customer_id, profile.normalise(rb, attributes)))
+        stored = await self.store.profile_attributes([cid for _, cid, _ in valid])
+        for (at, _, attributes), current in zip(valid, stored, strict=True):
+            new = profile.merge(current or {}, attributes) if merge else attributes
+            results[at] = "new" if current is None else "unchanged" if new == current else "changed"
         return results
 
     async def _save(self, rb: Rulebook, customer_id: str, attributes: dict[str, Any], merge: bool) -> None:
