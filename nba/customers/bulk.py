@@ -227,9 +227,12 @@ def cell_value(kind: str, cell: str) -> Any:
     return cell  # string and date: as written (checked like any write)
 
 
-def _json_records(stream: Iterable[str]) -> Iterator[Record | Rejected]:
+def _json_records(stream: Iterable[str], max_line: int | None = None) -> Iterator[Record | Rejected]:
     for line, text in enumerate(stream, start=1):
         if not text.strip():
+            continue
+        if max_line is not None and len(text.rstrip("\r\n")) > max_line:
+            yield Rejected(line, [FieldError("line", f"longer than {max_line} characters")], _id_in(text[:300]))
             continue
         try:
             item = orjson.loads(text)
@@ -528,3 +531,14 @@ async def _merge_one(customers: Customers, record: Record) -> list[FieldError]:
     except InvalidRequest as exc:
         return exc.errors
     return []
+
+
+async def import_pushed(
+    customers: Customers, text: str, *, merge: bool, max_line: int
+) -> tuple[Summary, list[Rejected]]:
+    """JSON lines pushed by a CRM (POST /v1/customers:bulk): imported as a file of them is, lines longer
+    than `max_line` characters rejected; the summary and every rejected record, in line order."""
+    rejected: list[Rejected] = []
+    run = Import(customers, merge=merge, reject=rejected.append)
+    summary = await run.run(_json_records(io.StringIO(text), max_line))
+    return summary, sorted(rejected, key=lambda r: r.line)

@@ -33,6 +33,15 @@ async def read_json(request: web.Request, limit: int, limits: BodyLimits) -> Any
     return wire.parse_json(await read_body(request, limit, limits))
 
 
+async def read_typed(request: web.Request, types: tuple[str, ...], limit: int, limits: BodyLimits) -> bytes:
+    """A body of one of the media `types`, whole, within `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"body is {request.content_length} bytes; this endpoint takes at most {limit}")
+    if request.content_type not in types:
+        raise UnsupportedMediaType(f"send Content-Type: {types[0]} (got {request.content_type or 'none'})")
+    return await read_body(request, limit, limits)
+
+
 async def read_body(request: web.Request, limit: int, limits: BodyLimits) -> bytes:
     content = request.content
     # a small body has usually arrived whole with its headers: no timers for it

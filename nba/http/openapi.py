@@ -252,6 +252,30 @@ _SCHEMAS: dict[str, Any] = {
             "attributes": {"type": "object", "description": "typed by rules/profile.yaml; null removes an attribute"}
         },
     },
+    "BulkResult": {
+        "description": "`errors`: every problem of every rejected line (nothing of a rejected line is "
+        "stored), in line order, with the line number (1 is the first line of the body) and the customer "
+        "id when one could be read",
+        "type": "object",
+        "required": ["imported", "rejected", "errors"],
+        "properties": {
+            "imported": {"type": "integer", "minimum": 0},
+            "rejected": {"type": "integer", "minimum": 0},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["line", "customer_id", "field", "message"],
+                    "properties": {
+                        "line": {"type": "integer", "minimum": 1},
+                        "customer_id": {"anyOf": [_ID, {"type": "null"}]},
+                        "field": {"type": "string"},
+                        "message": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
     "Customer": {
         "type": "object",
         "required": ["customer_id", "attributes", "segments", "updated_at", "revision", "history"],
@@ -495,6 +519,14 @@ _SCHEMAS: dict[str, Any] = {
     },
 }
 
+# a line of POST /v1/customers:bulk: the body of PUT with the customer's id
+_SCHEMAS["CustomerLine"] = {
+    **copy.deepcopy(_SCHEMAS["CustomerWrite"]),
+    "description": "one line of POST /v1/customers:bulk (and of `nba customers import` JSON lines)",
+    "required": ["customer_id", "attributes"],
+}
+_SCHEMAS["CustomerLine"]["properties"] = {"customer_id": _ID, **_SCHEMAS["CustomerLine"]["properties"]}
+
 _CUSTOMER_ID = {"name": "customer_id", "in": "path", "required": True, "schema": _ID}
 _RUN_ID = {
     "name": "run_id",
@@ -556,6 +588,7 @@ def openapi_document(rulebook: Rulebook, permissions: Permissions | None = None)
                 _with_request_id(op)
     typed = {name: _attribute(kind, rulebook.list_values.get(name)) for name, kind in rulebook.attributes.items()}
     schemas["CustomerWrite"]["properties"]["attributes"] |= {"properties": typed, "additionalProperties": False}
+    schemas["CustomerLine"]["properties"]["attributes"] |= {"properties": typed, "additionalProperties": False}
     schemas["CustomerPatch"]["properties"]["attributes"] |= {
         "properties": {name: {"anyOf": [t, {"type": "null"}]} for name, t in typed.items()},
         "additionalProperties": False,
@@ -632,6 +665,39 @@ def _static() -> dict[str, Any]:
                         "202": _json(_ref("EventsAccepted"), "Accepted"),
                         **_problems(400, 408, 413, 415, 503),
                     },
+                }
+            },
+            "/v1/customers:bulk": {
+                "post": {
+                    "summary": "Replace (or merge) many profiles: JSON lines, one customer each",
+                    "description": 'The CRM\'s push: each line is `{"customer_id": ..., "attributes": '
+                    "{...}}`, checked and stored as PUT (`mode=merge`: as PATCH) does, many at once. A bad line "
+                    "is listed in `errors` and the others go on; nothing of a bad line is stored. At most "
+                    f"{wire.MAX_BULK_BODY // 2**20} MiB and {wire.MAX_BULK_LINES:,} lines per request (413, "
+                    f"nothing stored); a line longer than {wire.MAX_BULK_LINE:,} characters is rejected. A 4xx "
+                    "stores nothing; after a 503 some lines may be stored: send the request again (a "
+                    "replacement is idempotent).",
+                    "parameters": [
+                        {
+                            "name": "mode",
+                            "in": "query",
+                            "schema": {"enum": ["replace", "merge"], "default": "replace"},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/x-ndjson": {
+                                "schema": {
+                                    "type": "array",
+                                    "maxItems": wire.MAX_BULK_LINES,
+                                    "items": _ref("CustomerLine"),
+                                    "description": "one CustomerLine per line (JSON lines), not a JSON array",
+                                }
+                            }
+                        },
+                    },
+                    "responses": {"200": _json(_ref("BulkResult")), **_problems(400, 408, 413, 415, 503)},
                 }
             },
             "/v1/customers/{customer_id}": {

@@ -19,6 +19,7 @@ from redis.exceptions import OutOfMemoryError, RedisError
 from nba import logs
 from nba.access import audit
 from nba.access.roles import Permission
+from nba.customers import bulk
 from nba.customers.service import Customers
 from nba.decision.decider import Decider
 from nba.domain import check_id
@@ -129,6 +130,15 @@ async def patch_customer(request: web.Request) -> web.Response:
     cid = customer_id(request)
     attrs = wire.parse_attributes(await read_json(request, wire.MAX_CUSTOMER_BODY))
     return json_response(await request.app[CUSTOMERS].merge(cid, attrs))
+
+
+async def bulk_customers(request: web.Request) -> web.Response:
+    """JSON lines of PUT (or PATCH) bodies with their customer ids, as `nba customers import` takes them."""
+    merge = wire.parse_bulk_query(request.query)
+    body = await bodies.read_typed(request, wire.BULK_TYPES, wire.MAX_BULK_BODY, request.app[BODY_LIMITS])
+    text = wire.bulk_lines(body)
+    summary, rejected = await bulk.import_pushed(request.app[CUSTOMERS], text, merge=merge, max_line=wire.MAX_BULK_LINE)
+    return json_response(wire.bulk_body(summary, rejected))
 
 
 async def get_customer(request: web.Request) -> web.Response:
@@ -345,6 +355,7 @@ async def openapi(request: web.Request) -> web.Response:
 ROUTES: list[tuple[str, str, Handler, tuple[Permission, ...]]] = [
     ("POST", "/v1/decide", decide, (P.DECIDE, P.EXPLAIN)),  # explain alone: only with explain: true
     ("POST", "/v1/events", events, (P.EVENTS,)),
+    ("POST", "/v1/customers:bulk", bulk_customers, (P.CUSTOMERS_WRITE,)),
     ("PUT", "/v1/customers/{customer_id}", put_customer, (P.CUSTOMERS_WRITE,)),
     ("PATCH", "/v1/customers/{customer_id}", patch_customer, (P.CUSTOMERS_WRITE,)),
     ("GET", "/v1/customers/{customer_id}", get_customer, (P.CUSTOMERS_READ,)),

@@ -16,8 +16,9 @@ import orjson
 
 from nba.access.apikeys import DEFAULT_RATE, KeyRequest
 from nba.access.audit import ACTIONS as AUDIT_ACTIONS
+from nba.customers.bulk import Rejected, Summary
 from nba.domain import EVENT_TYPES, DecideRequest, Decision, EventIn, check_id
-from nba.errors import FieldError, InvalidJson, InvalidRequest
+from nba.errors import FieldError, InvalidJson, InvalidRequest, PayloadTooLarge
 from nba.learning.ingest import IngestResult
 from nba.outbound.run import RunRequest
 from nba.rules.rulebook import Rulebook
@@ -27,6 +28,10 @@ MAX_DECIDE_BODY = 64 * 1024
 MAX_CUSTOMER_BODY = 256 * 1024
 MAX_EVENTS_BODY = 4 * 1024 * 1024
 MAX_EVENTS = 1000
+MAX_BULK_BODY = 16 * 1024 * 1024  # POST /v1/customers:bulk: bytes of JSON lines,
+MAX_BULK_LINES = 10_000  # lines (about half a second of writing on a small machine),
+MAX_BULK_LINE = MAX_CUSTOMER_BODY  # and characters of one line (longer: that line is rejected)
+BULK_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-lines")
 MAX_CONTEXT_KEYS = 32
 MAX_CONTEXT_KEY = 64
 MAX_CONTEXT_STRING = 256
@@ -283,6 +288,48 @@ def parse_attributes(body: Any) -> dict[str, Any]:
     if errors or not isinstance(attrs, dict):
         _raise(errors, "invalid customer request")
     return attrs
+
+
+def parse_bulk_query(query: Mapping[str, str]) -> bool:
+    """POST /v1/customers:bulk?mode=replace|merge: whether records merge (PATCH) or replace (PUT)."""
+    errors: list[FieldError] = []
+    _unknown(dict(query), ("mode",), "", errors)
+    mode = query.get("mode", "replace")
+    if mode not in ("replace", "merge"):
+        errors.append(FieldError("mode", "replace (as PUT, the default) or merge (as PATCH)"))
+    if errors:
+        _raise(errors, "invalid bulk query")
+    return mode == "merge"
+
+
+def bulk_lines(body: bytes) -> str:
+    """The body of POST /v1/customers:bulk as text, within the line limit (checked before anything is
+    written: a 4xx applies nothing)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(
+            "the body is not UTF-8", errors=[FieldError("body", f"not UTF-8 at byte {exc.start}")]
+        ) from None
+    lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+    if lines > MAX_BULK_LINES:
+        raise PayloadTooLarge(
+            f"{lines} lines; one request takes at most {MAX_BULK_LINES}: send the rest in further requests",
+            errors=[FieldError("body", f"at most {MAX_BULK_LINES} lines")],
+        )
+    return text
+
+
+def bulk_body(summary: Summary, rejected: list[Rejected]) -> dict[str, Any]:
+    return {
+        "imported": summary.imported,
+        "rejected": summary.rejected,
+        "errors": [
+            {"line": r.line, "customer_id": r.customer_id, "field": e.field, "message": e.message}
+            for r in rejected
+            for e in r.errors
+        ],
+    }
 
 
 # ------------------------------------------------------------------------------------- answers

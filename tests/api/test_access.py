@@ -26,6 +26,7 @@ ROLES = ("channel", "crm", "marketer", "analyst", "operator", "admin")
 ALLOWED: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/decide"): {"channel", "admin"},  # marketer: only with explain: true (test below)
     ("POST", "/v1/events"): {"channel", "admin"},
+    ("POST", "/v1/customers:bulk"): {"crm", "admin"},
     ("PUT", "/v1/customers/{customer_id}"): {"crm", "admin"},
     ("PATCH", "/v1/customers/{customer_id}"): {"crm", "admin"},
     ("GET", "/v1/customers/{customer_id}"): {"crm", "admin"},
