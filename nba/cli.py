@@ -1042,7 +1042,7 @@ def _build(
     rulebook: Rulebook, serving: Serving, demo: int, max_connections: int, supervision: Supervision
 ) -> web.Application:
     from nba.app import AppOptions, create_app, redis_client
-    from nba.http.routes import CUSTOMERS
+    from nba.http.routes import CUSTOMERS, LIVE
 
     settings = serving.settings
     app = create_app(
@@ -1066,7 +1066,11 @@ def _build(
             from nba.customers.demo import demo_population
 
             customers = app[CUSTOMERS]
-            saves = (customers.save(cid, attrs, merge=False) for cid, attrs in demo_population(demo))
+            declared = app[LIVE].snapshot.rulebook.attributes  # a rule set may not know every demo attribute
+            saves = (
+                customers.save(cid, {k: v for k, v in attrs.items() if k in declared}, merge=False)
+                for cid, attrs in demo_population(demo)
+            )
             await run_bounded(saves, 32)
             log.info("seeded %d demo customers (c-1000 .. c-%d)", demo, 999 + demo)
 

@@ -32,7 +32,23 @@ def demo_customer(i: int, rng: np.random.Generator, today: dt.date) -> dict[str,
         attrs["email"] = f"klant{i}@example.nl"
     if rng.random() < 0.3:
         attrs["last_purchase_at"] = (today - dt.timedelta(days=int(rng.integers(0, 365)))).isoformat()
+    attrs.update(open_request(i, today))
     return attrs
+
+
+REQUESTS = ("quote", "quote", "move", "repair", "cancellation")
+
+
+def open_request(i: int, today: dt.date) -> dict[str, Any]:
+    """The CRM's open request of demo customer i: about 1 in 10 has one open (mostly quotes), 1 in 12 had
+    one closed lately. Taken from i, not from the random stream, so every other attribute of the demo
+    population stays what it was before requests existed."""
+    if i % 10 == 7:  # not c-1000 ... c-1003, c-1042: the README's and the tests' examples
+        opened = today - dt.timedelta(days=i % 7)
+        return {"open_request": REQUESTS[i // 10 % len(REQUESTS)], "request_opened_at": opened.isoformat()}
+    if i % 12 == 9:
+        return {"request_closed_at": (today - dt.timedelta(days=i % 30)).isoformat()}
+    return {}
 
 
 def demo_population(n: int, seed: int = 42, today: dt.date | None = None) -> list[tuple[str, dict[str, Any]]]:
