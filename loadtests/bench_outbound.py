@@ -44,12 +44,15 @@ def write_population(path: Path, n: int, seed: int = 11) -> None:
             f.write(json.dumps({"customer_id": f"c-{i}", "attributes": attrs}) + "\n")
 
 
-def nba(*args: str, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+def nba(*args: str, env: dict[str, str]) -> tuple[float, float]:
+    """The seconds the command took and its peak memory (MiB, its maximum resident set)."""
+    timer = ["/usr/bin/time", "-f", "%M"] if Path("/usr/bin/time").exists() else []  # Debian's `time`
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "nba.cli", *args], env=env, capture_output=True, text=True)
+    done = subprocess.run([*timer, sys.executable, "-m", "nba.cli", *args], env=env, capture_output=True, text=True)
     if done.returncode not in (0, 1):
         raise SystemExit(f"nba {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return time.perf_counter() - start, done
+    peak = int(done.stderr.strip().splitlines()[-1]) / 1024 if timer else float("nan")
+    return time.perf_counter() - start, peak
 
 
 def hset_rate(port: int, password: str | None) -> float:
@@ -83,13 +86,16 @@ def main() -> int:
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         port = int(url.rsplit(":", 1)[1].split("/")[0])
         baseline = hset_rate(port, None)
-        imported, done = nba("customers", "import", str(people), "--rejects", str(work / "rejects"), env=env)
+        imported, import_mib = nba("customers", "import", str(people), "--rejects", str(work / "rejects"), env=env)
         print(f"customers:     {args.customers:,} with {args.actions} actions (e-mail capacity {args.capacity:,}/day)")
         print(f"baseline:      redis-benchmark HSET {baseline:,.0f}/s (pipelined 16)")
-        print(f"import:        {imported:6.1f} s  ({args.customers / imported:,.0f} profiles/s, the whole command)")
+        print(
+            f"import:        {imported:6.1f} s  ({args.customers / imported:,.0f} profiles/s, the whole command; "
+            f"peak {import_mib:,.0f} MiB)"
+        )
         for label, extra in (("dry run", ["--dry-run"]), ("real run", [])):
             report = work / f"report-{label.replace(' ', '-')}.json"
-            seconds, done = nba(
+            seconds, mib = nba(
                 "outbound", "run", "--channel", "email", *extra,
                 "--out", str(work / f"{label.replace(' ', '-')}.jsonl"), "--report", str(report), env=env,
             )  # fmt: skip
@@ -98,7 +104,7 @@ def main() -> int:
             phases = ", ".join(f"{k} {v:.1f} s" for k, v in s.items() if k != "total")
             c = r["comparison"]
             print(
-                f"{label + ':':<14} {seconds:6.1f} s  (the command; the run: {phases}); selected "
+                f"{label + ':':<14} {seconds:6.1f} s  (the command, peak {mib:,.0f} MiB; the run: {phases}); selected "
                 f"{r['totals']['selected']:,} for {r['customers']['in_population']:,} customers; score "
                 f"{c['chosen']['score']:.1f} vs first-come {c['first_come']['score']:.1f}, without capacity "
                 f"{c['capacity_free']['score']:.1f}, {c['share_of_upper_bound']:.2%} of the bound"

@@ -31,11 +31,11 @@ from nba.concurrency import run_bounded
 from nba.decision.ids import new_decision_id
 from nba.decision.rank import ranked_action
 from nba.domain import Decision
-from nba.errors import Conflict, FieldError, InvalidRequest
+from nba.errors import Conflict, FieldError, InvalidRequest, StoredDataUnreadable
 from nba.learning.record import Meta, decision_record
 from nba.learning.snapshot import Snapshot
 from nba.outbound import capacity
-from nba.outbound.candidates import candidates
+from nba.outbound.candidates import Candidates, candidates
 from nba.rules.rulebook import Channel, Rulebook
 from nba.store.contract import DecisionWrite, Recorded, Storage
 
@@ -144,6 +144,7 @@ class _Population:
     pairs: capacity.Pairs | None = None  # once read: the pairs in customer order ...
     propensity: np.ndarray = field(default_factory=lambda: np.zeros(0))  # ... and their propensities
     unknown: int = 0  # listed, without a profile
+    unreadable: int = 0  # their stored profile cannot be parsed
     outside: int = 0  # not in the segment
     closed: Counter[str] = field(default_factory=Counter)  # the channel's gate (consent), by reason
 
@@ -296,9 +297,13 @@ class OutboundRun:
         async for batch in self._population_ids():
             batch = [c for c in batch if c not in seen]
             seen.update(batch)
-            snapshots = await asyncio.gather(*(self.store.read_customer(c) for c in batch))
+            snapshots = await self.store.read_customers(batch)
+            found: list[tuple[int, Candidates]] = []
             for cid, data in zip(batch, snapshots, strict=True):
                 self.progress.customers_read += 1
+                if isinstance(data, StoredDataUnreadable):
+                    pop.unreadable += 1  # counted and logged by the store; PUT or DELETE mends it
+                    continue
                 if data.attributes is None:
                     pop.unknown += 1
                     continue
@@ -314,10 +319,12 @@ class OutboundRun:
                 pop.arms.append(c.arm)
                 pop.features.append(c.features)
                 if c.actions.shape[0]:
-                    pop.pair_customer.append(np.full(c.actions.shape[0], i, np.int64))
-                    pop.pair_action.append(c.actions)
-                    pop.pair_score.append(c.score)
-                    pop.pair_propensity.append(c.propensity)
+                    found.append((i, c))
+            if found:  # one array per batch, not per customer: a small array costs about 100 bytes
+                pop.pair_customer.append(np.repeat([i for i, _ in found], [c.actions.shape[0] for _, c in found]))
+                pop.pair_action.append(np.concatenate([c.actions for _, c in found]))
+                pop.pair_score.append(np.concatenate([c.score for _, c in found]))
+                pop.pair_propensity.append(np.concatenate([c.propensity for _, c in found]))
             await asyncio.sleep(0)  # a long run must not hold up the process's other requests
         return pop
 
@@ -382,7 +389,10 @@ class OutboundRun:
         wanted = [int(pop.read_pairs.action[p]) for p in ps]
         for _ in range(RECORD_ATTEMPTS):
             now = self.clock()
-            data = await self.store.read_customer(cid)
+            try:
+                data = await self.store.read_customer(cid)
+            except StoredDataUnreadable:  # damaged since it was read: left out, as if it had changed
+                break
             attrs = data.attributes or {}
             if self.req.dry_run:
                 keep = list(zip(wanted, ps, strict=True))
@@ -477,6 +487,7 @@ class OutboundRun:
             "read": self.progress.customers_read,
             "customers": len(pop.ids),
             "without_profile": pop.unknown,
+            "unreadable": pop.unreadable,
             "outside_segment": pop.outside,
             "channel_closed": dict(pop.closed),
         }

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol
 
+from nba.errors import StoredDataUnreadable
 from nba.store.unreadable import Unreadable
 
 GrantStatus = Literal["none", "late", "granted", "dup", "bad"]
@@ -153,6 +154,11 @@ class Storage(Protocol):
     async def read_customer(self, customer_id: str, contact_id: str | None = None) -> CustomerSnapshot:
         """Profile, segments, history and its version (and the contact's count): a decision's only read.
         StoredDataUnreadable when the profile cannot be parsed."""
+        ...
+
+    async def read_customers(self, customer_ids: list[str]) -> list[CustomerSnapshot | StoredDataUnreadable]:
+        """read_customer for many at once (an outbound run reads its population so), sent together; a
+        customer whose profile cannot be parsed is its StoredDataUnreadable, not the batch's failure."""
         ...
 
     async def get_profile(self, customer_id: str) -> tuple[StoredProfile | None, bytes]:

@@ -117,6 +117,18 @@ async def test_customers_with_profiles_lists_each_profile_once(storage: Storage)
     assert set(found) == ids - {"c-7"}
 
 
+async def test_many_customers_read_at_once_read_as_each_alone(storage: Storage) -> None:
+    for i in range(50):
+        assert await storage.write_profile(f"c-{i}", "*", {"plan": "large", "n": i}, i, "sv", NOW_MS) == 1
+    assert await _decide(storage, "c-3") is Recorded.RECORDED
+    ids = [f"c-{i}" for i in range(60)]  # the last ten have no profile
+    together = await storage.read_customers(ids)
+    alone = [await storage.read_customer(c) for c in ids]
+    assert together == alone
+    assert together[3].history  # type: ignore[union-attr]
+    assert together[59].attributes is None  # type: ignore[union-attr]
+
+
 async def test_an_unknown_customer_reads_as_empty(storage: Storage) -> None:
     snap = await storage.read_customer("nobody", "call-1")
     assert (snap.attributes, snap.segments, snap.history, snap.contact_actions, snap.version) == (

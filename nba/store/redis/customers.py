@@ -27,22 +27,32 @@ class Customers(RedisBase):
         the version read first, so recording on it fails and the decision is ranked again."""
 
         async def call() -> tuple[list[Any], Any]:
-            read = self._route.execute(
-                "HMGET",
-                keys.customer(customer_id),
-                _F.ATTRIBUTES,
-                _F.SEGMENTS,
-                _F.SEGMENTS_VERSION,
-                _F.VERSION,
-                _F.HISTORY,
-            )
+            read = self._route.execute(*_read_command(customer_id))
             if contact_id is None:
                 return await read, 0
             count = self._route.execute("HGET", keys.contacts(customer_id), contact_id)
             both: tuple[list[Any], Any] = await asyncio.gather(read, count)
             return both
 
-        (attrs, segs, segver, version, hist), shown = await self._timed("read_customer", call)
+        fields, shown = await self._timed("read_customer", call)
+        return await self._snapshot(customer_id, fields, shown)
+
+    async def read_customers(self, customer_ids: list[str]) -> list[CustomerSnapshot | StoredDataUnreadable]:
+        replies = await self._timed(
+            "read_customers", lambda: self._route.execute_all([_read_command(c) for c in customer_ids])
+        )
+        out: list[CustomerSnapshot | StoredDataUnreadable] = []
+        for cid, reply in zip(customer_ids, replies, strict=True):
+            if isinstance(reply, BaseException):
+                raise reply
+            try:
+                out.append(await self._snapshot(cid, reply, 0))
+            except StoredDataUnreadable as exc:
+                out.append(exc)
+        return out
+
+    async def _snapshot(self, customer_id: str, fields: list[Any], shown: Any) -> CustomerSnapshot:
+        attrs, segs, segver, version, hist = fields
         return CustomerSnapshot(
             attributes=await self._decode_attributes(attrs, customer_id) if attrs else None,
             segments=_bits(segs),
@@ -209,6 +219,19 @@ class Customers(RedisBase):
         for name, code in pairs:
             self._code_of[name] = code
             self._name_of[code] = name
+
+
+def _read_command(customer_id: str) -> tuple[str, ...]:
+    """What a decision reads of a customer, in CustomerSnapshot's order."""
+    return (
+        "HMGET",
+        keys.customer(customer_id),
+        _F.ATTRIBUTES,
+        _F.SEGMENTS,
+        _F.SEGMENTS_VERSION,
+        _F.VERSION,
+        _F.HISTORY,
+    )
 
 
 def _bits(raw: bytes | None) -> int | None:
