@@ -40,6 +40,7 @@ from nba.rules.rulebook import Channel, Rulebook
 from nba.store.contract import DecisionWrite, Recorded, Storage
 
 READ_BATCH = 1000  # customers read at once (the store pipelines them)
+YIELD_EVERY = 100  # customers scored between two chances for a server's other requests (about 6 ms)
 RECORD_CONCURRENCY = 256
 RECORD_ATTEMPTS = 5
 LOCK_MS = 60_000  # the channel's run lock; renewed every LOCK_MS / 3 while the run lives
@@ -237,9 +238,10 @@ class OutboundRun:
         self.progress.phase = "selecting"
         pairs = pop.finish(len(rb.actions))
         caps = capacities(rb, req, used)
-        solved = capacity.solve(pairs, caps, per_customer)
+        # numpy in a thread: in a server process, decisions go on meanwhile (1M customers: several seconds)
+        solved = await asyncio.to_thread(capacity.solve, pairs, caps, per_customer)
         chosen_sel, chosen = solved.selection, solved.chosen
-        free = capacity.unconstrained(pairs, per_customer)
+        free = await asyncio.to_thread(capacity.unconstrained, pairs, per_customer)
         t2 = time.monotonic()
         report = self._report(rb, pop, caps, chosen_sel, Compared(chosen, solved.first_come, free, solved.method))
         report.update(
@@ -301,6 +303,8 @@ class OutboundRun:
             found: list[tuple[int, Candidates]] = []
             for cid, data in zip(batch, snapshots, strict=True):
                 self.progress.customers_read += 1
+                if self.progress.customers_read % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # a server's other requests wait at most this many customers
                 if isinstance(data, StoredDataUnreadable):
                     pop.unreadable += 1  # counted and logged by the store; PUT or DELETE mends it
                     continue
@@ -325,7 +329,6 @@ class OutboundRun:
                 pop.pair_action.append(np.concatenate([c.actions for _, c in found]))
                 pop.pair_score.append(np.concatenate([c.score for _, c in found]))
                 pop.pair_propensity.append(np.concatenate([c.propensity for _, c in found]))
-            await asyncio.sleep(0)  # a long run must not hold up the process's other requests
         return pop
 
     # ----------------------------------------------------------------------------------- record

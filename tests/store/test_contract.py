@@ -319,3 +319,38 @@ async def test_an_erased_customer_is_gone_and_does_not_come_back_until_a_new_pro
 async def remembered(store: Any, by_customer: Any, now_ms: int | None = None) -> Any:
     """apply_events for customers without a profile on a channel that remembers them (rules: remember_anonymous)."""
     return await store.apply_events(by_customer, now_ms, {c: HISTORY_TTL for c in by_customer})
+
+
+# ------------------------------------------------------------------------------------ outbound runs
+
+
+async def test_outbound_runs_keep_their_documents_selections_usage_and_prices(storage: Storage) -> None:
+    for i in range(3):
+        await storage.save_outbound_run(f"run-{i}", orjson.dumps({"n": i}), NOW_MS + i)
+    await storage.save_outbound_run("run-1", orjson.dumps({"n": 11}), NOW_MS + 1)  # an update
+    assert await storage.outbound_runs(10) == ["run-2", "run-1", "run-0"]
+    assert orjson.loads(await storage.outbound_run("run-1") or b"") == {"n": 11}
+    assert await storage.outbound_run("run-9") is None
+    chunks = [b"".join(b'{"line": %d}\n' % (j * 10 + k) for k in range(10)) for j in range(70)]
+    for chunk in chunks:
+        await storage.add_outbound_selection("run-1", chunk)
+    assert [c async for c in storage.outbound_selection("run-1")] == chunks  # more than one page
+    assert [c async for c in storage.outbound_selection("run-9")] == []
+    await storage.add_outbound_used("email", "2026-11-23", {"*": 3, "tv-addon": 2, "sim-only": 1})
+    await storage.add_outbound_used("email", "2026-11-23", {"*": 1, "tv-addon": 1})
+    await storage.add_outbound_used("email", "2026-11-24", {"*": 5})
+    assert await storage.outbound_used("email", "2026-11-23") == {"*": 4, "tv-addon": 3, "sim-only": 1}
+    assert await storage.outbound_used("call_center", "2026-11-23") == {}
+    await storage.set_capacity_price("call_center", b'{"price": 0.5}')
+    assert await storage.capacity_prices() == {"call_center": b'{"price": 0.5}'}
+
+
+async def test_one_real_run_holds_a_channel_at_a_time(storage: Storage) -> None:
+    assert await storage.lock_outbound("email", "a", 60_000)
+    assert await storage.lock_outbound("email", "a", 60_000)  # renewed by its holder
+    assert not await storage.lock_outbound("email", "b", 60_000)
+    assert await storage.lock_outbound("call_center", "b", 60_000)  # another channel
+    await storage.unlock_outbound("email", "b")  # not b's to give back
+    assert not await storage.lock_outbound("email", "b", 60_000)
+    await storage.unlock_outbound("email", "a")
+    assert await storage.lock_outbound("email", "b", 60_000)
