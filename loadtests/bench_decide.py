@@ -19,6 +19,8 @@ cost measured against the same baseline.
     .venv/bin/python -m loadtests.bench_decide --redis redis://h1:7000,h2:7001   # your own Redis, same rounds
     git worktree add /tmp/before HEAD~1 && .venv/bin/python -m loadtests.bench_decide --before /tmp/before \
         --variants access-log,json-logs
+    # when the rules changed too: a rule set both versions read (the tests' frozen copy)
+    .venv/bin/python -m loadtests.bench_decide --before /tmp/before --rules tests/fixtures/rules
 """
 
 from __future__ import annotations
@@ -113,6 +115,12 @@ def parse_args() -> argparse.Namespace:
         type=Path,
         help="also an nba from this source tree (a checkout of an earlier commit), on its own Redis",
     )
+    parser.add_argument(
+        "--rules",
+        metavar="DIR",
+        type=Path,
+        help="serve this rule set (default: the shipped rules/); with --before, one both versions can read",
+    )
     args = parser.parse_args()
     unknown = {v for v in args.variants.split(",") if v} - set(VARIANTS)
     if unknown:
@@ -140,7 +148,11 @@ def main() -> int:
     redises: list[RedisServer | LocalCluster] = []
     ep = args.endpoint
     with tempfile.TemporaryDirectory() as tmp:
-        rules = generate(Path(tmp) / "rules", args.actions, seed=1) if args.actions else ROOT / "rules"
+        rules = (
+            generate(Path(tmp) / "rules", args.actions, seed=1)
+            if args.actions
+            else (args.rules.resolve() if args.rules else ROOT / "rules")
+        )
         base_env = {
             **os.environ,
             "NBA_LOG_LEVEL": "WARNING",
