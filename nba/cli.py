@@ -1086,6 +1086,24 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+async def _outbound_progress(progress: Any, every: float = 2.0) -> None:
+    """How far a run got, on standard error every `every` seconds (rewritten in place on a terminal)."""
+    tty = sys.stderr.isatty()
+    written = False
+    try:
+        while True:
+            await asyncio.sleep(every)
+            written = True
+            p = progress.as_dict()
+            text = f"{p['phase']}: {p['customers_read']} customers read"
+            if p["to_record"]:
+                text += f", {p['customers_recorded']} of {p['to_record']} done"
+            print(("\r" + text.ljust(79)) if tty else text, end="" if tty else "\n", file=sys.stderr, flush=True)
+    finally:
+        if tty and written:  # the report that follows starts a line of its own
+            print(file=sys.stderr)
+
+
 def _outbound_parser(sub: Any) -> None:
     outbound = sub.add_parser("outbound", help="outbound selection within channel capacity (README)")
     outbound_sub = outbound.add_subparsers(dest="outbound_command", required=True)
@@ -1166,6 +1184,7 @@ async def outbound_run(settings: Settings, args: argparse.Namespace) -> int:
                 else:
                     f.write("".join(orjson.dumps(line).decode() + "\n" for line in lines))
 
+            ticker = asyncio.ensure_future(_outbound_progress(run.progress))
             try:
                 result = await run.run(sink)
             except InvalidRequest as exc:
@@ -1178,6 +1197,8 @@ async def outbound_run(settings: Settings, args: argparse.Namespace) -> int:
                 out.unlink(missing_ok=True)
                 print(f"nba: {exc.detail}", file=sys.stderr)
                 return 3
+            finally:
+                ticker.cancel()
         result["selection"] = {"file": str(out), "lines": written}
         now_ms = int(time.time() * 1000)
         doc = {

@@ -352,3 +352,18 @@ def test_the_command_line_writes_the_selection_and_the_report(redis_url: str, tm
     bad = nba("outbound", "run", "--channel", "fax", env=env)
     assert bad.returncode == 2
     assert "channel: unknown channel 'fax'" in bad.stderr
+
+
+async def test_the_command_line_shows_how_far_a_run_got(capsys: pytest.CaptureFixture[str]) -> None:
+    from nba.cli import _outbound_progress
+    from nba.outbound.run import Progress
+
+    progress = Progress(phase="recording", customers_read=1000, customers_recorded=7, to_record=35)
+    ticker = asyncio.ensure_future(_outbound_progress(progress, every=0.001))
+    await asyncio.sleep(0)  # the ticker starts its timer first: it is due before ours, so it has printed
+    await asyncio.sleep(0.05)  # when we wake, however late that is
+    assert "recording: 1000 customers read, 7 of 35 done" in capsys.readouterr().err
+    progress.customers_recorded = 35
+    await asyncio.sleep(0.05)
+    assert "35 of 35 done" in capsys.readouterr().err
+    ticker.cancel()
