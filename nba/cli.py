@@ -1128,15 +1128,13 @@ def _outbound_parser(sub: Any) -> None:
 
 async def outbound_run(settings: Settings, args: argparse.Namespace) -> int:
     """`nba outbound run`: see nba/outbound/run.py."""
-    import datetime as dt
-
     import orjson
 
     from nba.errors import Conflict, InvalidRequest
     from nba.live import Live
     from nba.metrics import Metrics
     from nba.outbound import report as report_text
-    from nba.outbound.run import CSV_COLUMNS, OutboundRun, RunRequest, csv_row
+    from nba.outbound.run import CSV_COLUMNS, OutboundRun, RunRequest, csv_row, parse_send_time
 
     ids: tuple[str, ...] | None = None
     if args.customers is not None:
@@ -1147,12 +1145,11 @@ async def outbound_run(settings: Settings, args: argparse.Namespace) -> int:
             return 2
     send_at = None
     if args.send_at is not None:
-        try:
-            parsed = dt.datetime.fromisoformat(args.send_at)
-        except ValueError:
-            print(f"nba: --send-at {args.send_at!r} is not an ISO 8601 time", file=sys.stderr)
+        parsed = parse_send_time(args.send_at, time.time())
+        if isinstance(parsed, str):
+            print(f"nba: --send-at {args.send_at!r} {parsed}", file=sys.stderr)
             return 2
-        send_at = (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
+        send_at = parsed
     req = RunRequest(
         channel=args.channel,
         segment=args.segment,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -60,9 +61,9 @@ class Live:
         self._seen: tuple[tuple[str, int, int], ...] | None = None  # the watched directory's last fingerprint
         self._changing: tuple[tuple[str, int, int], ...] | None = None  # ... at the previous scan
         self._next_scan = 0.0
-        # channel -> (capacity price, until when) of the latest outbound run, for channels whose capacity
+        # channel -> [(from, until, capacity price)] of its outbound runs' days, for channels whose capacity
         # is real_time (read with the model's version; outbound/run.py writes them)
-        self._prices: dict[str, tuple[float, float]] = {}
+        self._prices: dict[str, list[tuple[float, float, float]]] = {}
         # told of every version published from the directory by itself (start-up, the watcher), for the
         # audit trail; an explicit reload is audited by whoever asked for it
         self.on_published: Callable[[Path, str], Awaitable[None]] | None = None
@@ -152,21 +153,28 @@ class Live:
 
     def capacity_price(self, channel: str, now: float) -> float:
         """What a real-time decision on `channel` must beat on top of doing nothing: the capacity price of
-        the channel's latest outbound run, on the day it was made for, when its rules say real_time."""
-        price, until = self._prices.get(channel, (0.0, 0.0))
-        if now >= until:
+        the latest outbound run for the channel's current day, when its rules say real_time."""
+        days = self._prices.get(channel)
+        if not days:
             return 0.0
         cap = self._snapshot.rulebook.channels.get(channel)
-        return price if cap is not None and cap.capacity is not None and cap.capacity.real_time else 0.0
+        if cap is None or cap.capacity is None or not cap.capacity.real_time:
+            return 0.0
+        return next((price for start, until, price in days if start <= now < until), 0.0)
 
     async def refresh_prices(self) -> None:
-        prices: dict[str, tuple[float, float]] = {}
-        for channel, raw in (await self.store.capacity_prices()).items():
+        prices: dict[str, list[tuple[float, float, float]]] = {}
+        for field, raw in (await self.store.capacity_prices()).items():
             try:
                 doc = orjson.loads(raw)
-                prices[channel] = (max(0.0, float(doc["price"])), float(doc["until_ms"]) / 1000)
+                price = float(doc["price"])
+                if not math.isfinite(price) or price < 0:
+                    raise ValueError(f"not a price: {price}")
+                day = (float(doc["from_ms"]) / 1000, float(doc["until_ms"]) / 1000, price)
             except (ValueError, KeyError, TypeError):
-                self.store.unreadable("capacity_price", channel, raw)
+                self.store.unreadable("capacity_price", field, raw)
+                continue
+            prices.setdefault(field.partition("|")[0], []).append(day)
         self._prices = prices
 
     # ------------------------------------------------------------------------------ background

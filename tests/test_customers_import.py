@@ -325,3 +325,16 @@ def test_rejected_lines_keep_the_customer_they_name() -> None:
     assert [r.customer_id for r in rows] == ["c-1", "c-2", None]
     rows = _read(f"{HEADER}\nc-4,basic\n,basic,1,,,,\n")
     assert [r.customer_id for r in rows] == ["c-4", None]
+
+
+def test_a_csv_saved_by_a_spreadsheet_with_a_byte_order_mark_reads_as_any(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + f"{HEADER}\nc-1,basic,30,mobile,,false,12\n".encode())
+    source = bulk.open_source(str(path))
+    with source.text:
+        [record] = list(bulk.read_records(source.text, "csv", RULEBOOK))
+    assert record == bulk.Record(
+        2,
+        "c-1",
+        {"plan": "basic", "monthly_spend": 30.0, "products": ["mobile"], "open_complaint": False, "tenure_months": 12},
+    )

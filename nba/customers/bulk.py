@@ -136,7 +136,8 @@ def open_source(path: str) -> Source:
         size = Path(path).stat().st_size
     buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(cast(io.RawIOBase, raw))
     binary = cast(IO[bytes], gzip.GzipFile(fileobj=buffered)) if buffered.peek(2)[:2] == b"\x1f\x8b" else buffered
-    return Source(io.TextIOWrapper(binary, encoding="utf-8", newline=""), size, buffered.tell)
+    # utf-8-sig: spreadsheets write a byte-order mark first ("CSV UTF-8"), which is not part of the header
+    return Source(io.TextIOWrapper(binary, encoding="utf-8-sig", newline=""), size, buffered.tell)
 
 
 class Lines:

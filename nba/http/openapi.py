@@ -9,6 +9,7 @@ validate against these schemas; tests/api/test_fuzz.py sends requests generated 
 from __future__ import annotations
 
 import copy
+import re
 from functools import cache
 from typing import Any
 
@@ -467,12 +468,6 @@ _SCHEMAS: dict[str, Any] = {
             },
             "budget": {"type": "number", "minimum": 0, "description": "what the selections may cost (actions' cost)"},
             "per_customer": {"type": "integer", "minimum": 1, "description": "default: the channel's default_limit"},
-            "include": {
-                "type": "array",
-                "maxItems": 64,
-                "items": {"type": "string"},
-                "description": "profile attributes copied into each selection line (an e-mail address)",
-            },
         },
     },
     "OutboundRun": {
@@ -560,8 +555,11 @@ def openapi_document(rulebook: Rulebook, permissions: Permissions | None = None)
     run = schemas["OutboundRunRequest"]
     run["properties"]["channel"] = {"enum": channels}
     run["properties"]["segment"] = {"enum": [s.name for s in rulebook.segments if s.kind != "context"]}
-    run["properties"]["include"]["items"] = {"enum": list(rulebook.attributes)}
     run["not"] = {"required": ["segment", "customer_ids"]}
+    names = "|".join(re.escape(a) for a in rulebook.attributes)
+    for param in doc["paths"]["/v1/outbound/runs/{run_id}/selection"]["get"]["parameters"]:
+        if param["name"] == "include":
+            param["schema"]["pattern"] = f"^(({names})(,({names}))*)?$"
     run["allOf"] = [
         {
             "if": {"properties": {"channel": {"const": name}}, "required": ["channel"]},
@@ -798,14 +796,14 @@ def _static() -> dict[str, Any]:
                     "description": "Runs in the background; poll its document (Location). A real run records "
                     "each selection as a decision, counts it against the channel's capacity for the "
                     "day and sets the channel's capacity price; `dry_run: true` only reports. 409 "
-                    "run_in_progress: another real run holds the channel.",
+                    "run_in_progress: another real run is in progress (one at a time).",
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": _ref("OutboundRunRequest")}},
                     },
                     "responses": {
                         "202": _json(_ref("OutboundRun"), "Started"),
-                        **_problems(400, 408, 413, 415, 503),
+                        **_problems(400, 408, 409, 413, 415, 503),
                     },
                 },
                 "get": {
@@ -824,7 +822,18 @@ def _static() -> dict[str, Any]:
                 "parameters": [_RUN_ID],
                 "get": {
                     "summary": "The run's selection for lead management: a line per customer and action",
-                    "parameters": [{"name": "format", "in": "query", "schema": {"enum": ["jsonl", "csv"]}}],
+                    "description": "409 run_not_done while it runs or when it failed; 409 selection_in_file for a "
+                    "run made on the command line (its selection is in its file).",
+                    "parameters": [
+                        {"name": "format", "in": "query", "schema": {"enum": ["jsonl", "csv"]}},
+                        {
+                            "name": "include",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "comma-separated profile attributes added to each line as they are now "
+                            "(an e-mail address); needs customers.read (crm, admin)",
+                        },
+                    ],
                     "responses": {
                         "200": {
                             "description": "JSON lines (default) or CSV with a header",

@@ -253,11 +253,21 @@ async def get_outbound_run(request: web.Request) -> web.Response:
 
 
 async def outbound_selection(request: web.Request) -> web.StreamResponse:
-    """The run's selection for lead management: JSON lines (default) or CSV (?format=csv)."""
+    """The run's selection for lead management: JSON lines (default) or CSV (?format=csv); `include` adds
+    profile attributes as they are now (an address), for callers who may read customers."""
     run_id = _run_id(request)
     fmt = request.query.get("format", "jsonl")
     if fmt not in ("jsonl", "csv"):
         raise InvalidRequest("unknown format", errors=[FieldError("format", "must be jsonl or csv")])
+    include = tuple(n for n in request.query.get("include", "").split(",") if n)
+    if include:
+        access.check(request, (P.CUSTOMERS_READ,))
+        declared = request.app[LIVE].snapshot.rulebook.attributes
+        unknown = [n for n in include if n not in declared]
+        if unknown:
+            raise InvalidRequest(
+                "unknown attribute", errors=[FieldError("include", f"{unknown[0]!r} is not a profile attribute")]
+            )
     doc = await request.app[OUTBOUND].read(run_id)
     if doc is None:
         raise NotFound(f"no outbound run {run_id} (runs are kept 30 days)", code="run_not_found")
@@ -265,18 +275,29 @@ async def outbound_selection(request: web.Request) -> web.StreamResponse:
         raise Conflict(
             f"run {run_id} is {doc['state']}: its selection is complete once it is done", code="run_not_done"
         )
-    include = tuple(doc["request"].get("include", []))
+    if "file" in doc.get("report", {}).get("selection", {}):
+        raise Conflict(
+            f"run {run_id} ran on the command line: its selection is in its file "
+            f"({doc['report']['selection']['file']} where it ran), not here",
+            code="selection_in_file",
+        )
+    store = request.app[STORE]
     ctype = "text/csv" if fmt == "csv" else "application/x-ndjson"
     response = web.StreamResponse(headers={"Content-Type": f"{ctype}; charset=utf-8"})
     await response.prepare(request)
     if fmt == "csv":
         await response.write(outbound_run.csv_text([list(outbound_run.CSV_COLUMNS) + list(include)]))
-    async for chunk in request.app[STORE].outbound_selection(run_id):
+    async for chunk in store.outbound_selection(run_id):
+        lines = [orjson.loads(line) for line in chunk.splitlines() if line]
+        if include:
+            people = await store.read_customers([x["customer_id"] for x in lines])
+            for line, person in zip(lines, people, strict=True):
+                attrs = {} if isinstance(person, Exception) else person.attributes or {}
+                line.update({name: attrs.get(name) for name in include})
         if fmt == "csv":
-            rows = [outbound_run.csv_row(orjson.loads(line), include) for line in chunk.splitlines() if line]
-            await response.write(outbound_run.csv_text(rows))
+            await response.write(outbound_run.csv_text([outbound_run.csv_row(x, include) for x in lines]))
         else:
-            await response.write(chunk)
+            await response.write(b"".join(orjson.dumps(x) + b"\n" for x in lines))
     await response.write_eof()
     return response
 
@@ -395,6 +416,14 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         response = problem_response(err)
     except web.HTTPException as exc:
         response = problem_response(_from_http(exc))
+    except web.RequestPayloadError as exc:  # a body its Content-Encoding does not decode (not gzip after all)
+        response = problem_response(
+            InvalidRequest(
+                "the request body could not be decoded",
+                code="body_undecodable",
+                errors=[FieldError("body", f"{exc}: check Content-Encoding")],
+            )
+        )
     except OutOfMemoryError:
         log.error(
             "Redis is full (maxmemory) during %s %s: nothing more can be stored", request.method, logged_path(request)

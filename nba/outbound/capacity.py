@@ -329,7 +329,7 @@ def why_not(pair: int, pairs: Pairs, selection: Selection, capacities: Sequence[
         return f"not chosen: the customer's other actions scored higher than {score:.3g}"
     cost = sum(x for x, _ in charged)
     names = " + ".join(f"{name} price {x:.3g}" for x, name in sorted(charged, reverse=True))
-    if cost >= score:
-        verb = "exceeded" if cost > score else "was at or above"
+    if cost >= score * (1 - 1e-9):
+        verb = "exceeded" if cost > score * (1 + 1e-9) else "was at or above"
         return f"not chosen: {names} {verb} its score {score:.3g}"
     return f"not chosen: after {names}, the customer's other actions scored higher than its {score - cost:.3g}"

@@ -23,7 +23,7 @@ from nba.store.contract import Storage
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 1.0
 STALE_SECONDS = 30.0
-RUNS_LISTED = 50
+RUNS_LISTED = 50  # of the newest keys.OUTBOUND_RUNS_KEPT kept
 
 
 class Jobs:
@@ -37,6 +37,7 @@ class Jobs:
         """Check the request (InvalidRequest naming the field), start it, and return its first document."""
         check(self.snapshot().rulebook, req)
         run = OutboundRun(self.store, self.snapshot, req, clock=self.clock)
+        await run.acquire()  # a real run while another holds the lock: 409 now, not a failed job later
         doc: dict[str, Any] = {
             "run_id": run.run_id,
             "state": "running",
@@ -45,7 +46,11 @@ class Jobs:
             "started_ms": int(self.clock() * 1000),
             "progress": run.progress.as_dict(),
         }
-        await self._save(doc)
+        try:
+            await self._save(doc)
+        except BaseException:
+            await run.release()
+            raise
         self._tasks[run.run_id] = asyncio.ensure_future(self._run(run, doc))
         return self._public(doc)
 

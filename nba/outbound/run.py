@@ -29,7 +29,7 @@ import orjson
 
 from nba.concurrency import run_bounded
 from nba.decision.ids import new_decision_id
-from nba.decision.rank import ranked_action
+from nba.decision.rank import RESERVATION_SECONDS, ranked_action
 from nba.domain import Decision
 from nba.errors import Conflict, FieldError, InvalidRequest, StoredDataUnreadable
 from nba.learning.record import Meta, decision_record
@@ -46,6 +46,7 @@ RECORD_ATTEMPTS = 5
 LOCK_MS = 60_000  # the channel's run lock; renewed every LOCK_MS / 3 while the run lives
 EXAMPLES = 10  # sentences on why something was not chosen, in the report
 MAX_LIST = 1_000_000  # customers a list population may name
+MAX_SEND_AHEAD = 366 * 86400  # a run may send at most a year ahead
 Sink = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 
@@ -104,6 +105,29 @@ def check(rb: Rulebook, req: RunRequest) -> None:
 def send_time(channel: Channel, now: float, asked: float | None) -> float:
     at = max(now, asked or now)
     return channel.quiet_hours.next_open(at) if channel.quiet_hours is not None else at
+
+
+def local_day_start(channel: Channel, ts: float) -> float:
+    zone = ZoneInfo(channel.timezone)
+    return dt.datetime.combine(dt.datetime.fromtimestamp(ts, zone).date(), dt.time(0), zone).timestamp()
+
+
+def parse_send_time(text: str, now: float) -> float | str:
+    """An asked send time: epoch seconds, or what is wrong with it. ISO 8601 with its zone, at most
+    MAX_SEND_AHEAD ahead; a time already past means now."""
+    try:
+        parsed = dt.datetime.fromisoformat(text.upper()) if len(text) <= 40 else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        return "must be an ISO 8601 time with its zone, such as 2026-12-03T09:00:00+01:00"
+    try:
+        ts = parsed.timestamp()
+    except (OverflowError, ValueError):
+        return "is out of range"
+    if ts > now + MAX_SEND_AHEAD:
+        return "is more than a year ahead"
+    return max(ts, now)
 
 
 def local_day(channel: Channel, ts: float) -> tuple[str, float]:
@@ -201,28 +225,47 @@ class OutboundRun:
         self.run_id = run_id or new_run_id(clock())
         self.progress = Progress()
         self._token = secrets.token_hex(8)
+        self._held = False
+
+    async def acquire(self) -> None:
+        """Take the lock of real runs (Conflict when another holds it): the HTTP job takes it before it
+        answers, so a second real run is refused there and then. A dry run needs none."""
+        if self.req.dry_run or self._held:
+            return
+        if not await self.store.lock_outbound(self._token, LOCK_MS):
+            raise Conflict(
+                "another real outbound run is in progress (one at a time: runs on different channels share "
+                "actions' volumes); try again when it is done",
+                code="run_in_progress",
+            )
+        self._held = True
 
     async def run(self, sink: Sink | None = None) -> dict[str, Any]:
         """The report; the selection lines go to `sink` (a dry run's too, without decision ids)."""
         snap = self.snapshot()
-        rb = snap.rulebook
-        check(rb, self.req)
+        check(snap.rulebook, self.req)
+        await self.acquire()
         if self.req.dry_run:
             return await self._run(snap, sink)
-        if not await self.store.lock_outbound(self.req.channel, self._token, LOCK_MS):
-            raise Conflict(f"another real run on {self.req.channel} is in progress", code="run_in_progress")
         renew = asyncio.ensure_future(self._renew())
         try:
             return await self._run(snap, sink)
         finally:
             renew.cancel()
             await asyncio.gather(renew, return_exceptions=True)
-            await self.store.unlock_outbound(self.req.channel, self._token)
+            await self.store.unlock_outbound(self._token)
+            self._held = False
+
+    async def release(self) -> None:
+        """Give the lock back without running (a job that could not start)."""
+        if self._held:
+            await self.store.unlock_outbound(self._token)
+            self._held = False
 
     async def _renew(self) -> None:
         while True:
             await asyncio.sleep(LOCK_MS / 3000)
-            await self.store.lock_outbound(self.req.channel, self._token, LOCK_MS)
+            await self.store.lock_outbound(self._token, LOCK_MS)
 
     async def _run(self, snap: Snapshot, sink: Sink | None) -> dict[str, Any]:
         rb, req = snap.rulebook, self.req
@@ -257,20 +300,32 @@ class OutboundRun:
             population=self._population(pop),
         )
         self.progress.phase = "recording" if not req.dry_run else "writing"
-        recorded = await self._record(snap, pop, chosen, at, sink)
+        planned = _counts(rb.action_ids[pairs.action[chosen]].tolist())
+        if not req.dry_run:
+            # taken before anything is recorded, given back for what was not: a run that dies half-way
+            # leaves the day's capacity counted as if it had recorded all (never more than it may)
+            await self.store.add_outbound_used(req.channel, day, planned)
+        try:
+            recorded = await self._record(snap, pop, chosen, at, sink, hold_until=day_ends)
+        except BaseException:
+            if not req.dry_run:
+                self.progress.phase = "failed"  # what it recorded stays counted with the rest of its plan
+            raise
         t3 = time.monotonic()
         if not req.dry_run:
-            counts: Counter[str] = Counter()
-            for action_id in recorded["actions"]:
-                counts[action_id] += 1
-            counts["*"] = sum(counts.values())
-            await self.store.add_outbound_used(req.channel, day, counts)
+            unused = planned - _counts(recorded["actions"])
+            if unused:
+                await self.store.add_outbound_used(req.channel, day, {k: -n for k, n in unused.items()})
             if channel.capacity is not None and channel.capacity.real_time:
                 price = float(chosen_sel.prices[0]) if caps and caps[0].name.startswith("channel ") else 0.0
-                await self.store.set_capacity_price(
-                    req.channel,
-                    orjson.dumps({"price": price, "until_ms": int(day_ends * 1000), "run_id": self.run_id, "day": day}),
-                )
+                day_starts = local_day_start(channel, at)
+                doc = {
+                    "price": price,
+                    "from_ms": int(day_starts * 1000),
+                    "until_ms": int(day_ends * 1000),
+                    "run_id": self.run_id,
+                }
+                await self.store.set_capacity_price(req.channel, day, orjson.dumps(doc), int(self.clock() * 1000))
         report["recorded"] = {k: v for k, v in recorded.items() if k != "actions"}
         report["seconds"] = {
             "read": round(t1 - t0, 3),
@@ -334,7 +389,14 @@ class OutboundRun:
     # ----------------------------------------------------------------------------------- record
 
     async def _record(
-        self, snap: Snapshot, pop: _Population, chosen: np.ndarray, at: float, sink: Sink | None
+        self,
+        snap: Snapshot,
+        pop: _Population,
+        chosen: np.ndarray,
+        at: float,
+        sink: Sink | None,
+        *,
+        hold_until: float,
     ) -> dict[str, Any]:
         """Record each customer's chosen actions as one decision (a real run) and hand the lines to `sink`."""
         pairs = pop.read_pairs
@@ -353,7 +415,7 @@ class OutboundRun:
 
         async def one(i: int, ps: list[int]) -> None:
             cid = pop.ids[i]
-            d, attrs = await self._record_one(snap, pop, i, ps, at, out)
+            d, attrs = await self._record_one(snap, pop, i, ps, (at, hold_until), out)
             if d is None:
                 return
             for a in d.actions:
@@ -383,12 +445,19 @@ class OutboundRun:
         return out
 
     async def _record_one(
-        self, snap: Snapshot, pop: _Population, i: int, ps: list[int], at: float, out: dict[str, Any]
+        self,
+        snap: Snapshot,
+        pop: _Population,
+        i: int,
+        ps: list[int],
+        when: tuple[float, float],
+        out: dict[str, Any],
     ) -> tuple[Decision | None, dict[str, Any]]:
         """Customer i's chosen pairs `ps` as one decision, recorded unless this is a dry run."""
 
         rb = snap.rulebook
         cid = pop.ids[i]
+        at, hold_until = when
         wanted = [int(pop.read_pairs.action[p]) for p in ps]
         for _ in range(RECORD_ATTEMPTS):
             now = self.clock()
@@ -439,7 +508,10 @@ class OutboundRun:
                     [(a.action_id, meta.text()) for a in d.actions],
                     self.req.channel,
                     anonymous_ttl=0,
-                    reserve_from_ms=int(at * 1000),
+                    # a reservation counts as an impression for RESERVATION_SECONDS from its time: this
+                    # one holds the caps from now to the end of the send day, whenever lead management
+                    # sends it that day (its impression then takes the reservation's place)
+                    reserve_from_ms=int(max(at, hold_until - RESERVATION_SECONDS) * 1000),
                 ),
             )
             if recorded is Recorded.RECORDED:
@@ -531,7 +603,9 @@ class OutboundRun:
             )
         per_action.sort(key=lambda x: (-x["selected"], x["action_id"]))
         examples = []
-        blocked = np.flatnonzero(capacity.blocking(pairs, sel, caps) & ~got[pairs.customer]) if n else np.zeros(0)
+        blocked = (
+            np.flatnonzero(capacity.blocking(pairs, sel, caps) & ~got[pairs.customer]) if n else np.zeros(0, np.int64)
+        )
         for p in blocked[np.argsort(-pairs.score[blocked], kind="stable")][:EXAMPLES].tolist():
             examples.append(
                 {
@@ -596,6 +670,13 @@ def capacities(rb: Rulebook, req: RunRequest, used: dict[str, int]) -> list[capa
             )
     if req.budget is not None:
         out.append(capacity.Capacity("budget", rb.cost.copy(), float(req.budget)))
+    return out
+
+
+def _counts(action_ids: list[str]) -> Counter[str]:
+    """Selections per action, and `*` for all of them."""
+    out = Counter(action_ids)
+    out["*"] = len(action_ids)
     return out
 
 

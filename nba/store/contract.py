@@ -219,22 +219,27 @@ class Storage(Protocol):
     # ------------------------------------------------------------------------------ outbound runs
 
     async def outbound_used(self, channel: str, day: str) -> dict[str, int]:
-        """What real runs recorded for sending on `day` on `channel`: `*` -> all, action -> each."""
+        """What real runs took for sending on `day`: `*` -> on `channel`, action -> of each action on every
+        channel (an action's volume is its own)."""
         ...
 
-    async def add_outbound_used(self, channel: str, day: str, counts: Mapping[str, int]) -> None: ...
-
-    async def lock_outbound(self, channel: str, token: str, ttl_ms: int) -> bool:
-        """Take (or, holding it, renew) the channel's run lock: one real run per channel at a time."""
+    async def add_outbound_used(self, channel: str, day: str, counts: Mapping[str, int]) -> None:
+        """Add `counts` (negative: give back) to `*` of the channel's day and to the actions' volumes."""
         ...
 
-    async def unlock_outbound(self, channel: str, token: str) -> None: ...
+    async def lock_outbound(self, token: str, ttl_ms: int) -> bool:
+        """Take (or, holding it, renew) the lock of real runs: one at a time, over every channel."""
+        ...
+
+    async def unlock_outbound(self, token: str) -> None: ...
 
     async def capacity_prices(self) -> dict[str, bytes]:
-        """channel -> the JSON of its latest capacity price."""
+        """`<channel>|<day>` -> the JSON of that day's capacity price."""
         ...
 
-    async def set_capacity_price(self, channel: str, price: bytes) -> None: ...
+    async def set_capacity_price(self, channel: str, day: str, price: bytes, now_ms: int) -> None:
+        """Set the channel's price for `day`; its prices of days that ended by `now_ms` go."""
+        ...
 
     async def save_outbound_run(self, run_id: str, doc: bytes, started_ms: int) -> None:
         """Write a run's document (state, progress, report) and list it among the newest runs."""

@@ -97,14 +97,18 @@ other shards than the customers.
                                      and action, in chunks of lines; expires with the run.
     nba:{outbound}:runs       zset   run id -> started (epoch ms): the newest OUTBOUND_RUNS_KEPT runs.
     nba:{outbound}:used:<channel>
-                              hash   <day>:* -> actions the real runs recorded for sending that day (the
-                                     channel's local day, YYYY-MM-DD), <day>:<action> -> of that action;
+                              hash   <day>:* -> actions the real runs recorded (or were about to record)
+                                     for sending that day (the channel's local day, YYYY-MM-DD);
                                      expires OUTBOUND_USED_TTL after the last run.
-    nba:{outbound}:prices     hash   channel -> JSON {price, until_ms, run_id}: the capacity price of the
-                                     latest real run, applied to real-time decisions until the end of
-                                     its day when the channel's capacity says real_time.
-    nba:{outbound}:lock:<channel>
-                              string the one real run of a channel at a time (token; expires, renewed).
+    nba:{outbound}:volume     hash   <day>:<action> -> selections of the action by real runs for that
+                                     day, over every channel (an action's volume is its own, not a
+                                     channel's); expires OUTBOUND_USED_TTL after the last run.
+    nba:{outbound}:prices     hash   <channel>|<day> -> JSON {price, from_ms, until_ms, run_id}: the
+                                     capacity price of the day's latest real run, applied to real-time
+                                     decisions on that day when the channel's capacity says real_time;
+                                     a channel's ended days are removed when it gets a new one.
+    nba:{outbound}:lock       string the one real run at a time (token; expires, renewed): runs on
+                                     different channels share actions' volumes.
     nba:{rules}:attributes    hash   attribute name -> code (0, 1, 2, ... in order of first use, never
                                      reused or removed): profiles store codes, not names. Part of the
                                      rules' state: without it stored attributes cannot be read.
@@ -293,8 +297,8 @@ def outbound_used(channel: str) -> str:
     return f"{PREFIX}:{{outbound}}:used:{channel}"
 
 
-def outbound_lock(channel: str) -> str:
-    return f"{PREFIX}:{{outbound}}:lock:{channel}"
+OUTBOUND_VOLUME = f"{PREFIX}:{{outbound}}:volume"
+OUTBOUND_LOCK = f"{PREFIX}:{{outbound}}:lock"
 
 
 ACCESS_KEYS = f"{PREFIX}:{{access}}:keys"

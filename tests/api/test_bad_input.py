@@ -65,6 +65,13 @@ async def test_media_type_and_size_limits(client: Client) -> None:
     assert (await problem(resp, 413))["code"] == "payload_too_large"
 
 
+async def test_a_body_its_content_encoding_does_not_decode_is_a_problem(client: Client) -> None:
+    body = b'{"customer_id": "c-1", "channel": "web"}'  # said to be gzip, and it is not
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    resp = await client.post("/v1/decide", data=body, headers=headers)
+    assert [e["field"] for e in (await problem(resp, 400))["errors"]] == ["body"]
+
+
 async def test_routing_errors_are_problems_too(client: Client) -> None:
     assert (await problem(await client.get("/v1/nothing"), 404))["code"] == "not_found"
     assert (await problem(await client.get("/v1/decide"), 405))["code"] == "method_not_allowed"

@@ -340,17 +340,33 @@ async def test_outbound_runs_keep_their_documents_selections_usage_and_prices(st
     await storage.add_outbound_used("email", "2026-11-23", {"*": 1, "tv-addon": 1})
     await storage.add_outbound_used("email", "2026-11-24", {"*": 5})
     assert await storage.outbound_used("email", "2026-11-23") == {"*": 4, "tv-addon": 3, "sim-only": 1}
-    assert await storage.outbound_used("call_center", "2026-11-23") == {}
-    await storage.set_capacity_price("call_center", b'{"price": 0.5}')
-    assert await storage.capacity_prices() == {"call_center": b'{"price": 0.5}'}
+    # an action's volume is its own, over every channel; a channel's capacity is the channel's
+    await storage.add_outbound_used("call_center", "2026-11-23", {"*": 2, "tv-addon": 2})
+    assert await storage.outbound_used("call_center", "2026-11-23") == {"*": 2, "tv-addon": 5, "sim-only": 1}
+    await storage.add_outbound_used("call_center", "2026-11-23", {"*": -1, "tv-addon": -1})  # given back
+    assert await storage.outbound_used("email", "2026-11-23") == {"*": 4, "tv-addon": 4, "sim-only": 1}
+    assert await storage.outbound_used("app", "2026-11-25") == {"*": 0}
+    day_ms = 86_400_000
+    today = orjson.dumps({"price": 0.5, "from_ms": NOW_MS, "until_ms": NOW_MS + day_ms})
+    await storage.set_capacity_price("call_center", "2026-11-23", today, NOW_MS)
+    tomorrow = orjson.dumps({"price": 0.7, "from_ms": NOW_MS + day_ms, "until_ms": NOW_MS + 2 * day_ms})
+    await storage.set_capacity_price("call_center", "2026-11-24", tomorrow, NOW_MS)
+    await storage.set_capacity_price("app", "2026-11-23", today, NOW_MS)
+    assert await storage.capacity_prices() == {
+        "call_center|2026-11-23": today,
+        "call_center|2026-11-24": tomorrow,
+        "app|2026-11-23": today,
+    }
+    # the next day's price replaces only what has ended, of its own channel
+    await storage.set_capacity_price("call_center", "2026-11-24", tomorrow, NOW_MS + day_ms)
+    assert set(await storage.capacity_prices()) == {"call_center|2026-11-24", "app|2026-11-23"}
 
 
-async def test_one_real_run_holds_a_channel_at_a_time(storage: Storage) -> None:
-    assert await storage.lock_outbound("email", "a", 60_000)
-    assert await storage.lock_outbound("email", "a", 60_000)  # renewed by its holder
-    assert not await storage.lock_outbound("email", "b", 60_000)
-    assert await storage.lock_outbound("call_center", "b", 60_000)  # another channel
-    await storage.unlock_outbound("email", "b")  # not b's to give back
-    assert not await storage.lock_outbound("email", "b", 60_000)
-    await storage.unlock_outbound("email", "a")
-    assert await storage.lock_outbound("email", "b", 60_000)
+async def test_one_real_run_holds_the_lock_at_a_time(storage: Storage) -> None:
+    assert await storage.lock_outbound("a", 60_000)
+    assert await storage.lock_outbound("a", 60_000)  # renewed by its holder
+    assert not await storage.lock_outbound("b", 60_000)
+    await storage.unlock_outbound("b")  # not b's to give back
+    assert not await storage.lock_outbound("b", 60_000)
+    await storage.unlock_outbound("a")
+    assert await storage.lock_outbound("b", 60_000)

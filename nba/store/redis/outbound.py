@@ -1,9 +1,11 @@
-"""Outbound runs: their documents and selections, what real runs used of each day's capacity, the
-capacity prices real-time decisions read, and the one-real-run-per-channel lock."""
+"""Outbound runs: their documents and selections, what real runs used of each day's capacity and of
+actions' volumes, the capacity prices real-time decisions read, and the one-real-run-at-a-time lock."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+
+import orjson
 
 from nba.store import keys, scripts
 from nba.store.redis.base import RedisBase, Script
@@ -14,32 +16,50 @@ _SELECTION_PAGE = 64  # chunks read per round trip
 
 class Outbound(RedisBase):
     async def outbound_used(self, channel: str, day: str) -> dict[str, int]:
-        raw: dict[bytes, bytes] = await self.client.hgetall(keys.outbound_used(channel))  # type: ignore[assignment]
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.outbound_used(channel), f"{day}:*")
+            pipe.hgetall(keys.OUTBOUND_VOLUME)
+            on_channel, volumes = await pipe.execute()
         prefix = f"{day}:".encode()
-        return {k[len(prefix) :].decode(): int(v) for k, v in raw.items() if k.startswith(prefix)}
+        out = {k[len(prefix) :].decode(): int(v) for k, v in volumes.items() if k.startswith(prefix)}
+        out["*"] = int(on_channel or 0)
+        return out
 
     async def add_outbound_used(self, channel: str, day: str, counts: Mapping[str, int]) -> None:
-        key = keys.outbound_used(channel)
         async with self.client.pipeline(transaction=True) as pipe:
             for name, n in counts.items():
                 if n:
+                    key = keys.outbound_used(channel) if name == "*" else keys.OUTBOUND_VOLUME
                     pipe.hincrby(key, f"{day}:{name}", n)
-            pipe.expire(key, keys.OUTBOUND_USED_TTL)
+            pipe.expire(keys.outbound_used(channel), keys.OUTBOUND_USED_TTL)
+            pipe.expire(keys.OUTBOUND_VOLUME, keys.OUTBOUND_USED_TTL)
             await pipe.execute()
 
-    async def lock_outbound(self, channel: str, token: str, ttl_ms: int) -> bool:
-        return bool(await self._eval("lock_outbound", _TAKE_LEASE, [keys.outbound_lock(channel)], [token, ttl_ms]))
+    async def lock_outbound(self, token: str, ttl_ms: int) -> bool:
+        return bool(await self._eval("lock_outbound", _TAKE_LEASE, [keys.OUTBOUND_LOCK], [token, ttl_ms]))
 
-    async def unlock_outbound(self, channel: str, token: str) -> None:
-        if await self.client.get(keys.outbound_lock(channel)) == token.encode():
-            await self.client.delete(keys.outbound_lock(channel))
+    async def unlock_outbound(self, token: str) -> None:
+        if await self.client.get(keys.OUTBOUND_LOCK) == token.encode():
+            await self.client.delete(keys.OUTBOUND_LOCK)
 
     async def capacity_prices(self) -> dict[str, bytes]:
         raw: dict[bytes, bytes] = await self.client.hgetall(keys.OUTBOUND_PRICES)  # type: ignore[assignment]
         return {k.decode(): v for k, v in raw.items()}
 
-    async def set_capacity_price(self, channel: str, price: bytes) -> None:
-        await self.client.hset(keys.OUTBOUND_PRICES, channel, price)
+    async def set_capacity_price(self, channel: str, day: str, price: bytes, now_ms: int) -> None:
+        ended = []
+        for field, raw in (await self.capacity_prices()).items():
+            if field.startswith(f"{channel}|"):
+                try:
+                    if int(orjson.loads(raw)["until_ms"]) <= now_ms:
+                        ended.append(field)
+                except (ValueError, KeyError, TypeError):
+                    ended.append(field)  # unreadable: replaced by what this run knows
+        async with self.client.pipeline(transaction=True) as pipe:
+            if ended:
+                pipe.hdel(keys.OUTBOUND_PRICES, *ended)
+            pipe.hset(keys.OUTBOUND_PRICES, f"{channel}|{day}", price)
+            await pipe.execute()
 
     async def save_outbound_run(self, run_id: str, doc: bytes, started_ms: int) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
