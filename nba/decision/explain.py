@@ -1,7 +1,8 @@
 """Why each action was or was not proposed: the stage that removed it (channel, validity, pause, the
 channel gate, the eligibility layer and condition that failed, the contact cap, the per-contact limit) or
-its score components. Built only when a request asks for it (`explain: true`): a Python loop over the
-actions, off the hot path."""
+its score components, for programs (`stage`, `reason`, `rule`, `components`), and the same in a sentence
+for people (`why`: the rule, segment, cap and numbers involved, rules/plain.py's words). Built only when
+a request asks for it (`explain: true`): a Python loop over the actions, off the hot path."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from nba.decision.beliefs import beliefs_for
 from nba.domain import FloatArray
 from nba.learning.snapshot import Snapshot
 from nba.rules.conditions import Facts, first_failure
+from nba.rules.plain import failing
 from nba.rules.rulebook import Action, Rulebook
 
 if TYPE_CHECKING:  # the stage values are rank.py's; rank imports this module
@@ -26,11 +28,78 @@ def explain(snap: Snapshot, person: Who, gates: Screen, ordering: Order) -> list
     cap_reasons = contact_policy.reasons(rb.caps, gates.row_counts, gates.channel, rb.group_of, rb.mandatory)
     means = beliefs_for(snap, ordering.model, 0.0, np.arange(len(rb.actions)), person.key, ordering.x).mean
     out: list[dict[str, Any]] = []
+    bar = _bar(rb, gates, ordering)
     for i, action in enumerate(rb.actions):
         item: dict[str, Any] = {"action_id": action.id, "rule": action.file, "eligible": bool(gates.eligible[i])}
         item |= _removed(rb, i, action, person, gates, cap_reasons) or _scored(snap, i, action, person, ordering, means)
+        item["why"] = _sentence(rb, i, action, person, gates, item, bar)
         out.append(item)
     return out
+
+
+def _bar(rb: Rulebook, gates: Screen, ordering: Order) -> float | None:
+    """The do-nothing score this decision's actions had to beat (with the capacity price), if any."""
+    fixed = [i for i in gates.candidates.tolist() if rb.no_action[i]]
+    return max(float(rb.lever[i]) for i in fixed) + ordering.price if fixed else None
+
+
+def _sentence(
+    rb: Rulebook, i: int, action: Action, person: Who, gates: Screen, item: dict[str, Any], bar: float | None
+) -> str:
+    """The item in a sentence a call-center agent can read out."""
+    name, stage = f"{action.name} ({action.id})", item["stage"]
+    channel = list(rb.channels)[gates.channel]
+    if stage == "channel":
+        return f"{name} is not offered on {channel}; it is for {', '.join(action.channels)} ({action.file})."
+    if stage == "validity":
+        return f"{name} is not running now: see `active` in {action.file}."
+    if stage == "paused":
+        return f"{name} is paused: its weight is 0 in {action.file}."
+    if stage in ("consent", "eligibility", "applicability", "suitability") and "rule" in item:
+        return f"{name} {_layer_words(action, person, rb)} (rule: {item['rule']})."
+    if stage == "consent":  # the channel's own consent (rank.channel_gate)
+        return f"Nothing goes out on {channel} to this customer: {item['reason']}."
+    if stage == "quiet_hours":
+        return f"Nothing goes out on {channel} now: {item['reason']}."
+    if stage == "contact_policy":
+        return f"{name} is held back by the contact policy: {item['reason']}."
+    if stage == "contact_limit" and rb.contact is not None:
+        return (
+            f"{name} is not proposed: this contact already had {rb.contact.max_actions} actions, the most "
+            f"policy.yaml allows in one contact."
+        )
+    c = item.get("components", {})
+    score = c.get("propensity", 0.0) * c.get("value", 0.0) * c.get("weight", 0.0)
+    terms = (
+        f"an estimated {c.get('propensity', 0.0):.1%} chance of acceptance x value {c.get('value', 0.0):g} "
+        f"x weight {c.get('weight', 0.0):g} = {score:.3g}"
+    )
+    if stage == "ranked":
+        return (
+            f"{name} is proposed at rank {item['rank']}: {terms} (with this decision's sampling: "
+            f"{item['components']['score']:.3g})."
+        )
+    if stage == "threshold":
+        text = (
+            f"Doing nothing scores {c.get('value', 0.0) * c.get('weight', 0.0):.3g}: an action must beat it to be shown"
+        )
+        return text + (
+            f", plus the channel's capacity price {c['capacity_price']:.3g} today." if "capacity_price" in c else "."
+        )
+    if bar is not None and score <= bar:
+        return f"{name} is not proposed: {terms}, below doing nothing ({bar:.3g})."
+    return f"{name} is not proposed: {terms}; with this decision's sampling others scored higher."
+
+
+def _layer_words(action: Action, person: Who, rb: Rulebook) -> str:
+    """Why the first failing layer of an action fails, in words."""
+    for stage, _source, cond in action.layers:
+        why = failing(cond, person.facts, rb.segment_labels)
+        if why is not None:
+            if stage == "consent":
+                return f"needs the customer's consent for {action.purpose}, which they have not given"
+            return why
+    return "is not eligible"
 
 
 def _removed(

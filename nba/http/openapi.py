@@ -143,8 +143,9 @@ _SCHEMAS: dict[str, Any] = {
     },
     "ExplainItem": {
         "type": "object",
-        "required": ["action_id", "rule", "eligible", "stage"],
+        "required": ["action_id", "rule", "eligible", "stage", "why"],
         "properties": {
+            "why": {"type": "string", "description": "the same in a sentence for people: rule, segment, cap, numbers"},
             "action_id": {"type": "string"},
             "rule": {"type": "string"},
             "eligible": {"type": "boolean"},

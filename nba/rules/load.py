@@ -268,18 +268,19 @@ def _segments(
         return [], frozenset()
     names = frozenset(segs)
     vocab = Vocabulary(attributes, names)
-    raw: dict[str, tuple[Condition, str]] = {}
+    raw: dict[str, tuple[Condition, str, str]] = {}
     for name, node in segs.items():
         p = f"segments.{name}"
         if r.ident(Node(name, node.line), p) is None:
             continue
-        m = r.mapping(node, p, allowed=["when", "description"], required=["when"])
+        m = r.mapping(node, p, allowed=["when", "description", "label"], required=["when"])
         if m is None or "when" not in m:
             continue
         cond = compile_condition(m["when"], f"{p}.when", r, vocab)
         desc = r.optional(m, "description", r.text, "", at=p)
+        label = r.optional(m, "label", r.text, "", at=p, max_len=120)
         if cond is not None:
-            raw[name] = (cond, desc or "")
+            raw[name] = (cond, desc or "", label or "")
     # order by dependencies and derive each segment's kind from what it (transitively) looks at
     ordered: list[Segment] = []
     done: dict[str, SegmentKind | None] = {}
@@ -296,7 +297,7 @@ def _segments(
         if name not in raw:
             return None
         visiting.add(name)
-        cond, desc = raw[name]
+        cond, desc, label = raw[name]
         kind: SegmentKind | None = "profile"
         if any(isinstance(leaf, _DaysSince) for leaf in leaves(cond)):
             kind = "dynamic"
@@ -308,7 +309,7 @@ def _segments(
         visiting.discard(name)
         done[name] = kind
         if kind is not None:
-            ordered.append(Segment(name, cond, kind, desc))
+            ordered.append(Segment(name, cond, kind, desc, label))
         return kind
 
     for name in raw:

@@ -98,6 +98,7 @@ class Segment:
     condition: Condition
     kind: SegmentKind  # profile: materialised on profile writes; dynamic (time) and context: per request
     description: str
+    label: str = ""  # how explanations name its members: "customers <label>" (default: its condition in words)
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,16 @@ class Rulebook:
     def action_ids(self) -> npt.NDArray[np.object_]:
         """Action ids in rulebook order, to turn index arrays into ids without a Python loop."""
         return np.array([a.id for a in self.actions], dtype=object)
+
+    @cached_property
+    def segment_labels(self) -> dict[str, str]:
+        """Segment -> the phrase explanations use after "customers": its label, or its condition in words."""
+        from nba.rules.plain import phrase  # plain reads conditions; the rulebook only names them
+
+        out: dict[str, str] = {}
+        for seg in self.segments:  # in dependency order: a segment's own segments are named first
+            out[seg.name] = seg.label or phrase(seg.condition, out)
+        return out
 
     @property
     def segment_names(self) -> tuple[str, ...]:

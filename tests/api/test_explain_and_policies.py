@@ -30,6 +30,21 @@ async def test_explain_names_the_stage_and_rule(client: Client) -> None:
     ranked = sorted((e for e in body["explain"] if e["stage"] == "ranked"), key=lambda e: e["rank"])
     assert [e["action_id"] for e in ranked] == [a["action_id"] for a in body["actions"]]
     assert set(ranked[0]["components"]) >= {"propensity", "value", "weight", "draw", "score", "segment_key"}
+    # and in a sentence a person reads (the tests' rules have no labels: conditions in words)
+    assert ex["tv-addon"]["why"] == (
+        "TV bij je internet (tv-addon) is only for customers whose products include broadband; this one is not "
+        "(rule: actions/tv-addon.yaml)."
+    )
+    assert ex["broadband-bundle"]["why"] == (
+        "Breedband bij je mobiele abonnement (broadband-bundle) is not for customers whose last purchase at was "
+        "less than 30 days ago, and this one is (rule: policy.yaml)."
+    )
+    assert ex["winter-roaming"]["why"].endswith(
+        "is not offered on call_center; it is for web, app, email (actions/winter-roaming.yaml)."
+    )
+    first = ranked[0]
+    assert f"is proposed at rank 1: an estimated {first['components']['propensity']:.1%} chance" in first["why"]
+    assert ex["no-action"]["why"] == "Doing nothing scores 0.3: an action must beat it to be shown."
 
 
 async def test_explain_purpose_consent_and_caps_with_counts(client: Client) -> None:
@@ -37,6 +52,10 @@ async def test_explain_purpose_consent_and_caps_with_counts(client: Client) -> N
     ex = _by_action(await decide(client, "c-2", explain=True))
     assert ex["broadband-bundle"]["stage"] == "consent"
     assert ex["broadband-bundle"]["reason"] == "purpose: profile.consents.crosssell eq True does not hold"
+    assert ex["broadband-bundle"]["why"] == (
+        "Breedband bij je mobiele abonnement (broadband-bundle) needs the customer's consent for crosssell, which "
+        "they have not given (rule: actions/broadband-bundle.yaml)."
+    )
 
     await put_customer(client, "c-3", CROSSSELL_MOBILE)
     await send_events(
@@ -57,6 +76,10 @@ async def test_explain_purpose_consent_and_caps_with_counts(client: Client) -> N
     assert ex["broadband-bundle"]["reason"] == (
         "actions/broadband-bundle.yaml: limits[0]: 3 x impression in the last 1w reaches the limit of 3"
     )
+    assert ex["broadband-bundle"]["why"] == (
+        "Breedband bij je mobiele abonnement (broadband-bundle) is held back by the contact policy: "
+        "actions/broadband-bundle.yaml: limits[0]: 3 x impression in the last 1w reaches the limit of 3."
+    )
 
 
 async def test_actions_per_contact_are_limited_across_decisions(client: Client) -> None:
@@ -71,7 +94,11 @@ async def test_actions_per_contact_are_limited_across_decisions(client: Client) 
     assert total == 4
     third = await decide(client, "c-4", "web", contact_id="call-1", limit=3, explain=True)
     assert third["actions"] == []
-    assert any(e["stage"] == "contact_limit" for e in third["explain"])
+    limited = [e for e in third["explain"] if e["stage"] == "contact_limit"]
+    assert limited
+    assert limited[0]["why"].endswith(
+        "is not proposed: this contact already had 4 actions, the most policy.yaml allows in one contact."
+    )
     other_contact = await decide(client, "c-4", "web", contact_id="visit-2", limit=3, explain=True)
     assert not any(e["stage"] == "contact_limit" for e in other_contact["explain"])
 
