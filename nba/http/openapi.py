@@ -114,6 +114,11 @@ _SCHEMAS: dict[str, Any] = {
             "limit": {"type": "integer", "minimum": 1, "description": "at most the channel's max_limit"},
             "explain": {"type": "boolean", "default": False},
             "contact_id": _ID,
+            "dry_run": {
+                "type": "boolean",
+                "default": False,
+                "description": "rank and answer; record and reserve nothing (a preview): the answer says dry_run",
+            },
         },
     },
     "RankedAction": {
@@ -194,7 +199,8 @@ _SCHEMAS: dict[str, Any] = {
             "degraded": {"type": "boolean"},
             "dry_run": {
                 "type": "boolean",
-                "description": "true: a preview (a marketer's explain): nothing was recorded or reserved",
+                "description": "true: a preview (dry_run asked, or a marketer's explain): nothing was recorded or "
+                "reserved",
             },
             "explain": {"type": "array", "items": _ref("ExplainItem")},
         },

@@ -97,7 +97,8 @@ async def decide(request: web.Request) -> web.Response:
     app = request.app
     body = await read_json(request, wire.MAX_DECIDE_BODY)
     req = wire.parse_decide(body, app[LIVE].snapshot.rulebook)
-    access.check(request, (P.DECIDE, P.EXPLAIN) if req.explain else (P.DECIDE,), (req.channel,))
+    # a preview (explain, or dry_run) is also a marketer's; it is always a dry run for them (below)
+    access.check(request, (P.DECIDE, P.EXPLAIN) if req.explain or req.dry_run else (P.DECIDE,), (req.channel,))
     access.check_customers(request, {req.customer_id})
     if not access.principal(request).may(P.DECIDE):  # a preview by a marketer: it must not use up caps
         req = dataclasses.replace(req, dry_run=True)

@@ -105,7 +105,7 @@ def whole(value: Any) -> int | None:
 def parse_decide(body: Any, rulebook: Rulebook) -> DecideRequest:
     b = _object(body, "decide request")
     errors: list[FieldError] = []
-    _unknown(b, ("customer_id", "channel", "context", "limit", "explain", "contact_id"), "", errors)
+    _unknown(b, ("customer_id", "channel", "context", "limit", "explain", "contact_id", "dry_run"), "", errors)
     customer_id = check_id(b.get("customer_id"), "customer_id", errors)
     channel = b.get("channel")
     limit = 0
@@ -125,9 +125,12 @@ def parse_decide(body: Any, rulebook: Rulebook) -> DecideRequest:
     if not isinstance(explain, bool):
         errors.append(FieldError("explain", "must be true or false"))
     contact_id = check_id(b.get("contact_id"), "contact_id", errors, required=False)
+    dry_run = b.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        errors.append(FieldError("dry_run", "must be true or false"))
     if errors or customer_id is None or not isinstance(channel, str) or not isinstance(explain, bool):
         _raise(errors, "invalid decide request")
-    return DecideRequest(customer_id, channel, context, limit, explain, contact_id)
+    return DecideRequest(customer_id, channel, context, limit, explain, contact_id, dry_run is True)
 
 
 _EVENT_FIELDS = ("event_id", "type", "customer_id", "action_id", "decision_id", "channel", "ts", "properties")

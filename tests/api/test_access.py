@@ -137,6 +137,24 @@ async def test_a_marketer_may_preview_with_explain_only_and_a_preview_records_no
     assert await redis.exists(keys.decisions("c-1")) == 1
 
 
+async def test_a_dry_run_decides_and_records_nothing_for_any_key_that_may_preview(
+    make_client: AppFactory, redis: Redis
+) -> None:
+    client = await make_client(open_without_keys=False)
+    channel = await _key(client, "channel", channels=("call_center",))
+    marketer = await _key(client, "marketer")
+    admin = await _key(client, "admin")
+    assert (await _call(client, "PUT", "/v1/customers/c-1", CUSTOMER, admin)).status == 200
+    body = {"customer_id": "c-1", "channel": "call_center", "dry_run": True}
+    for key in (channel, marketer) * 4:  # more previews than policy.yaml's caps would let decisions make
+        answer = await (await _call(client, "POST", "/v1/decide", body, key)).json()
+        assert answer["dry_run"] is True
+    assert await redis.exists(keys.decisions("c-1")) == 0
+    assert not await redis.hexists(keys.customer("c-1"), "h")  # no reservation in the history
+    wrong = await _call(client, "POST", "/v1/decide", {**body, "dry_run": "yes"}, channel)
+    assert [e["field"] for e in (await problem(wrong, 400))["errors"]] == ["dry_run"]
+
+
 async def test_a_channel_key_is_bound_to_its_channels(make_client: AppFactory) -> None:
     client = await make_client(open_without_keys=False)
     web = await _key(client, "channel", channels=("web", "app"))
