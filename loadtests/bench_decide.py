@@ -268,7 +268,8 @@ def report(args: argparse.Namespace, rows: dict[str, list[dict[str, float]]], va
     ep = args.endpoint
     print(
         f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} alternating rounds, "
-        f"{args.customers} customers, rules: {args.actions or 'shipped'} actions, {args.workers} process(es) each, "
+        f"{args.customers} customers, rules: {args.actions or (args.rules or 'shipped')} actions, "
+        f"{args.workers} process(es) each, "
         f"{os.cpu_count()} cores shared by server, Redis and wrk"
     )
     print(
