@@ -55,12 +55,11 @@ def _sentence(
         return f"{name} is not running now: see `active` in {action.file}."
     if stage == "paused":
         return f"{name} is paused: its weight is 0 in {action.file}."
-    if stage in ("consent", "eligibility", "applicability", "suitability") and "rule" in item:
+    if gates.gate is not None and stage == gates.gate[0]:  # the channel's own consent or quiet hours
+        when = "now" if stage == "quiet_hours" else "to this customer"
+        return f"Nothing goes out on {channel} {when}: {item['reason']}."
+    if stage in ("consent", "eligibility", "applicability", "suitability"):
         return f"{name} {_layer_words(action, person, rb)} (rule: {item['rule']})."
-    if stage == "consent":  # the channel's own consent (rank.channel_gate)
-        return f"Nothing goes out on {channel} to this customer: {item['reason']}."
-    if stage == "quiet_hours":
-        return f"Nothing goes out on {channel} now: {item['reason']}."
     if stage == "contact_policy":
         return f"{name} is held back by the contact policy: {item['reason']}."
     if stage == "contact_limit" and rb.contact is not None:

@@ -47,6 +47,15 @@ async def test_explain_names_the_stage_and_rule(client: Client) -> None:
     assert ex["no-action"]["why"] == "Doing nothing scores 0.3: an action must beat it to be shown."
 
 
+async def test_a_closed_channel_is_explained_as_the_channels(client: Client) -> None:
+    await put_customer(client, "c-5", CROSSSELL_MOBILE | {"consents": {"crosssell": True, "email": False}})
+    ex = _by_action(await decide(client, "c-5", "email", explain=True))
+    assert ex["tv-addon"]["stage"] == "consent"
+    assert ex["tv-addon"]["why"] == (
+        "Nothing goes out on email to this customer: no email consent for the email channel."
+    )
+
+
 async def test_explain_purpose_consent_and_caps_with_counts(client: Client) -> None:
     await put_customer(client, "c-2", CROSSSELL_MOBILE | {"consents": {"crosssell": False}})
     ex = _by_action(await decide(client, "c-2", explain=True))
