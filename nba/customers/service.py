@@ -16,7 +16,6 @@ from nba.domain import EVENT_TYPES
 from nba.errors import FieldError, InvalidRequest, NotFound, Unavailable
 from nba.live import Live
 from nba.rules import profile
-from nba.rules.compiled import profile_segments
 from nba.rules.rulebook import Rulebook
 from nba.store import history
 from nba.store.contract import ProfileWrite, Storage
@@ -59,7 +58,7 @@ class Customers:
         customer the later stays, as two PUTs in a row. No per-customer lock: a replacement compares no
         revision, and a concurrent merge (PATCH) notices the new revision and retries."""
         rb = self.live.snapshot.rulebook
-        compiled = profile_segments(rb)
+        compiled = rb.profile_segments
         now = self.clock()
         now_ms = int(now * 1000)
         version = rb.segments_version
@@ -105,7 +104,7 @@ class Customers:
                 current, _ = await self.store.get_profile(customer_id)
                 expected = current.revision if current else ""
                 new = profile.merge(current.attributes if current else {}, attributes)
-            segs = profile_segments(rb).bits(new, now)
+            segs = rb.profile_segments.bits(new, now)
             rev = await self.store.write_profile(customer_id, expected, new, segs, rb.segments_version, int(now * 1000))
             if rev >= 0:
                 return

@@ -11,27 +11,20 @@ from nba.domain import BoolArray
 from nba.rules.conditions import Facts, evaluate
 from nba.rules.rulebook import Rulebook
 
-_EMPTY: Mapping[str, Any] = {}
-
 
 def materialise(rulebook: Rulebook, attributes: Mapping[str, Any], now: float) -> int:
     """Profile segments (no time, no context), stored with the profile when it changes: bit i is the
     rule set's i-th segment, which is stable while its segments version is (a few bytes per customer
     instead of the names)."""
-    return _bits(rulebook, _profile_segments(rulebook, attributes, now))
+    return rulebook.profile_segments.bits(attributes, now)
 
 
 def _profile_segments(rulebook: Rulebook, attributes: Mapping[str, Any], now: float) -> set[str]:
-    member: set[str] = set()
-    facts = Facts(attributes, _EMPTY, member, now)
-    for seg in rulebook.segments:
-        if seg.kind == "profile" and evaluate(seg.condition, facts):
-            member.add(seg.name)
-    return member
+    return _members(rulebook, materialise(rulebook, attributes, now))
 
 
-def _bits(rulebook: Rulebook, member: set[str]) -> int:
-    return sum(1 << i for i, s in enumerate(rulebook.segments) if s.name in member)
+def _members(rulebook: Rulebook, bits: int) -> set[str]:
+    return {s.name for i, s in enumerate(rulebook.segments) if bits >> i & 1}
 
 
 def current(
@@ -45,7 +38,7 @@ def current(
     """All segments the customer is in now. Stored profile segments are trusted only if they were
     computed by the same segment definitions; otherwise (rules changed since) they are recomputed."""
     if stored is not None and stored_version == rulebook.segments_version:
-        member = {s.name for i, s in enumerate(rulebook.segments) if stored >> i & 1}
+        member = _members(rulebook, stored)
     else:
         member = _profile_segments(rulebook, attributes, now)
     facts = Facts(attributes, context, member, now)

@@ -99,7 +99,8 @@ def _getter(path: tuple[str, ...]) -> Callable[[Mapping[str, Any]], Any]:
 
 
 class ProfileSegments:
-    """The profile segments of one rule set, compiled: `bits` is segments.materialise, faster."""
+    """The profile segments of one rule set, compiled once (Rulebook.profile_segments): `bits` are what
+    segments.materialise stores with a profile."""
 
     def __init__(self, rulebook: Rulebook):
         self.version = rulebook.segments_version
@@ -117,18 +118,3 @@ class ProfileSegments:
                 member.add(name)
                 bits |= bit
         return bits
-
-
-_compiled: dict[int, tuple[Rulebook, ProfileSegments]] = {}
-
-
-def profile_segments(rulebook: Rulebook) -> ProfileSegments:
-    """The compiled segments of `rulebook`, compiled once (the few rule sets a process runs are kept)."""
-    held = _compiled.get(id(rulebook))
-    if held is not None and held[0] is rulebook:
-        return held[1]
-    if len(_compiled) >= 8:
-        _compiled.pop(next(iter(_compiled)))
-    compiled = ProfileSegments(rulebook)
-    _compiled[id(rulebook)] = (rulebook, compiled)
-    return compiled

@@ -9,7 +9,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -24,6 +24,9 @@ from nba.rules.conditions import (
 from nba.rules.learning_settings import Learning
 from nba.rules.program import Program
 from nba.rules.reasons import Template
+
+if TYPE_CHECKING:
+    from nba.rules.compiled import ProfileSegments
 
 FOREVER = 4102444800.0  # 2100-01-01, "no end date"
 MAX_ACTIONS = 10_000
@@ -170,6 +173,13 @@ class Rulebook:
     def action_ids(self) -> npt.NDArray[np.object_]:
         """Action ids in rulebook order, to turn index arrays into ids without a Python loop."""
         return np.array([a.id for a in self.actions], dtype=object)
+
+    @cached_property
+    def profile_segments(self) -> ProfileSegments:
+        """The profile segments compiled (rules/compiled.py), once per rule set."""
+        from nba.rules.compiled import ProfileSegments  # compiled reads conditions; the rulebook only names them
+
+        return ProfileSegments(self)
 
     @cached_property
     def segment_labels(self) -> dict[str, str]:
