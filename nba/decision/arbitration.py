@@ -56,6 +56,12 @@ class Sampling(NamedTuple):
     explore: bool = True
 
 
+def do_nothing(lever: FloatArray, fixed: BoolArray) -> float | None:
+    """The priority of doing nothing among candidates (their levers, which are no_action ones): the
+    highest no_action lever, None without one."""
+    return float(lever[fixed].max()) if fixed.any() else None
+
+
 def contenders(beliefs: Beliefs, lever: FloatArray, fixed: BoolArray, threshold: float, limit: int) -> IntArray:
     """Positions of the candidates that can be shown: not a threshold, able to beat the threshold, and able
     to reach the top `limit` (beliefs and lever aligned with the candidates)."""
@@ -102,7 +108,8 @@ class Situation:
     ) -> None:
         fixed = no_action[candidates]
         lev = lever[candidates]
-        self.threshold = float(lev[fixed].max()) if fixed.any() else -np.inf
+        bar = do_nothing(lev, fixed)
+        self.threshold = -np.inf if bar is None else bar
         self.keep = contenders(beliefs, lev, fixed, self.threshold, limit)
         self.contenders = candidates[self.keep]
         m = self.contenders.shape[0]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nba.decision import contact_policy
+from nba.decision.arbitration import do_nothing
 from nba.decision.beliefs import beliefs_for
 from nba.domain import FloatArray
 from nba.learning.snapshot import Snapshot
@@ -39,8 +40,8 @@ def explain(snap: Snapshot, person: Who, gates: Screen, ordering: Order) -> list
 
 def _bar(rb: Rulebook, gates: Screen, ordering: Order) -> float | None:
     """The do-nothing score this decision's actions had to beat (with the capacity price), if any."""
-    fixed = [i for i in gates.candidates.tolist() if rb.no_action[i]]
-    return max(float(rb.lever[i]) for i in fixed) + ordering.price if fixed else None
+    bar = do_nothing(rb.lever[gates.candidates], rb.no_action[gates.candidates])
+    return None if bar is None else bar + ordering.price
 
 
 def _sentence(

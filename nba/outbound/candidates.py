@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from nba.decision import rank
+from nba.decision.arbitration import do_nothing
 from nba.decision.beliefs import beliefs_for
 from nba.domain import DecideRequest, FloatArray, IntArray
 from nba.learning import features
@@ -65,9 +66,9 @@ def candidates(
         ordering = np.asarray(control_rng.random(cand.shape[0]), np.float64)
     elif in_control:
         ordering = np.asarray(rb.prior_alpha[cand] / (rb.prior_alpha[cand] + rb.prior_beta[cand]), np.float64)
-    fixed = rb.no_action[cand]
-    priority = ordering * rb.lever[cand]
-    bar = float(rb.lever[cand][fixed].max()) if fixed.any() else 0.0
+    fixed, lever = rb.no_action[cand], rb.lever[cand]
+    priority = ordering * lever
+    bar = do_nothing(lever, fixed) or 0.0  # without a no_action action: anything worth more than 0
     worth = ~fixed & (priority > bar)
     return Candidates(
         cand[worth],
