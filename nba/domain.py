@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,3 +114,8 @@ def check_id(value: Any, field: str, errors: list[FieldError], *, required: bool
         errors.append(FieldError(field, "may only contain letters, digits and . _ : @ + -"))
         return None
     return value
+
+
+def iso_utc(ts: float, timespec: str = "seconds") -> str:
+    """Epoch seconds as an RFC 3339 UTC time with a trailing Z, as every answer and log line writes one."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec=timespec).replace("+00:00", "Z")

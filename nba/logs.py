@@ -13,10 +13,11 @@ import re
 import secrets
 import sys
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from nba.domain import iso_utc
 
 FORMATS = ("text", "json")
 
@@ -53,7 +54,7 @@ class ContextFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": iso_utc(record.created, "milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

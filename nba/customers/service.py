@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import random
 from collections import defaultdict
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from typing import Any, Literal
 
 from nba.concurrency import KeyedLocks
 from nba.decision import segments
-from nba.domain import EVENT_TYPES
+from nba.domain import EVENT_TYPES, iso_utc
 from nba.errors import FieldError, InvalidRequest, NotFound, Unavailable
 from nba.live import Live
 from nba.rules import profile
@@ -131,18 +130,14 @@ class Customers:
             "customer_id": customer_id,
             "attributes": stored.attributes,
             "segments": [s.name for s in rb.segments if s.name in member],
-            "updated_at": _iso(stored.updated_ms / 1000),
+            "updated_at": iso_utc(stored.updated_ms / 1000, "milliseconds"),
             "revision": int(stored.revision or 0),
             "history": {
                 "events": events,
-                "last_contact_at": None if last is None else _iso(last),
+                "last_contact_at": None if last is None else iso_utc(last, "milliseconds"),
                 "by_action": {a: dict(t) for a, t in sorted(by_action.items())},
             },
         }
 
     async def erase(self, customer_id: str) -> None:
         await self.store.erase(customer_id, int(self.clock() * 1000))
-
-
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from nba.concurrency import stop_if_cancelled
+from nba.domain import iso_utc
 from nba.errors import NbaError
 from nba.learning.snapshot import Snapshot
 from nba.outbound.run import OutboundRun, RunRequest, check
@@ -133,12 +134,6 @@ class Jobs:
     @staticmethod
     def _public(doc: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in doc.items() if k not in ("started_ms", "updated_ms")}
-        out["started_at"] = _iso_ms(doc.get("started_ms", 0))
-        out["updated_at"] = _iso_ms(doc.get("updated_ms", 0))
+        out["started_at"] = iso_utc(doc.get("started_ms", 0) / 1000)
+        out["updated_at"] = iso_utc(doc.get("updated_ms", 0) / 1000)
         return out
-
-
-def _iso_ms(ms: int) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

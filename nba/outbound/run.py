@@ -30,7 +30,7 @@ import orjson
 from nba.concurrency import run_bounded
 from nba.decision.ids import new_decision_id
 from nba.decision.rank import RESERVATION_SECONDS, ranked_action
-from nba.domain import Decision
+from nba.domain import Decision, iso_utc
 from nba.errors import Conflict, FieldError, InvalidRequest, StoredDataUnreadable
 from nba.learning.record import Meta, decision_record
 from nba.learning.snapshot import Snapshot
@@ -68,7 +68,7 @@ class RunRequest:
             "segment": self.segment,
             "customers": None if self.customer_ids is None else len(self.customer_ids),
             "dry_run": self.dry_run,
-            "send_at": None if self.send_at is None else _iso(self.send_at),
+            "send_at": None if self.send_at is None else iso_utc(self.send_at),
             "budget": self.budget,
             "per_customer": self.per_customer,
             "include": list(self.include),
@@ -291,8 +291,8 @@ class OutboundRun:
             run_id=self.run_id,
             channel=req.channel,
             dry_run=req.dry_run,
-            started_at=_iso(started),
-            send_at=_iso(at),
+            started_at=iso_utc(started),
+            send_at=iso_utc(at),
             day=day,
             per_customer=per_customer,
             rules_version=rb.version,
@@ -333,7 +333,7 @@ class OutboundRun:
             "record" if not req.dry_run else "write": round(t3 - t2, 3),
             "total": round(t3 - t0, 3),
         }
-        report["finished_at"] = _iso(self.clock())
+        report["finished_at"] = iso_utc(self.clock())
         self.progress.phase = "done"
         return report
 
@@ -426,7 +426,7 @@ class OutboundRun:
                     "channel": self.req.channel,
                     "action_id": a.action_id,
                     "rank": a.rank,
-                    "send_at": _iso(at),
+                    "send_at": iso_utc(at),
                     "score": round(a.score, 6),
                     "propensity": round(a.propensity, 6),
                     "value": a.value,
@@ -497,7 +497,7 @@ class OutboundRun:
                 meta,
                 cl.model,
             )
-            record.update(probability_kind="deterministic", outbound_run=self.run_id, send_at=_iso(at))
+            record.update(probability_kind="deterministic", outbound_run=self.run_id, send_at=iso_utc(at))
             recorded = await self.store.record_decision(
                 cid,
                 data.version,
@@ -683,10 +683,6 @@ def _counts(action_ids: list[str]) -> Counter[str]:
 def new_run_id(now: float) -> str:
     """Time-ordered, unguessable enough for a list nobody may read without a key: 12 hex of ms, 8 random."""
     return "run-" + new_decision_id(now)[:20]
-
-
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 CSV_COLUMNS = (
