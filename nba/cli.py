@@ -1087,21 +1087,20 @@ def _install_uvloop() -> None:
 
 
 async def _outbound_progress(progress: Any, every: float = 2.0) -> None:
-    """How far a run got, on standard error every `every` seconds (rewritten in place on a terminal)."""
-    tty = sys.stderr.isatty()
-    written = False
+    """How far a run got, on standard error every `every` seconds."""
+    from nba.terminal import StatusLine
+
+    line = StatusLine()
     try:
         while True:
             await asyncio.sleep(every)
-            written = True
             p = progress.as_dict()
             text = f"{p['phase']}: {p['customers_read']} customers read"
             if p["to_record"]:
                 text += f", {p['customers_recorded']} of {p['to_record']} done"
-            print(("\r" + text.ljust(79)) if tty else text, end="" if tty else "\n", file=sys.stderr, flush=True)
+            line.show(text)
     finally:
-        if tty and written:  # the report that follows starts a line of its own
-            print(file=sys.stderr)
+        line.end()
 
 
 def _outbound_parser(sub: Any) -> None:

@@ -33,6 +33,7 @@ from nba.customers.service import Change, Customers
 from nba.domain import check_id
 from nba.errors import FieldError, InvalidRequest
 from nba.rules.rulebook import Rulebook
+from nba.terminal import StatusLine
 
 FORMATS = ("csv", "jsonl")
 MODES = ("replace", "merge")
@@ -270,11 +271,10 @@ class Progress:
     """A line on standard error every `every` seconds: how many, how fast and, when the size of what is
     left is known, until when. On a terminal the line is rewritten in place."""
 
-    def __init__(self, source: Source, every: float = 2.0, out: IO[str] = sys.stderr):
-        self.total, self.position, self.every, self.out = source.size, source.position, every, out
+    def __init__(self, source: Source, every: float = 2.0, out: IO[str] | None = None):
+        self.total, self.position, self.every = source.size, source.position, every
         self.start = self.last = time.monotonic()
-        self.tty = out.isatty()
-        self.written = False
+        self.line = StatusLine(out)
 
     def tick(self, summary: Summary) -> None:
         now = time.monotonic()
@@ -288,14 +288,10 @@ class Progress:
             share = min(1.0, self.position() / self.total)
             if share > 0:
                 eta = f", {share:.0%}, about {(now - self.start) * (1 - share) / share:.0f} s left"
-        text = f"{summary.imported} imported, {summary.rejected} rejected, {rate:.0f} records/s{eta}"
-        self.out.write(("\r" + text.ljust(79)) if self.tty else text + "\n")
-        self.out.flush()
-        self.written = True
+        self.line.show(f"{summary.imported} imported, {summary.rejected} rejected, {rate:.0f} records/s{eta}")
 
     def done(self) -> None:
-        if self.tty and self.written:  # the summary that follows starts a line of its own
-            self.out.write("\n")
+        self.line.end()
 
 
 class RejectFile:
