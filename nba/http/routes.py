@@ -245,12 +245,16 @@ def _run_id(request: web.Request) -> str:
     return run_id
 
 
-async def get_outbound_run(request: web.Request) -> web.Response:
+async def _run_document(request: web.Request) -> dict[str, Any]:
     run_id = _run_id(request)
     doc = await request.app[OUTBOUND].read(run_id)
     if doc is None:
         raise NotFound(f"no outbound run {run_id} (runs are kept 30 days)", code="run_not_found")
-    return json_response(doc)
+    return doc
+
+
+async def get_outbound_run(request: web.Request) -> web.Response:
+    return json_response(await _run_document(request))
 
 
 async def outbound_selection(request: web.Request) -> web.StreamResponse:
@@ -269,9 +273,7 @@ async def outbound_selection(request: web.Request) -> web.StreamResponse:
             raise InvalidRequest(
                 "unknown attribute", errors=[FieldError("include", f"{unknown[0]!r} is not a profile attribute")]
             )
-    doc = await request.app[OUTBOUND].read(run_id)
-    if doc is None:
-        raise NotFound(f"no outbound run {run_id} (runs are kept 30 days)", code="run_not_found")
+    doc = await _run_document(request)
     if doc["state"] != "done":
         raise Conflict(
             f"run {run_id} is {doc['state']}: its selection is complete once it is done", code="run_not_done"
