@@ -259,6 +259,18 @@ class Metrics:
             found = self._children[key] = metric.labels(*labels)
         return found
 
+    def totals(self, metric: str, label: str) -> dict[str, float]:
+        """A counter's totals by one of its labels, as /metrics would show them (every worker's)."""
+        out: dict[str, float] = {}
+        for family in self._exposed.collect():
+            if family.name != metric:
+                continue
+            for sample in family.samples:
+                if sample.name == f"{metric}_total":
+                    key = sample.labels.get(label, "")
+                    out[key] = out.get(key, 0.0) + sample.value
+        return out
+
     def rules_in_use(self, version: str) -> None:
         if self._rules_version is not None and self._rules_version != version:
             self.rules_info.labels(self._rules_version).set(0)

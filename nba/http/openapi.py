@@ -22,6 +22,7 @@ from nba.domain import EVENT_TYPES, ID_RE, MAX_ID
 from nba.http import wire
 from nba.rules import profile as profiles
 from nba.rules.rulebook import Rulebook
+from nba.store import keys
 
 # `$` is the end of the text in the ECMA regular expressions of JSON Schema (not before a final newline)
 _ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID, "pattern": f"^{ID_RE.pattern}$"}
@@ -325,6 +326,141 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["version", "changed"],
         "properties": {"version": {"type": "string"}, "changed": {"type": "boolean"}},
     },
+    "Rate": {
+        "type": "object",
+        "description": "accepted / shown with its Wilson 95% interval (null: nothing shown)",
+        "required": ["shown", "accepted", "rate", "rate_low", "rate_high"],
+        "properties": {
+            "shown": {"type": "number"},
+            "accepted": {"type": "number"},
+            "rate": {"type": ["number", "null"]},
+            "rate_low": {"type": ["number", "null"]},
+            "rate_high": {"type": ["number", "null"]},
+        },
+    },
+    "PerformanceFigures": {
+        "type": "object",
+        "required": ["shown", "accepted", "rejected", "clicked", "value", "rate", "series", "model", "control", "lift"],
+        "properties": {
+            "shown": {"type": "number", "description": "impressions"},
+            "accepted": {"type": "number"},
+            "rejected": {"type": "number"},
+            "clicked": {"type": "number"},
+            "value": {"type": "number", "description": "reward x the action's value, as the learner credits it"},
+            "events": {"type": "object", "additionalProperties": {"type": "number"}},
+            "rate": {"type": ["number", "null"]},
+            "rate_low": {"type": ["number", "null"]},
+            "rate_high": {"type": ["number", "null"]},
+            "series": {
+                "type": "object",
+                "description": "per bucket, in the order of `buckets`",
+                "additionalProperties": {"type": "array", "items": {"type": ["number", "null"]}},
+            },
+            "model": _ref("Rate"),
+            "control": _ref("Rate"),
+            "lift": {"type": ["number", "null"], "description": "model rate / control rate - 1"},
+            "lift_low": {"type": ["number", "null"]},
+            "lift_high": {"type": ["number", "null"]},
+        },
+    },
+    "RulesChange": {
+        "type": "object",
+        "required": ["at", "version", "kind", "previous"],
+        "properties": {
+            "at": {"type": "string", "format": "date-time"},
+            "version": {"type": "string"},
+            "kind": {"enum": ["publish", "rollback"]},
+            "previous": {"type": ["string", "null"]},
+        },
+    },
+    "Performance": {
+        "type": "object",
+        "required": ["from", "until", "bucket", "buckets", "rows", "totals", "rules_changes"],
+        "properties": {
+            "from": {"type": "string", "format": "date-time"},
+            "until": {"type": "string", "format": "date-time"},
+            "bucket": {"enum": ["hour", "day"]},
+            "channel": {"type": ["string", "null"]},
+            "buckets": {"type": "array", "items": {"type": "string", "format": "date-time"}},
+            "rows": {
+                "type": "array",
+                "items": {
+                    "allOf": [
+                        _ref("PerformanceFigures"),
+                        {
+                            "type": "object",
+                            "required": ["action_id", "name", "channel"],
+                            "properties": {
+                                "action_id": {"type": "string"},
+                                "name": {"type": "string"},
+                                "channel": {"type": "string"},
+                            },
+                        },
+                    ]
+                },
+            },
+            "totals": _ref("PerformanceFigures"),
+            "rules_changes": {"type": "array", "items": _ref("RulesChange")},
+        },
+    },
+    "LearningHealth": {
+        "type": "object",
+        "required": ["model_version", "model_updated_at", "learner_lag_seconds", "inbox_pending", "arms"],
+        "properties": {
+            "model_version": {"type": "string"},
+            "model_updated_at": {"type": ["string", "null"], "format": "date-time"},
+            "model_age_seconds": {"type": ["number", "null"]},
+            "learner_lag_seconds": {"type": "number"},
+            "inbox_pending": {"type": "integer"},
+            "rules_version": {"type": "string"},
+            "arms": {"type": "object"},
+            "decisions": {"type": "number", "description": "this server's processes, since they started"},
+            "degraded": {"type": "number"},
+            "degraded_share": {"type": ["number", "null"]},
+            "errors": {"type": "object", "additionalProperties": {"type": "number"}},
+        },
+    },
+    "RulesVersions": {
+        "type": "object",
+        "required": ["current", "versions", "changes"],
+        "properties": {
+            "current": {"type": ["string", "null"]},
+            "running": {"type": "string"},
+            "versions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["version", "current", "published_at"],
+                    "properties": {
+                        "version": {"type": "string"},
+                        "current": {"type": "boolean"},
+                        "published_at": {"type": ["string", "null"], "format": "date-time"},
+                    },
+                },
+            },
+            "changes": {"type": "array", "items": _ref("RulesChange")},
+        },
+    },
+    "RulesDiff": {
+        "type": "object",
+        "required": ["from", "to", "files"],
+        "properties": {
+            "from": {"type": "string"},
+            "to": {"type": "string"},
+            "files": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["path", "status", "diff"],
+                    "properties": {
+                        "path": {"type": "string"},
+                        "status": {"enum": ["added", "removed", "changed"]},
+                        "diff": {"type": "string", "description": "unified diff"},
+                    },
+                },
+            },
+        },
+    },
     "ActionStats": {
         "type": "object",
         "required": ["model_version", "rules_version", "actions"],
@@ -530,6 +666,7 @@ _SCHEMAS["CustomerLine"] = {
 _SCHEMAS["CustomerLine"]["properties"] = {"customer_id": _ID, **_SCHEMAS["CustomerLine"]["properties"]}
 
 _CUSTOMER_ID = {"name": "customer_id", "in": "path", "required": True, "schema": _ID}
+_VERSION = {"type": "string", "pattern": "^[0-9A-Za-z_.-]{1,128}$"}  # a rules version (wire.parse_rules_diff_query)
 _RUN_ID = {
     "name": "run_id",
     "in": "path",
@@ -575,6 +712,9 @@ def openapi_document(rulebook: Rulebook, permissions: Permissions | None = None)
         for name, ch in rulebook.channels.items()
     ]
     schemas["Event"]["properties"]["action_id"] = {"enum": [a.id for a in rulebook.actions]}
+    for param in doc["paths"]["/v1/board/performance"]["get"]["parameters"]:
+        if param["name"] == "channel":
+            param["schema"] = {"enum": channels}
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             needs = (permissions or {}).get((method.upper(), path)) if method != "parameters" else None
@@ -857,6 +997,43 @@ def _static() -> dict[str, Any]:
                 "get": {
                     "summary": "Per action and segment key: events and posterior",
                     "responses": {"200": _json(_ref("ActionStats")), **_problems(503)},
+                }
+            },
+            "/v1/board/performance": {
+                "get": {
+                    "summary": "Offer performance per action and channel over a period, by hour or day",
+                    "description": "From the learner's counters: each event id once, in the hour of its own "
+                    "time, on the channel and arm of the decision it answers. Hours are kept "
+                    f"{keys.PERF_HOUR_DAYS} days, days {keys.PERF_DAY_DAYS} days.",
+                    "parameters": [
+                        {"name": "from", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                        {"name": "until", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                        {"name": "bucket", "in": "query", "schema": {"enum": ["hour", "day"]}},
+                        {"name": "channel", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {"200": _json(_ref("Performance")), **_problems(400, 503)},
+                }
+            },
+            "/v1/board/learning": {
+                "get": {
+                    "summary": "Learning health: learner lag, model age, model vs control, degraded share",
+                    "responses": {"200": _json(_ref("LearningHealth")), **_problems(503)},
+                }
+            },
+            "/v1/rules/versions": {
+                "get": {
+                    "summary": "The rule sets a rollback can reach and every change of the current one",
+                    "responses": {"200": _json(_ref("RulesVersions")), **_problems(503)},
+                }
+            },
+            "/v1/rules/diff": {
+                "get": {
+                    "summary": "What changed between two kept rule sets, file by file (unified diffs)",
+                    "parameters": [
+                        {"name": "from", "in": "query", "required": True, "schema": _VERSION},
+                        {"name": "to", "in": "query", "required": True, "schema": _VERSION},
+                    ],
+                    "responses": {"200": _json(_ref("RulesDiff")), **_problems(400, 404, 503)},
                 }
             },
             "/healthz": {

@@ -22,7 +22,7 @@ from nba.access.roles import Permission
 from nba.customers import bulk
 from nba.customers.service import Customers
 from nba.decision.decider import Decider
-from nba.domain import check_id
+from nba.domain import check_id, iso_utc
 from nba.errors import (
     Conflict,
     FieldError,
@@ -35,7 +35,7 @@ from nba.errors import (
     RulesRejected,
     Unavailable,
 )
-from nba.evaluation import stats
+from nba.evaluation import performance, stats
 from nba.http import access, wire
 from nba.http import body as bodies
 from nba.http.openapi import openapi_bytes
@@ -48,6 +48,7 @@ from nba.live import Live
 from nba.metrics import Metrics
 from nba.outbound import run as outbound_run
 from nba.outbound.jobs import Jobs
+from nba.rules.diff import diff_sets
 from nba.runtime.supervision import Supervision
 from nba.store.contract import Storage
 
@@ -201,6 +202,102 @@ async def action_stats(request: web.Request) -> web.Response:
     data = await store.model_data()
     rb = request.app[LIVE].snapshot.rulebook
     return json_response(stats.report(rb, data, await store.event_counts(), time.time()))
+
+
+async def board_performance(request: web.Request) -> web.Response:
+    """The board's offer performance: the learner's hourly counters over a period (evaluation/performance.py)."""
+    store = request.app[STORE]
+    rb = request.app[LIVE].snapshot.rulebook
+    period = wire.parse_performance_query(request.query, rb.channels, request.app[CLOCK]())
+    cells = await store.performance(period.start_hour, period.end_hour, by_day=period.step == 24)
+    names = {a.id: a.name for a in rb.actions}
+    return json_response(performance.report(cells, period, names, await store.rules_changes()))
+
+
+async def board_learning(request: web.Request) -> web.Response:
+    """Learning health: how far behind the learner is and how old the model, from Redis (so every process
+    answers alike); decisions and errors of this server's processes since they started."""
+    store = request.app[STORE]
+    now = request.app[CLOCK]()
+    backlog = await store.inbox_backlog()
+    updated = await store.model_updated_ms()
+    data = await store.model_data()
+    metrics = request.app[METRICS]
+    outcomes = metrics.totals("nba_decisions", "outcome")
+    decided = sum(n for outcome, n in outcomes.items() if outcome != "dry_run")
+    degraded = outcomes.get("degraded", 0.0)
+    errors = {
+        "redis": sum(metrics.totals("nba_redis_errors", "op").values()),
+        "learner": sum(metrics.totals("nba_learner_errors", "").values()),
+        "model_refresh": sum(metrics.totals("nba_model_refresh_errors", "").values()),
+        "unreadable_records": sum(metrics.totals("nba_unreadable_records", "record").values()),
+    }
+    arms = {arm: {"shown": n, "rewards": r, "rate": r / n if n else None} for arm, (n, r) in sorted(data.arms.items())}
+    return json_response(
+        {
+            "model_version": data.version,
+            "model_updated_at": iso_utc(updated / 1000, "milliseconds") if updated else None,
+            "model_age_seconds": max(0.0, now - updated / 1000) if updated else None,
+            "learner_lag_seconds": max(0.0, now - backlog.oldest_ms / 1000) if backlog.oldest_ms else 0.0,
+            "inbox_pending": backlog.pending,
+            "rules_version": request.app[LIVE].snapshot.rulebook.version,
+            "arms": arms,
+            "decisions": decided,
+            "degraded": degraded,
+            "degraded_share": degraded / decided if decided else None,
+            "errors": errors,
+        }
+    )
+
+
+async def rules_versions(request: web.Request) -> web.Response:
+    """The published rule sets a rollback can reach, and every change of the current one."""
+    store = request.app[STORE]
+    history = await store.rules_history()
+    changes = await store.rules_changes()
+    published: dict[str, int] = {}
+    for c in reversed(changes):  # oldest first: the latest time a version became current wins
+        published[c.version] = c.at_ms
+    current = await store.current_rules_version()
+    return json_response(
+        {
+            "current": current,  # what every process runs within a second (they poll it)
+            "running": request.app[LIVE].snapshot.rulebook.version,  # what this one runs now
+            "versions": [
+                {
+                    "version": v,
+                    "current": v == current,
+                    "published_at": iso_utc(published[v] / 1000, "milliseconds") if v in published else None,
+                }
+                for v in history
+            ],
+            "changes": [
+                {
+                    "at": iso_utc(c.at_ms / 1000, "milliseconds"),
+                    "version": c.version,
+                    "kind": c.kind,
+                    "previous": c.previous,
+                }
+                for c in changes
+            ],
+        }
+    )
+
+
+async def rules_diff(request: web.Request) -> web.Response:
+    before, after = wire.parse_rules_diff_query(request.query)
+    store = request.app[STORE]
+    sets = []
+    for field, version in (("from", before), ("to", after)):
+        files = await store.rules_files(version)
+        if files is None:
+            raise NotFound(
+                f"rules version {version} is not kept (only the rollback history is)",
+                code="unknown_version",
+                errors=[FieldError(field, "not a published version still kept; see GET /v1/rules/versions")],
+            )
+        sets.append(files)
+    return json_response({"from": before, "to": after, "files": diff_sets(sets[0], sets[1])})
 
 
 async def export_decisions(request: web.Request) -> web.StreamResponse:
@@ -388,6 +485,10 @@ ROUTES: list[tuple[str, str, Handler, tuple[Permission, ...]]] = [
     ("POST", "/v1/rules/reload", reload_rules, (P.RULES_CHANGE,)),
     ("POST", "/v1/rules/rollback", rollback_rules, (P.RULES_CHANGE,)),
     ("GET", "/v1/actions/stats", action_stats, (P.STATS,)),
+    ("GET", "/v1/board/performance", board_performance, (P.STATS,)),
+    ("GET", "/v1/board/learning", board_learning, (P.STATS,)),
+    ("GET", "/v1/rules/versions", rules_versions, (P.RULES_READ,)),
+    ("GET", "/v1/rules/diff", rules_diff, (P.RULES_READ,)),
     ("GET", "/v1/decisions/export", export_decisions, (P.LOGS,)),
     ("GET", "/v1/keys", list_keys, (P.KEYS,)),
     ("POST", "/v1/keys", create_key, (P.KEYS,)),

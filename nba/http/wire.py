@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, NoReturn
 
 import orjson
@@ -19,9 +19,11 @@ from nba.access.audit import ACTIONS as AUDIT_ACTIONS
 from nba.customers.bulk import Rejected, Summary
 from nba.domain import EVENT_TYPES, DecideRequest, Decision, EventIn, check_id
 from nba.errors import FieldError, InvalidJson, InvalidRequest, PayloadTooLarge
+from nba.evaluation.performance import Period
 from nba.learning.ingest import IngestResult
 from nba.outbound.run import RunRequest, parse_send_time
 from nba.rules.rulebook import Rulebook
+from nba.store import keys
 from nba.store.keys import DEDUPE_WINDOW
 
 MAX_DECIDE_BODY = 64 * 1024
@@ -279,6 +281,70 @@ def parse_audit_query(query: Mapping[str, str]) -> dict[str, Any]:
     if errors:
         _raise(errors, "invalid audit query")
     return {"after": after, "limit": limit, "action": action, "customer_id": cid}
+
+
+MAX_HOUR_BUCKETS = 24 * keys.PERF_HOUR_DAYS  # the board's counters keep hours this long, days longer
+MAX_DAY_BUCKETS = keys.PERF_DAY_DAYS
+
+
+def parse_performance_query(query: Mapping[str, str], channels: Collection[str], now: float) -> Period:
+    """GET /v1/board/performance?from=&until=&bucket=hour|day&channel=C: the period, widened to whole
+    buckets (UTC). Without until: up to the end of the bucket that holds now; without from: 48 hours
+    (hour) or 14 days (day) before until."""
+    errors: list[FieldError] = []
+    _unknown(dict(query), ("from", "until", "bucket", "channel"), "", errors)
+    bucket = query.get("bucket", "hour")
+    if bucket not in ("hour", "day"):
+        errors.append(FieldError("bucket", "hour or day"))
+    step = 24 if bucket == "day" else 1
+    channel = query.get("channel")
+    if channel is not None and channel not in channels:
+        errors.append(FieldError("channel", f"unknown channel; one of {', '.join(channels)}"))
+    until = _board_time(query.get("until"), "until", errors)
+    # without until: up to the end of the bucket that holds now; with it: an exclusive end, widened
+    end_hour = (int(now) // (3600 * step) + 1) * step if until is None else -(-int(until) // (3600 * step)) * step
+    start = _board_time(query.get("from"), "from", errors)
+    default_hours = 48 if step == 1 else 14 * 24
+    start_hour = end_hour - default_hours if start is None else int(start) // (3600 * step) * step
+    most = MAX_HOUR_BUCKETS if step == 1 else MAX_DAY_BUCKETS
+    if not errors and start_hour >= end_hour:
+        errors.append(FieldError("from", "must be before until"))
+    elif not errors and (end_hour - start_hour) // step > most:
+        errors.append(FieldError("from", f"at most {most} {bucket}s from until (the counters' retention)"))
+    if errors:
+        _raise(errors, "invalid performance query")
+    return Period(start_hour, end_hour, step, channel)
+
+
+def _board_time(value: str | None, field: str, errors: list[FieldError]) -> float | None:
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.upper()) if len(value) <= 40 else None
+        ts = parsed.timestamp() if parsed is not None and parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):
+        ts = None
+    if ts is None:
+        errors.append(FieldError(field, "must be an ISO 8601 time with its zone, such as 2026-12-01T00:00:00Z"))
+    elif not 0 <= ts < 253370764800:  # a bucket's end must still be a date Python can write
+        errors.append(FieldError(field, "must lie between the years 1970 and 9998"))
+        ts = None
+    return ts
+
+
+def parse_rules_diff_query(query: Mapping[str, str]) -> tuple[str, str]:
+    """GET /v1/rules/diff?from=V&to=V"""
+    errors: list[FieldError] = []
+    _unknown(dict(query), ("from", "to"), "", errors)
+    versions = []
+    for field in ("from", "to"):
+        v = query.get(field)
+        if v is None or not re.fullmatch(r"[0-9A-Za-z_.-]{1,128}", v):
+            errors.append(FieldError(field, "is required: a rules version (GET /v1/rules/versions lists them)"))
+        versions.append(v or "")
+    if errors:
+        _raise(errors, "invalid rules diff query")
+    return versions[0], versions[1]
 
 
 def parse_attributes(body: Any) -> dict[str, Any]:

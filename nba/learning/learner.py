@@ -38,7 +38,7 @@ from nba.learning.features import unpack
 from nba.learning.record import Meta
 from nba.metrics import Metrics
 from nba.rules.rulebook import Rulebook
-from nba.store.contract import Storage, Tally
+from nba.store.contract import EventArgs, LearningCommit, PerfCell, Storage, Tally
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,7 @@ class Learner:
         times = np.array([int(entry_id.split("-", 1)[0]) / 1000.0 for entry_id, _ in entries])
         weight = forgetting.weights(times, landmark, half_life).tolist()
         counts: dict[tuple[Tally, str], float] = defaultdict(float)
+        board: dict[PerfCell, float] = defaultdict(float)  # the board's counters (each event id once)
         credited: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])  # for metrics
         ctx_actions: list[int] = []
         ctx_x: list[np.ndarray] = []
@@ -133,6 +134,7 @@ class Learner:
         for (_, event), grant, w in zip(entries, grants, weight, strict=True):
             if grant.counted:
                 counts[(Tally.EVENTS, f"{event.action_id}:{event.type}")] += 1
+                board[_cell(event, grant.meta, event.type)] += 1
             if grant.status == "bad":
                 self.store.unreadable("decision_meta", event.customer_id, grant.meta)
             if grant.status != "granted" or not (grant.trial or grant.reward):
@@ -142,6 +144,7 @@ class Learner:
             except ValueError:  # a damaged decision record: its answers cannot be learned from
                 self.store.unreadable("decision_meta", event.customer_id, grant.meta)
                 continue
+            index = rb.action_index.get(event.action_id)
             tally = credited[(event.action_id, meta.channel, meta.arm)]
             tally[0] += grant.trial
             tally[1] += grant.reward
@@ -151,7 +154,8 @@ class Learner:
             if grant.reward:
                 counts[(Tally.COUNTS, f"r:{event.action_id}:{meta.segment_key}")] += grant.reward * w
                 counts[(Tally.ARMS, f"r:{meta.arm}")] += grant.reward
-            index = rb.action_index.get(event.action_id)
+                if index is not None:
+                    board[_cell(event, grant.meta, "value")] += grant.reward * rb.actions[index].value
             if meta.signature == signature and index is not None and space.features:
                 ctx_actions.append(index)
                 ctx_x.append(unpack(meta.features, space.dim))
@@ -161,9 +165,8 @@ class Learner:
         touched = _add_rows(rb, rows, ctx_actions, ctx_x, ctx_trial, ctx_reward)
         last = {**self._position, **batch.last}
         increments = [(h, f, v) for (h, f), v in counts.items() if v]
-        if not await self.store.commit_learning(
-            self.token, self.lease_ms, batch.last, increments, touched, signature, reset=reset
-        ):
+        commit = LearningCommit(batch.last, increments, touched, signature, reset, board)
+        if not await self.store.commit_learning(self.token, self.lease_ms, commit):
             self._held = False  # someone else took over: our view is stale, reload when we get it back
             log.warning("learner %s lost the lease; batch left to the holder", self.token)
             return 0
@@ -261,3 +264,11 @@ def _add_rows(
         rows[action_id] = row
         touched[action_id] = row.tobytes()
     return touched
+
+
+def _cell(event: EventArgs, meta: str, measure: str) -> PerfCell:
+    """Where the board counts an event: in the hour it happened, on the channel and arm of the decision it
+    answers (an offer sent by e-mail and accepted on the web counts for e-mail), else its own channel."""
+    parts = meta.split("|", 3)
+    channel, arm = (parts[0], parts[2]) if len(parts) == 4 else (event.channel, "none")
+    return PerfCell(event.ts_ms // 3_600_000, event.action_id, channel, arm, measure)

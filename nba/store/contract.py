@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
 
 from nba.errors import StoredDataUnreadable
@@ -105,6 +105,48 @@ class Tally(enum.IntEnum):
     COUNTS = 1  # per action and segment key: n:<action>:<key> trials, r:<action>:<key> rewards
     EVENTS = 2  # per action and event type: <action>:<type>
     ARMS = 3  # model and control: n:<arm>, r:<arm>
+
+
+class PerfCell(NamedTuple):
+    """One of the board's counters: what happened to an action on a channel in one hour (epoch hour) or,
+    read by day, one day (the epoch hour it starts)."""
+
+    hour: int
+    action_id: str
+    channel: str  # of the decision the event answers, else the event's own
+    arm: str  # model, control, or none (an event that answers no decision)
+    measure: str  # an event type, or `value`
+
+
+@dataclass(frozen=True, slots=True)
+class LearningCommit:
+    """What one learner batch adds: statistics, the contextual rows it touched and the board's counters,
+    committed with the inbox positions it read up to."""
+
+    position: Positions
+    increments: list[tuple[Tally, str, float]]  # (which tally, field, amount)
+    contextual: Mapping[str, bytes]  # action -> row bytes
+    signature: str  # the feature columns of the rows
+    reset: bool = False  # drop every row first (the feature columns changed)
+    performance: Mapping[PerfCell, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RulesChange:
+    """The current rule set changed: published from a directory, or rolled back."""
+
+    at_ms: int
+    version: str
+    kind: str  # publish | rollback
+    previous: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxBacklog:
+    """What waits for the learner: entries not yet committed, and the time the oldest was accepted."""
+
+    pending: int
+    oldest_ms: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,19 +345,20 @@ class Storage(Protocol):
         """After a commit at `position`: forget what the committed entries counted."""
         ...
 
-    async def commit_learning(
-        self,
-        token: str,
-        lease_ms: int,
-        position: Positions,
-        increments: list[tuple[Tally, str, float]],
-        contextual: Mapping[str, bytes],
-        signature: str,
-        *,
-        reset: bool = False,
-    ) -> bool:
-        """Add one batch's statistics and move the positions of the shards it read, atomically, if `token`
-        holds the lease."""
+    async def commit_learning(self, token: str, lease_ms: int, commit: LearningCommit) -> bool:
+        """Add one batch's statistics and the board's counters and move the positions of the shards it
+        read, atomically, if `token` holds the lease."""
+        ...
+
+    async def inbox_backlog(self) -> InboxBacklog: ...
+
+    async def model_updated_ms(self) -> int | None:
+        """When the learner last committed (epoch ms)."""
+        ...
+
+    async def performance(self, start_hour: int, end_hour: int, *, by_day: bool) -> dict[PerfCell, float]:
+        """The board's counters of the hours [start_hour, end_hour) (epoch hours), per hour or, `by_day`,
+        per UTC day (the hour field then the day's first hour; start and end on day boundaries)."""
         ...
 
     # ------------------------------------------------------------------------------ the model
@@ -358,6 +401,18 @@ class Storage(Protocol):
 
     async def rollback_rules(self) -> str | None:
         """Make the previously published set current again; the version now current, or None."""
+        ...
+
+    async def rules_history(self) -> list[str]:
+        """The published versions a rollback can reach, newest (the current one) first."""
+        ...
+
+    async def rules_changes(self) -> list[RulesChange]:
+        """The changes of the current version, newest first (at most keys.RULES_CHANGES_MAX)."""
+        ...
+
+    async def board_secret(self) -> bytes:
+        """The key of the board's session cookies (the same for every process, made once)."""
         ...
 
     # ------------------------------------------------------------------------------ access and audit

@@ -65,10 +65,22 @@ other shards than the customers.
     nba:{model}:arms          hash   n:<arm>, r:<arm>: shown actions and rewards of model vs control.
     nba:{model}:version       string INCR-ed by every learner commit: serving processes poll it.
     nba:{model}:events        hash   <action>:<type> -> count of every event received, for stats.
+    nba:{model}:updated       string epoch ms of the latest learner commit (the board's model age).
+    nba:{model}:perf:h:<day>  hash   the board's hourly counters of one UTC day (YYYY-MM-DD): field
+                                     <HH>|<action>|<channel>|<arm>|<measure> -> amount, where measure is
+                                     an event type (each event id once, by the event's own time) or
+                                     `value` (reward x the action's value), channel the channel of the
+                                     decision it answers (else its own) and arm model, control or none.
+                                     Added by the learner's commit; expires PERF_HOUR_DAYS after its day.
+    nba:{model}:perf:d:<month> hash  the same per UTC day of one month (YYYY-MM): <DD>|<action>|...;
+                                     expires PERF_DAY_DAYS after the month.
     nba:{rules}:current       string version (content hash) of the rule set every process should run.
     nba:{rules}:set:<version> string JSON {relative path: file text} of a published rule set; kept
                                      while it is in the history, so a rollback can go back to it.
     nba:{rules}:history       list   published versions, newest first, at most RULES_HISTORY.
+    nba:{rules}:changes       list   JSON {at (epoch ms), version, kind (publish | rollback), previous} of
+                                     each change of the current version, newest first, at most
+                                     RULES_CHANGES_MAX: the board marks them on its time axis.
     nba:{rules}:source        string the version last published from a rules directory: the watcher
                                      and start-up publish a directory only when its content differs,
                                      so a rollback is not undone by files that did not change.
@@ -85,6 +97,8 @@ other shards than the customers.
                                      record, must not open it to everyone).
     nba:{access}:version      string INCR-ed by every key change: processes poll it (ACCESS_POLL_SECONDS)
                                      and reload the keys, so a revoked key is refused everywhere within 1 s.
+    nba:{access}:board        string the key of the board's session cookies (32 random bytes, made once):
+                                     every process signs and checks them alike (access/session.py).
     nba:{audit}:log           stream who did what when: erasures (a keyed hash of the customer id, never the
                                      id), rule reloads and rollbacks, key changes. Append-only; entries
                                      older than AUDIT_RETENTION are trimmed at each append (XADD MINID).
@@ -243,12 +257,24 @@ EVENT_COUNTS = f"{PREFIX}:{{model}}:events"
 MODEL_CONTEXTUAL = f"{PREFIX}:{{model}}:contextual"
 MODEL_ARMS = f"{PREFIX}:{{model}}:arms"
 MODEL_DECAY = f"{PREFIX}:{{model}}:decay"  # landmark and half-life of the forward-decayed statistics
+MODEL_UPDATED = f"{PREFIX}:{{model}}:updated"
+# the board's counters: hours for two weeks, days for a year and a month (what a campaign review looks back on)
+PERF_HOUR_DAYS = 14
+PERF_DAY_DAYS = 400
 LEARN_INBOX = f"{PREFIX}:{{model}}:inbox"
 LEARN_SHARDS = f"{PREFIX}:{{model}}:shards"
 LEARN_LEASE = f"{PREFIX}:{{model}}:lease"
 LEARN_POSITIONS = f"{PREFIX}:{{model}}:positions"
 LEARN_POSITION = f"{PREFIX}:{{model}}:position"
 SHARDS_PER_PRIMARY = 2  # inbox shards per cluster primary at the first start
+
+
+def perf_hours(day: str) -> str:
+    return f"{PREFIX}:{{model}}:perf:h:{day}"
+
+
+def perf_days(month: str) -> str:
+    return f"{PREFIX}:{{model}}:perf:d:{month}"
 
 
 def inbox(shard: int, shards: int) -> str:
@@ -275,6 +301,8 @@ RULES_CURRENT = f"{PREFIX}:{{rules}}:current"
 RULES_HISTORY_KEY = f"{PREFIX}:{{rules}}:history"
 RULES_HISTORY = 20
 RULES_SOURCE = f"{PREFIX}:{{rules}}:source"
+RULES_CHANGES = f"{PREFIX}:{{rules}}:changes"
+RULES_CHANGES_MAX = 500
 ATTRIBUTE_CODES = f"{PREFIX}:{{rules}}:attributes"
 
 
@@ -305,6 +333,7 @@ ACCESS_KEYS = f"{PREFIX}:{{access}}:keys"
 ACCESS_USED = f"{PREFIX}:{{access}}:used"
 ACCESS_VERSION = f"{PREFIX}:{{access}}:version"
 ACCESS_SEALED = f"{PREFIX}:{{access}}:sealed"
+ACCESS_BOARD_SECRET = f"{PREFIX}:{{access}}:board"
 AUDIT_MAX = 1_000_000  # entries kept at most, whatever their age (about 110 bytes each)
 AUDIT_LOG = f"{PREFIX}:{{audit}}:log"
 AUDIT_SECRET = f"{PREFIX}:{{audit}}:secret"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from nba.store import keys
-from nba.store.contract import Tally
+from nba.store.contract import LearningCommit, Tally
 from tests.api.helpers import CROSSSELL_MOBILE, Client, decide, problem, put_customer, send_events
 from tests.conftest import AppFactory, Clock, learn, learner
 
@@ -264,9 +264,8 @@ async def test_a_replayed_batch_counts_once_and_a_crash_before_clearing_marks_do
     assert [g.counted for g in first] == [g.counted for g in replay] == [True, True]
     # the next learner commits but dies before clearing the marks; then the channel re-sends
     assert await lr.store.take_lease(lr.token, lr.lease_ms)
-    assert await lr.store.commit_learning(
-        lr.token, lr.lease_ms, batch.last, [(Tally.EVENTS, "tv-addon:click", 2.0)], {}, ""
-    )
+    commit = LearningCommit(batch.last, [(Tally.EVENTS, "tv-addon:click", 2.0)], {}, "")
+    assert await lr.store.commit_learning(lr.token, lr.lease_ms, commit)
     await send_events(client, [_event("m1", "click", "c-1", "tv-addon")])
     resent = await lr.store.read_inbox(batch.last, 100)
     again = await lr.store.credit_events(resent.entries, rewards, batch.last)

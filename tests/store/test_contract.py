@@ -9,6 +9,7 @@ to the Redis implementation.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,7 +19,16 @@ from redis.asyncio import Redis, RedisCluster
 
 from nba.app import redis_client
 from nba.store import history
-from nba.store.contract import DecisionWrite, EventArgs, Recorded, Storage, Tally
+from nba.store.contract import (
+    DecisionWrite,
+    EventArgs,
+    InboxBacklog,
+    LearningCommit,
+    PerfCell,
+    Recorded,
+    Storage,
+    Tally,
+)
 from nba.store.keys import DECISION_TTL, HISTORY_TTL
 from nba.store.redis import Store
 
@@ -203,9 +213,13 @@ async def test_only_the_lease_holder_commits_and_the_position_moves_with_the_bat
     batch = await storage.read_inbox(await storage.learner_position(), 10)
     assert [e.event_id for _, e in batch.entries] == ["e1", "e2"]
     assert list(batch.last.values()) == [batch.entries[-1][0]]  # both events in their customer's one shard
-    assert not await storage.commit_learning("t2", 10_000, batch.last, [(Tally.EVENTS, "a1:click", 2.0)], {}, "")
+    assert not await storage.commit_learning(
+        "t2", 10_000, LearningCommit(batch.last, [(Tally.EVENTS, "a1:click", 2.0)], {}, "")
+    )
     version = await storage.model_version()
-    assert await storage.commit_learning("t1", 10_000, batch.last, [(Tally.EVENTS, "a1:click", 2.0)], {}, "")
+    assert await storage.commit_learning(
+        "t1", 10_000, LearningCommit(batch.last, [(Tally.EVENTS, "a1:click", 2.0)], {}, "")
+    )
     position = await storage.learner_position()
     assert position.items() >= batch.last.items()
     assert (await storage.read_inbox(position, 10)).last == {}
@@ -259,19 +273,13 @@ async def test_the_model_is_read_at_one_version(storage: Storage) -> None:
     batch = await storage.read_inbox({}, 10)
     assert batch.last
     row = bytes(range(8))
-    assert await storage.commit_learning(
-        "t",
-        10_000,
-        batch.last,
-        [
-            (Tally.COUNTS, "n:a1:other", 3.0),
-            (Tally.COUNTS, "r:a1:other", 1.0),
-            (Tally.ARMS, "n:model", 3.0),
-            (Tally.ARMS, "r:model", 1.0),
-        ],
-        {"a1": row},
-        "sig",
-    )
+    increments = [
+        (Tally.COUNTS, "n:a1:other", 3.0),
+        (Tally.COUNTS, "r:a1:other", 1.0),
+        (Tally.ARMS, "n:model", 3.0),
+        (Tally.ARMS, "r:model", 1.0),
+    ]
+    assert await storage.commit_learning("t", 10_000, LearningCommit(batch.last, increments, {"a1": row}, "sig"))
     data = await storage.model_data()
     assert data.version == await storage.model_version()
     assert data.counts == {("a1", "other"): (3.0, 1.0)}
@@ -370,3 +378,43 @@ async def test_one_real_run_holds_the_lock_at_a_time(storage: Storage) -> None:
     assert not await storage.lock_outbound("b", 60_000)
     await storage.unlock_outbound("a")
     assert await storage.lock_outbound("b", 60_000)
+
+
+async def test_the_boards_counters_are_read_by_hour_and_by_day(storage: Storage) -> None:
+    assert await storage.take_lease("t", 10_000)
+    await remembered(storage, {"c-1": [_event("e1")]}, NOW_MS)
+    batch = await storage.read_inbox({}, 10)
+    last_of_november = int(dt.datetime(2026, 11, 30, 23, tzinfo=dt.UTC).timestamp()) // 3600
+    cells = {
+        PerfCell(last_of_november, "a1", "web", "model", "impression"): 2.0,
+        PerfCell(last_of_november + 1, "a1", "web", "model", "impression"): 3.0,  # December the 1st
+        PerfCell(last_of_november + 1, "a1", "web", "control", "accept"): 1.0,
+        PerfCell(last_of_november - 24, "a2", "email", "none", "value"): 12.5,
+    }
+    assert await storage.commit_learning("t", 10_000, LearningCommit(batch.last, [], {}, "", performance=cells))
+    assert await storage.performance(last_of_november - 24, last_of_november + 2, by_day=False) == cells
+    assert await storage.performance(last_of_november, last_of_november + 1, by_day=False) == {
+        PerfCell(last_of_november, "a1", "web", "model", "impression"): 2.0
+    }
+    nov_30, dec_1 = last_of_november - 23, last_of_november + 1
+    assert await storage.performance(nov_30 - 24, dec_1 + 24, by_day=True) == {
+        PerfCell(nov_30, "a1", "web", "model", "impression"): 2.0,
+        PerfCell(dec_1, "a1", "web", "model", "impression"): 3.0,
+        PerfCell(dec_1, "a1", "web", "control", "accept"): 1.0,
+        PerfCell(nov_30 - 24, "a2", "email", "none", "value"): 12.5,
+    }
+    assert await storage.performance(dec_1, dec_1 + 24, by_day=True) == {
+        PerfCell(dec_1, "a1", "web", "model", "impression"): 3.0,
+        PerfCell(dec_1, "a1", "web", "control", "accept"): 1.0,
+    }
+    backlog = await storage.inbox_backlog()
+    assert backlog.pending == 0
+    assert await storage.model_updated_ms() is not None
+
+
+async def test_the_inbox_backlog_is_what_the_learner_has_not_committed(storage: Storage) -> None:
+    assert await storage.inbox_backlog() == InboxBacklog(0, None)
+    await remembered(storage, {"c-1": [_event("e1")], "c-2": [_event("e2")]}, NOW_MS)
+    backlog = await storage.inbox_backlog()
+    assert backlog.pending == 2
+    assert backlog.oldest_ms is not None

@@ -58,11 +58,19 @@ class Access(RedisBase):
             await self._timed("touch_keys", lambda: self.client.hset(keys.ACCESS_USED, mapping=live))
 
     async def audit_secret(self) -> bytes:
-        """The key of the erasure hashes, made on first use (SET NX: every process gets the same one)."""
-        await self.client.set(keys.AUDIT_SECRET, os.urandom(32), nx=True)
-        secret = await self.client.get(keys.AUDIT_SECRET)
+        """The key of the erasure hashes."""
+        return await self._secret(keys.AUDIT_SECRET)
+
+    async def board_secret(self) -> bytes:
+        """The key of the board's session cookies."""
+        return await self._secret(keys.ACCESS_BOARD_SECRET)
+
+    async def _secret(self, key: str) -> bytes:
+        """32 random bytes made on first use (SET NX: every process gets the same ones)."""
+        await self.client.set(key, os.urandom(32), nx=True)
+        secret = await self.client.get(key)
         if not isinstance(secret, bytes) or not secret:
-            raise RuntimeError("the audit secret vanished")  # only a FLUSHALL between the two calls
+            raise RuntimeError(f"{key} vanished")  # only a FLUSHALL between the two calls
         return secret
 
     async def append_audit(self, entry: Mapping[str, str], now_ms: int) -> str:

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from nba.store import history, keys, scripts
-from nba.store.contract import EventArgs, Grant, GrantStatus, InboxBatch, Positions, Tally
+from nba.store.contract import (
+    EventArgs,
+    Grant,
+    GrantStatus,
+    InboxBacklog,
+    InboxBatch,
+    LearningCommit,
+    PerfCell,
+    Positions,
+)
 from nba.store.redis.base import INBOX_WAIT_MAX, RedisBase, Script
 from nba.store.redis.events import from_inbox
 
@@ -19,6 +30,61 @@ _CLEAR_TALLY_MARKS = Script(scripts.CLEAR_TALLY_MARKS)
 _COMMIT_LEARNING = Script(scripts.COMMIT_LEARNING)
 _REBASE_MODEL = Script(scripts.REBASE_MODEL)
 _TAKE_LEASE = Script(scripts.TAKE_LEASE)
+
+
+def _performance_args(
+    performance: Mapping[PerfCell, float],
+) -> tuple[list[str], list[int], list[Any]]:
+    """The counter hashes a commit touches, the epoch ms each expires at, and the increments (hash index,
+    field, amount): each cell goes to its day's hourly hash and its month's daily hash."""
+    index: dict[str, int] = {}
+    expiries: list[int] = []
+    totals: dict[tuple[int, str], float] = defaultdict(float)
+    for cell, amount in performance.items():
+        if not amount:
+            continue
+        at = dt.datetime.fromtimestamp(cell.hour * 3600, dt.UTC)
+        rest = f"{cell.action_id}|{cell.channel}|{cell.arm}|{cell.measure}"
+        day_end = dt.datetime(at.year, at.month, at.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
+        month_end = dt.datetime(at.year + at.month // 12, at.month % 12 + 1, 1, tzinfo=dt.UTC)
+        for key, field, until in (
+            (keys.perf_hours(at.strftime("%Y-%m-%d")), f"{at.hour:02d}|{rest}", day_end + HOUR_KEPT),
+            (keys.perf_days(at.strftime("%Y-%m")), f"{at.day:02d}|{rest}", month_end + DAY_KEPT),
+        ):
+            if key not in index:
+                index[key] = len(index)
+                expiries.append(int(until.timestamp() * 1000))
+            totals[(index[key], field)] += amount
+    increments: list[Any] = []
+    for (i, field), amount in totals.items():
+        increments += [i, field, repr(float(amount))]
+    return list(index), expiries, increments
+
+
+HOUR_KEPT = dt.timedelta(days=keys.PERF_HOUR_DAYS)
+DAY_KEPT = dt.timedelta(days=keys.PERF_DAY_DAYS)
+
+
+def _perf_hashes(start_hour: int, end_hour: int, by_day: bool) -> list[tuple[str, int]]:
+    """The counter hashes covering [start_hour, end_hour), each with the epoch hour its offsets count from
+    (field offset 0 is that hour; a daily hash's days count from 1, so its base is the month's first day)."""
+    out: list[tuple[str, int]] = []
+    if end_hour <= start_hour:
+        return out
+    day = dt.datetime.fromtimestamp(start_hour * 3600, dt.UTC).date()
+    last = dt.datetime.fromtimestamp((end_hour - 1) * 3600, dt.UTC).date()
+    if by_day:
+        month = day.replace(day=1)
+        while month <= last:
+            start = int(dt.datetime(month.year, month.month, 1, tzinfo=dt.UTC).timestamp()) // 3600
+            out.append((keys.perf_days(month.strftime("%Y-%m")), start))
+            month = dt.date(month.year + month.month // 12, month.month % 12 + 1, 1)
+        return out
+    while day <= last:
+        start = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) // 3600
+        out.append((keys.perf_hours(day.isoformat()), start))
+        day += dt.timedelta(days=1)
+    return out
 
 
 def _after(position: str) -> str:
@@ -155,28 +221,22 @@ class Learning(RedisBase):
         if calls:
             await self._timed("clear_tally_marks", lambda: self._eval_many(_CLEAR_TALLY_MARKS, calls))
 
-    async def commit_learning(
-        self,
-        token: str,
-        lease_ms: int,
-        position: Positions,
-        increments: list[tuple[Tally, str, float]],
-        contextual: Mapping[str, bytes],
-        signature: str,
-        *,
-        reset: bool = False,
-    ) -> bool:
+    async def commit_learning(self, token: str, lease_ms: int, commit: LearningCommit) -> bool:
         """Apply one batch's statistics and move the positions, atomically, if we hold the lease; then
         delete the committed entries from their shards (on a cluster they live on other primaries, so not
         in the same script: an entry left behind by a failure there is past the position, skipped by every
-        reader, and deleted with the next commit of its shard). `increments`: (which tally, field, amount)."""
-        args: list[Any] = [token, lease_ms, "1" if reset else "0", len(position)]
+        reader, and deleted with the next commit of its shard)."""
+        position = commit.position
+        args: list[Any] = [token, lease_ms, "1" if commit.reset else "0", len(position)]
         for shard, entry in position.items():
             args += [shard, entry]
-        args.append(len(increments))
-        for h, f, v in increments:
+        args.append(len(commit.increments))
+        for h, f, v in commit.increments:
             args += [int(h), f, repr(float(v))]
-        rows = {**contextual, "signature": signature.encode()} if contextual or reset else {}
+        perf_keys, expiries, perf_args = _performance_args(commit.performance)
+        args += [*expiries, len(perf_args) // 3, *perf_args]
+        contextual = commit.contextual
+        rows = {**contextual, "signature": commit.signature.encode()} if contextual or commit.reset else {}
         for a, row in rows.items():
             args += [a, row]
         committed = bool(
@@ -191,6 +251,8 @@ class Learning(RedisBase):
                     keys.EVENT_COUNTS,
                     keys.MODEL_ARMS,
                     keys.MODEL_VERSION,
+                    keys.MODEL_UPDATED,
+                    *perf_keys,
                 ],
                 args,
                 route=self._confirmed,
@@ -210,6 +272,51 @@ class Learning(RedisBase):
             if failed:
                 log.debug("deleting committed inbox entries failed (the next commit does it): %r", failed[0])
         return committed
+
+    async def inbox_backlog(self) -> InboxBacklog:
+        """Committed entries are deleted from the inbox (commit_learning), so what is left waits."""
+        shards = await self.inbox_shards()
+        commands: list[tuple[Any, ...]] = []
+        for i in range(shards):
+            commands += [("XLEN", keys.inbox(i, shards)), ("XRANGE", keys.inbox(i, shards), "-", "+", "COUNT", 1)]
+        replies: list[Any] = []
+        for reply in await self._route.execute_all(commands):
+            if isinstance(reply, BaseException):
+                raise reply
+            replies.append(reply)
+        pending = sum(int(n) for n in replies[0::2])
+        oldest = [int(rows[0][0].decode().split("-")[0]) for rows in replies[1::2] if rows]
+        return InboxBacklog(pending, min(oldest) if oldest else None)
+
+    async def model_updated_ms(self) -> int | None:
+        raw = await self.client.get(keys.MODEL_UPDATED)
+        if not isinstance(raw, bytes):
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            self.unreadable("model_updated", keys.MODEL_UPDATED, raw)
+            return None
+
+    async def performance(self, start_hour: int, end_hour: int, *, by_day: bool) -> dict[PerfCell, float]:
+        hashes = _perf_hashes(start_hour, end_hour, by_day)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key, _ in hashes:
+                pipe.hgetall(key)
+            replies = await self._timed("performance", pipe.execute)
+        out: dict[PerfCell, float] = {}
+        for (key, base_hour), fields in zip(hashes, replies, strict=True):
+            for raw_field, raw_amount in fields.items():
+                try:
+                    offset, action_id, channel, arm, measure = raw_field.decode().split("|")
+                    hour = base_hour + int(offset) * (24 if by_day else 1) - (24 if by_day else 0)
+                    amount = float(raw_amount)
+                except ValueError:
+                    self.unreadable("performance", key, raw_field)
+                    continue
+                if start_hour <= hour < end_hour:
+                    out[PerfCell(hour, action_id, channel, arm, measure)] = amount
+        return out
 
     async def rebase_model(
         self,

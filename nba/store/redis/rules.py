@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import orjson
 
 from nba.store import keys, scripts
+from nba.store.contract import RulesChange
 from nba.store.redis.base import RedisBase, Script
 
 _PUBLISH_RULES = Script(scripts.PUBLISH_RULES)
@@ -22,13 +23,14 @@ class Rules(RedisBase):
             await self._eval(
                 "publish_rules",
                 _PUBLISH_RULES,
-                [keys.RULES_CURRENT, keys.RULES_HISTORY_KEY, keys.RULES_SOURCE],
+                [keys.RULES_CURRENT, keys.RULES_HISTORY_KEY, keys.RULES_SOURCE, keys.RULES_CHANGES],
                 [
                     version,
                     keys.rules_set(""),
                     keys.RULES_HISTORY,
                     orjson.dumps(dict(files)),
                     "force" if force else "changed",
+                    keys.RULES_CHANGES_MAX,
                 ],
             )
         )
@@ -58,6 +60,23 @@ class Rules(RedisBase):
 
     async def rollback_rules(self) -> str | None:
         v = await self._eval(
-            "rollback_rules", _ROLLBACK_RULES, [keys.RULES_CURRENT, keys.RULES_HISTORY_KEY], [keys.rules_set("")]
+            "rollback_rules",
+            _ROLLBACK_RULES,
+            [keys.RULES_CURRENT, keys.RULES_HISTORY_KEY, keys.RULES_CHANGES],
+            [keys.rules_set(""), keys.RULES_CHANGES_MAX],
         )
         return v.decode() if v else None
+
+    async def rules_history(self) -> list[str]:
+        return [v.decode() for v in await self.client.lrange(keys.RULES_HISTORY_KEY, 0, -1) if isinstance(v, bytes)]
+
+    async def rules_changes(self) -> list[RulesChange]:
+        out: list[RulesChange] = []
+        for raw in await self.client.lrange(keys.RULES_CHANGES, 0, -1):
+            try:
+                c = orjson.loads(raw)
+                previous = c.get("previous")
+                out.append(RulesChange(int(c["at"]), str(c["version"]), str(c["kind"]), previous if previous else None))
+            except (ValueError, TypeError, KeyError, AttributeError):
+                self.unreadable("rules_change", keys.RULES_CHANGES, raw)
+        return out
