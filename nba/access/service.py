@@ -10,6 +10,7 @@ an open server within a second and seals its Redis: it never runs open again.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import ipaddress
 import logging
 import time
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterable
 
 from redis.exceptions import RedisError
 
-from nba.access import apikeys, audit
+from nba.access import apikeys, audit, session
 from nba.access.apikeys import ApiKey, KeyRequest, Keyring
 from nba.access.audit import Audit
 from nba.access.ratelimit import RateLimits
@@ -77,6 +78,7 @@ class AccessControl:
         self._flushed_at = time.monotonic()
         self._said: bool | None = None  # the mode last logged
         self._announce = announce  # a server says whether it is open; `nba keys` has nothing to say
+        self._board_secret: bytes | None = None  # read once (it never changes)
 
     @property
     def open(self) -> bool:
@@ -98,6 +100,38 @@ class AccessControl:
             raise TooManyRequests(f"key {key.id} is limited to {key.rate:g} requests per second", retry_after=wait)
         self._used[key.id] = int(now * 1000)
         return key.principal
+
+    async def admit_session(self, token: str, csrf: str | None, method: str, now: float) -> Principal:
+        """Who calls with a board session cookie (access/session.py): the key it was issued for, still
+        valid, with the role the board admits and its rate; a change (not GET) needs the CSRF token.
+        Unauthorized, Forbidden, TooManyRequests."""
+        secret = await self.board_secret()
+        try:
+            key_id = session.verify(secret, token, int(now * 1000))
+            key = self.keyring.keys.get(key_id)
+            if key is None or key.expired(int(now * 1000)):
+                raise Unauthorized("the key of this board session was revoked or expired", code="signed_out")
+        except Unauthorized as exc:
+            self.metrics.child(self.metrics.access_refused, exc.code).inc()
+            raise
+        if method not in session.SAFE_METHODS and not hmac.compare_digest(
+            session.csrf_token(secret, token), csrf or ""
+        ):
+            self.metrics.child(self.metrics.access_refused, "csrf").inc()
+            raise Forbidden(
+                f"a change made with the board's session needs its {session.CSRF_HEADER} header", code="csrf"
+            )
+        wait = self.limits.check(key.id, key.rate, now)
+        if wait:
+            self.metrics.child(self.metrics.access_refused, "rate_limited").inc()
+            raise TooManyRequests(f"key {key.id} is limited to {key.rate:g} requests per second", retry_after=wait)
+        self._used[key.id] = int(now * 1000)
+        return key.principal
+
+    async def board_secret(self) -> bytes:
+        if self._board_secret is None:
+            self._board_secret = await self.store.board_secret()
+        return self._board_secret
 
     def check_open_caller(self, host: str, origin: str | None) -> None:
         """Forbidden when an open server on loopback is called through another host name, or from a page

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from nba import logs
-from nba.access import cors, customer_token
+from nba.access import cors, customer_token, session
 from nba.access.roles import Permission, Principal, authorize
 from nba.access.service import OPEN, AccessControl
 from nba.errors import Forbidden
@@ -76,15 +76,28 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if who is not None:
             request[PRINCIPAL] = who
         return await handler(request)
-    who = access.admit(request.headers.get("Authorization"), request.app[CLOCK]())
+    authorization = request.headers.get("Authorization")
+    cookie = request.cookies.get(session.COOKIE)
+    origin = request.headers.get("Origin")
+    signed_in = authorization is None and bool(cookie) and not access.open  # the board's session
+    if signed_in:
+        # the board's own pages only: SameSite keeps other sites' requests from carrying the cookie; a
+        # sibling subdomain is the same site, but not the same host. (The host alone: behind a proxy that
+        # ends TLS the page's scheme is not this server's.)
+        if origin is not None and origin.partition("://")[2] != request.host:
+            raise Forbidden(f"the board's session may not be used from pages on {origin}", code="origin_forbidden")
+        who = await access.admit_session(
+            cookie or "", request.headers.get(session.CSRF_HEADER), request.method, request.app[CLOCK]()
+        )
+    else:
+        who = access.admit(authorization, request.app[CLOCK]())
     request[PRINCIPAL] = who
     if who is not OPEN:
         logs.key_id.set(who.id)
-    origin = request.headers.get("Origin")
     if who is OPEN:
         access.check_open_caller(request.host, origin)
     check(request, needs)
-    if origin is not None and request.path in cors.ROUTES:
+    if origin is not None and request.path in cors.ROUTES and not signed_in:
         key = access.key_of(who)
         if key is not None and origin not in key.origins:
             # a page elsewhere using this key: refused before anything happens (a browser would only hide

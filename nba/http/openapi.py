@@ -461,6 +461,17 @@ _SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "BoardSession": {
+        "type": "object",
+        "required": ["name", "role", "permissions", "csrf", "open"],
+        "properties": {
+            "name": {"type": "string"},
+            "role": {"type": "string"},
+            "permissions": {"type": "array", "items": {"type": "string"}},
+            "csrf": {"type": "string", "description": "send it as X-CSRF-Token with every change"},
+            "open": {"type": "boolean", "description": "a server without keys: no sign-in needed"},
+        },
+    },
     "ActionStats": {
         "type": "object",
         "required": ["model_version", "rules_version", "actions"],
@@ -1035,6 +1046,37 @@ def _static() -> dict[str, Any]:
                     ],
                     "responses": {"200": _json(_ref("RulesDiff")), **_problems(400, 404, 503)},
                 }
+            },
+            "/board/session": {
+                "get": {
+                    "summary": "Who the board is signed in as, and the CSRF token its changes carry",
+                    "description": "401 signed_out without a valid session cookie (a server without keys "
+                    "answers `open: true`).",
+                    "responses": {"200": _json(_ref("BoardSession")), **_problems(401, 503)},
+                },
+                "post": {
+                    "summary": "Sign in to the board: an API key for an HttpOnly, SameSite=Strict cookie",
+                    "description": "Roles marketer, analyst, operator and admin (403 board_role otherwise). "
+                    "The cookie admits the key's role to the API for 12 hours or until the key is revoked or "
+                    "expires; a request it admits that is not a GET must carry X-CSRF-Token.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["api_key"],
+                                    "properties": {"api_key": {"type": "string"}},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {"200": _json(_ref("BoardSession")), **_problems(400, 401, 403, 413, 415, 503)},
+                },
+                "delete": {
+                    "summary": "Sign out: the cookie is cleared (needs X-CSRF-Token)",
+                    "responses": {"204": {"description": "Signed out"}, **_problems(401, 403, 503)},
+                },
             },
             "/healthz": {
                 "get": {

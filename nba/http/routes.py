@@ -17,8 +17,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from redis.exceptions import OutOfMemoryError, RedisError
 
 from nba import logs
-from nba.access import audit
-from nba.access.roles import Permission
+from nba.access import audit, session
+from nba.access.roles import ROLES, Permission, Principal
+from nba.access.service import OPEN
 from nba.customers import bulk
 from nba.customers.service import Customers
 from nba.decision.decider import Decider
@@ -26,6 +27,7 @@ from nba.domain import check_id, iso_utc
 from nba.errors import (
     Conflict,
     FieldError,
+    Forbidden,
     InvalidRequest,
     MethodNotAllowed,
     NbaError,
@@ -33,6 +35,7 @@ from nba.errors import (
     PayloadTooLarge,
     RulesInvalid,
     RulesRejected,
+    Unauthorized,
     Unavailable,
 )
 from nba.evaluation import performance, stats
@@ -300,6 +303,67 @@ async def rules_diff(request: web.Request) -> web.Response:
     return json_response({"from": before, "to": after, "files": diff_sets(sets[0], sets[1])})
 
 
+async def get_board_session(request: web.Request) -> web.Response:
+    """Who the board is signed in as, with the CSRF token its changes carry; 401 when signed out."""
+    control = request.app[access.ACCESS]
+    if control.open:
+        return json_response(_session_body(OPEN, "", open_server=True))
+    token = request.cookies.get(session.COOKIE)
+    if not token:
+        raise Unauthorized("sign in to the board with an API key", code="signed_out")
+    who = await control.admit_session(token, None, "GET", request.app[CLOCK]())
+    return json_response(_session_body(who, session.csrf_token(await control.board_secret(), token)))
+
+
+async def sign_in(request: web.Request) -> web.Response:
+    """Trade an API key for a session cookie (HttpOnly, SameSite=Strict): the page never holds the key."""
+    control = request.app[access.ACCESS]
+    if control.open:
+        return json_response(_session_body(OPEN, "", open_server=True))
+    body = await read_json(request, 4096)
+    key_text = body.get("api_key") if isinstance(body, dict) else None
+    if not isinstance(key_text, str) or not key_text:
+        raise InvalidRequest("invalid sign-in", errors=[FieldError("api_key", "is required: an API key")])
+    now = request.app[CLOCK]()
+    key = control.keyring.authenticate(f"Bearer {key_text}", int(now * 1000))
+    if key.role not in session.BOARD_ROLES:
+        roles = ", ".join(sorted(session.BOARD_ROLES))
+        raise Forbidden(f"the board is for the roles {roles}; this key's role is {key.role}", code="board_role")
+    token, until = session.issue(await control.board_secret(), key.id, int(now * 1000), key.expires_ms)
+    response = json_response(_session_body(key.principal, session.csrf_token(await control.board_secret(), token)))
+    response.set_cookie(
+        session.COOKIE,
+        token,
+        max_age=max(1, until // 1000 - int(now)),
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+    )
+    return response
+
+
+async def sign_out(request: web.Request) -> web.Response:
+    """Forget the session cookie (a CSRF token is needed: another site must not sign a person out)."""
+    control = request.app[access.ACCESS]
+    token = request.cookies.get(session.COOKIE)
+    if token and not control.open:
+        await control.admit_session(token, request.headers.get(session.CSRF_HEADER), "DELETE", request.app[CLOCK]())
+    response = web.Response(status=204)
+    response.del_cookie(session.COOKIE, path="/", samesite="Strict", httponly=True, secure=request.secure)
+    return response
+
+
+def _session_body(who: Principal, csrf: str, *, open_server: bool = False) -> dict[str, Any]:
+    return {
+        "name": who.name,
+        "role": who.role,
+        "permissions": sorted(p.value for p in ROLES[who.role]),
+        "csrf": csrf,
+        "open": open_server,
+    }
+
+
 async def export_decisions(request: web.Request) -> web.StreamResponse:
     """The decision log as JSON lines (what `nba log export` writes), streamed."""
     store = request.app[STORE]
@@ -498,6 +562,9 @@ ROUTES: list[tuple[str, str, Handler, tuple[Permission, ...]]] = [
     ("GET", "/v1/outbound/runs", list_outbound_runs, (P.OUTBOUND_READ,)),
     ("GET", "/v1/outbound/runs/{run_id}", get_outbound_run, (P.OUTBOUND_READ,)),
     ("GET", "/v1/outbound/runs/{run_id}/selection", outbound_selection, (P.OUTBOUND_READ,)),
+    ("GET", "/board/session", get_board_session, (P.PUBLIC,)),  # these three check the key or cookie themselves
+    ("POST", "/board/session", sign_in, (P.PUBLIC,)),
+    ("DELETE", "/board/session", sign_out, (P.PUBLIC,)),
     ("GET", "/healthz", healthz, (P.PUBLIC,)),
     ("GET", "/readyz", readyz, (P.PUBLIC,)),
     ("GET", "/metrics", metrics, (P.METRICS,)),
