@@ -94,12 +94,7 @@ class AccessControl:
         except Unauthorized as exc:
             self.metrics.child(self.metrics.access_refused, exc.code).inc()
             raise
-        wait = self.limits.check(key.id, key.rate, now)
-        if wait:
-            self.metrics.child(self.metrics.access_refused, "rate_limited").inc()
-            raise TooManyRequests(f"key {key.id} is limited to {key.rate:g} requests per second", retry_after=wait)
-        self._used[key.id] = int(now * 1000)
-        return key.principal
+        return self._within_rate(key, now)
 
     async def admit_session(self, token: str, csrf: str | None, method: str, now: float) -> Principal:
         """Who calls with a board session cookie (access/session.py): the key it was issued for, still
@@ -121,6 +116,9 @@ class AccessControl:
             raise Forbidden(
                 f"a change made with the board's session needs its {session.CSRF_HEADER} header", code="csrf"
             )
+        return self._within_rate(key, now)
+
+    def _within_rate(self, key: ApiKey, now: float) -> Principal:
         wait = self.limits.check(key.id, key.rate, now)
         if wait:
             self.metrics.child(self.metrics.access_refused, "rate_limited").inc()
