@@ -401,6 +401,11 @@ _SCHEMAS: dict[str, Any] = {
             },
             "totals": _ref("PerformanceFigures"),
             "rules_changes": {"type": "array", "items": _ref("RulesChange")},
+            "retention": {
+                "type": "object",
+                "description": "days the hourly and the daily counters are kept",
+                "properties": {"hour_days": {"type": "integer"}, "day_days": {"type": "integer"}},
+            },
         },
     },
     "LearningHealth": {

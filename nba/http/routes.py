@@ -53,6 +53,7 @@ from nba.outbound import run as outbound_run
 from nba.outbound.jobs import Jobs
 from nba.rules.diff import diff_sets
 from nba.runtime.supervision import Supervision
+from nba.store import keys
 from nba.store.contract import Storage
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,9 @@ async def board_performance(request: web.Request) -> web.Response:
     period = wire.parse_performance_query(request.query, rb.channels, request.app[CLOCK]())
     cells = await store.performance(period.start_hour, period.end_hour, by_day=period.step == 24)
     names = {a.id: a.name for a in rb.actions}
-    return json_response(performance.report(cells, period, names, await store.rules_changes()))
+    body = performance.report(cells, period, names, await store.rules_changes())
+    body["retention"] = {"hour_days": keys.PERF_HOUR_DAYS, "day_days": keys.PERF_DAY_DAYS}
+    return json_response(body)
 
 
 async def board_learning(request: web.Request) -> web.Response:

@@ -258,8 +258,10 @@ MODEL_CONTEXTUAL = f"{PREFIX}:{{model}}:contextual"
 MODEL_ARMS = f"{PREFIX}:{{model}}:arms"
 MODEL_DECAY = f"{PREFIX}:{{model}}:decay"  # landmark and half-life of the forward-decayed statistics
 MODEL_UPDATED = f"{PREFIX}:{{model}}:updated"
-# the board's counters: hours for two weeks, days for a year and a month (what a campaign review looks back on)
-PERF_HOUR_DAYS = 14
+# the board's counters: hours for a week and today, days for a year and a month (a campaign review). An
+# action shown every hour on 4 channels in both arms, with accepts and rejects, costs 71-80 KB of hourly
+# counters a day (768 fields; measured, docs/board.md) and 1.6-3 KB of daily ones.
+PERF_HOUR_DAYS = 8
 PERF_DAY_DAYS = 400
 LEARN_INBOX = f"{PREFIX}:{{model}}:inbox"
 LEARN_SHARDS = f"{PREFIX}:{{model}}:shards"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -384,31 +385,32 @@ async def test_the_boards_counters_are_read_by_hour_and_by_day(storage: Storage)
     assert await storage.take_lease("t", 10_000)
     await remembered(storage, {"c-1": [_event("e1")]}, NOW_MS)
     batch = await storage.read_inbox({}, 10)
-    last_of_november = int(dt.datetime(2026, 11, 30, 23, tzinfo=dt.UTC).timestamp()) // 3600
+    # near real time: the counters expire on Redis's clock, a week after their day
+    today = int(time.time()) // 86400 * 24
+    first = dt.datetime.fromtimestamp(today * 3600, dt.UTC).replace(day=1)
+    month = int(first.timestamp()) // 3600  # the first hour of this month
     cells = {
-        PerfCell(last_of_november, "a1", "web", "model", "impression"): 2.0,
-        PerfCell(last_of_november + 1, "a1", "web", "model", "impression"): 3.0,  # December the 1st
-        PerfCell(last_of_november + 1, "a1", "web", "control", "accept"): 1.0,
-        PerfCell(last_of_november - 24, "a2", "email", "none", "value"): 12.5,
+        PerfCell(today - 1, "a1", "web", "model", "impression"): 2.0,  # yesterday's last hour
+        PerfCell(today, "a1", "web", "model", "impression"): 3.0,
+        PerfCell(today, "a1", "web", "control", "accept"): 1.0,
+        PerfCell(month - 1, "a2", "email", "none", "value"): 12.5,  # the last hour of last month
     }
     assert await storage.commit_learning("t", 10_000, LearningCommit(batch.last, [], {}, "", performance=cells))
-    assert await storage.performance(last_of_november - 24, last_of_november + 2, by_day=False) == cells
-    assert await storage.performance(last_of_november, last_of_november + 1, by_day=False) == {
-        PerfCell(last_of_november, "a1", "web", "model", "impression"): 2.0
+    by_hour = await storage.performance(today - 1, today + 1, by_day=False)
+    assert by_hour == {c: v for c, v in cells.items() if c.hour >= today - 1}
+    assert await storage.performance(today, today + 1, by_day=False) == {
+        c: v for c, v in cells.items() if c.hour == today
     }
-    nov_30, dec_1 = last_of_november - 23, last_of_november + 1
-    assert await storage.performance(nov_30 - 24, dec_1 + 24, by_day=True) == {
-        PerfCell(nov_30, "a1", "web", "model", "impression"): 2.0,
-        PerfCell(dec_1, "a1", "web", "model", "impression"): 3.0,
-        PerfCell(dec_1, "a1", "web", "control", "accept"): 1.0,
-        PerfCell(nov_30 - 24, "a2", "email", "none", "value"): 12.5,
+    assert await storage.performance(month - 24, today + 24, by_day=True) == {
+        PerfCell(today - 24, "a1", "web", "model", "impression"): 2.0,
+        PerfCell(today, "a1", "web", "model", "impression"): 3.0,
+        PerfCell(today, "a1", "web", "control", "accept"): 1.0,
+        PerfCell(month - 24, "a2", "email", "none", "value"): 12.5,
     }
-    assert await storage.performance(dec_1, dec_1 + 24, by_day=True) == {
-        PerfCell(dec_1, "a1", "web", "model", "impression"): 3.0,
-        PerfCell(dec_1, "a1", "web", "control", "accept"): 1.0,
+    assert await storage.performance(today, today + 24, by_day=True) == {
+        c: v for c, v in cells.items() if c.hour == today
     }
-    backlog = await storage.inbox_backlog()
-    assert backlog.pending == 0
+    assert (await storage.inbox_backlog()).pending == 0
     assert await storage.model_updated_ms() is not None
 
 
