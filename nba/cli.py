@@ -33,6 +33,7 @@ from nba.access.audit import ACTIONS as AUDIT_ACTIONS
 from nba.access.roles import Principal, Role
 from nba.access.service import is_loopback_name
 from nba.concurrency import run_bounded
+from nba.customers.demo import DEFAULT_DAYS, MOST_DAYS
 from nba.errors import RulesInvalid
 from nba.rules.load import load_rulebook
 from nba.rules.rulebook import Rulebook
@@ -91,6 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         metavar="N",
         help="seed N reproducible demo customers (c-1000 ...) at start-up",
+    )
+    serve.add_argument(
+        "--demo-days",
+        type=_demo_days,
+        default=DEFAULT_DAYS,
+        metavar="D",
+        help=f"with --demo-customers: also seed D days of simulated traffic through the real decisions and events, "
+        f"in the background, once per Redis (default {DEFAULT_DAYS}; 0: none)",
     )
     rules = sub.add_parser("rules", help="rule set tools")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
@@ -772,7 +781,9 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         if insecure_open and not is_loopback_name(host):
             log.warning("--insecure-open on %s: without API keys, anyone who can reach it may do everything", host)
-        serving = Serving(rules_dir, url, settings, (host, port), open_without_keys, insecure_open, workers)
+        serving = Serving(
+            rules_dir, url, settings, (host, port), open_without_keys, insecure_open, workers, args.demo_days
+        )
         if workers == 1:
             _serve(serving, args.demo_customers, sock=sock, supervision=supervision.shared)
         else:
@@ -914,6 +925,7 @@ class Serving:
     open_without_keys: bool
     insecure_open: bool
     workers: int
+    demo_days: int = 0  # with demo customers: days of simulated traffic (customers/demo_traffic.py)
 
 
 def _serve(
@@ -1042,7 +1054,7 @@ def _build(
     rulebook: Rulebook, serving: Serving, demo: int, max_connections: int, supervision: Supervision
 ) -> web.Application:
     from nba.app import AppOptions, create_app, redis_client
-    from nba.http.routes import CUSTOMERS, LIVE
+    from nba.http.routes import CUSTOMERS, LIVE, METRICS, STORE
 
     settings = serving.settings
     app = create_app(
@@ -1064,18 +1076,41 @@ def _build(
 
         async def seed(app: web.Application) -> None:
             from nba.customers.demo import demo_population
+            from nba.customers.demo_traffic import seed_traffic
 
             customers = app[CUSTOMERS]
             declared = app[LIVE].snapshot.rulebook.attributes  # a rule set may not know every demo attribute
+            population = demo_population(demo)
             saves = (
                 customers.save(cid, {k: v for k, v in attrs.items() if k in declared}, merge=False)
-                for cid, attrs in demo_population(demo)
+                for cid, attrs in population
             )
             await run_bounded(saves, 32)
             log.info("seeded %d demo customers (c-1000 .. c-%d)", demo, 999 + demo)
+            if serving.demo_days > 0:  # in the background: the server is ready meanwhile
+                traffic = seed_traffic(app[LIVE], app[STORE], app[METRICS], population, serving.demo_days)
+                app[DEMO_TRAFFIC] = asyncio.create_task(traffic, name="demo-traffic")
+
+        async def stop_seeding(app: web.Application) -> None:  # before the store closes (on_cleanup)
+            task = app.get(DEMO_TRAFFIC)
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
         app.on_startup.append(seed)
+        app.on_shutdown.append(stop_seeding)
     return app
+
+
+DEMO_TRAFFIC: web.AppKey[asyncio.Task[object]] = web.AppKey("demo_traffic")
+
+
+def _demo_days(text: str) -> int:
+    days = int(text)
+    if not 0 <= days <= MOST_DAYS:
+        raise argparse.ArgumentTypeError(f"must be 0 to {MOST_DAYS} (events older than 30 days are refused)")
+    return days
 
 
 def _install_uvloop() -> None:

@@ -10,9 +10,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
+from nba.cli import main
 from nba.concurrency import run_bounded
 from nba.customers.demo import demo_population
 from nba.customers.demo_traffic import DemoTraffic, Seeded, already_seeded, seed_traffic
@@ -130,3 +132,11 @@ async def test_the_same_seed_and_clock_decide_the_same(make_client: AppFactory, 
     assert len(first) > 20
     assert sum(1 for _, _, actions in first if actions) > 10
     assert first == second
+
+
+def test_demo_days_stay_inside_what_redis_keeps(capsys: pytest.CaptureFixture[str]) -> None:
+    for days in ("29", "-1", "three"):
+        with pytest.raises(SystemExit) as stopped:
+            main(["serve", "--demo-customers", "10", "--demo-days", days])
+        assert stopped.value.code == 2
+        assert "--demo-days" in capsys.readouterr().err

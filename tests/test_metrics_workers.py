@@ -35,7 +35,8 @@ def _scrape(server: Serve) -> dict[str, float]:
 
 
 def test_every_scrape_counts_every_worker(tmp_path: Path) -> None:
-    server = Serve(tmp_path, "--workers", "2", "--demo-customers", "20")
+    # no simulated past: its decisions would count too
+    server = Serve(tmp_path, "--workers", "2", "--demo-customers", "20", "--demo-days", "0")
     try:
         server.wait_ready()
         pids: set[object] = set()
