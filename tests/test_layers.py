@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("nba.decision",),
     ("nba.evaluation", "nba.customers", "nba.access", "nba.outbound"),
     ("nba.runtime",),
-    ("nba.http",),
+    ("nba.http", "nba.board"),
     ("nba.app", "nba.cli"),
 ]
 # packages of one layer that must not import each other

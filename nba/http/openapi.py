@@ -693,6 +693,16 @@ _BODY_CUSTOMER = {"required": True, "content": {"application/json": {"schema": _
 _BODY_PATCH = {"required": True, "content": {"application/json": {"schema": _ref("CustomerPatch")}}}
 
 
+_BOARD_PAGE = {
+    "get": {
+        "summary": "The steering board (docs/board.md): a page reading the board's APIs",
+        "responses": {
+            "200": {"description": "The page", "content": {"text/html": {"schema": {"type": "string"}}}},
+            "304": {"description": "Not modified since the ETag in If-None-Match"},
+        },
+    }
+}
+
 Permissions = dict[tuple[str, str], tuple[Permission, ...]]
 
 
@@ -1107,6 +1117,19 @@ def _static() -> dict[str, Any]:
                 }
             },
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": _json({"type": "object"})}}},
+            "/board": _BOARD_PAGE,
+            "/board/": _BOARD_PAGE,
+            "/board/{asset}": {
+                "get": {
+                    "summary": "A file of the steering board's page (script, style, icon)",
+                    "parameters": [{"name": "asset", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {
+                        "200": {"description": "The file", "content": {"*/*": {"schema": {"type": "string"}}}},
+                        "304": {"description": "Not modified since the ETag in If-None-Match"},
+                        **_problems(404),
+                    },
+                }
+            },
         },
         "components": {
             "schemas": _SCHEMAS,

@@ -20,6 +20,7 @@ from nba import logs
 from nba.access import audit, session
 from nba.access.roles import ROLES, Permission, Principal
 from nba.access.service import OPEN
+from nba.board import pages as board
 from nba.customers import bulk
 from nba.customers.service import Customers
 from nba.decision.decider import Decider
@@ -572,6 +573,10 @@ ROUTES: list[tuple[str, str, Handler, tuple[Permission, ...]]] = [
     ("GET", "/readyz", readyz, (P.PUBLIC,)),
     ("GET", "/metrics", metrics, (P.METRICS,)),
     ("GET", "/openapi.json", openapi, (P.OPENAPI,)),
+    # the board's page holds no data (its APIs check the session): anyone may load it
+    ("GET", "/board", board.page, (P.PUBLIC,)),
+    ("GET", "/board/", board.page, (P.PUBLIC,)),
+    ("GET", "/board/{asset}", board.asset, (P.PUBLIC,)),
 ]
 
 

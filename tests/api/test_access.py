@@ -56,8 +56,11 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("GET", "/healthz"): set(ROLES),
     ("GET", "/readyz"): set(ROLES),
     ("GET", "/openapi.json"): set(ROLES),  # any key: it names the rules' actions and attributes
+    ("GET", "/board"): set(ROLES),  # the board's page: no data in it
+    ("GET", "/board/"): set(ROLES),
+    ("GET", "/board/{asset}"): set(ROLES),
 }
-PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
+PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/board"), ("GET", "/board/"), ("GET", "/board/{asset}")}
 SESSION = {("GET", "/board/session"), ("POST", "/board/session"), ("DELETE", "/board/session")}
 CUSTOMER = {"attributes": CROSSSELL_MOBILE}
 
@@ -80,6 +83,7 @@ def _request(method: str, path: str) -> tuple[str, dict[str, Any] | None]:
         path.replace("{customer_id}", "c-1")
         .replace("{key_id}", "0123456789ab")
         .replace("{run_id}", "run-0123456789abcdef0123")
+        .replace("{asset}", "board.js")
     )
     return url, bodies.get((method, path))
 

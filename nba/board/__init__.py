@@ -1,0 +1,1 @@
+"""The steering board: the pages marketers and supervisors read offer performance and steer with."""
