@@ -583,6 +583,10 @@ async function refreshLearning(visit) {
   }
 }
 
+function armOrder(name) {
+  return { model: 0, control: 1 }[name] ?? 2;
+}
+
 function renderLearning(d) {
   const section = $("page-learning");
   section.dataset.refreshed = String(Number(section.dataset.refreshed || "0") + 1);
@@ -599,7 +603,8 @@ function renderLearning(d) {
   const process = d.process || {};
   $("learning-updated").textContent = `Last read ${new Date().toLocaleTimeString()} from process ${process.pid ?? DASH}, running since ${fmtTime(process.started_at)}; model updated ${fmtTime(d.model_updated_at)}.`;
   const arms = clear($("learning-arms").tBodies[0]);
-  for (const name of ["model", "control"]) {
+  const names = Object.keys(d.arms || {}).sort((x, y) => armOrder(x) - armOrder(y) || x.localeCompare(y));
+  for (const name of names.length ? names : ["model", "control"]) {
     const a = (d.arms && d.arms[name]) || {};
     arms.append(
       el(
