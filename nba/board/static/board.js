@@ -600,8 +600,9 @@ function renderLearning(d) {
     card("decisions", fmtInt(d.decisions), "Decisions (this process)"),
     card("degraded_share", `${fmtPct(d.degraded_share)} (${fmtInt(d.degraded)})`, "Degraded answers", d.degraded_share > 0.01),
   );
-  const process = d.process || {};
-  $("learning-updated").textContent = `Last read ${new Date().toLocaleTimeString()} from process ${process.pid ?? DASH}, running since ${fmtTime(process.started_at)}; model updated ${fmtTime(d.model_updated_at)}.`;
+  const process = d.process ? ` from process ${d.process.pid}, running since ${fmtTime(d.process.started_at)}` : "";
+  const updated = d.model_updated_at ? `; model updated ${fmtTime(d.model_updated_at)}` : "; the model has not learned yet";
+  $("learning-updated").textContent = `Last read ${new Date().toLocaleTimeString()}${process}${updated}.`;
   const arms = clear($("learning-arms").tBodies[0]);
   const names = Object.keys(d.arms || {}).sort((x, y) => armOrder(x) - armOrder(y) || x.localeCompare(y));
   for (const name of names.length ? names : ["model", "control"]) {
