@@ -47,6 +47,24 @@ class Recorded(enum.IntEnum):
     RECORDED = 1
     ERASED = 2  # the customer was erased: nothing written
     ANONYMOUS = 3  # no profile, and the channel does not remember anonymous visitors: nothing written
+    REPEATED = 4  # its request_id already names a live decision (a twin request won): nothing written
+
+
+class RequestMark(NamedTuple):
+    """A decision's request_id, remembered with it so that a repeat gets the same answer."""
+
+    request_id: str
+    fingerprint: str  # what a repeat must share with this request (decision/repeats.py)
+    until_ms: int  # a repeat until then (epoch ms) gets this decision
+    answer: bytes  # the answer to give again (decision/repeats.py)
+
+
+class StoredRequest(NamedTuple):
+    """What a live request_id names."""
+
+    decision_id: str
+    fingerprint: str
+    answer: bytes
 
 
 class DecisionWrite(NamedTuple):
@@ -63,6 +81,7 @@ class DecisionWrite(NamedTuple):
     # the reservations hold from then (epoch ms) when later than ts_ms: an outbound selection sent at a
     # later time is an impression-to-be until its send time and rank.RESERVATION_SECONDS after it
     reserve_from_ms: int = 0
+    request: RequestMark | None = None  # remember the request_id (None: the request had none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +261,15 @@ class Storage(Protocol):
     # ------------------------------------------------------------------------------ decisions
 
     async def record_decision(self, customer_id: str, version: str, write: DecisionWrite) -> Recorded:
-        """Record the decision and reserve its actions if the customer's history is still at `version`."""
+        """Record the decision and reserve its actions if the customer's history is still at `version`;
+        with a request, only if its request_id names no live decision yet (else REPEATED: read it with
+        find_request), remembering it until `until_ms`. A customer remembers at most REQUESTS_MAX request
+        ids at once (keys.py): the ones that would end first go."""
+        ...
+
+    async def find_request(self, customer_id: str, request_id: str, now_ms: int) -> StoredRequest | None:
+        """The decision a request_id names, while it is remembered (until its `until_ms`) and the decision
+        record still exists; None otherwise."""
         ...
 
     def customers_with_profiles(self, batch: int = 1000) -> AsyncIterator[list[str]]:

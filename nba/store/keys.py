@@ -33,11 +33,17 @@ other shards than the customers.
                                      action (channel|segment key|arm|attribution deadline|feature
                                      signature|features), r:<action> = reward credited so far,
                                      g:<event_id> = the learner's grant for that event (exactly once),
-                                     v:<action> = its reservation. Expires after DECISION_TTL.
+                                     v:<action> = its reservation, ans = the answer given to a request_id
+                                     (deleted when the id is trimmed). Expires after DECISION_TTL.
     nba:{c:<id>}:shown        hash   action -> newest decision that returned it: answers without a
                                      decision_id (or from another channel) are credited to it.
     nba:{c:<id>}:contacts     hash   contact_id -> actions returned in that contact (call, visit), for
                                      the per-contact limit; expires `contact.within` after the last.
+    nba:{c:<id>}:requests     hash   request_id -> "<decision_id>|<until ms>|<fingerprint>": the decide requests
+                                     whose repeats get the same answer (decision/repeats.py) until then;
+                                     the answer is the field `ans` of that decision's record. Trimmed of
+                                     ended entries (and their records' `ans`) on every write, at most
+                                     REQUESTS_MAX entries; expires with its last-ending entry.
     nba:{e<hex>}:erased       hash   tombstones of erased customers: a one-way hash of the id (erased_field) ->
                                      until when (epoch ms). One such key per Redis Cluster slot: its tag
                                      is chosen to hash to the customers' slot (slot_tag), so the scripts
@@ -148,6 +154,9 @@ DECISION_TTL = 30 * DAY
 # long as a late event can still be accepted (DEDUPE_WINDOW)
 ERASED_SECONDS = DEDUPE_WINDOW
 DECISIONS_MAX = 500  # newest decision records kept per customer (a bot cannot grow one without bound)
+# request ids remembered per customer at once: a page view or a call makes a few; a client sending a new id
+# every time cannot grow the hash past this (the ones ending first go), and it stays a compact listpack
+REQUESTS_MAX = 64
 TALLY_MARKS_BYTES = 40_000  # tally marks kept per customer while the learner is away (about 1,000)
 
 # Redis keeps a small hash as one compact listpack only while every value is short (64 bytes by default).
@@ -217,6 +226,10 @@ def decisions(customer_id: str) -> str:
 
 def contacts(customer_id: str) -> str:
     return f"{customer_tag(customer_id)}:contacts"
+
+
+def requests(customer_id: str) -> str:
+    return f"{customer_tag(customer_id)}:requests"
 
 
 def shown(customer_id: str) -> str:

@@ -18,8 +18,10 @@ def _lua(name: str) -> str:
 
 CUSTOMER = _lua("customer")  # fields, history, tombstones, decision lookup, meta parsing
 MARKS = _lua("marks")  # tally marks
+REQUESTS = _lua("requests")  # decide request ids: read, remember, trim
 
-RECORD_DECISION = CUSTOMER + _lua("record_decision")
+RECORD_DECISION = CUSTOMER + REQUESTS + _lua("record_decision")
+FIND_REQUEST = REQUESTS + _lua("find_request")
 APPLY_EVENTS = CUSTOMER + _lua("apply_events")
 CREDIT_EVENTS = CUSTOMER + MARKS + _lua("credit_events")
 CLEAR_TALLY_MARKS = CUSTOMER + MARKS + _lua("clear_tally_marks")

@@ -27,10 +27,11 @@ from nba.store.contract import (
     LearningCommit,
     PerfCell,
     Recorded,
+    RequestMark,
     Storage,
     Tally,
 )
-from nba.store.keys import DECISION_TTL, HISTORY_TTL
+from nba.store.keys import DECISION_TTL, HISTORY_TTL, REQUESTS_MAX
 from nba.store.redis import Store
 
 NOW_MS = 1_795_435_200_000  # 2026-11-23T12:00:00Z
@@ -174,6 +175,35 @@ async def test_decisions_in_one_contact_are_counted(storage: Storage) -> None:
     assert await storage.record_decision("c-1", snap.version, write) is Recorded.RECORDED
     assert (await storage.read_customer("c-1", "call-1")).contact_actions == 2
     assert (await storage.read_customer("c-1", "call-2")).contact_actions == 0
+
+
+async def _decide_once(storage: Storage, did: str, request_id: str, until_ms: int = NOW_MS + 60_000) -> Recorded:
+    snap = await storage.read_customer("c-1")
+    mark = RequestMark(request_id, "fp", until_ms, orjson.dumps({"decision_id": did}))
+    record = orjson.dumps({"decision_id": did})
+    write = DecisionWrite(did, NOW_MS, record, [("a1", _meta())], "web", anonymous_ttl=DECISION_TTL, request=mark)
+    return await storage.record_decision("c-1", snap.version, write)
+
+
+async def test_a_request_id_names_one_decision_until_it_ends(storage: Storage) -> None:
+    assert await storage.find_request("c-1", "view-1", NOW_MS) is None
+    assert await _decide_once(storage, "d1", "view-1") is Recorded.RECORDED
+    found = await storage.find_request("c-1", "view-1", NOW_MS)
+    assert found is not None
+    assert (found.decision_id, found.fingerprint, orjson.loads(found.answer)) == ("d1", "fp", {"decision_id": "d1"})
+    # a twin ranked on the same history, or on a newer one: nothing written, the first one stands
+    assert await _decide_once(storage, "d2", "view-1") is Recorded.REPEATED
+    assert [r["decision_id"] for r in await storage.decision_records("c-1")] == ["d1"]
+    assert await storage.find_request("c-1", "view-1", NOW_MS + 60_000) is None  # it ended
+    assert await storage.find_request("c-2", "view-1", NOW_MS) is None  # another customer's
+
+
+async def test_a_customer_remembers_a_bounded_number_of_request_ids(storage: Storage) -> None:
+    for i in range(REQUESTS_MAX + 1):  # the first ends first: it goes
+        assert await _decide_once(storage, f"d{i}", f"view-{i}", NOW_MS + 60_000 + i) is Recorded.RECORDED
+    assert await storage.find_request("c-1", "view-0", NOW_MS) is None
+    for i in range(1, REQUESTS_MAX + 1):
+        assert await storage.find_request("c-1", f"view-{i}", NOW_MS) is not None, i
 
 
 # ------------------------------------------------------------------------------------ events
@@ -320,6 +350,8 @@ async def test_an_erased_customer_is_gone_and_does_not_come_back_until_a_new_pro
     assert (await storage.read_inbox({}, 10)).entries == []
     assert await remembered(storage, {"c-1": [_event("e2")]}, NOW_MS) == {"c-1": ["erased"]}
     assert await _decide(storage, did="d2") is Recorded.ERASED
+    assert await _decide_once(storage, "d3", "view-1") is Recorded.ERASED
+    assert await storage.find_request("c-1", "view-1", NOW_MS) is None
     assert (await storage.read_customer("c-1")).history == b""
     await storage.write_profile("c-1", "", {"plan": "small"}, 1, "sv", NOW_MS)  # a new relationship
     assert await remembered(storage, {"c-1": [_event("e3")]}, NOW_MS) == {"c-1": ["hist"]}

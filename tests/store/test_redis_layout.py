@@ -16,7 +16,7 @@ from redis.exceptions import ResponseError
 from nba.app import redis_client
 from nba.errors import StoredDataUnreadable
 from nba.store import history, keys, scripts
-from nba.store.contract import EventArgs
+from nba.store.contract import DecisionWrite, EventArgs, Recorded, RequestMark
 from nba.store.keys import HISTORY_TTL
 from nba.store.redis import Store
 
@@ -166,3 +166,23 @@ async def test_a_new_process_reads_the_attribute_registry_once_for_many_profiles
         await fresh.close()
     assert [r.attributes for r in read] == [{"plan": "large", "age": i} for i in range(2000)]
     assert (await redis.info("commandstats"))["cmdstat_hgetall"]["calls"] - before == 1
+
+
+async def test_request_ids_are_trimmed_with_their_answers_and_expire_with_the_last(store: Store, redis: Redis) -> None:
+    now = int(time.time() * 1000)
+
+    async def record(did: str, request_id: str, until_ms: int, at_ms: int) -> None:
+        snap = await store.read_customer("c-1")
+        mark = RequestMark(request_id, "fp", until_ms, b"{}")
+        write = DecisionWrite(did, at_ms, b"{}", [], "web", anonymous_ttl=keys.DAY, request=mark)
+        assert await store.record_decision("c-1", snap.version, write) is Recorded.RECORDED
+
+    await record("d1", "view-1", now + 1000, now)
+    await record("d2", "view-2", now + 3_600_000, now)
+    assert await redis.hexists(keys.decision("c-1", "d1"), "ans")
+    assert 3_500 <= await redis.ttl(keys.requests("c-1")) <= 3_600  # with its last-ending entry
+    await record("d3", "view-3", now + 62_000, now + 2000)  # view-1 ended: it goes, with its answer
+    assert sorted(await redis.hkeys(keys.requests("c-1"))) == [b"view-2", b"view-3"]
+    assert not await redis.hexists(keys.decision("c-1", "d1"), "ans")
+    assert await redis.hget(keys.decision("c-1", "d1"), "rec") == b"{}"  # the decision log keeps it
+    assert await redis.hget(keys.requests("c-1"), "view-3") == f"d3|{now + 62_000}|fp".encode()

@@ -10,16 +10,23 @@
 -- channel) finds its decision. Records pushed out of the index by the count limit are deleted (same
 -- slot). Returns 1; 2 (nothing written) for an erased customer: its id must not come back; 3 (nothing
 -- written) for a customer without a profile when the channel does not remember anonymous visitors.
-local index_key, record_key, contacts_key, customer_key, shown_key, erased_key =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+-- With a request id (and KEYS[7], the customer's requests): 4 (nothing written) when the id already names
+-- a live decision, a twin request's that was recorded first; else it is remembered with the answer.
+local index_key, record_key, contacts_key, customer_key, shown_key, erased_key, requests_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local decision_id, ts, record = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local record_ttl, index_cutoff, records_max, record_prefix = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local contact_id, contact_ttl, expected_version = ARGV[8], ARGV[9], ARGV[10]
 local history_ttl, history_cutoff, history_max, erased_field = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13]),
   ARGV[14]
 local anonymous_ttl = tonumber(ARGV[15])
-local FIRST_ACTION = 16  -- then (action_id, learning meta, reservation entry) per returned action
+local request_id, request_entry, request_until, answer, requests_max = ARGV[16], ARGV[17], tonumber(ARGV[18]),
+  ARGV[19], tonumber(ARGV[20])
+local FIRST_ACTION = 21  -- then (action_id, learning meta, reservation entry) per returned action
 
+if request_id ~= '' and request_live(requests_key, request_id, record_prefix, ts) then
+  return 4
+end
 if (redis.call('HGET', customer_key, F.version) or '0') ~= expected_version then
   return 0
 end
@@ -37,6 +44,10 @@ end
 redis.call('HINCRBY', customer_key, F.version, 1)
 expire_unless_profile(customer_key, history_ttl)
 redis.call('HSET', record_key, 'rec', record)
+if request_id ~= '' then
+  redis.call('HSET', record_key, 'ans', answer)
+  request_remember(requests_key, request_id, request_entry, request_until, ts, requests_max, record_prefix)
+end
 local returned = (#ARGV - FIRST_ACTION + 1) / 3
 if contact_id ~= '' and returned > 0 then
   redis.call('HINCRBY', contacts_key, contact_id, returned)

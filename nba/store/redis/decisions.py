@@ -8,10 +8,11 @@ from typing import Any, NamedTuple
 import orjson
 
 from nba.store import history, keys, scripts
-from nba.store.contract import DecisionWrite, Recorded
+from nba.store.contract import DecisionWrite, Recorded, StoredRequest
 from nba.store.redis.base import RedisBase, Script
 
 _RECORD_DECISION = Script(scripts.RECORD_DECISION)
+_FIND_REQUEST = Script(scripts.FIND_REQUEST)
 
 
 class RecordArgs(NamedTuple):
@@ -32,6 +33,11 @@ class RecordArgs(NamedTuple):
     history_max: int
     erased_field: str
     anonymous_ttl: int  # see DecisionWrite
+    request_id: str  # '' for none; then the next four are unused
+    request_entry: str  # "<decision_id>|<until ms>|<fingerprint>" (requests.lua)
+    request_until: int
+    answer: bytes
+    requests_max: int
 
 
 class Decisions(RedisBase):
@@ -39,7 +45,7 @@ class Decisions(RedisBase):
         """Record the decision and reserve its actions, if the customer's history is still at
         `version`. CHANGED (nothing written) when it moved on: rank again; ERASED (nothing written)
         for an erased customer."""
-        decision_id, ts_ms = write.decision_id, write.ts_ms
+        decision_id, ts_ms, request = write.decision_id, write.ts_ms, write.request
         args = RecordArgs(
             decision_id=decision_id,
             ts_ms=ts_ms,
@@ -56,6 +62,11 @@ class Decisions(RedisBase):
             history_max=keys.HISTORY_MAX,
             erased_field=keys.erased_field(customer_id),
             anonymous_ttl=write.anonymous_ttl,
+            request_id=request.request_id if request else "",
+            request_entry=f"{decision_id}|{request.until_ms}|{request.fingerprint}" if request else "",
+            request_until=request.until_ms if request else 0,
+            answer=request.answer if request else b"",
+            requests_max=keys.REQUESTS_MAX,
         )
         returned = [
             x
@@ -78,11 +89,25 @@ class Decisions(RedisBase):
                         keys.customer(customer_id),
                         keys.shown(customer_id),
                         keys.erased(customer_id),
+                        # declared only when used: one key fewer for the script's slot to hold otherwise
+                        *([keys.requests(customer_id)] if request else []),
                     ],
                     [*args, *returned],
                 )
             )
         )
+
+    async def find_request(self, customer_id: str, request_id: str, now_ms: int) -> StoredRequest | None:
+        found = await self._eval(
+            "find_request",
+            _FIND_REQUEST,
+            [keys.requests(customer_id)],
+            [request_id, now_ms, keys.decision(customer_id, "")],
+        )
+        if not found:
+            return None
+        did, fingerprint, answer = found
+        return StoredRequest(did.decode(), fingerprint.decode(), answer)
 
     async def customers_with_decisions(self) -> AsyncIterator[str]:
         """Every customer with decision records (SCAN: incremental, never blocks Redis)."""

@@ -31,6 +31,7 @@ class Erasure(RedisBase):
                     keys.contacts(customer_id),
                     keys.shown(customer_id),
                     keys.erased(customer_id),
+                    keys.requests(customer_id),
                 ],
                 [
                     keys.decision(customer_id, ""),
