@@ -46,6 +46,7 @@ class DecideRequest:
     explain: bool
     contact_id: str | None
     dry_run: bool = False  # rank and answer, record and reserve nothing (previews)
+    request_id: str | None = None  # a repeat of it within the channel's request_window gets the same answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,7 @@ class Decision:
     degraded: bool = False
     dry_run: bool = False
     explain: list[dict[str, Any]] | None = None
+    repeat: bool = False  # the stored answer to an earlier request with the same request_id
     context: dict[str, Any] = field(default_factory=dict)
     contact_id: str | None = None
     segment_key: str = ""

@@ -9,7 +9,8 @@ NbaError                      500 internal_error (never raised on purpose)
 +-- NotFound                  404 not_found / customer_not_found / ...
 +-- MethodNotAllowed          405 method_not_allowed (with `Allow`)
 +-- RequestTimeout            408 body_timeout (the client stopped sending its body)
-+-- Conflict                  409 conflict / no_rules_directory (the state of the server forbids it)
++-- Conflict                  409 conflict / no_rules_directory (the state of the server forbids it) /
+|   |                             request_id_reused (a decide request_id already named another request)
 |   +-- StoredDataUnreadable  409 stored_data_unreadable (a stored record cannot be parsed: PUT
 |                                 replaces it, DELETE erases it; decide answers degraded meanwhile)
 +-- PayloadTooLarge           413 payload_too_large

@@ -41,6 +41,7 @@ UNREADABLE_RECORDS = (
     "profile",
     "history_entry",
     "decision_record",
+    "decision_answer",
     "decision_meta",
     "inbox_entry",
     "rules_set",
@@ -72,7 +73,7 @@ class Metrics:
         # ---- decisions
         self.decisions = Counter(
             "nba_decisions_total",
-            "Decisions answered, by channel and outcome (actions, empty, degraded, dry_run, conflict)",
+            "Decisions answered, by channel and outcome (actions, empty, degraded, dry_run, repeat, conflict)",
             ["channel", "outcome"],
             registry=r,
         )

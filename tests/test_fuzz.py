@@ -31,7 +31,7 @@ EXAMPLES = 40  # per operation and mode
 # limits the schema cannot state: event times near now, property sizes, a send time within a year, a
 # board period (from before until, within the counters' retention)
 # refusals of a valid request for the server's state, not the request's content
-STATE = {"run_in_progress", "run_not_done"}
+STATE = {"run_in_progress", "run_not_done", "request_id_reused"}
 STATED = re.compile(r"^(events\[\d+\]\.(ts|properties)|send_at|from|until)$")
 ANSWER_CHECKS = [
     sc.not_a_server_error,

@@ -1,5 +1,7 @@
 """Deciding for one customer: one Redis read, the pure ranking (rank.py), one write that records the
-decision and reserves what it returns, within a deadline, else a degraded answer from the rules alone."""
+decision and reserves what it returns, within a deadline, else a degraded answer from the rules alone.
+A request with a request_id first looks for the answer it already got (repeats.py), in the same round
+trip as the read."""
 
 from __future__ import annotations
 
@@ -16,14 +18,15 @@ import orjson
 from redis.exceptions import RedisError
 
 from nba.concurrency import Deadline, KeyedLocks
+from nba.decision import repeats
 from nba.decision.arbitration import Situations
 from nba.decision.ids import new_decision_id
 from nba.decision.rank import How, rank
 from nba.domain import DecideRequest, Decision
-from nba.errors import StoredDataUnreadable, Unavailable
+from nba.errors import Conflict, FieldError, StoredDataUnreadable, Unavailable
 from nba.live import Live
 from nba.metrics import Metrics
-from nba.store.contract import CustomerSnapshot, DecisionWrite, Recorded, Storage
+from nba.store.contract import CustomerSnapshot, DecisionWrite, Recorded, RequestMark, Storage, StoredRequest
 
 RECORD_ATTEMPTS = 10
 DEGRADED_LOG_SECONDS = 10.0
@@ -91,13 +94,22 @@ class Decider:
     async def _decide(self, req: DecideRequest) -> Decision:
         """Read, rank, record-if-unchanged: decisions of one customer are serialised (in this process by
         a lock, across processes by the history version), so caps hold under concurrent requests."""
+        remember = req.request_id is not None and not req.dry_run  # a preview remembers nothing
         async with self._locks.hold(req.customer_id):
             for attempt in range(RECORD_ATTEMPTS):
                 if attempt:  # another process recorded first: back off a little so one of us wins
                     await asyncio.sleep(random.uniform(0, 0.002 * attempt))
                 snap = self.live.snapshot
                 now = self.clock()
-                customer = await self.store.read_customer(req.customer_id, req.contact_id)
+                if remember:
+                    found, customer = await asyncio.gather(
+                        self.store.find_request(req.customer_id, req.request_id or "", int(now * 1000)),
+                        self.store.read_customer(req.customer_id, req.contact_id),
+                    )
+                    if found is not None:
+                        return self._repeat(req, found)
+                else:
+                    customer = await self.store.read_customer(req.customer_id, req.contact_id)
                 ranked = rank(
                     snap,
                     customer,
@@ -115,6 +127,7 @@ class Decider:
                 if req.dry_run:
                     self.metrics.child(self.metrics.decisions, req.channel, "dry_run").inc()
                     return replace(d, dry_run=True)
+                channel = snap.rulebook.channels[req.channel]
                 recorded = await self.store.record_decision(
                     req.customer_id,
                     customer.version,
@@ -126,9 +139,19 @@ class Decider:
                         req.channel,
                         req.contact_id,
                         snap.rulebook.contact.within if snap.rulebook.contact else 0,
-                        snap.rulebook.channels[req.channel].remember_anonymous,
+                        channel.remember_anonymous,
+                        request=RequestMark(
+                            req.request_id or "",
+                            repeats.fingerprint(req),
+                            int((now + channel.request_window) * 1000),
+                            repeats.answer(d),
+                        )
+                        if remember
+                        else None,
                     ),
                 )
+                if recorded is Recorded.REPEATED:  # a twin request was recorded first: the next round finds it
+                    continue
                 # an erased customer's answer is given, not recorded; nor that of an anonymous visitor on a
                 # channel that does not remember them
                 if recorded is not Recorded.CHANGED:
@@ -141,3 +164,21 @@ class Decider:
         raise Unavailable(
             f"customer {req.customer_id} changed {RECORD_ATTEMPTS} times while deciding; retry", code="customer_busy"
         )
+
+    def _repeat(self, req: DecideRequest, found: StoredRequest) -> Decision:
+        """The answer a request_id already got, if this is the same request again."""
+        if found.fingerprint != repeats.fingerprint(req):
+            raise Conflict(
+                f"request_id {req.request_id} already named another request for customer {req.customer_id} "
+                f"(decision {found.decision_id}); a repeat must have the same channel, context, limit, "
+                "contact_id and explain: send a new request_id for a new request",
+                code="request_id_reused",
+                errors=[FieldError("request_id", "already used for a different request")],
+            )
+        try:
+            d = repeats.repeated(found.answer)
+        except (ValueError, KeyError, TypeError) as exc:  # not an answer nba wrote: degraded, as for a profile
+            self.store.unreadable("decision_answer", f"{req.customer_id} {found.decision_id}", found.answer)
+            raise StoredDataUnreadable(f"the stored answer of decision {found.decision_id} cannot be read") from exc
+        self.metrics.child(self.metrics.decisions, req.channel, "repeat").inc()
+        return d

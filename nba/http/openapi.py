@@ -120,6 +120,14 @@ _SCHEMAS: dict[str, Any] = {
                 "default": False,
                 "description": "rank and answer; record and reserve nothing (a preview): the answer says dry_run",
             },
+            "request_id": {
+                **_ID,
+                "description": "names this page view or call: a repeat for the same customer within the channel's "
+                "request_window (default 30 minutes) gets the same decision (same decision_id, actions and content, "
+                "`repeat: true`), reserves and records nothing, and is never ranked again; a repeat must have the "
+                "same channel, context, limit, contact_id and explain (else 409 request_id_reused). Ignored in a "
+                "dry run. Not the X-Request-Id header, which only names the call in the logs.",
+            },
         },
     },
     "RankedAction": {
@@ -204,6 +212,11 @@ _SCHEMAS: dict[str, Any] = {
                 "reserved",
             },
             "explain": {"type": "array", "items": _ref("ExplainItem")},
+            "repeat": {
+                "type": "boolean",
+                "description": "true: the answer an earlier request with this request_id got (its explain "
+                "too, when it asked for one), given again: nothing was ranked, recorded or reserved",
+            },
         },
     },
     "Event": {
@@ -819,7 +832,9 @@ def _static() -> dict[str, Any]:
                         "required": True,
                         "content": {"application/json": {"schema": _ref("DecideRequest")}},
                     },
-                    "responses": {"200": _json(_ref("Decision")), **_problems(400, 408, 413, 415, 503)},
+                    "description": "409 request_id_reused: the request_id named a different request for this "
+                    "customer within the channel's request_window.",
+                    "responses": {"200": _json(_ref("Decision")), **_problems(400, 408, 409, 413, 415, 503)},
                 }
             },
             "/v1/events": {

@@ -104,10 +104,22 @@ def whole(value: Any) -> int | None:
     return None
 
 
+DECIDE_FIELDS = (
+    "customer_id",
+    "channel",
+    "context",
+    "limit",
+    "explain",
+    "contact_id",
+    "dry_run",
+    "request_id",
+)
+
+
 def parse_decide(body: Any, rulebook: Rulebook) -> DecideRequest:
     b = _object(body, "decide request")
     errors: list[FieldError] = []
-    _unknown(b, ("customer_id", "channel", "context", "limit", "explain", "contact_id", "dry_run"), "", errors)
+    _unknown(b, DECIDE_FIELDS, "", errors)
     customer_id = check_id(b.get("customer_id"), "customer_id", errors)
     channel = b.get("channel")
     limit = 0
@@ -130,9 +142,10 @@ def parse_decide(body: Any, rulebook: Rulebook) -> DecideRequest:
     dry_run = b.get("dry_run", False)
     if not isinstance(dry_run, bool):
         errors.append(FieldError("dry_run", "must be true or false"))
+    request_id = check_id(b.get("request_id"), "request_id", errors, required=False)
     if errors or customer_id is None or not isinstance(channel, str) or not isinstance(explain, bool):
         _raise(errors, "invalid decide request")
-    return DecideRequest(customer_id, channel, context, limit, explain, contact_id, dry_run is True)
+    return DecideRequest(customer_id, channel, context, limit, explain, contact_id, dry_run is True, request_id)
 
 
 _EVENT_FIELDS = ("event_id", "type", "customer_id", "action_id", "decision_id", "channel", "ts", "properties")
@@ -430,6 +443,8 @@ def decision_body(d: Decision) -> dict[str, Any]:
     }
     if d.dry_run:
         body["dry_run"] = True
+    if d.repeat:
+        body["repeat"] = True
     if d.explain is not None:
         body["explain"] = d.explain
     return body

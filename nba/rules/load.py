@@ -126,6 +126,10 @@ def _priced_without_bar(channels: dict[str, Channel], actions: list[Action]) -> 
 
 
 MAX_REMEMBER_ANONYMOUS = 30 * 86400  # what a customer without a profile may leave behind, at most
+# a request_id is remembered as long as a page view or a call lasts (the reservation's 30 minutes by
+# default); a day at most, since every remembered one keeps its answer in Redis meanwhile
+DEFAULT_REQUEST_WINDOW = 1800.0
+MAX_REQUEST_WINDOW = 86400
 _KIND_ORDER: tuple[SegmentKind, ...] = ("profile", "dynamic", "context")
 _DIRECTIONS: dict[str, Literal["inbound", "outbound"]] = {"inbound": "inbound", "outbound": "outbound"}
 
@@ -149,6 +153,7 @@ def _channels(r: Reader, root: Node | None) -> dict[str, Channel]:
                 "quiet_hours",
                 "remember_anonymous",
                 "capacity",
+                "request_window",
             ],
             required=["direction"],
         )
@@ -178,7 +183,15 @@ def _channels(r: Reader, root: Node | None) -> dict[str, Channel]:
         capacity = r.optional(m, "capacity", lambda node, path: _capacity(r, node, path), None, at=p)
         if "capacity" in m and capacity is None:
             continue
-        out[name] = Channel(name, direction, default, maximum, consent, quiet, int(remember or 0), capacity)
+        window = r.optional(m, "request_window", r.duration, DEFAULT_REQUEST_WINDOW, at=p)
+        if window is None:
+            continue
+        if window > MAX_REQUEST_WINDOW:
+            r.problem(f"{p}.request_window", "at most 1d", m["request_window"].line)
+            continue
+        out[name] = Channel(
+            name, direction, default, maximum, consent, quiet, int(remember or 0), capacity, int(window)
+        )
     if top is not None and not out and not r.problems:
         r.problem("channels", "declares no channel", root.line if root else None)
     return out

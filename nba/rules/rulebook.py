@@ -81,6 +81,9 @@ class Channel:
     # 0: nothing is recorded for them, so made-up ids cost no memory and cannot use up anyone's caps
     remember_anonymous: int = 0
     capacity: Capacity | None = None
+    # seconds a decide `request_id` names one answer: a repeat within it (a reload of the page, the agent's
+    # screen refreshed during the call) gets the same decision and reserves nothing more
+    request_window: int = 1800
 
     @property
     def timezone(self) -> str:

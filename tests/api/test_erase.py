@@ -50,7 +50,7 @@ async def _traces(redis: Redis) -> list[str]:
 
 async def _customer_with_everything(client: Client) -> dict[str, object]:
     await put_customer(client, CID, {**CROSSSELL_MOBILE, "email": EMAIL})
-    d = await decide(client, CID, contact_id="call-1")
+    d = await decide(client, CID, contact_id="call-1", request_id="view-1")  # and the request ids
     await send_events(
         client,
         [
