@@ -47,6 +47,7 @@ class DecideRequest:
     contact_id: str | None
     dry_run: bool = False  # rank and answer, record and reserve nothing (previews)
     request_id: str | None = None  # a repeat of it within the channel's request_window gets the same answer
+    profile: dict[str, Any] | None = None  # with dry_run: rank on these checked attributes, not the stored ones
 
 
 @dataclass(frozen=True, slots=True)

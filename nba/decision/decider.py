@@ -87,7 +87,7 @@ class Decider:
             )
             self._unlogged, self._logged_at = 0, at
         now = self.clock()
-        anonymous = CustomerSnapshot(None, None, None, b"")
+        anonymous = CustomerSnapshot(req.profile, None, None, b"")  # a dry run's made-up profile needs no Redis
         ranked = rank(self.live.snapshot, anonymous, req, now, new_decision_id(now), How(self.rng, explore=False))
         return replace(ranked.decision, degraded=True)
 
@@ -110,6 +110,8 @@ class Decider:
                         return self._repeat(req, found)
                 else:
                     customer = await self.store.read_customer(req.customer_id, req.contact_id)
+                if req.profile is not None:  # a dry run on a made-up profile: its segments, the stored history
+                    customer = replace(customer, attributes=req.profile, segments=None, segments_version=None)
                 ranked = rank(
                     snap,
                     customer,

@@ -128,6 +128,12 @@ _SCHEMAS: dict[str, Any] = {
                 "same channel, context, limit, contact_id and explain (else 409 request_id_reused). Ignored in a "
                 "dry run. Not the X-Request-Id header, which only names the call in the logs.",
             },
+            "profile": {
+                "type": "object",
+                "description": 'only with "dry_run": true: rank on these attributes (checked as a profile\'s are) '
+                "instead of the stored ones; segments are computed from them, the stored contact history "
+                "still applies",
+            },
         },
     },
     "RankedAction": {
@@ -773,6 +779,10 @@ def openapi_document(rulebook: Rulebook, permissions: Permissions | None = None)
     typed = {name: _attribute(kind, rulebook.list_values.get(name)) for name, kind in rulebook.attributes.items()}
     schemas["CustomerWrite"]["properties"]["attributes"] |= {"properties": typed, "additionalProperties": False}
     schemas["CustomerLine"]["properties"]["attributes"] |= {"properties": typed, "additionalProperties": False}
+    schemas["DecideRequest"]["properties"]["profile"] |= {"properties": typed, "additionalProperties": False}
+    schemas["DecideRequest"]["allOf"].append(
+        {"if": {"required": ["profile"]}, "then": {"required": ["dry_run"], "properties": {"dry_run": {"const": True}}}}
+    )
     schemas["CustomerPatch"]["properties"]["attributes"] |= {
         "properties": {name: {"anyOf": [t, {"type": "null"}]} for name, t in typed.items()},
         "additionalProperties": False,

@@ -22,6 +22,7 @@ from nba.errors import FieldError, InvalidJson, InvalidRequest, PayloadTooLarge
 from nba.evaluation.performance import Period
 from nba.learning.ingest import IngestResult
 from nba.outbound.run import RunRequest, parse_send_time
+from nba.rules import profile as profiles
 from nba.rules.rulebook import Rulebook
 from nba.store import keys
 from nba.store.keys import DEDUPE_WINDOW
@@ -113,6 +114,7 @@ DECIDE_FIELDS = (
     "contact_id",
     "dry_run",
     "request_id",
+    "profile",
 )
 
 
@@ -143,9 +145,31 @@ def parse_decide(body: Any, rulebook: Rulebook) -> DecideRequest:
     if not isinstance(dry_run, bool):
         errors.append(FieldError("dry_run", "must be true or false"))
     request_id = check_id(b.get("request_id"), "request_id", errors, required=False)
+    profile = _made_up_profile(b, dry_run is True, rulebook, errors)
     if errors or customer_id is None or not isinstance(channel, str) or not isinstance(explain, bool):
         _raise(errors, "invalid decide request")
-    return DecideRequest(customer_id, channel, context, limit, explain, contact_id, dry_run is True, request_id)
+    return DecideRequest(
+        customer_id, channel, context, limit, explain, contact_id, dry_run is True, request_id, profile
+    )
+
+
+def _made_up_profile(
+    b: dict[str, Any], dry_run: bool, rulebook: Rulebook, errors: list[FieldError]
+) -> dict[str, Any] | None:
+    """A dry run's `profile`: attributes checked as PUT /v1/customers/{id} checks them (the decision
+    explorer's made-up customer). Only in a dry run: a real decision is made on what the CRM said."""
+    if "profile" not in b:
+        return None
+    attrs = b["profile"]
+    if not dry_run:
+        errors.append(FieldError("profile", 'only with "dry_run": true (a made-up profile records nothing)'))
+    elif not isinstance(attrs, dict):
+        errors.append(FieldError("profile", "must be an object of attributes, as the attributes of a profile"))
+    else:
+        problems = profiles.check_attributes(rulebook, attrs, prefix="profile")
+        errors.extend(problems)
+        return None if problems else profiles.normalise(rulebook, attrs)
+    return None
 
 
 _EVENT_FIELDS = ("event_id", "type", "customer_id", "action_id", "decision_id", "channel", "ts", "properties")

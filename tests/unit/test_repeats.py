@@ -53,6 +53,12 @@ def test_request_id_is_an_id(rulebook: Rulebook) -> None:
         assert [e.field for e in refused.value.errors] == ["request_id"]
 
 
+def test_a_made_up_profile_is_normalised_as_a_stored_one(rulebook: Rulebook) -> None:
+    body = {"customer_id": "c-1", "channel": "web", "dry_run": True, "profile": {"tenure_months": 48.0}}
+    assert wire.parse_decide(body, rulebook).profile == {"tenure_months": 48}
+    assert type(wire.parse_decide(body, rulebook).profile["tenure_months"]) is int  # type: ignore[index]
+
+
 def test_the_request_window_is_a_channel_setting_of_at_most_a_day(rules_copy: Path) -> None:
     assert {c.request_window for c in load_rulebook(rules_copy).channels.values()} == {1800}
     channels = rules_copy / "channels.yaml"
