@@ -81,11 +81,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     origin = request.headers.get("Origin")
     signed_in = authorization is None and bool(cookie) and not access.open  # the board's session
     if signed_in:
-        # the board's own pages only: SameSite keeps other sites' requests from carrying the cookie; a
-        # sibling subdomain is the same site, but not the same host. (The host alone: behind a proxy that
-        # ends TLS the page's scheme is not this server's.)
-        if origin is not None and origin.partition("://")[2] != request.host:
-            raise Forbidden(f"the board's session may not be used from pages on {origin}", code="origin_forbidden")
+        check_board_origin(request)
         who = await access.admit_session(
             cookie or "", request.headers.get(session.CSRF_HEADER), request.method, request.app[CLOCK]()
         )
@@ -104,6 +100,15 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             # the answer, after the decision had reserved and the events been stored)
             raise Forbidden(f"this key may not be used from pages on {origin}", code="origin_forbidden")
     return await handler(request)
+
+
+def check_board_origin(request: web.Request) -> None:
+    """The board's session serves the board's own pages only: SameSite keeps other sites' requests from
+    carrying its cookie, but a sibling subdomain is the same site, though not the same host. (The host
+    alone: behind a proxy that ends TLS the page's scheme is not this server's.)"""
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.partition("://")[2] != request.host:
+        raise Forbidden(f"the board's session may not be used from pages on {origin}", code="origin_forbidden")
 
 
 def check_customers(request: web.Request, customer_ids: set[str]) -> None:

@@ -324,6 +324,7 @@ async def sign_in(request: web.Request) -> web.Response:
     control = request.app[access.ACCESS]
     if control.open:
         return json_response(_session_body(OPEN, "", open_server=True))
+    access.check_board_origin(request)  # nobody is signed in (to the wrong account) from another site
     body = await read_json(request, 4096)
     key_text = body.get("api_key") if isinstance(body, dict) else None
     if not isinstance(key_text, str) or not key_text:
@@ -350,6 +351,7 @@ async def sign_in(request: web.Request) -> web.Response:
 async def sign_out(request: web.Request) -> web.Response:
     """Forget the session cookie (a CSRF token is needed: another site must not sign a person out)."""
     control = request.app[access.ACCESS]
+    access.check_board_origin(request)
     token = request.cookies.get(session.COOKIE)
     if token and not control.open:
         await control.admit_session(token, request.headers.get(session.CSRF_HEADER), "DELETE", request.app[CLOCK]())

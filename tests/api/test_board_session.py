@@ -65,6 +65,12 @@ async def test_a_marketer_signs_in_and_the_cookie_admits_its_role_only(make_clie
     )
     assert preview.status == 200, await preview.text()
 
+    foreign = {session.CSRF_HEADER: me["csrf"], "Origin": "https://evil.example"}
+    assert (await problem(await client.delete("/board/session", headers=foreign), 403))["code"] == "origin_forbidden"
+    signed_in_elsewhere = await client.post(
+        "/board/session", json={"api_key": "x"}, headers={"Origin": "https://evil.example"}
+    )
+    assert (await problem(signed_in_elsewhere, 403))["code"] == "origin_forbidden"
     out = await client.delete("/board/session", headers={session.CSRF_HEADER: me["csrf"]})
     assert out.status == 204
     assert (await problem(await client.get("/board/session"), 401))["code"] == "signed_out"
