@@ -330,8 +330,11 @@ function fillChannels(select, withAll) {
 
 // ---------------------------------------------------------------------------------- performance
 
+const HOURS_KEPT = 8 * 24; // the server keeps hourly counters 8 days (keys.PERF_HOUR_DAYS), days longer
+
 function performanceQuery() {
   const hours = Number($("perf-period").value);
+  if ($("perf-bucket").value === "hour" && hours > HOURS_KEPT) $("perf-bucket").value = "day";
   const bucket = $("perf-bucket").value;
   const step = (bucket === "hour" ? 3600 : 86400) * 1000;
   const now = Date.now();
