@@ -16,6 +16,7 @@ from nba.learning.contextual import ContextualModel, ContextualStats, accumulate
 from nba.learning.features import encode, pack, unpack
 from nba.rules.features import Feature, FeatureSpace
 from nba.rules.load import load_rulebook
+from tests.conftest import RULES
 
 SPACE = FeatureSpace(
     (
@@ -129,12 +130,9 @@ def test_lift_against_hand_computed_values() -> None:
     assert lift((0.0, 0.0), (10.0, 1.0)) == {"difference": None, "relative": None}
 
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
 def _policy_with(tmp_path: Path, learning_extra: str) -> Path:
     target = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", target)
+    shutil.copytree(RULES, target)  # the tests' frozen copy: the shipped rules change (a control group)
     policy = target / "policy.yaml"
     text = policy.read_text().replace("  refresh_seconds: 1.0\n", "  refresh_seconds: 1.0\n" + learning_extra)
     policy.write_text(text)
