@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 ACCESS_POLL_SECONDS = 0.5  # a revoked key is refused by every process within about this (plus a request)
 USED_FLUSH_SECONDS = 5.0  # how often a process writes when its keys were last used
 # the caller of an open server (no keys, on loopback or --insecure-open): may do everything
+BOARD_SECRET_SECONDS = 5.0
 OPEN = Principal("-", "anonymous (open server)", Role.ADMIN)
 
 
@@ -78,7 +79,8 @@ class AccessControl:
         self._flushed_at = time.monotonic()
         self._said: bool | None = None  # the mode last logged
         self._announce = announce  # a server says whether it is open; `nba keys` has nothing to say
-        self._board_secret: bytes | None = None  # read once (it never changes)
+        self._board_secret: bytes | None = None
+        self._board_secret_read = 0.0  # monotonic time it was last read
 
     @property
     def open(self) -> bool:
@@ -127,8 +129,12 @@ class AccessControl:
         return key.principal
 
     async def board_secret(self) -> bytes:
-        if self._board_secret is None:
+        """Read again every BOARD_SECRET_SECONDS: an operator ends every board session by deleting it
+        (docs/access.md), and a Redis restored without it gets a new one all processes then share."""
+        at = time.monotonic()
+        if self._board_secret is None or at - self._board_secret_read >= BOARD_SECRET_SECONDS:
             self._board_secret = await self.store.board_secret()
+            self._board_secret_read = at
         return self._board_secret
 
     def check_open_caller(self, host: str, origin: str | None) -> None:

@@ -108,6 +108,8 @@ def check_board_origin(request: web.Request) -> None:
     alone: behind a proxy that ends TLS the page's scheme is not this server's.)"""
     origin = request.headers.get("Origin")
     if origin is not None and origin.partition("://")[2] != request.host:
+        metrics = request.app[ACCESS].metrics
+        metrics.child(metrics.access_refused, "origin_forbidden").inc()
         raise Forbidden(f"the board's session may not be used from pages on {origin}", code="origin_forbidden")
 
 

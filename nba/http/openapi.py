@@ -365,7 +365,10 @@ _SCHEMAS: dict[str, Any] = {
             "accepted": {"type": "number"},
             "rejected": {"type": "number"},
             "clicked": {"type": "number"},
-            "value": {"type": "number", "description": "reward x the action's value, as the learner credits it"},
+            "value": {
+                "type": "number",
+                "description": "the value of the accepted actions: accepts x the action's value",
+            },
             "events": {"type": "object", "additionalProperties": {"type": "number"}},
             "rate": {"type": ["number", "null"]},
             "rate_low": {"type": ["number", "null"]},

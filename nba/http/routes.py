@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -19,7 +20,7 @@ from redis.exceptions import OutOfMemoryError, RedisError
 from nba import logs
 from nba.access import audit, session
 from nba.access.roles import ROLES, Permission, Principal
-from nba.access.service import OPEN
+from nba.access.service import OPEN, is_loopback_name
 from nba.board import pages as board
 from nba.customers import bulk
 from nba.customers.service import Customers
@@ -231,7 +232,8 @@ async def board_learning(request: web.Request) -> web.Response:
     data = await store.model_data()
     metrics = request.app[METRICS]
     outcomes = metrics.totals("nba_decisions", "outcome")
-    decided = sum(n for outcome, n in outcomes.items() if outcome != "dry_run")
+    # decisions made: not previews, not repeats of a request_id, not the rounds a conflict ranked again
+    decided = sum(n for outcome, n in outcomes.items() if outcome not in ("dry_run", "repeat", "conflict"))
     degraded = outcomes.get("degraded", 0.0)
     errors = {
         "redis": sum(metrics.totals("nba_redis_errors", "op").values()),
@@ -249,8 +251,8 @@ async def board_learning(request: web.Request) -> web.Response:
             "inbox_pending": backlog.pending,
             "rules_version": request.app[LIVE].snapshot.rulebook.version,
             "arms": arms,
-            "decisions": decided,
-            "degraded": degraded,
+            "decisions": int(decided),
+            "degraded": int(degraded),
             "degraded_share": degraded / decided if decided else None,
             "errors": errors,
         }
@@ -330,8 +332,14 @@ async def sign_in(request: web.Request) -> web.Response:
     if not isinstance(key_text, str) or not key_text:
         raise InvalidRequest("invalid sign-in", errors=[FieldError("api_key", "is required: an API key")])
     now = request.app[CLOCK]()
-    key = control.keyring.authenticate(f"Bearer {key_text}", int(now * 1000))
+    metrics = request.app[METRICS]
+    try:
+        key = control.keyring.authenticate(f"Bearer {key_text}", int(now * 1000))
+    except Unauthorized as exc:  # counted as every refusal is: a scan for keys shows on the dashboard
+        metrics.child(metrics.access_refused, exc.code).inc()
+        raise
     if key.role not in session.BOARD_ROLES:
+        metrics.child(metrics.access_refused, "board_role").inc()
         roles = ", ".join(sorted(session.BOARD_ROLES))
         raise Forbidden(f"the board is for the roles {roles}; this key's role is {key.role}", code="board_role")
     token, until = session.issue(await control.board_secret(), key.id, int(now * 1000), key.expires_ms)
@@ -343,9 +351,16 @@ async def sign_in(request: web.Request) -> web.Response:
         path="/",
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=_cookie_secure(request),
     )
     return response
+
+
+def _cookie_secure(request: web.Request) -> bool:
+    """Secure (sent over HTTPS only) unless the board is opened on this machine's loopback: nba serves
+    plain HTTP, so anywhere else a TLS proxy stands in front of it, and a cookie that could also travel
+    in the clear would carry the key's powers for 12 hours."""
+    return request.secure or not is_loopback_name(request.host)
 
 
 async def sign_out(request: web.Request) -> web.Response:
@@ -354,9 +369,11 @@ async def sign_out(request: web.Request) -> web.Response:
     access.check_board_origin(request)
     token = request.cookies.get(session.COOKIE)
     if token and not control.open:
-        await control.admit_session(token, request.headers.get(session.CSRF_HEADER), "DELETE", request.app[CLOCK]())
+        # an expired or revoked session is signed out already: only its cookie is cleared
+        with contextlib.suppress(Unauthorized):
+            await control.admit_session(token, request.headers.get(session.CSRF_HEADER), "DELETE", request.app[CLOCK]())
     response = web.Response(status=204)
-    response.del_cookie(session.COOKIE, path="/", samesite="Strict", httponly=True, secure=request.secure)
+    response.del_cookie(session.COOKIE, path="/", samesite="Strict", httponly=True, secure=_cookie_secure(request))
     return response
 
 
@@ -556,7 +573,7 @@ ROUTES: list[tuple[str, str, Handler, tuple[Permission, ...]]] = [
     ("POST", "/v1/rules/rollback", rollback_rules, (P.RULES_CHANGE,)),
     ("GET", "/v1/actions/stats", action_stats, (P.STATS,)),
     ("GET", "/v1/board/performance", board_performance, (P.STATS,)),
-    ("GET", "/v1/board/learning", board_learning, (P.STATS,)),
+    ("GET", "/v1/board/learning", board_learning, (P.STATS, P.HEALTH_DETAILS)),  # the operator watches it too
     ("GET", "/v1/rules/versions", rules_versions, (P.RULES_READ,)),
     ("GET", "/v1/rules/diff", rules_diff, (P.RULES_READ,)),
     ("GET", "/v1/decisions/export", export_decisions, (P.LOGS,)),

@@ -135,6 +135,9 @@ class Learner:
             if grant.counted:
                 counts[(Tally.EVENTS, f"{event.action_id}:{event.type}")] += 1
                 board[_cell(event, grant.meta, event.type)] += 1
+                index = rb.action_index.get(event.action_id)
+                if event.type == "accept" and index is not None:  # what the accepted offers are worth
+                    board[_cell(event, grant.meta, "value")] += rb.actions[index].value
             if grant.status == "bad":
                 self.store.unreadable("decision_meta", event.customer_id, grant.meta)
             if grant.status != "granted" or not (grant.trial or grant.reward):
@@ -154,8 +157,6 @@ class Learner:
             if grant.reward:
                 counts[(Tally.COUNTS, f"r:{event.action_id}:{meta.segment_key}")] += grant.reward * w
                 counts[(Tally.ARMS, f"r:{meta.arm}")] += grant.reward
-                if index is not None:
-                    board[_cell(event, grant.meta, "value")] += grant.reward * rb.actions[index].value
             if meta.signature == signature and index is not None and space.features:
                 ctx_actions.append(index)
                 ctx_x.append(unpack(meta.features, space.dim))

@@ -75,7 +75,7 @@ other shards than the customers.
     nba:{model}:perf:h:<day>  hash   the board's hourly counters of one UTC day (YYYY-MM-DD): field
                                      <HH>|<action>|<channel>|<arm>|<measure> -> amount, where measure is
                                      an event type (each event id once, by the event's own time) or
-                                     `value` (reward x the action's value), channel the channel of the
+                                     `value` (each accept's action value), channel the channel of the
                                      decision it answers (else its own) and arm model, control or none.
                                      Added by the learner's commit; expires PERF_HOUR_DAYS after its day.
     nba:{model}:perf:d:<month> hash  the same per UTC day of one month (YYYY-MM): <DD>|<action>|...;

@@ -36,7 +36,7 @@ ALLOWED: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/rules/rollback"): {"marketer", "admin"},
     ("GET", "/v1/actions/stats"): {"marketer", "analyst", "admin"},
     ("GET", "/v1/board/performance"): {"marketer", "analyst", "admin"},
-    ("GET", "/v1/board/learning"): {"marketer", "analyst", "admin"},
+    ("GET", "/v1/board/learning"): {"marketer", "analyst", "operator", "admin"},
     ("GET", "/v1/rules/versions"): {"marketer", "analyst", "operator", "admin"},
     ("GET", "/v1/rules/diff"): {"marketer", "analyst", "operator", "admin"},
     # the board's sign-in checks the key (or cookie) itself: tests/api/test_board_session.py

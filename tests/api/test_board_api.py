@@ -82,6 +82,7 @@ async def test_each_event_counts_once_in_its_hour_channel_and_arm(make_client: A
     # the app: it counts for the web decision it answers
     events.append(_event("m-a", "accept", model_cid, decisions[model_cid], "app", NOW - 2 * HOUR))
     events.append(_event("c-r", "reject", control_cid, decisions[control_cid]))
+    events.append(_event("m-c", "click", model_cid, decisions[model_cid]))  # rewarded 0.2, worth nothing
     assert (await send_events(client, events))["duplicates"] == len(
         [e for e in events if e["type"] == "impression"]
     ) // 2
@@ -100,9 +101,8 @@ async def test_each_event_counts_once_in_its_hour_channel_and_arm(make_client: A
     accepted_action = decisions[model_cid]["actions"][0]["action_id"]
     row = _row(body, accepted_action, "web")
     assert row["accepted"] == 1
-    assert row["value"] == pytest.approx(
-        row["accepted"] * {"broadband-bundle": 25, "tv-addon": 15}.get(accepted_action, row["value"])
-    )
+    values = {a.id: a.value for a in load_rulebook(rules_copy).actions}
+    assert row["value"] == pytest.approx(values[accepted_action])  # the accept's; a click adds nothing
     now_bucket = body["buckets"].index(_iso(NOW // HOUR * HOUR))
     assert row["series"]["accepted"][now_bucket - 2] == 1  # the accept's own hour
     assert sum(row["series"]["shown"]) == row["shown"]

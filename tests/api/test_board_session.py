@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
-from nba.access import session
+from nba.access import service, session
 from nba.access.apikeys import KeyRequest
 from nba.access.service import OPEN
 from nba.http.access import ACCESS
+from nba.store import keys
 from tests.api.helpers import Client, problem
 from tests.conftest import NOW, AppFactory, Clock
 
@@ -31,7 +33,7 @@ async def _sign_in(client: Client, key: str) -> dict[str, Any]:
     assert "HttpOnly" in cookie
     assert "SameSite=Strict" in cookie
     assert "Path=/" in cookie
-    assert key.split("_")[2] not in cookie  # the key's secret never goes into the cookie
+    assert key.split("_", 2)[2] not in cookie  # the key's secret (it may hold _) never goes into the cookie
     body: dict[str, Any] = await resp.json()
     return body
 
@@ -75,6 +77,43 @@ async def test_a_marketer_signs_in_and_the_cookie_admits_its_role_only(make_clie
     assert out.status == 204
     assert (await problem(await client.get("/board/session"), 401))["code"] == "signed_out"
     assert (await problem(await client.get("/v1/board/performance"), 401))["code"] == "missing_key"
+
+
+async def test_signing_out_of_a_dead_session_clears_its_cookie(make_client: AppFactory) -> None:
+    client: Client = await make_client(open_without_keys=False)
+    await _key(client, "admin")
+    out = await client.delete("/board/session", headers={"Cookie": f"{session.COOKIE}=s1.x.1.y"})
+    assert out.status == 204
+    assert f"{session.COOKIE}=;" in out.headers["Set-Cookie"] or "Max-Age=0" in out.headers["Set-Cookie"]
+
+
+async def test_the_cookie_is_secure_unless_the_board_is_on_loopback(make_client: AppFactory) -> None:
+    client: Client = await make_client(open_without_keys=False)
+    key = await _key(client, "marketer")
+    local = await client.post("/board/session", json={"api_key": key})
+    assert "Secure" not in local.headers["Set-Cookie"]
+    proxied = await client.post("/board/session", json={"api_key": key}, headers={"Host": "nba.example.com"})
+    assert proxied.status == 200
+    assert "Secure" in proxied.headers["Set-Cookie"]
+
+
+async def test_deleting_the_secret_ends_every_session(
+    make_client: AppFactory, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "BOARD_SECRET_SECONDS", 0.0)
+    client: Client = await make_client(open_without_keys=False)
+    await _sign_in(client, await _key(client, "analyst"))
+    assert (await client.get("/v1/board/learning")).status == 200
+    await redis.delete(keys.ACCESS_BOARD_SECRET)
+    assert (await problem(await client.get("/v1/board/learning"), 401))["code"] == "signed_out"
+
+
+async def test_an_operator_watches_learning_health(make_client: AppFactory) -> None:
+    client: Client = await make_client(open_without_keys=False)
+    me = await _sign_in(client, await _key(client, "operator"))
+    assert me["role"] == "operator"
+    assert (await client.get("/v1/board/learning")).status == 200
+    assert (await problem(await client.get("/v1/board/performance"), 403))["code"] == "forbidden"
 
 
 @pytest.mark.parametrize("role", ["channel", "crm"])
