@@ -202,7 +202,9 @@ async def verify(base: str, seen: Seen, customers: list[str], patience: float = 
 class Server:
     """`nba serve` on the cluster, as an operator starts it."""
 
-    def __init__(self, directory: Path, redis_url: str, durability: str, workers: int = 1):
+    def __init__(
+        self, directory: Path, redis_url: str, durability: str, workers: int = 1, deadline_ms: int | None = None
+    ):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = directory / "serve.log"
@@ -215,6 +217,8 @@ class Server:
             "NBA_DATA_DIR": str(directory / "var"),
             "NBA_LOG_LEVEL": os.environ.get("FO_LOG_LEVEL", "WARNING"),
         }
+        if deadline_ms is not None:
+            env["NBA_DECIDE_DEADLINE_MS"] = str(deadline_ms)
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "nba.cli", "serve", "--workers", str(workers)],
