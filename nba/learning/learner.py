@@ -134,10 +134,11 @@ class Learner:
         for (_, event), grant, w in zip(entries, grants, weight, strict=True):
             if grant.counted:
                 counts[(Tally.EVENTS, f"{event.action_id}:{event.type}")] += 1
-                board[_cell(event, grant.meta, event.type)] += 1
+                meta_text = grant.meta if grant.status != "bad" else ""  # a damaged record names no channel
+                board[_cell(event, meta_text, event.type)] += 1
                 index = rb.action_index.get(event.action_id)
                 if event.type == "accept" and index is not None:  # what the accepted offers are worth
-                    board[_cell(event, grant.meta, "value")] += rb.actions[index].value
+                    board[_cell(event, meta_text, "value")] += rb.actions[index].value
             if grant.status == "bad":
                 self.store.unreadable("decision_meta", event.customer_id, grant.meta)
             if grant.status != "granted" or not (grant.trial or grant.reward):
