@@ -37,7 +37,9 @@ b = b + n_perf_keys
 local n_perf = tonumber(ARGV[b])
 b = b + 1
 for i = b, b + n_perf * 3 - 1, 3 do
-  redis.call('HINCRBYFLOAT', KEYS[FIRST_PERF_KEY + tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+  -- counts are whole numbers: HINCRBY is cheaper than HINCRBYFLOAT; a value may have cents
+  local op = string.sub(ARGV[i + 1], -6) == '|value' and 'HINCRBYFLOAT' or 'HINCRBY'
+  redis.call(op, KEYS[FIRST_PERF_KEY + tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
 end
 for k = 0, n_perf_keys - 1 do
   redis.call('PEXPIREAT', KEYS[FIRST_PERF_KEY + k], ARGV[expire_at + k])

@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any, cast
 
 from nba.store import history, keys, scripts
@@ -43,22 +44,31 @@ def _performance_args(
     for cell, amount in performance.items():
         if not amount:
             continue
-        at = dt.datetime.fromtimestamp(cell.hour * 3600, dt.UTC)
         rest = f"{cell.action_id}|{cell.channel}|{cell.arm}|{cell.measure}"
-        day_end = dt.datetime(at.year, at.month, at.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
-        month_end = dt.datetime(at.year + at.month // 12, at.month % 12 + 1, 1, tzinfo=dt.UTC)
-        for key, field, until in (
-            (keys.perf_hours(at.strftime("%Y-%m-%d")), f"{at.hour:02d}|{rest}", day_end + HOUR_KEPT),
-            (keys.perf_days(at.strftime("%Y-%m")), f"{at.day:02d}|{rest}", month_end + DAY_KEPT),
-        ):
+        for key, prefix, until_ms in _places(cell.hour):
             if key not in index:
                 index[key] = len(index)
-                expiries.append(int(until.timestamp() * 1000))
-            totals[(index[key], field)] += amount
+                expiries.append(until_ms)
+            totals[(index[key], prefix + rest)] += amount
     increments: list[Any] = []
     for (i, field), amount in totals.items():
-        increments += [i, field, repr(float(amount))]
+        # counts go to HINCRBY (commit_learning.lua): whole numbers; only a `value` may have a fraction
+        increments += [i, field, repr(float(amount)) if field.endswith("|value") else str(int(amount))]
     return list(index), expiries, increments
+
+
+@lru_cache(maxsize=4096)
+def _places(hour: int) -> tuple[tuple[str, str, int], ...]:
+    """Where an epoch hour's counters go: (hash, field prefix, epoch ms it expires at) for its day's hourly
+    hash and its month's daily hash. Remembered: a busy learner commits many small batches of the same
+    hours, and the dates cost it 12 us a counter."""
+    at = dt.datetime.fromtimestamp(hour * 3600, dt.UTC)
+    day_end = dt.datetime(at.year, at.month, at.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
+    month_end = dt.datetime(at.year + at.month // 12, at.month % 12 + 1, 1, tzinfo=dt.UTC)
+    return (
+        (keys.perf_hours(at.strftime("%Y-%m-%d")), f"{at.hour:02d}|", int((day_end + HOUR_KEPT).timestamp() * 1000)),
+        (keys.perf_days(at.strftime("%Y-%m")), f"{at.day:02d}|", int((month_end + DAY_KEPT).timestamp() * 1000)),
+    )
 
 
 HOUR_KEPT = dt.timedelta(days=keys.PERF_HOUR_DAYS)
