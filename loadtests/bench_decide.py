@@ -155,6 +155,9 @@ def main() -> int:
         )
         base_env = {
             **os.environ,
+            # no simulated past seeding in the background while it is measured (a tree without the setting
+            # ignores it)
+            "NBA_DEMO_DAYS": "0",
             "NBA_LOG_LEVEL": "WARNING",
             "NBA_BENCH_CUSTOMERS": str(args.customers),
             "NBA_RULES_DIR": str(rules),

@@ -359,6 +359,7 @@ def main() -> int:
                 "NBA_PORT": str(nba_port),
                 "NBA_HOST": "127.0.0.1",
                 "NBA_LOG_LEVEL": "WARNING",
+                "NBA_DEMO_DAYS": "0",  # no simulated past seeding in the background while it is measured
             }
             demo = [] if args.redis else ["--demo-customers", str(args.customers)]
             server = subprocess.Popen(

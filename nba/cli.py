@@ -33,7 +33,6 @@ from nba.access.audit import ACTIONS as AUDIT_ACTIONS
 from nba.access.roles import Principal, Role
 from nba.access.service import is_loopback_name
 from nba.concurrency import run_bounded
-from nba.customers.demo import DEFAULT_DAYS, MOST_DAYS
 from nba.errors import RulesInvalid
 from nba.rules.load import load_rulebook
 from nba.rules.rulebook import Rulebook
@@ -45,7 +44,7 @@ from nba.runtime.embedded_redis import (
     data_dir_in_use,
     data_dir_password,
 )
-from nba.settings import Settings, SettingsError, mask_url
+from nba.settings import DEFAULT_DAYS, MOST_DAYS, Settings, SettingsError, mask_url
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -96,10 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--demo-days",
         type=_demo_days,
-        default=DEFAULT_DAYS,
+        default=None,
         metavar="D",
         help=f"with --demo-customers: also seed D days of simulated traffic through the real decisions and events, "
-        f"in the background, once per Redis (default {DEFAULT_DAYS}; 0: none)",
+        f"in the background, once per Redis (NBA_DEMO_DAYS, default {DEFAULT_DAYS}; 0: none)",
     )
     rules = sub.add_parser("rules", help="rule set tools")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
@@ -782,7 +781,14 @@ def run_server(settings: Settings, args: argparse.Namespace) -> int:
         if insecure_open and not is_loopback_name(host):
             log.warning("--insecure-open on %s: without API keys, anyone who can reach it may do everything", host)
         serving = Serving(
-            rules_dir, url, settings, (host, port), open_without_keys, insecure_open, workers, args.demo_days
+            rules_dir,
+            url,
+            settings,
+            (host, port),
+            open_without_keys,
+            insecure_open,
+            workers,
+            settings.demo_days if args.demo_days is None else args.demo_days,
         )
         if workers == 1:
             _serve(serving, args.demo_customers, sock=sock, supervision=supervision.shared)

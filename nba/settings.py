@@ -18,6 +18,11 @@ class SettingsError(ValueError):
 DURABILITY = ("memory", "fsync", "replica")
 
 
+# days of simulated traffic `nba serve --demo-customers` seeds (customers/demo_traffic.py)
+DEFAULT_DAYS = 3
+MOST_DAYS = 28  # decision records live 30 days, events older than 30 days are refused: stay inside both
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str | None  # None: start an embedded redis-server under data_dir
@@ -40,6 +45,7 @@ class Settings:
     durability: str = "memory"
     log_format: str = "text"  # text | json (nba/logs.py)
     access_log: bool = True  # a line per request at INFO (logger nba.access_log)
+    demo_days: int = DEFAULT_DAYS  # with --demo-customers: days of simulated traffic (customers/demo_traffic.py)
 
     @staticmethod
     def from_env(env: Mapping[str, str] | None = None) -> Settings:
@@ -51,6 +57,7 @@ class Settings:
         erase_rewrite = _int(e, "NBA_ERASE_REWRITE_SECONDS", 300, 10, 7 * 86400)
         max_connections = _int(e, "NBA_MAX_CONNECTIONS", 4096, 16, 1_000_000)
         keepalive = _int(e, "NBA_KEEPALIVE_SECONDS", 75, 1, 3600)
+        demo_days = _int(e, "NBA_DEMO_DAYS", DEFAULT_DAYS, 0, MOST_DAYS)
         level = e.get("NBA_LOG_LEVEL", "INFO").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError(f"NBA_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
@@ -85,6 +92,7 @@ class Settings:
             durability=durability,
             log_format=log_format,
             access_log=_flag(e, "NBA_ACCESS_LOG", True),
+            demo_days=demo_days,
         )
 
 

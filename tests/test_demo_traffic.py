@@ -21,6 +21,7 @@ from nba.customers.demo_traffic import DemoTraffic, Seeded, already_seeded, seed
 from nba.domain import EVENT_TYPES
 from nba.http.routes import CUSTOMERS, LIVE, METRICS, STORE
 from nba.rules.load import load_rulebook
+from nba.settings import Settings, SettingsError
 from nba.store.history import newest_first
 from tests.conftest import NOW, AppFactory, Clock, learn
 
@@ -140,3 +141,11 @@ def test_demo_days_stay_inside_what_redis_keeps(capsys: pytest.CaptureFixture[st
             main(["serve", "--demo-customers", "10", "--demo-days", days])
         assert stopped.value.code == 2
         assert "--demo-days" in capsys.readouterr().err
+
+
+def test_demo_days_can_come_from_the_environment() -> None:
+    assert Settings.from_env({}).demo_days == 3
+    assert Settings.from_env({"NBA_DEMO_DAYS": "0"}).demo_days == 0
+    for bad in ("29", "-1", "three"):
+        with pytest.raises(SettingsError, match="NBA_DEMO_DAYS"):
+            Settings.from_env({"NBA_DEMO_DAYS": bad})

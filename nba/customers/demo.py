@@ -8,10 +8,6 @@ from typing import Any
 import numpy as np
 
 PLANS = ("basic", "medium", "large", "unlimited")
-# days of simulated traffic `nba serve --demo-customers` seeds (customers/demo_traffic.py; here, where the
-# command line can read them without importing the decision machinery)
-DEFAULT_DAYS = 3
-MOST_DAYS = 28  # decision records live 30 days, events older than 30 days are refused: stay inside both
 
 
 def demo_customer(i: int, rng: np.random.Generator, today: dt.date) -> dict[str, Any]:
