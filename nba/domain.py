@@ -119,6 +119,15 @@ def check_id(value: Any, field: str, errors: list[FieldError], *, required: bool
     return value
 
 
+def zoned_time(text: str) -> dt.datetime | None:
+    """An ISO 8601 time that names its zone (RFC 3339 also allows a lowercase t and z), or None."""
+    try:
+        parsed = dt.datetime.fromisoformat(text.upper()) if len(text) <= 40 else None
+    except ValueError:
+        return None
+    return parsed if parsed is not None and parsed.tzinfo is not None else None
+
+
 def iso_utc(ts: float, timespec: str = "seconds") -> str:
     """Epoch seconds as an RFC 3339 UTC time with a trailing Z, as every answer and log line writes one."""
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec=timespec).replace("+00:00", "Z")

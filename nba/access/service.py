@@ -91,12 +91,16 @@ class AccessControl:
         server is open. Unauthorized, TooManyRequests."""
         if self.open:
             return OPEN
+        return self._within_rate(self.authenticate(authorization, now), now)
+
+    def authenticate(self, authorization: str | None, now: float) -> ApiKey:
+        """The key `authorization` carries (Unauthorized otherwise, counted as every refusal is: a scan
+        for keys shows on the dashboard)."""
         try:
-            key = self.keyring.authenticate(authorization, int(now * 1000))
+            return self.keyring.authenticate(authorization, int(now * 1000))
         except Unauthorized as exc:
             self.metrics.child(self.metrics.access_refused, exc.code).inc()
             raise
-        return self._within_rate(key, now)
 
     async def admit_session(self, token: str, csrf: str | None, method: str, now: float) -> Principal:
         """Who calls with a board session cookie (access/session.py): the key it was issued for, still

@@ -97,16 +97,14 @@ def report(
         "rows": rows,
         "totals": _summary(total, measures),
         "rules_changes": [
-            {
-                "at": iso_utc(c.at_ms / 1000, "milliseconds"),
-                "version": c.version,
-                "kind": c.kind,
-                "previous": c.previous,
-            }
-            for c in sorted(changes, key=lambda c: c.at_ms)
-            if start * 1000 <= c.at_ms < end * 1000
+            change_body(c) for c in sorted(changes, key=lambda c: c.at_ms) if start * 1000 <= c.at_ms < end * 1000
         ],
     }
+
+
+def change_body(c: RulesChange) -> dict[str, Any]:
+    """A change of the current rule set as the board's answers give it (performance, rule versions)."""
+    return {"at": iso_utc(c.at_ms / 1000, "milliseconds"), "version": c.version, "kind": c.kind, "previous": c.previous}
 
 
 def _summary(block: np.ndarray, measures: Sequence[str]) -> dict[str, Any]:

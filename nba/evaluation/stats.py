@@ -42,7 +42,7 @@ def report(rb: Rulebook, data: ModelData, counts: Mapping[tuple[str, str], int],
         for i, a in enumerate(rb.actions)
     ]
     control = rb.learning.control
-    arms = {arm: {"shown": n, "rewards": r, "rate": r / n if n else None} for arm, (n, r) in sorted(data.arms.items())}
+    arms = arms_body(data.arms)
     comparison: dict[str, Any] = {
         "share": control.share if control else 0.0,
         "ordering": control.ordering if control else None,
@@ -57,3 +57,8 @@ def report(rb: Rulebook, data: ModelData, counts: Mapping[tuple[str, str], int],
         "actions": actions,
         "control": comparison,
     }
+
+
+def arms_body(arms: Mapping[str, tuple[float, float]]) -> dict[str, dict[str, float | None]]:
+    """Model and control (and any other arm): shown, rewards and their rate, as the model counts them."""
+    return {arm: {"shown": n, "rewards": r, "rate": r / n if n else None} for arm, (n, r) in sorted(arms.items())}

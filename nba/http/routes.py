@@ -241,7 +241,6 @@ async def board_learning(request: web.Request) -> web.Response:
         "model_refresh": sum(metrics.totals("nba_model_refresh_errors", "").values()),
         "unreadable_records": sum(metrics.totals("nba_unreadable_records", "record").values()),
     }
-    arms = {arm: {"shown": n, "rewards": r, "rate": r / n if n else None} for arm, (n, r) in sorted(data.arms.items())}
     return json_response(
         {
             "model_version": data.version,
@@ -250,7 +249,7 @@ async def board_learning(request: web.Request) -> web.Response:
             "learner_lag_seconds": max(0.0, now - backlog.oldest_ms / 1000) if backlog.oldest_ms else 0.0,
             "inbox_pending": backlog.pending,
             "rules_version": request.app[LIVE].snapshot.rulebook.version,
-            "arms": arms,
+            "arms": stats.arms_body(data.arms),
             "decisions": int(decided),
             "degraded": int(degraded),
             "degraded_share": degraded / decided if decided else None,
@@ -280,15 +279,7 @@ async def rules_versions(request: web.Request) -> web.Response:
                 }
                 for v in history
             ],
-            "changes": [
-                {
-                    "at": iso_utc(c.at_ms / 1000, "milliseconds"),
-                    "version": c.version,
-                    "kind": c.kind,
-                    "previous": c.previous,
-                }
-                for c in changes
-            ],
+            "changes": [performance.change_body(c) for c in changes],
         }
     )
 
@@ -332,18 +323,15 @@ async def sign_in(request: web.Request) -> web.Response:
     if not isinstance(key_text, str) or not key_text:
         raise InvalidRequest("invalid sign-in", errors=[FieldError("api_key", "is required: an API key")])
     now = request.app[CLOCK]()
-    metrics = request.app[METRICS]
-    try:
-        key = control.keyring.authenticate(f"Bearer {key_text}", int(now * 1000))
-    except Unauthorized as exc:  # counted as every refusal is: a scan for keys shows on the dashboard
-        metrics.child(metrics.access_refused, exc.code).inc()
-        raise
+    key = control.authenticate(f"Bearer {key_text}", now)
     if key.role not in session.BOARD_ROLES:
+        metrics = request.app[METRICS]
         metrics.child(metrics.access_refused, "board_role").inc()
         roles = ", ".join(sorted(session.BOARD_ROLES))
         raise Forbidden(f"the board is for the roles {roles}; this key's role is {key.role}", code="board_role")
-    token, until = session.issue(await control.board_secret(), key.id, int(now * 1000), key.expires_ms)
-    response = json_response(_session_body(key.principal, session.csrf_token(await control.board_secret(), token)))
+    secret = await control.board_secret()
+    token, until = session.issue(secret, key.id, int(now * 1000), key.expires_ms)
+    response = json_response(_session_body(key.principal, session.csrf_token(secret, token)))
     response.set_cookie(
         session.COOKIE,
         token,

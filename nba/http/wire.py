@@ -17,7 +17,7 @@ import orjson
 from nba.access.apikeys import DEFAULT_RATE, KeyRequest
 from nba.access.audit import ACTIONS as AUDIT_ACTIONS
 from nba.customers.bulk import Rejected, Summary
-from nba.domain import EVENT_TYPES, DecideRequest, Decision, EventIn, check_id
+from nba.domain import EVENT_TYPES, DecideRequest, Decision, EventIn, check_id, zoned_time
 from nba.errors import FieldError, InvalidJson, InvalidRequest, PayloadTooLarge
 from nba.evaluation.performance import Period
 from nba.learning.ingest import IngestResult
@@ -356,9 +356,9 @@ def parse_performance_query(query: Mapping[str, str], channels: Collection[str],
 def _board_time(value: str | None, field: str, errors: list[FieldError]) -> float | None:
     if value is None:
         return None
+    parsed = zoned_time(value)
     try:
-        parsed = dt.datetime.fromisoformat(value.upper()) if len(value) <= 40 else None
-        ts = parsed.timestamp() if parsed is not None and parsed.tzinfo is not None else None
+        ts = parsed.timestamp() if parsed is not None else None
     except (ValueError, OverflowError):
         ts = None
     if ts is None:

@@ -132,11 +132,11 @@ class Learner:
         signature = space.signature
         reset = signature != self._signature
         for (_, event), grant, w in zip(entries, grants, weight, strict=True):
+            index = rb.action_index.get(event.action_id)
             if grant.counted:
                 counts[(Tally.EVENTS, f"{event.action_id}:{event.type}")] += 1
                 meta_text = grant.meta if grant.status != "bad" else ""  # a damaged record names no channel
                 board[_cell(event, meta_text, event.type)] += 1
-                index = rb.action_index.get(event.action_id)
                 if event.type == "accept" and index is not None:  # what the accepted offers are worth
                     board[_cell(event, meta_text, "value")] += rb.actions[index].value
             if grant.status == "bad":
@@ -148,7 +148,6 @@ class Learner:
             except ValueError:  # a damaged decision record: its answers cannot be learned from
                 self.store.unreadable("decision_meta", event.customer_id, grant.meta)
                 continue
-            index = rb.action_index.get(event.action_id)
             tally = credited[(event.action_id, meta.channel, meta.arm)]
             tally[0] += grant.trial
             tally[1] += grant.reward

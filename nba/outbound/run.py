@@ -30,7 +30,7 @@ import orjson
 from nba.concurrency import run_bounded
 from nba.decision.ids import new_decision_id
 from nba.decision.rank import RESERVATION_SECONDS, ranked_action
-from nba.domain import Decision, iso_utc
+from nba.domain import Decision, iso_utc, zoned_time
 from nba.errors import Conflict, FieldError, InvalidRequest, StoredDataUnreadable
 from nba.learning.record import Meta, decision_record
 from nba.learning.snapshot import Snapshot
@@ -115,11 +115,8 @@ def local_day_start(channel: Channel, ts: float) -> float:
 def parse_send_time(text: str, now: float) -> float | str:
     """An asked send time: epoch seconds, or what is wrong with it. ISO 8601 with its zone, at most
     MAX_SEND_AHEAD ahead; a time already past means now."""
-    try:
-        parsed = dt.datetime.fromisoformat(text.upper()) if len(text) <= 40 else None
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
+    parsed = zoned_time(text)
+    if parsed is None:
         return "must be an ISO 8601 time with its zone, such as 2026-12-03T09:00:00+01:00"
     try:
         ts = parsed.timestamp()
